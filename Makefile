@@ -1,0 +1,60 @@
+# Two commands matter: `make dev` runs the product locally, `make test` runs every check.
+# Both create what they need on first use (virtual environments, dependencies).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs Python 3.13, so tests and builds do too. pyenv machines have it installed but not
+# activated: look for it on PATH first, then in pyenv's versions folder.
+PYTHON313 ?= $(shell for py in $$(ls -1d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -rV) \
+	$$(command -v python3.13 2>/dev/null); do "$$py" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$py"; break; }; done)
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+SAM := $(SAM_VENV)/bin/sam
+# `sam build` looks for python3.13 on PATH.
+export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
+export SAM_CLI_TELEMETRY := 0
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: help install test lint typecheck unit integration pytest validate build clean
+
+help:
+	@echo "make test      ruff, mypy, pytest (unit + integration), sam validate --lint, cfn-lint"
+	@echo "make build     sam build (arm64, python3.13)"
+	@echo "make clean     remove virtual environments and build output"
+
+$(BIN)/.installed: tests/requirements.txt layers/common/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found (install it, e.g. 'pyenv install 3.13')" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON313) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) -r tests/requirements.txt
+	@touch $@
+
+$(SAM_VENV)/.installed: tests/requirements-sam.txt
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found" >&2; exit 1; }
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) -r tests/requirements-sam.txt
+	@touch $@
+
+install: $(BIN)/.installed $(SAM_VENV)/.installed
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy layers/common/tenant_billing functions tests
+
+pytest: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+validate: $(BIN)/.installed $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+	$(BIN)/cfn-lint template.yaml
+
+test: lint typecheck pytest validate
+
+build: $(SAM_VENV)/.installed
+	$(SAM) build
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Entitlement derivation: one pure function from (plan, status, siteQuantity) to what an
+organization may use. No I/O, no clock, no environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tenant_billing.catalog import Catalog
+
+# Stripe's subscription.status values.
+SUBSCRIPTION_STATUSES = frozenset(
+    {"active", "canceled", "incomplete", "incomplete_expired", "past_due", "paused", "trialing", "unpaid"}
+)
+# Statuses that can never become active again: a new subscription is needed.
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+_PAID_STATUSES = frozenset({"active", "trialing"})
+
+PastDuePolicy = Literal["plan", "fallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entitlement:
+    plan: str
+    features: tuple[str, ...]
+    limits: dict[str, int] = field(hash=False)
+
+
+def is_entitled_status(status: str | None, past_due_policy: PastDuePolicy = "plan") -> bool:
+    if status in _PAID_STATUSES:
+        return True
+    return status == "past_due" and past_due_policy == "plan"
+
+
+def derive_entitlement(
+    catalog: Catalog,
+    plan_id: str | None,
+    status: str | None,
+    site_quantity: int = 0,
+    past_due_policy: PastDuePolicy = "plan",
+) -> Entitlement:
+    """The plan's features and limits when the status pays for them, otherwise the fallback plan's.
+
+    An unknown plan also gets the fallback: access is never granted for a price we do not know.
+    Site add-ons raise the plan's add-on limit by one each, only on plans that sell them.
+    """
+    plan = catalog.plan(plan_id) if plan_id else None
+    if plan is None or not is_entitled_status(status, past_due_policy):
+        plan_id = catalog.fallback_plan
+        plan = catalog.plans[plan_id]
+        site_quantity = 0
+    limits = dict(plan.limits)
+    if plan.site_price is not None and site_quantity > 0:
+        limits[plan.site_price.limit] += site_quantity
+    assert plan_id is not None
+    return Entitlement(plan=plan_id, features=plan.features, limits=limits)

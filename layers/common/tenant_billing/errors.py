@@ -1,0 +1,97 @@
+"""Typed domain errors. Each carries a stable code and the HTTP status it maps to.
+
+`http_responses.error_response` is the one place that turns them into responses. Messages are
+written for the caller: never a Stripe error message, a key or another organization's data.
+"""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base of every error a caller may see."""
+
+    status_code = 500
+    code = "internal_error"
+    # True when the caller should try again later (5xx that Stripe and browsers retry).
+    retryable = False
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequestError(BillingError):
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, field=field)
+        if code:
+            self.code = code
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnauthorizedError(BillingError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(BillingError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ConflictError(BillingError):
+    status_code = 409
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MethodNotAllowedError(BillingError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class NotImplementedYetError(BillingError):
+    status_code = 501
+    code = "not_implemented"
+
+
+class BillingNotConfiguredError(BillingError):
+    status_code = 503
+    code = "billing_not_configured"
+
+
+class BillingMisconfiguredError(BillingError):
+    """Stripe rejected our credentials or a configured price: an operator must act."""
+
+    status_code = 503
+    code = "billing_misconfigured"
+
+
+class StripeUnavailableError(BillingError):
+    status_code = 502
+    code = "stripe_unavailable"
+    retryable = True
+
+
+class TransientStoreError(BillingError):
+    """DynamoDB or Secrets Manager throttled or failed; nothing was written."""
+
+    status_code = 503
+    code = "temporarily_unavailable"
+    retryable = True
+
+
+class ConfigurationError(BillingError):
+    """The deployment itself is wrong (a malformed environment variable or catalog)."""
+
+    status_code = 500
+    code = "configuration_error"

@@ -1,0 +1,90 @@
+"""Stored item models of the single table, kept apart from the API's input/output models.
+
+Layout (every item of one organization shares its partition, so one Query reads them all):
+
+| pk                  | sk             | item                                            |
+| ------------------- | -------------- | ----------------------------------------------- |
+| ORG#<org id>        | CUSTOMER       | the organization's Stripe customer (or a claim) |
+| ORG#<org id>        | SUBSCRIPTION   | the subscription as last read from Stripe       |
+| ORG#<org id>        | ENTITLEMENT    | features and limits derived from it             |
+| CUSTOMER#<cus id>   | ORG            | reverse link: Stripe customer -> organization   |
+| EVENT#<evt id>      | EVENT          | a processed webhook event (expires by TTL)      |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ORG_PREFIX = "ORG#"
+CUSTOMER_PREFIX = "CUSTOMER#"
+EVENT_PREFIX = "EVENT#"
+SK_CUSTOMER = "CUSTOMER"
+SK_SUBSCRIPTION = "SUBSCRIPTION"
+SK_ENTITLEMENT = "ENTITLEMENT"
+SK_ORG = "ORG"
+SK_EVENT = "EVENT"
+TTL_ATTRIBUTE = "expires_at"
+
+
+def org_pk(org_id: str) -> str:
+    return f"{ORG_PREFIX}{org_id}"
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"{CUSTOMER_PREFIX}{customer_id}"
+
+
+def event_pk(event_id: str) -> str:
+    return f"{EVENT_PREFIX}{event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerLink:
+    """The organization's Stripe customer. `customer_id` is empty while a creation is claimed."""
+
+    org_id: str
+    customer_id: str
+    # The Stripe idempotency key the claim holder uses; concurrent callers reuse it.
+    idempotency_key: str
+    claimed_at: int
+
+    @property
+    def is_linked(self) -> bool:
+        return bool(self.customer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    org_id: str
+    subscription_id: str
+    customer_id: str
+    status: str
+    plan: str | None
+    site_quantity: int
+    current_period_end: int | None
+    cancel_at_period_end: bool
+    # Stripe's `created` of the subscription: decides between two subscriptions of one org.
+    created: int
+    # When the Stripe read that produced this record started (ns): older reads never overwrite.
+    read_at_ns: int
+    # False when a price of the subscription is not in the catalog.
+    prices_known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementRecord:
+    org_id: str
+    plan: str
+    status: str | None
+    features: tuple[str, ...]
+    limits: dict[str, int] = field(hash=False)
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrgBilling:
+    """Everything stored for one organization, read in a single Query."""
+
+    customer: CustomerLink | None = None
+    subscription: SubscriptionRecord | None = None
+    entitlement: EntitlementRecord | None = None

@@ -1,0 +1,400 @@
+"""The single-table repository: every DynamoDB call the functions make goes through here.
+
+Handlers and logic depend on the `BillingRepository` protocol, never on boto3, so logic can be
+tested against another implementation and the table layout stays in one place (see `items`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from tenant_billing.aws_clients import dynamodb_client
+from tenant_billing.errors import TransientStoreError
+from tenant_billing.items import (
+    SK_CUSTOMER,
+    SK_ENTITLEMENT,
+    SK_EVENT,
+    SK_ORG,
+    SK_SUBSCRIPTION,
+    TTL_ATTRIBUTE,
+    CustomerLink,
+    EntitlementRecord,
+    OrgBilling,
+    SubscriptionRecord,
+    customer_pk,
+    event_pk,
+    org_pk,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Error codes that mean "try again later": nothing was written, the caller gets a retryable 5xx.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
+
+AttributeMap = dict[str, Any]
+
+
+class SaveOutcome(Enum):
+    WRITTEN = "written"
+    # A newer read of Stripe (or a newer subscription of the org) is already stored.
+    SUPERSEDED = "superseded"
+    # The event marker already existed: another delivery of the same event took effect.
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class EventLookup:
+    already_processed: bool
+    # The organization the event's Stripe customer belongs to; None when it is not ours.
+    org_id: str | None
+
+
+class BillingRepository(Protocol):
+    def get_org_billing(self, org_id: str) -> OrgBilling: ...
+
+    def claim_customer(self, org_id: str, idempotency_key: str, now: int) -> CustomerLink: ...
+
+    def replace_stale_claim(self, stale: CustomerLink, idempotency_key: str, now: int) -> CustomerLink: ...
+
+    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> None: ...
+
+    def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup: ...
+
+    def save_subscription(
+        self, record: SubscriptionRecord, entitlement: EntitlementRecord, event_id: str, event_type: str, event_expires_at: int
+    ) -> SaveOutcome: ...
+
+    def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
+
+
+# --- attribute (de)serialization -------------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _str(item: AttributeMap, name: str, default: str = "") -> str:
+    value = item.get(name)
+    return str(value["S"]) if value and "S" in value else default
+
+
+def _int(item: AttributeMap, name: str) -> int | None:
+    value = item.get(name)
+    return int(value["N"]) if value and "N" in value else None
+
+
+def _bool(item: AttributeMap, name: str) -> bool:
+    value = item.get(name)
+    return bool(value and value.get("BOOL"))
+
+
+def _customer_from_item(org_id: str, item: AttributeMap) -> CustomerLink:
+    return CustomerLink(
+        org_id=org_id,
+        customer_id=_str(item, "customer_id"),
+        idempotency_key=_str(item, "idempotency_key"),
+        claimed_at=_int(item, "claimed_at") or 0,
+    )
+
+
+def _subscription_to_item(record: SubscriptionRecord, live: bool) -> AttributeMap:
+    item: AttributeMap = {
+        "pk": _s(org_pk(record.org_id)),
+        "sk": _s(SK_SUBSCRIPTION),
+        "subscription_id": _s(record.subscription_id),
+        "customer_id": _s(record.customer_id),
+        "status": _s(record.status),
+        "site_quantity": _n(record.site_quantity),
+        "cancel_at_period_end": {"BOOL": record.cancel_at_period_end},
+        "sub_created": _n(record.created),
+        "read_at_ns": _n(record.read_at_ns),
+        "prices_known": {"BOOL": record.prices_known},
+        "live": {"BOOL": live},
+    }
+    if record.plan is not None:
+        item["plan"] = _s(record.plan)
+    if record.current_period_end is not None:
+        item["current_period_end"] = _n(record.current_period_end)
+    return item
+
+
+def _subscription_from_item(org_id: str, item: AttributeMap) -> SubscriptionRecord:
+    plan = _str(item, "plan")
+    return SubscriptionRecord(
+        org_id=org_id,
+        subscription_id=_str(item, "subscription_id"),
+        customer_id=_str(item, "customer_id"),
+        status=_str(item, "status"),
+        plan=plan or None,
+        site_quantity=_int(item, "site_quantity") or 0,
+        current_period_end=_int(item, "current_period_end"),
+        cancel_at_period_end=_bool(item, "cancel_at_period_end"),
+        created=_int(item, "sub_created") or 0,
+        read_at_ns=_int(item, "read_at_ns") or 0,
+        prices_known=_bool(item, "prices_known"),
+    )
+
+
+def _entitlement_to_item(record: EntitlementRecord) -> AttributeMap:
+    item: AttributeMap = {
+        "pk": _s(org_pk(record.org_id)),
+        "sk": _s(SK_ENTITLEMENT),
+        "plan": _s(record.plan),
+        "features": {"L": [_s(feature) for feature in record.features]},
+        "limits": {"M": {name: _n(value) for name, value in record.limits.items()}},
+        "updated_at": _n(record.updated_at),
+    }
+    if record.status is not None:
+        item["status"] = _s(record.status)
+    return item
+
+
+def _entitlement_from_item(org_id: str, item: AttributeMap) -> EntitlementRecord:
+    return EntitlementRecord(
+        org_id=org_id,
+        plan=_str(item, "plan"),
+        status=_str(item, "status") or None,
+        features=tuple(str(value["S"]) for value in item.get("features", {}).get("L", [])),
+        limits={name: int(value["N"]) for name, value in item.get("limits", {}).get("M", {}).items()},
+        updated_at=_int(item, "updated_at") or 0,
+    )
+
+
+def _subscription_guard(record: SubscriptionRecord, live: bool) -> tuple[str, AttributeMap]:
+    """The condition under which `record` may replace the stored subscription item.
+
+    Same subscription: only a later Stripe read wins, so an out-of-order or slow read never
+    regresses state. Another subscription of the same org: a live one beats an ended one, and
+    between two of the same kind the more recently created wins.
+    """
+    values: AttributeMap = {":sid": _s(record.subscription_id), ":read": _n(record.read_at_ns), ":created": _n(record.created)}
+    values[":false"] = {"BOOL": False}
+    other = "live = :false OR sub_created < :created" if live else "live = :false AND sub_created < :created"
+    condition = (
+        f"attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read) OR (subscription_id <> :sid AND ({other}))"
+    )
+    return condition, values
+
+
+# --- the DynamoDB implementation --------------------------------------------------------------
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Throttling, timeouts and DynamoDB-side failures become TransientStoreError (a retryable 503)."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in TRANSIENT_ERROR_CODES:
+            raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        raise
+    except (ConnectionError, HTTPClientError) as exc:
+        raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+
+
+class DynamoBillingRepository:
+    """`BillingRepository` over one DynamoDB table (boto3's low-level client: no resource layer)."""
+
+    def __init__(self, table_name: str, client_factory: Callable[[], DynamoDBClient] = dynamodb_client) -> None:
+        self._table = table_name
+        self._client_factory = client_factory
+
+    @property
+    def _client(self) -> DynamoDBClient:
+        return self._client_factory()
+
+    def get_org_billing(self, org_id: str) -> OrgBilling:
+        # One Query reads the whole organization partition (customer, subscription, entitlement).
+        # Consistent: a status call right after a webhook must see what the webhook wrote.
+        with _translated_errors():
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": _s(org_pk(org_id))},
+                ConsistentRead=True,
+            )
+        by_sk = {item["sk"]["S"]: item for item in response.get("Items", [])}
+        customer = by_sk.get(SK_CUSTOMER)
+        subscription = by_sk.get(SK_SUBSCRIPTION)
+        entitlement = by_sk.get(SK_ENTITLEMENT)
+        return OrgBilling(
+            customer=_customer_from_item(org_id, customer) if customer else None,
+            subscription=_subscription_from_item(org_id, subscription) if subscription else None,
+            entitlement=_entitlement_from_item(org_id, entitlement) if entitlement else None,
+        )
+
+    def claim_customer(self, org_id: str, idempotency_key: str, now: int) -> CustomerLink:
+        """Claim the right to create the org's Stripe customer, or return the existing claim/link."""
+        try:
+            with _translated_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "pk": _s(org_pk(org_id)),
+                        "sk": _s(SK_CUSTOMER),
+                        "idempotency_key": _s(idempotency_key),
+                        "claimed_at": _n(now),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            return _customer_from_item(org_id, cast(AttributeMap, exc.response.get("Item") or {}))
+        return CustomerLink(org_id=org_id, customer_id="", idempotency_key=idempotency_key, claimed_at=now)
+
+    def replace_stale_claim(self, stale: CustomerLink, idempotency_key: str, now: int) -> CustomerLink:
+        """Take over an unfinished claim whose Stripe idempotency key may have expired."""
+        try:
+            with _translated_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": _s(org_pk(stale.org_id)), "sk": _s(SK_CUSTOMER)},
+                    UpdateExpression="SET idempotency_key = :new, claimed_at = :now",
+                    ConditionExpression="idempotency_key = :old AND attribute_not_exists(customer_id)",
+                    ExpressionAttributeValues={":new": _s(idempotency_key), ":old": _s(stale.idempotency_key), ":now": _n(now)},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            return _customer_from_item(stale.org_id, cast(AttributeMap, exc.response.get("Item") or {}))
+        return CustomerLink(org_id=stale.org_id, customer_id="", idempotency_key=idempotency_key, claimed_at=now)
+
+    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> None:
+        """Write both directions of the org <-> customer link atomically.
+
+        Idempotent: a concurrent caller that created (through the same idempotency key) the same
+        customer passes the conditions too. A different customer for an already linked org fails.
+        """
+        with _translated_errors():
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": _s(org_pk(org_id)), "sk": _s(SK_CUSTOMER)},
+                            "UpdateExpression": "SET customer_id = :cus",
+                            "ConditionExpression": "(attribute_not_exists(customer_id) AND idempotency_key = :key)"
+                            " OR customer_id = :cus",
+                            "ExpressionAttributeValues": {":cus": _s(customer_id), ":key": _s(idempotency_key)},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG), "org_id": _s(org_id)},
+                            "ConditionExpression": "attribute_not_exists(pk) OR org_id = :org",
+                            "ExpressionAttributeValues": {":org": _s(org_id)},
+                        }
+                    },
+                ]
+            )
+
+    def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup:
+        """One BatchGetItem: has this event taken effect, and which org owns its customer?"""
+        keys: list[AttributeMap] = [{"pk": _s(event_pk(event_id)), "sk": _s(SK_EVENT)}]
+        if customer_id:
+            keys.append({"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG)})
+        request: AttributeMap = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        found: list[AttributeMap] = []
+        for attempt in range(3):
+            with _translated_errors():
+                response = self._client.batch_get_item(RequestItems=request)
+            found.extend(response.get("Responses", {}).get(self._table, []))
+            request = dict(response.get("UnprocessedKeys") or {})
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise TransientStoreError("billing storage is temporarily unavailable, try again")
+        seen = any(item["sk"]["S"] == SK_EVENT for item in found)
+        org_id = next((_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG), None)
+        return EventLookup(already_processed=seen, org_id=org_id or None)
+
+    def save_subscription(
+        self, record: SubscriptionRecord, entitlement: EntitlementRecord, event_id: str, event_type: str, event_expires_at: int
+    ) -> SaveOutcome:
+        """Subscription, entitlement and the event marker in one transaction: all or nothing."""
+        from tenant_billing.entitlements import ENDED_STATUSES
+
+        live = record.status not in ENDED_STATUSES
+        condition, values = _subscription_guard(record, live)
+        items: list[AttributeMap] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _subscription_to_item(record, live),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {"Put": {"TableName": self._table, "Item": _entitlement_to_item(entitlement)}},
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._event_item(event_id, event_type, event_expires_at),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        for attempt in range(3):
+            try:
+                with _translated_errors():
+                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return SaveOutcome.WRITTEN
+            except self._client.exceptions.TransactionCanceledException as exc:
+                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+                if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
+                    return SaveOutcome.DUPLICATE
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return SaveOutcome.SUPERSEDED
+                if "TransactionConflict" in reasons and attempt < 2:
+                    # Another transaction on the same org is in flight: it is short, try again.
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        raise TransientStoreError("billing storage is temporarily unavailable, try again")
+
+    def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
+        """Record an event that changes no state; False when it was already recorded."""
+        try:
+            with _translated_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=self._event_item(event_id, event_type, expires_at),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    @staticmethod
+    def _event_item(event_id: str, event_type: str, expires_at: int) -> AttributeMap:
+        return {
+            "pk": _s(event_pk(event_id)),
+            "sk": _s(SK_EVENT),
+            "event_type": _s(event_type),
+            "processed_at": _n(int(time.time())),
+            TTL_ATTRIBUTE: _n(expires_at),
+        }

@@ -1,0 +1,12 @@
+"""Tests. Imported by pytest before any conftest or test module."""
+
+import os
+
+# Powertools reads these when Logger, Metrics and Tracer are created, which is when a handler
+# module (or the layer's observability module) is first imported: set them before anything is.
+POWERTOOLS_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "billing",
+    "POWERTOOLS_METRICS_NAMESPACE": "SaaSBillingTest",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+os.environ.update(POWERTOOLS_ENV)

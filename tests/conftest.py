@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: a clean, offline environment for the functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tenant_billing.catalog import get_catalog
+from tenant_billing.http_api import get_repository
+from tenant_billing.settings import get_settings
+from tests import POWERTOOLS_ENV
+
+TABLE_NAME = "billing-test"
+SECRET_NAME = "billing/stripe-test"
+TEST_PRICES = {
+    "STRIPE_PRICE_STARTER_BASE": "price_starter_base",
+    "STRIPE_PRICE_PRO_BASE": "price_pro_base",
+    "STRIPE_PRICE_PRO_SITE": "price_pro_site",
+    "STRIPE_PRICE_ENTERPRISE_BASE": "price_enterprise_base",
+    "STRIPE_PRICE_ENTERPRISE_SITE": "price_enterprise_site",
+}
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "billing-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:billing-test"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def reset_caches() -> None:
+    """Forget everything cached per execution environment (settings, clients, secrets)."""
+    get_settings.cache_clear()
+    get_catalog.cache_clear()
+    get_repository.cache_clear()
+    from tenant_billing.aws_clients import dynamodb_client
+
+    dynamodb_client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment template.yaml gives the functions, with fake AWS credentials."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "STRIPE_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "TABLE_NAME": TABLE_NAME,
+        "STRIPE_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}",
+        "APP_BASE_URL": "https://app.example.com",
+        **POWERTOOLS_ENV,
+        **TEST_PRICES,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    yield
+    reset_caches()
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

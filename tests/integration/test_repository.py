@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tenant_billing.http_api import get_repository
+from tenant_billing.items import EntitlementRecord, SubscriptionRecord
+from tenant_billing.repository import SaveOutcome
+
+pytestmark = pytest.mark.usefixtures("dynamodb")
+
+
+def record(**changes: Any) -> SubscriptionRecord:
+    base = SubscriptionRecord(
+        org_id="org_r",
+        subscription_id="sub_1",
+        customer_id="cus_1",
+        status="active",
+        plan="pro",
+        site_quantity=2,
+        current_period_end=1780000000,
+        cancel_at_period_end=False,
+        created=1770000000,
+        read_at_ns=time.time_ns(),
+    )
+    return replace(base, **changes)
+
+
+def entitlement(plan: str = "pro", sites: int = 4) -> EntitlementRecord:
+    return EntitlementRecord("org_r", plan, "active", ("page_builder",), {"sites": sites}, 1)
+
+
+def save(rec: SubscriptionRecord, ent: EntitlementRecord | None = None, event_id: str | None = None) -> SaveOutcome:
+    return get_repository().save_subscription(
+        rec, ent or entitlement(), event_id or f"evt_{time.time_ns()}", "test", 2_000_000_000
+    )
+
+
+def test_round_trip_of_customer_subscription_and_entitlement() -> None:
+    repository = get_repository()
+    claim = repository.claim_customer("org_r", "key-1", 100)
+    assert not claim.is_linked
+    repository.link_customer("org_r", "cus_1", "key-1")
+    rec = record()
+    assert save(rec, entitlement()) is SaveOutcome.WRITTEN
+    billing = repository.get_org_billing("org_r")
+    assert billing.customer is not None and billing.customer.customer_id == "cus_1"
+    assert billing.subscription == rec
+    assert billing.entitlement == entitlement()
+    assert repository.lookup_event("evt_unknown", "cus_1").org_id == "org_r"
+
+
+def test_a_second_claim_returns_the_first() -> None:
+    repository = get_repository()
+    first = repository.claim_customer("org_r", "key-1", 100)
+    second = repository.claim_customer("org_r", "key-2", 200)
+    assert (second.idempotency_key, second.claimed_at) == (first.idempotency_key, 100)
+
+
+def test_linking_is_idempotent_but_never_switches_customer() -> None:
+    from botocore.exceptions import ClientError
+
+    repository = get_repository()
+    repository.claim_customer("org_r", "key-1", 100)
+    repository.link_customer("org_r", "cus_1", "key-1")
+    repository.link_customer("org_r", "cus_1", "key-1")
+    with pytest.raises(ClientError):
+        repository.link_customer("org_r", "cus_2", "key-1")
+    assert repository.get_org_billing("org_r").customer.customer_id == "cus_1"  # type: ignore[union-attr]
+
+
+def test_an_older_read_never_overwrites_a_newer_one() -> None:
+    older = record(status="past_due", read_at_ns=1)
+    newer = record(status="active", read_at_ns=2)
+    assert save(newer) is SaveOutcome.WRITTEN
+    assert save(older) is SaveOutcome.SUPERSEDED
+    assert get_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
+
+
+def test_an_ended_old_subscription_never_replaces_a_live_new_one() -> None:
+    assert save(record(subscription_id="sub_new", created=2000, read_at_ns=1)) is SaveOutcome.WRITTEN
+    assert save(record(subscription_id="sub_old", created=1000, status="canceled", read_at_ns=5)) is SaveOutcome.SUPERSEDED
+    assert save(record(subscription_id="sub_newer", created=3000, status="incomplete", read_at_ns=6)) is SaveOutcome.WRITTEN
+    assert get_repository().get_org_billing("org_r").subscription.subscription_id == "sub_newer"  # type: ignore[union-attr]
+
+
+def test_an_event_takes_effect_once() -> None:
+    assert save(record(read_at_ns=1), event_id="evt_1") is SaveOutcome.WRITTEN
+    assert save(record(read_at_ns=2, status="unpaid"), event_id="evt_1") is SaveOutcome.DUPLICATE
+    assert get_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
+    lookup = get_repository().lookup_event("evt_1", "cus_nobody")
+    assert lookup.already_processed and lookup.org_id is None
+
+
+def test_mark_event_is_conditional() -> None:
+    assert get_repository().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+    assert not get_repository().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+
+
+def test_event_markers_expire_by_ttl(table_items: Any) -> None:
+    get_repository().mark_event("evt_ttl", "x", 1_900_000_000)
+    (item,) = [item for item in table_items() if item["pk"]["S"] == "EVENT#evt_ttl"]
+    assert item["expires_at"] == {"N": "1900000000"}

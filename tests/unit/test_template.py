@@ -1,0 +1,139 @@
+"""What template.yaml promises: runtime, routes, webhook URL, a table that cannot be dropped,
+secrets only by reference, least privilege."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.template import REPO_ROOT, load_template, resource, resources_of_type
+
+FUNCTIONS = {
+    "BillingStatusFunction": ("functions/status/", "status_handler.lambda_handler", ("GET", "/billing/status")),
+    "BillingCheckoutFunction": ("functions/checkout/", "checkout_handler.lambda_handler", ("POST", "/billing/checkout")),
+    "BillingPortalFunction": ("functions/portal/", "portal_handler.lambda_handler", ("POST", "/billing/portal")),
+    "StripeWebhookFunction": ("functions/stripe_webhook/", "stripe_webhook_handler.lambda_handler", None),
+}
+
+
+def statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for policy in function["Properties"].get("Policies", []) for statement in policy["Statement"]]
+
+
+def actions(function: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements(function):
+        value = statement["Action"]
+        found.update([value] if isinstance(value, str) else value)
+    return found
+
+
+def test_globals_runtime_architecture_tracing_and_layer() -> None:
+    function_globals = load_template()["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
+        function_globals["Environment"]["Variables"]
+    )
+
+
+def test_layer_is_built_by_sam_for_python313_arm64() -> None:
+    layer = resource("CommonLayer")
+    assert layer["Properties"]["ContentUri"] == "layers/common/"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert (REPO_ROOT / "layers/common/requirements.txt").is_file()
+    assert not (REPO_ROOT / "layers/common/python").exists()
+    packages = [
+        path.name for path in (REPO_ROOT / "layers/common").iterdir() if path.is_dir() and (path / "__init__.py").is_file()
+    ]
+    assert packages == ["tenant_billing"]
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_each_function_has_its_own_folder_and_unique_handler(logical_id: str) -> None:
+    code_uri, handler, route = FUNCTIONS[logical_id]
+    properties = resource(logical_id)["Properties"]
+    assert (properties["CodeUri"], properties["Handler"]) == (code_uri, handler)
+    assert (REPO_ROOT / code_uri / f"{handler.split('.')[0]}.py").is_file()
+    if route:
+        (event,) = properties["Events"].values()
+        assert event["Type"] == "HttpApi"
+        assert (event["Properties"]["Method"], event["Properties"]["Path"]) == route
+        assert event["Properties"]["ApiId"] == {"Ref": "BillingApi"}
+
+
+def test_handler_module_names_are_unique() -> None:
+    modules = [handler.split(".")[0] for _, handler, _ in FUNCTIONS.values()]
+    assert len(set(modules)) == len(modules)
+
+
+def test_http_api_has_a_jwt_authorizer_and_cors_from_parameters() -> None:
+    api = resource("BillingApi")["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "OrganizationJwt"
+    jwt = api["Auth"]["Authorizers"]["OrganizationJwt"]["JwtConfiguration"]
+    assert jwt == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+    assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+
+
+def test_webhook_is_a_public_function_url() -> None:
+    assert resource("StripeWebhookFunction")["Properties"]["FunctionUrlConfig"] == {"AuthType": "NONE"}
+
+
+def test_the_table_can_never_be_dropped_and_is_built_as_required() -> None:
+    table = resource("BillingTable")
+    properties = table["Properties"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert properties["DeletionProtectionEnabled"] is True
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {d["AttributeName"]: d["AttributeType"] for d in properties["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert len(resources_of_type("AWS::DynamoDB::Table")) == 1
+
+
+def test_the_secret_holds_no_stripe_value_and_functions_get_only_its_arn() -> None:
+    secret = resource("StripeSecret")["Properties"]
+    template_json = json.loads(secret["GenerateSecretString"]["SecretStringTemplate"])
+    assert template_json == {"STRIPE_SECRET_KEY": "", "STRIPE_WEBHOOK_SECRET": ""}
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["STRIPE_SECRET_ARN"] == {"Ref": "StripeSecret"}
+    text = (REPO_ROOT / "template.yaml").read_text()
+    assert "sk_live" not in text and "sk_test" not in text and "whsec_" not in text
+    for function in resources_of_type("AWS::Serverless::Function").values():
+        for name in function["Properties"].get("Environment", {}).get("Variables", {}):
+            assert "KEY" not in name and name != "STRIPE_WEBHOOK_SECRET"
+
+
+def test_price_parameters_reach_the_functions() -> None:
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    for name in ("STARTER_BASE", "PRO_BASE", "PRO_SITE", "ENTERPRISE_BASE", "ENTERPRISE_SITE"):
+        parameter = "StripePrice" + "".join(part.capitalize() for part in name.split("_"))
+        assert variables[f"STRIPE_PRICE_{name}"] == {"Ref": parameter}
+        assert parameter in load_template()["Parameters"]
+
+
+EXPECTED_ACTIONS = {
+    "BillingStatusFunction": {"dynamodb:Query"},
+    "BillingCheckoutFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"},
+    "BillingPortalFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
+    "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(EXPECTED_ACTIONS))
+def test_least_privilege(logical_id: str) -> None:
+    function = resource(logical_id)
+    assert actions(function) == EXPECTED_ACTIONS[logical_id]
+    for statement in statements(function):
+        assert "*" not in json.dumps(statement["Resource"])
+        assert statement["Resource"] in ({"Fn::GetAtt": "BillingTable.Arn"}, {"Ref": "StripeSecret"})
+
+
+def test_outputs() -> None:
+    assert set(load_template()["Outputs"]) == {"ApiUrl", "StripeWebhookUrl", "BillingTableName", "StripeSecretArn"}
