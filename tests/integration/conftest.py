@@ -1,16 +1,23 @@
-"""Integration tests run the real handlers against moto, with the table built from template.yaml."""
+"""Integration tests run the real handlers against moto (DynamoDB table built from template.yaml,
+the Stripe secret in Secrets Manager) and the Stripe fake reached through the real SDK."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.conftest import TABLE_NAME
+from tests.conftest import SECRET_NAME, TABLE_NAME, TEST_PRICES, reset_caches
+from tests.stripe_fake import TEST_API_KEY, FakeStripe, FakeStripeHTTPClient
 from tests.support.template import create_table_from_template
+
+WEBHOOK_SECRET = "whsec_test_integration_secret"
 
 
 @pytest.fixture
@@ -27,7 +34,7 @@ def dynamodb(aws: None) -> Any:
 
 
 @pytest.fixture
-def table_items(dynamodb: Any) -> Any:
+def table_items(dynamodb: Any) -> Callable[[], list[dict[str, Any]]]:
     """A function returning every item in the table (to assert what was, or was not, written)."""
 
     def scan() -> list[dict[str, Any]]:
@@ -35,3 +42,49 @@ def table_items(dynamodb: Any) -> Any:
         return items
 
     return scan
+
+
+@pytest.fixture
+def stripe_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Stripe secret as the template's secret holds it, its ARN in STRIPE_SECRET_ARN."""
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    value = {"STRIPE_SECRET_KEY": TEST_API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    arn: str = client.create_secret(Name=SECRET_NAME, SecretString=json.dumps(value))["ARN"]
+    monkeypatch.setenv("STRIPE_SECRET_ARN", arn)
+    reset_caches()
+    return arn
+
+
+def new_stripe_fake() -> FakeStripe:
+    """A Stripe fake holding the catalog's prices."""
+    fake = FakeStripe()
+    amounts = {"STARTER_BASE": 2900, "PRO_BASE": 7900, "PRO_SITE": 1900, "ENTERPRISE_BASE": 19900, "ENTERPRISE_SITE": 900}
+    for env_name, price_id in TEST_PRICES.items():
+        suffix = env_name.removeprefix("STRIPE_PRICE_")
+        fake.add_price(price_id, product_name=suffix.replace("_", " ").title(), unit_amount=amounts[suffix])
+    return fake
+
+
+@contextmanager
+def stripe_talks_to(fake: FakeStripe) -> Iterator[FakeStripe]:
+    """Every StripeClient the code builds inside the block sends its requests to `fake`."""
+    from tenant_billing import stripe_gateway
+
+    with patch.object(stripe_gateway, "build_http_client", lambda: FakeStripeHTTPClient(fake, sleep=False)):
+        stripe_gateway.clear_client_cache()
+        try:
+            yield fake
+        finally:
+            stripe_gateway.clear_client_cache()
+
+
+@pytest.fixture
+def stripe_fake() -> Iterator[FakeStripe]:
+    with stripe_talks_to(new_stripe_fake()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def billing(dynamodb: Any, stripe_secret: str, stripe_fake: FakeStripe) -> FakeStripe:
+    """Everything a billing function needs: table, secret and Stripe."""
+    return stripe_fake

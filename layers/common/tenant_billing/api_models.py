@@ -31,3 +31,17 @@ class BillingStatusResponse(_Out):
 
 class UrlResponse(_Out):
     url: str
+
+
+class _In(BaseModel):
+    # Unknown fields are an error, not silently ignored; types are strict ("3" is not 3).
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, frozen=True)
+
+
+class CheckoutRequest(_In):
+    plan: str = Field(max_length=64)
+    site_quantity: int = Field(default=0, alias="siteQuantity")
+
+
+class PortalRequest(_In):
+    """POST /billing/portal takes no parameters (an empty body or {})."""

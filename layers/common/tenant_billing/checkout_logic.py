@@ -1,0 +1,155 @@
+"""POST /billing/checkout: a Stripe Checkout URL for a plan, with exactly one Stripe customer per
+organization however often or concurrently it is called."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import stripe
+from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionCreateParamsSubscriptionData
+
+from tenant_billing.api_models import CheckoutRequest, UrlResponse
+from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.catalog import Catalog, Plan
+from tenant_billing.entitlements import ENDED_STATUSES
+from tenant_billing.errors import BillingNotConfiguredError, ConflictError, InvalidRequestError, StripeUnavailableError
+from tenant_billing.items import CustomerLink, OrgBilling
+from tenant_billing.observability import logger, metrics
+from tenant_billing.repository import BillingRepository
+from tenant_billing.settings import Settings
+from tenant_billing.status_logic import is_billing_configured
+from tenant_billing.stripe_gateway import stripe_errors
+
+# Stripe keeps idempotency keys for about 24 hours. An unfinished customer claim older than
+# this gets a fresh key instead of one Stripe may already have forgotten.
+CLAIM_KEY_MAX_AGE_SECONDS = 23 * 3600
+ORG_METADATA_KEY = "organization_id"
+PLAN_METADATA_KEY = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class LineItems:
+    plan_id: str
+    base_price_id: str
+    site_price_id: str | None
+    site_quantity: int
+
+
+def validate_checkout(request: CheckoutRequest, catalog: Catalog, settings: Settings) -> LineItems:
+    """Plan and quantity rules that need the catalog and the configured prices."""
+    plan: Plan | None = catalog.plan(request.plan)
+    if plan is None:
+        raise InvalidRequestError(f"unknown plan; choose one of: {', '.join(catalog.plans)}", field="plan", code="unknown_plan")
+    quantity = request.site_quantity
+    if quantity < 0 or quantity > catalog.max_site_quantity:
+        raise InvalidRequestError(
+            f"siteQuantity must be between 0 and {catalog.max_site_quantity}", field="siteQuantity", code="invalid_site_quantity"
+        )
+    prices = settings.price_ids
+    site_price_id = prices.get(plan.site_price.env) if plan.site_price else None
+    if quantity > 0 and not site_price_id:
+        raise InvalidRequestError(
+            f"the {request.plan} plan has no per-site add-on", field="siteQuantity", code="site_addon_unavailable"
+        )
+    base_price_id = prices.get(plan.base_price.env)
+    if not base_price_id:
+        raise BillingNotConfiguredError("billing is not configured")
+    return LineItems(request.plan, base_price_id, site_price_id if quantity > 0 else None, quantity)
+
+
+def require_configured(settings: Settings, catalog: Catalog) -> None:
+    if not is_billing_configured(settings, catalog):
+        raise BillingNotConfiguredError("billing is not configured")
+
+
+def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingRepository, client: stripe.StripeClient) -> str:
+    """The organization's Stripe customer id, creating the customer at most once.
+
+    A conditional write claims the creation and stores the Stripe idempotency key; concurrent
+    callers read the same key back, so their create calls return the same customer, and all of
+    them write the same two-way link (an idempotent transaction).
+    """
+    if billing.customer is not None and billing.customer.is_linked:
+        return billing.customer.customer_id
+    now = int(time.time())
+    claim: CustomerLink = repository.claim_customer(org_id, f"org-customer-{org_id}-{uuid.uuid4().hex}", now)
+    if claim.is_linked:
+        return claim.customer_id
+    if now - claim.claimed_at > CLAIM_KEY_MAX_AGE_SECONDS:
+        claim = repository.replace_stale_claim(claim, f"org-customer-{org_id}-{uuid.uuid4().hex}", now)
+        if claim.is_linked:
+            return claim.customer_id
+    with stripe_errors("customers.create"):
+        customer = client.v1.customers.create(
+            params={"metadata": {ORG_METADATA_KEY: org_id}},
+            options={"idempotency_key": claim.idempotency_key},
+        )
+    repository.link_customer(org_id, customer.id, claim.idempotency_key)
+    metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
+    logger.info("linked Stripe customer", extra={"customer_id": customer.id})
+    return customer.id
+
+
+def checkout_session_params(
+    org_id: str, customer_id: str, items: LineItems, plan: Plan, settings: Settings, first_subscription: bool
+) -> SessionCreateParams:
+    line_items: list[SessionCreateParamsLineItem] = [{"price": items.base_price_id, "quantity": 1}]
+    if items.site_price_id and items.site_quantity > 0:
+        line_items.append({"price": items.site_price_id, "quantity": items.site_quantity})
+    metadata = {ORG_METADATA_KEY: org_id, PLAN_METADATA_KEY: items.plan_id}
+    subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
+    if plan.trial_days and first_subscription:
+        # A trial only for an organization's first subscription, never again after a cancel.
+        subscription_data["trial_period_days"] = plan.trial_days
+    params: SessionCreateParams = {
+        "mode": "subscription",
+        "customer": customer_id,
+        "client_reference_id": org_id,
+        "line_items": line_items,
+        "metadata": metadata,
+        "subscription_data": subscription_data,
+        "success_url": settings.success_url,
+        "cancel_url": settings.cancel_url,
+    }
+    if settings.ALLOW_PROMOTION_CODES:
+        params["allow_promotion_codes"] = True
+    if settings.AUTOMATIC_TAX:
+        params["automatic_tax"] = {"enabled": True}
+        # Stripe Tax needs the customer's address; let Checkout store it on the customer.
+        params["customer_update"] = {"address": "auto", "name": "auto"}
+    return params
+
+
+def create_checkout(
+    caller: Caller,
+    request: CheckoutRequest,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    stripe_client: Callable[[], stripe.StripeClient],
+) -> UrlResponse:
+    """A Checkout Session URL for the plan. Validation and the configuration check come before
+    any read or write; the only writes are the customer claim and link."""
+    require_billing_admin(caller)
+    items = validate_checkout(request, catalog, settings)
+    require_configured(settings, catalog)
+    billing = repository.get_org_billing(caller.org_id)
+    if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:
+        raise ConflictError(
+            "the organization already has a subscription; change it through the billing portal", code="subscription_exists"
+        )
+    client = stripe_client()
+    customer_id = ensure_customer(caller.org_id, billing, repository, client)
+    params = checkout_session_params(
+        caller.org_id, customer_id, items, catalog.plans[items.plan_id], settings, first_subscription=billing.subscription is None
+    )
+    with stripe_errors("checkout.sessions.create"):
+        session = client.v1.checkout.sessions.create(params=params)
+    if not session.url:
+        raise StripeUnavailableError("the payment provider returned no checkout URL")
+    metrics.add_metric(name="CheckoutSessionCreated", unit="Count", value=1)
+    logger.info("created checkout session", extra={"plan": items.plan_id, "site_quantity": items.site_quantity})
+    return UrlResponse(url=session.url)

@@ -1,0 +1,458 @@
+"""The endpoints: validate like Stripe, change state, answer with current-shape objects."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+from collections.abc import Callable
+from typing import Any
+
+from tests.stripe_fake import objects, schemas
+from tests.stripe_fake.errors import ParamError, StripeAPIError, exclusive, resource_missing
+from tests.stripe_fake.lifecycle import Lifecycle
+from tests.stripe_fake.objects import DAY, Obj
+from tests.stripe_fake.params import Raw, apply_metadata, validate_params
+from tests.stripe_fake.store import SessionPrivate, previous_attributes
+
+type Handler = Callable[[dict[str, Raw], tuple[str, ...]], tuple[int, Obj]]
+
+MAX_LINE_ITEMS = 20
+
+
+def _missing(param: str, message: str | None = None) -> ParamError:
+    return ParamError(message or f"Missing required param: {param}.", param=param, code="parameter_missing")
+
+
+class Api(Lifecycle):
+    def _routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
+        table: list[tuple[str, str, Handler]] = [
+            ("POST", r"/v1/customers", self._create_customer),
+            ("GET", r"/v1/customers/([^/]+)", self._retrieve_customer),
+            ("POST", r"/v1/customers/([^/]+)", self._update_customer),
+            ("DELETE", r"/v1/customers/([^/]+)", self._delete_customer),
+            ("POST", r"/v1/checkout/sessions", self._create_checkout_session),
+            ("GET", r"/v1/checkout/sessions/([^/]+)", self._retrieve_checkout_session),
+            ("GET", r"/v1/checkout/sessions/([^/]+)/line_items", self._list_checkout_line_items),
+            ("POST", r"/v1/checkout/sessions/([^/]+)/expire", self._expire_checkout_session),
+            ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
+            ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("GET", r"/v1/subscriptions/([^/]+)", self._retrieve_subscription),
+            ("POST", r"/v1/subscriptions/([^/]+)", self._update_subscription),
+            ("DELETE", r"/v1/subscriptions/([^/]+)", self._cancel_subscription),
+            ("GET", r"/v1/invoices", self._list_invoices),
+            ("GET", r"/v1/invoices/([^/]+)", self._retrieve_invoice),
+            ("GET", r"/v1/prices/([^/]+)", self._retrieve_price),
+            ("GET", r"/v1/products/([^/]+)", self._retrieve_product),
+            ("GET", r"/v1/events", self._list_events),
+            ("GET", r"/v1/events/([^/]+)", self._retrieve_event),
+        ]
+        return [(method, re.compile(pattern + r"\Z"), handler) for method, pattern, handler in table]
+
+    # --- customers ------------------------------------------------------------------------------
+
+    def _set_customer_fields(self, customer: Obj, params: dict[str, Any]) -> None:
+        for name in ("email", "name", "description", "phone"):
+            if name in params:
+                customer[name] = params[name]
+        if "preferred_locales" in params:
+            customer["preferred_locales"] = params["preferred_locales"] or []
+        if "metadata" in params:
+            customer["metadata"] = apply_metadata(customer["metadata"], params["metadata"])
+
+    def _create_customer(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.CUSTOMER_CREATE, raw)
+        customer = objects.customer(self.new_id("cus_", 14), created=self.now(), invoice_prefix=self._invoice_prefix())
+        self._set_customer_fields(customer, params)
+        self.customers[customer["id"]] = customer
+        self._register(customer["id"])
+        self._emit("customer.created", customer)
+        return 200, self._expanded(customer, params.get("expand"))
+
+    def _existing_customer(self, customer_id: str) -> Obj:
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise resource_missing("customer", customer_id, param="id", status=404)
+        return customer
+
+    def _retrieve_customer(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        customer = self._existing_customer(ids[0])
+        if customer.get("deleted"):
+            return 200, copy.deepcopy(customer)
+        return 200, self._expanded(customer, params.get("expand"))
+
+    def _update_customer(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.CUSTOMER_UPDATE, raw)
+        customer = self._existing_customer(ids[0])
+        if customer.get("deleted"):
+            raise resource_missing("customer", ids[0], param="id", status=404)
+        updated = copy.deepcopy(customer)
+        self._set_customer_fields(updated, params)
+        changes = previous_attributes(customer, updated)
+        self.customers[ids[0]] = updated
+        if changes:
+            self._emit("customer.updated", updated, changes)
+        return 200, self._expanded(updated, params.get("expand"))
+
+    def _delete_customer(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        validate_params(schemas.DELETE, raw)
+        customer = self._existing_customer(ids[0])
+        if customer.get("deleted"):
+            raise resource_missing("customer", ids[0], param="id", status=404)
+        for subscription in self._newest_first(self.subscriptions.values()):
+            if subscription["customer"] == customer["id"] and subscription["status"] not in ("canceled", "incomplete_expired"):
+                self._cancel_now(subscription)
+        self._emit("customer.deleted", customer)
+        self.customers[customer["id"]] = objects.deleted_customer(customer["id"])
+        return 200, objects.deleted_customer(customer["id"])
+
+    # --- checkout sessions ----------------------------------------------------------------------
+
+    def _create_checkout_session(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.CHECKOUT_SESSION_CREATE, raw)
+        now = self.now()
+        mode = params.get("mode")
+        if mode is None:
+            raise _missing("mode")
+        if mode != "subscription":
+            raise ParamError(
+                f"The Stripe fake only implements Checkout in mode=subscription, not mode={mode}.",
+                param="mode",
+                code="parameter_unsupported_by_fake",
+            )
+        ui_mode = params.get("ui_mode", "hosted_page")
+        self._check_checkout_urls(params, ui_mode)
+        if "customer" in params and "customer_email" in params:
+            raise exclusive("customer", "customer_email")
+        if "customer_update" in params and "customer" not in params:
+            raise ParamError("customer_update can only be used with customer.", param="customer_update")
+        if "customer_creation" in params:
+            raise ParamError("customer_creation can only be used in payment mode.", param="customer_creation")
+        if params.get("submit_type") not in (None, "auto", "subscribe"):
+            raise ParamError(f"submit_type={params['submit_type']} can only be used in payment mode.", param="submit_type")
+        if "discounts" in params and "allow_promotion_codes" in params:
+            raise exclusive("allow_promotion_codes", "discounts")
+        subscription_data: dict[str, Any] = params.get("subscription_data") or {}
+        if "trial_period_days" in subscription_data and "trial_end" in subscription_data:
+            raise exclusive("subscription_data[trial_end]", "subscription_data[trial_period_days]")
+        if "trial_end" in subscription_data and subscription_data["trial_end"] < now + 2 * DAY:
+            raise ParamError(
+                "The `trial_end` date has to be at least 2 days in the future.", param="subscription_data[trial_end]"
+            )
+        expires_at = params.get("expires_at", now + DAY)
+        if expires_at < now + 30 * 60 or expires_at > now + DAY:
+            raise ParamError(
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours after the Checkout Session is created.",
+                param="expires_at",
+            )
+        line_params: list[dict[str, Any]] = params.get("line_items") or []
+        if not line_params:
+            raise _missing(
+                "line_items", "You must provide at least one recurring price in `subscription` mode when using prices."
+            )
+        if len(line_params) > MAX_LINE_ITEMS:
+            raise ParamError(f"You can only specify up to {MAX_LINE_ITEMS} line items.", param="line_items")
+        for index, line in enumerate(line_params):
+            if "price" not in line:
+                raise _missing(
+                    f"line_items[{index}][price]",
+                    "You must provide either price or price_data for each line item when using prices.",
+                )
+            if "quantity" not in line:
+                raise _missing(
+                    f"line_items[{index}][quantity]", f"Quantity is required. Add `quantity` to `line_items[{index}]`."
+                )
+            if line["quantity"] < 1:
+                raise ParamError(
+                    "This value must be greater than or equal to 1.",
+                    param=f"line_items[{index}][quantity]",
+                    code="parameter_invalid_integer",
+                )
+
+        # From here on the parameters are well-formed; what follows looks at the account's objects.
+        if "discounts" in params:
+            for index, discount in enumerate(params["discounts"]):
+                kind = "coupon" if "coupon" in discount else "promotion_code"
+                raise resource_missing(kind, discount.get(kind, ""), param=f"discounts[{index}][{kind}]")
+        customer_id = params.get("customer")
+        if customer_id is not None:
+            self._live_customer(customer_id, param="customer")
+        prices = [self._price(line["price"], param=f"line_items[{n}][price]") for n, line in enumerate(line_params)]
+        recurring = [price for price in prices if price["recurring"] is not None]
+        if not recurring:
+            raise StripeAPIError(
+                400,
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
+                param="line_items",
+            )
+        if len(recurring) != len(prices):
+            index = next(n for n, price in enumerate(prices) if price["recurring"] is None)
+            raise StripeAPIError(
+                400,
+                "The Stripe fake does not implement one-time prices in subscription mode.",
+                param=f"line_items[{index}][price]",
+                code="parameter_unsupported_by_fake",
+            )
+        price_ids = [price["id"] for price in prices]
+        for index, price_id in enumerate(price_ids):
+            if price_id in price_ids[:index]:
+                raise StripeAPIError(
+                    400,
+                    f"The price {price_id} is used in more than one line item; combine them into one line item with a quantity.",
+                    param=f"line_items[{index}][price]",
+                )
+        if len({price["currency"] for price in prices}) > 1:
+            raise StripeAPIError(400, "All line items must share the same currency.", param="line_items")
+        intervals = {(price["recurring"]["interval"], price["recurring"]["interval_count"]) for price in prices}
+        if len(intervals) > 1:
+            raise StripeAPIError(
+                400,
+                "Checkout does not support multiple prices with different billing intervals in subscription mode.",
+                param="line_items",
+            )
+        automatic_tax = params.get("automatic_tax") or {}
+        customer_update = params.get("customer_update") or {}
+        if (
+            automatic_tax.get("enabled")
+            and customer_id is not None
+            and self.customers[customer_id]["address"] is None
+            and "auto" not in (customer_update.get("address"), customer_update.get("shipping"))
+        ):
+            raise StripeAPIError(
+                400,
+                "Automatic tax calculation in Checkout requires a valid address on the Customer. Add a valid address "
+                "to the Customer or set either `customer_update[address]` to 'auto' or `customer_update[shipping]` to "
+                "'auto' to save the address entered in Checkout to the Customer.",
+                param="automatic_tax[enabled]",
+            )
+
+        session_id = "cs_test_a1" + self.new_id("", 56)
+        line_items = [
+            objects.checkout_line_item(self.new_id("li_"), copy.deepcopy(price), self._product_name(price), line["quantity"])
+            for price, line in zip(prices, line_params, strict=True)
+        ]
+        for item, line in zip(line_items, line_params, strict=True):
+            item["metadata"] = apply_metadata({}, line.get("metadata") or {})
+        trial = "trial_period_days" in subscription_data or "trial_end" in subscription_data
+        amount = 0 if trial else sum(item["amount_total"] for item in line_items)
+        hosted = ui_mode == "hosted_page"
+        session = objects.checkout_session(
+            session_id,
+            created=now,
+            expires_at=expires_at,
+            mode=mode,
+            ui_mode=ui_mode,
+            url=self.checkout_url_base + session_id if hosted else None,
+            client_secret=None if hosted else f"{session_id}_secret_{self.new_id('', 24)}",
+            params=params,
+            customer_id=customer_id,
+            currency=prices[0]["currency"],
+            amount_subtotal=amount,
+            metadata=apply_metadata({}, params.get("metadata") or {}),
+        )
+        stored_subscription_data = dict(subscription_data)
+        stored_subscription_data["metadata"] = apply_metadata(
+            {}, subscription_data.get("metadata") or {}, "subscription_data[metadata]"
+        )
+        self.checkout_sessions[session_id] = session
+        self._register(session_id)
+        self._session_private[session_id] = SessionPrivate(
+            line_items=line_items, subscription_data=stored_subscription_data, customer_update=customer_update
+        )
+        return 200, self._expanded(session, params.get("expand"))
+
+    @staticmethod
+    def _check_checkout_urls(params: dict[str, Any], ui_mode: str) -> None:
+        if ui_mode == "hosted_page":
+            for name in ("return_url", "redirect_on_completion"):
+                if name in params:
+                    raise ParamError(
+                        f"You can only specify `{name}` when `ui_mode` is `embedded_page`, `elements` or `form`.",
+                        param=name,
+                    )
+            if "success_url" not in params:
+                raise _missing("success_url")
+            return
+        for name in ("success_url", "cancel_url"):
+            if name in params:
+                raise ParamError(f"You cannot set `{name}` when `ui_mode` is `{ui_mode}`.", param=name)
+        redirect = params.get("redirect_on_completion", "always")
+        if redirect == "never" and "return_url" in params:
+            raise ParamError("You cannot set `return_url` when `redirect_on_completion` is `never`.", param="return_url")
+        if redirect != "never" and "return_url" not in params:
+            raise _missing("return_url")
+
+    def _existing_session(self, session_id: str) -> Obj:
+        session = self.checkout_sessions.get(session_id)
+        if session is None:
+            raise resource_missing("checkout.session", session_id, param="session", status=404)
+        return session
+
+    def _retrieve_checkout_session(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        return 200, self._expanded(self._existing_session(ids[0]), params.get("expand"))
+
+    def _list_checkout_line_items(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.LINE_ITEMS_LIST, raw)
+        self._existing_session(ids[0])
+        items = self._session_private[ids[0]].line_items
+        page = self._page(copy.deepcopy(items), params, f"/v1/checkout/sessions/{ids[0]}/line_items", "line item")
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
+
+    def _expire_checkout_session(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.CHECKOUT_SESSION_EXPIRE, raw)
+        session = self._existing_session(ids[0])
+        if session["status"] != "open":
+            raise StripeAPIError(
+                400,
+                'Only Checkout Sessions with a status in ["open"] can be expired. '
+                f'This Checkout Session has a status of "{session["status"]}".',
+                param="session",
+            )
+        self._expire_session(session)
+        return 200, self._expanded(session, params.get("expand"))
+
+    # --- billing portal -------------------------------------------------------------------------
+
+    def add_portal_configuration(self, config_id: str) -> Obj:
+        """Register a Customer Portal configuration (bpc_...) that sessions may name."""
+        with self._lock:
+            self._add_portal_configuration(config_id, is_default=False)
+            return copy.deepcopy(self.portal_configurations[config_id])
+
+    def _create_portal_session(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.PORTAL_SESSION_CREATE, raw)
+        if "customer" not in params:
+            raise _missing("customer")
+        customer = self._live_customer(params["customer"], param="customer")
+        configuration = params.get("configuration")
+        if configuration is not None:
+            if configuration not in self.portal_configurations:
+                raise resource_missing("configuration", configuration, param="configuration")
+        elif self._default_portal_configuration is None:
+            raise StripeAPIError(
+                400,
+                "No configuration provided and your test mode default configuration has not been created. Provide a "
+                "configuration or create your default by saving your customer portal settings in test mode at "
+                "https://dashboard.stripe.com/test/settings/billing/portal.",
+            )
+        else:
+            configuration = self._default_portal_configuration
+        session = objects.portal_session(
+            self.new_id("bps_"),
+            created=self.now(),
+            customer_id=customer["id"],
+            configuration=configuration,
+            params=params,
+            url=self.portal_url_base + "test_" + self.new_id("", 48),
+        )
+        self.portal_sessions[session["id"]] = session
+        self._register(session["id"])
+        self._emit("billing_portal.session.created", session)
+        return 200, self._expanded(session, params.get("expand"))
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def _existing_subscription(self, subscription_id: str) -> Obj:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            raise resource_missing("subscription", subscription_id, param="id", status=404)
+        return subscription
+
+    def _retrieve_subscription(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        return 200, self._expanded(self._existing_subscription(ids[0]), params.get("expand"))
+
+    def _list_subscriptions(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.SUBSCRIPTION_LIST, raw)
+        status = params.get("status")
+        selected = []
+        for subscription in self.subscriptions.values():
+            if "customer" in params and subscription["customer"] != params["customer"]:
+                continue
+            if "price" in params and all(i["price"]["id"] != params["price"] for i in subscription["items"]["data"]):
+                continue
+            ended = subscription["status"] in ("canceled", "incomplete_expired")
+            if status is None and subscription["status"] == "canceled":
+                continue
+            if status == "ended" and not ended:
+                continue
+            if status not in (None, "all", "ended") and subscription["status"] != status:
+                continue
+            selected.append(subscription)
+        page = self._page(self._newest_first(selected), params, "/v1/subscriptions", "subscription")
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
+
+    def _update_subscription(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.SUBSCRIPTION_UPDATE, raw)
+        subscription = self._existing_subscription(ids[0])
+        self._apply_subscription_update(subscription, params)
+        return 200, self._expanded(self.subscriptions[ids[0]], params.get("expand"))
+
+    def _cancel_subscription(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.SUBSCRIPTION_CANCEL, raw)
+        subscription = self._existing_subscription(ids[0])
+        if subscription["status"] in ("canceled", "incomplete_expired"):
+            raise StripeAPIError(
+                400,
+                f"A canceled subscription can only update its cancellation_details and metadata. "
+                f"The subscription {ids[0]} is {subscription['status']}.",
+            )
+        self._cancel_now(subscription, details=params.get("cancellation_details"))
+        return 200, self._expanded(subscription, params.get("expand"))
+
+    # --- invoices, prices, products, events -----------------------------------------------------
+
+    def _retrieve_invoice(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        invoice = self.invoices.get(ids[0])
+        if invoice is None:
+            raise resource_missing("invoice", ids[0], param="id", status=404)
+        return 200, self._expanded(invoice, params.get("expand"))
+
+    def _list_invoices(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.INVOICE_LIST, raw)
+        selected = []
+        for invoice in self.invoices.values():
+            parent = invoice["parent"] or {}
+            details = parent.get("subscription_details") or {}
+            if "customer" in params and invoice["customer"] != params["customer"]:
+                continue
+            if "subscription" in params and details.get("subscription") != params["subscription"]:
+                continue
+            if "status" in params and invoice["status"] != params["status"]:
+                continue
+            selected.append(invoice)
+        page = self._page(self._newest_first(selected), params, "/v1/invoices", "invoice")
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
+
+    def _retrieve_price(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        price = self.prices.get(ids[0])
+        if price is None:
+            raise resource_missing("price", ids[0], param="id", status=404)
+        return 200, self._expanded(price, params.get("expand"))
+
+    def _retrieve_product(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        product = self.products.get(ids[0])
+        if product is None:
+            raise resource_missing("product", ids[0], param="id", status=404)
+        return 200, self._expanded(product, params.get("expand"))
+
+    def _retrieve_event(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        validate_params(schemas.RETRIEVE, raw)
+        event = self._events_by_id.get(ids[0])
+        if event is None:
+            raise resource_missing("event", ids[0], param="id", status=404)
+        return 200, copy.deepcopy(event)
+
+    def _list_events(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.EVENT_LIST, raw)
+        if "type" in params and "types" in params:
+            raise exclusive("type", "types")
+        patterns: list[str] = params.get("types") or ([params["type"]] if "type" in params else ["*"])
+        selected = [e for e in self.events if any(fnmatch.fnmatchcase(e["type"], p) for p in patterns)]
+        page = self._page(self._newest_first(selected), params, "/v1/events", "event")
+        return 200, copy.deepcopy(page)

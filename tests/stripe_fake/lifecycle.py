@@ -1,0 +1,598 @@
+"""What customers and Stripe itself do outside our API calls: pay in Checkout, renew, fail, cancel...
+
+Each public method returns the events it emitted (in emission order); they are also in `events`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.stripe_fake import objects
+from tests.stripe_fake.errors import CardDeclined, FakeStripeError, StripeAPIError
+from tests.stripe_fake.objects import Obj, add_interval
+from tests.stripe_fake.params import apply_metadata
+from tests.stripe_fake.store import Store, previous_attributes
+
+# Stripe's test cards: number -> (brand, funding) for cards that pay, decline code for cards that decline.
+SUCCESS_CARDS: dict[str, tuple[str, str]] = {
+    "4242424242424242": ("visa", "credit"),
+    "4000056655665556": ("visa", "debit"),
+    "5555555555554444": ("mastercard", "credit"),
+    "2223003122003222": ("mastercard", "credit"),
+    "378282246310005": ("amex", "credit"),
+    "4000002500003155": ("visa", "credit"),  # 3-D Secure: the fake treats the challenge as passed
+    "4000002760003184": ("visa", "credit"),  # 3-D Secure 2
+}
+DECLINE_CARDS: dict[str, str] = {
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000009987": "lost_card",
+    "4000000000009979": "stolen_card",
+    "4000000000000069": "expired_card",
+    "4000000000000127": "incorrect_cvc",
+    "4000000000000119": "processing_error",
+    "4100000000000019": "fraudulent",
+}
+
+_ENDED = ("canceled", "incomplete_expired")
+Charge = tuple[Obj, int, str, tuple[int, int], bool]
+
+
+class Lifecycle(Store):
+    # --- Checkout -------------------------------------------------------------------------------
+
+    def complete_checkout(
+        self,
+        session_id: str,
+        card_number: str = "4242424242424242",
+        *,
+        email: str | None = None,
+        name: str | None = None,
+    ) -> list[Obj]:
+        """The customer pays in Checkout (subscription mode): customer (if new), subscription, paid invoice.
+
+        A declined or unknown card raises CardDeclined and changes nothing.
+        """
+        with self._collect() as batch:
+            session = self.checkout_sessions.get(session_id)
+            if session is None:
+                raise FakeStripeError(f"No such checkout session: '{session_id}'")
+            if session["status"] == "expired":
+                raise FakeStripeError(f"Checkout Session {session_id} has expired (expires_at {session['expires_at']})")
+            if session["status"] != "open":
+                raise FakeStripeError(f"Checkout Session {session_id} is already {session['status']}")
+            card = re.sub(r"[\s-]", "", card_number)
+            if card in DECLINE_CARDS:
+                raise CardDeclined(card, DECLINE_CARDS[card])
+            if card not in SUCCESS_CARDS:
+                raise CardDeclined(card, "card_not_supported")
+            customer_id = session["customer"]
+            if customer_id is not None and self.customers[customer_id].get("deleted"):
+                raise FakeStripeError(f"Customer {customer_id} was deleted")
+
+            private = self._session_private[session_id]
+            now = self.now()
+            customer_email = session["customer_email"] or email
+            if customer_id is None:
+                customer = objects.customer(self.new_id("cus_", 14), created=now, invoice_prefix=self._invoice_prefix())
+                customer["email"] = customer_email or f"customer.{len(self.customers) + 1}@example.com"
+                customer["name"] = name
+                self.customers[customer["id"]] = customer
+                self._register(customer["id"])
+                self._emit("customer.created", customer)
+            else:
+                customer = self.customers[customer_id]
+                updates = private.customer_update
+                previous = copy.deepcopy(customer)
+                if updates.get("name") == "auto" and name:
+                    customer["name"] = name
+                if customer != previous:
+                    self._emit("customer.updated", customer, previous_attributes(previous, customer))
+
+            brand, funding = SUCCESS_CARDS[card]
+            payment_method = {
+                "id": self.new_id("pm_"),
+                "object": "payment_method",
+                "allow_redisplay": "limited",
+                "billing_details": {"address": None, "email": customer["email"], "name": name, "phone": None},
+                "card": {
+                    "brand": brand,
+                    "country": "US",
+                    "exp_month": 12,
+                    "exp_year": objects_year(now) + 3,
+                    "funding": funding,
+                    "last4": card[-4:],
+                },
+                "created": now,
+                "customer": customer["id"],
+                "livemode": False,
+                "metadata": {},
+                "type": "card",
+            }
+            self.payment_methods[payment_method["id"]] = payment_method
+
+            subscription_data = private.subscription_data
+            subscription_id = self.new_id("sub_")
+            first_price = private.line_items[0]["price"]
+            interval = first_price["recurring"]["interval"]
+            interval_count = first_price["recurring"]["interval_count"]
+            trial: tuple[int, int] | None = None
+            if "trial_period_days" in subscription_data:
+                trial = (now, now + subscription_data["trial_period_days"] * objects.DAY)
+            elif "trial_end" in subscription_data:
+                trial = (now, subscription_data["trial_end"])
+            period = (now, trial[1] if trial else add_interval(now, interval, interval_count))
+            items = [
+                objects.subscription_item(
+                    self.new_id("si_", 14),
+                    subscription_id=subscription_id,
+                    p=copy.deepcopy(self.prices[line["price"]["id"]]),
+                    quantity=line["quantity"],
+                    created=now,
+                    period=period,
+                )
+                for line in private.line_items
+            ]
+            subscription = objects.subscription(
+                subscription_id,
+                customer_id=customer["id"],
+                created=now,
+                currency=first_price["currency"],
+                status="trialing" if trial else "active",
+                items=items,
+                metadata=dict(subscription_data.get("metadata") or {}),
+                description=subscription_data.get("description"),
+                trial=trial,
+                billing_cycle_anchor=period[1] if trial else now,
+                default_payment_method=payment_method["id"],
+            )
+            self.subscriptions[subscription_id] = subscription
+            self._register(subscription_id)
+            charges = self._full_charges(subscription, period)
+            if trial:
+                charges = [
+                    (item, 0, f"Trial period for {self._product_name(item['price'])}", period, False) for item, *_ in charges
+                ]
+            invoice, invoice_events = self._create_and_pay_invoice(
+                subscription, billing_reason="subscription_create", period=(now, now), charges=charges
+            )
+            self._emit("customer.subscription.created", subscription)
+            for type_, snapshot in invoice_events:
+                self._emit(type_, snapshot)
+
+            session["status"] = "complete"
+            session["payment_status"] = "no_payment_required" if invoice["amount_paid"] == 0 else "paid"
+            session["customer"] = customer["id"]
+            session["customer_details"] = {
+                "address": None,
+                "business_name": None,
+                "email": customer["email"],
+                "individual_name": None,
+                "name": name,
+                "phone": None,
+                "tax_exempt": "none",
+                "tax_ids": [],
+            }
+            session["collected_information"] = {"business_name": None, "individual_name": None, "shipping_details": None}
+            session["subscription"] = subscription_id
+            session["url"] = None
+            self._emit("checkout.session.completed", session)
+            return batch
+
+    def expire_checkout(self, session_id: str) -> list[Obj]:
+        """Stripe expires an open Checkout Session (as POST /v1/checkout/sessions/{id}/expire does)."""
+        with self._collect() as batch:
+            session = self.checkout_sessions.get(session_id)
+            if session is None:
+                raise FakeStripeError(f"No such checkout session: '{session_id}'")
+            if session["status"] != "open":
+                raise FakeStripeError(f"Checkout Session {session_id} is {session['status']}, not open")
+            self._expire_session(session)
+            return batch
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def update_subscription(
+        self,
+        subscription_id: str,
+        *,
+        items: list[dict[str, Any]] | None = None,
+        cancel_at_period_end: bool | None = None,
+        metadata: dict[str, str] | None = None,
+        proration_behavior: str = "create_prorations",
+    ) -> list[Obj]:
+        """A change made elsewhere (e.g. the Customer Portal). `items` ([{"price", "quantity"}]) replaces the set."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            params: dict[str, Any] = {"proration_behavior": proration_behavior}
+            if items is not None:
+                current = {item["price"]["id"]: item for item in subscription["items"]["data"]}
+                wanted = {entry["price"] for entry in items}
+                operations: list[dict[str, Any]] = [
+                    {"id": item["id"], "deleted": True} for price_id, item in current.items() if price_id not in wanted
+                ]
+                for entry in items:
+                    existing = current.get(entry["price"])
+                    quantity = int(entry.get("quantity", 1))
+                    if existing is not None:
+                        operations.append({"id": existing["id"], "quantity": quantity})
+                    else:
+                        operations.append({"price": entry["price"], "quantity": quantity})
+                params["items"] = operations
+            if cancel_at_period_end is not None:
+                params["cancel_at_period_end"] = cancel_at_period_end
+            if metadata is not None:
+                params["metadata"] = metadata
+            try:
+                self._apply_subscription_update(subscription, params)
+            except StripeAPIError as error:
+                raise FakeStripeError(error.message) from error
+            return batch
+
+    def renew_subscription(self, subscription_id: str) -> list[Obj]:
+        """The current period ends and the renewal invoice is paid (or the subscription ends if set to cancel)."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            if subscription["status"] not in ("active", "trialing"):
+                raise FakeStripeError(f"Cannot renew a subscription in status {subscription['status']}")
+            period_end = subscription["items"]["data"][0]["current_period_end"]
+            cancel_at = subscription["cancel_at"]
+            if subscription["cancel_at_period_end"] or (cancel_at is not None and cancel_at <= period_end):
+                self._end_subscription(subscription, ended_at=cancel_at or period_end)
+                return batch
+            previous = copy.deepcopy(subscription)
+            old_period, new_period = self._advance_period(subscription)
+            subscription["status"] = "active"
+            _, invoice_events = self._create_and_pay_invoice(
+                subscription,
+                billing_reason="subscription_cycle",
+                period=old_period,
+                charges=self._full_charges(subscription, new_period),
+            )
+            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            for type_, snapshot in invoice_events:
+                self._emit(type_, snapshot)
+            return batch
+
+    def fail_payment(self, subscription_id: str) -> list[Obj]:
+        """The renewal payment fails: an open subscription_cycle invoice and status past_due.
+
+        On a subscription already past_due with an open invoice, records one more failed attempt.
+        """
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            latest = self.invoices.get(subscription["latest_invoice"] or "")
+            if subscription["status"] in ("past_due", "unpaid") and latest is not None and latest["status"] == "open":
+                self._record_failed_attempt(latest)
+                self._emit("invoice.payment_failed", latest)
+                return batch
+            if subscription["status"] not in ("active", "trialing"):
+                raise FakeStripeError(f"Cannot fail a payment of a subscription in status {subscription['status']}")
+            previous = copy.deepcopy(subscription)
+            old_period, new_period = self._advance_period(subscription)
+            invoice = self._new_invoice(
+                subscription,
+                billing_reason="subscription_cycle",
+                period=old_period,
+                charges=self._full_charges(subscription, new_period),
+            )
+            self._emit("invoice.created", invoice)
+            self._finalize_invoice(invoice)
+            self._emit("invoice.finalized", invoice)
+            self._record_failed_attempt(invoice)
+            self._emit("invoice.payment_failed", invoice)
+            subscription["status"] = "past_due"
+            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            return batch
+
+    def pay_latest_invoice(self, subscription_id: str) -> list[Obj]:
+        """The open latest invoice gets paid (e.g. the customer updated the card): back to active."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            invoice = self.invoices.get(subscription["latest_invoice"] or "")
+            if invoice is None or invoice["status"] != "open":
+                raise FakeStripeError(f"Subscription {subscription_id} has no open latest invoice")
+            self._mark_paid(invoice)
+            self._emit("invoice.paid", invoice)
+            self._emit("invoice.payment_succeeded", invoice)
+            if subscription["status"] in ("past_due", "unpaid", "incomplete"):
+                previous = copy.deepcopy(subscription)
+                subscription["status"] = "active"
+                self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            return batch
+
+    def cancel_subscription(self, subscription_id: str) -> list[Obj]:
+        """The subscription is canceled immediately (customer.subscription.deleted)."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            if subscription["status"] in _ENDED:
+                raise FakeStripeError(f"Subscription {subscription_id} is already {subscription['status']}")
+            self._cancel_now(subscription)
+            return batch
+
+    def trial_will_end(self, subscription_id: str) -> list[Obj]:
+        """Stripe's reminder three days before a trial ends."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            if subscription["status"] != "trialing":
+                raise FakeStripeError(f"Subscription {subscription_id} is not trialing")
+            self._emit("customer.subscription.trial_will_end", subscription)
+            return batch
+
+    def pause(self, subscription_id: str) -> list[Obj]:
+        """The subscription enters status paused (customer.subscription.paused, then .updated)."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            if subscription["status"] not in ("active", "trialing", "past_due"):
+                raise FakeStripeError(f"Cannot pause a subscription in status {subscription['status']}")
+            previous = copy.deepcopy(subscription)
+            subscription["status"] = "paused"
+            self._emit("customer.subscription.paused", subscription)
+            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            return batch
+
+    def resume(self, subscription_id: str) -> list[Obj]:
+        """A paused subscription resumes: active, with a new period starting now."""
+        with self._collect() as batch:
+            subscription = self._subscription(subscription_id)
+            if subscription["status"] != "paused":
+                raise FakeStripeError(f"Subscription {subscription_id} is not paused")
+            previous = copy.deepcopy(subscription)
+            now = self.now()
+            for item in subscription["items"]["data"]:
+                recurring = item["price"]["recurring"]
+                item["current_period_start"] = now
+                item["current_period_end"] = add_interval(now, recurring["interval"], recurring["interval_count"])
+            subscription["billing_cycle_anchor"] = now
+            subscription["status"] = "active"
+            self._emit("customer.subscription.resumed", subscription)
+            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            return batch
+
+    # --- shared building blocks -----------------------------------------------------------------
+
+    def _invoice_prefix(self) -> str:
+        return "".join(self._random.choice("0123456789ABCDEF") for _ in range(8))
+
+    def _advance_period(self, subscription: Obj) -> tuple[tuple[int, int], tuple[int, int]]:
+        first = subscription["items"]["data"][0]
+        old_period = (first["current_period_start"], first["current_period_end"])
+        recurring = first["price"]["recurring"]
+        new_period = (old_period[1], next_period_end(subscription["billing_cycle_anchor"], old_period[1], recurring))
+        for item in subscription["items"]["data"]:
+            item["current_period_start"], item["current_period_end"] = new_period
+        return old_period, new_period
+
+    def _record_failed_attempt(self, invoice: Obj) -> None:
+        invoice["attempted"] = True
+        invoice["attempt_count"] += 1
+        invoice["next_payment_attempt"] = self.now() + 3 * objects.DAY
+
+    def _cancel_now(self, subscription: Obj, *, details: dict[str, Any] | None = None) -> None:
+        now = self.now()
+        if subscription["canceled_at"] is None:
+            subscription["canceled_at"] = now
+        subscription["cancellation_details"]["reason"] = "cancellation_requested"
+        for key, value in (details or {}).items():
+            subscription["cancellation_details"][key] = value
+        self._end_subscription(subscription, ended_at=now)
+
+    def _end_subscription(self, subscription: Obj, *, ended_at: int) -> None:
+        subscription["status"] = "canceled"
+        subscription["ended_at"] = ended_at
+        if subscription["canceled_at"] is None:
+            subscription["canceled_at"] = ended_at
+        if subscription["cancellation_details"]["reason"] is None:
+            subscription["cancellation_details"]["reason"] = "cancellation_requested"
+        self._emit("customer.subscription.deleted", subscription)
+
+    def _apply_subscription_update(self, subscription: Obj, params: dict[str, Any]) -> None:
+        """POST /v1/subscriptions/{id} semantics (validated params); emits the events. Raises StripeAPIError."""
+        now = self.now()
+        if subscription["status"] in _ENDED:
+            allowed = {"metadata", "cancellation_details", "expand"}
+            if set(params) - allowed:
+                raise StripeAPIError(400, "A canceled subscription can only update its cancellation_details and metadata.")
+        if "cancel_at" in params and "cancel_at_period_end" in params:
+            raise StripeAPIError(
+                400,
+                "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+                code="parameters_exclusive",
+                param="cancel_at",
+            )
+        new = copy.deepcopy(subscription)
+        old_items = subscription["items"]["data"]
+        period = (old_items[0]["current_period_start"], old_items[0]["current_period_end"])
+        interval_changed = False
+        if "items" in params:
+            items = self._updated_items(new, params["items"], period)
+            intervals = {(i["price"]["recurring"]["interval"], i["price"]["recurring"]["interval_count"]) for i in items}
+            old_interval = (old_items[0]["price"]["recurring"]["interval"], old_items[0]["price"]["recurring"]["interval_count"])
+            interval_changed = intervals != {old_interval}
+            if interval_changed:
+                interval, count = next(iter(intervals))
+                period = (now, add_interval(now, interval, count))
+                for item in items:
+                    item["current_period_start"], item["current_period_end"] = period
+                new["billing_cycle_anchor"] = now
+            new["items"]["data"] = items
+        if "cancel_at_period_end" in params:
+            if params["cancel_at_period_end"]:
+                new["cancel_at_period_end"] = True
+                new["cancel_at"] = period[1]
+                new["canceled_at"] = now
+                new["cancellation_details"]["reason"] = "cancellation_requested"
+            else:
+                self._clear_cancellation(new)
+        if "cancel_at" in params:
+            cancel_at = params["cancel_at"]
+            if cancel_at is None:
+                self._clear_cancellation(new)
+            else:
+                ends = [item["current_period_end"] for item in new["items"]["data"]]
+                if cancel_at == "max_period_end":
+                    cancel_at = max(ends)
+                elif cancel_at == "min_period_end":
+                    cancel_at = min(ends)
+                elif cancel_at <= now:
+                    raise StripeAPIError(400, "cancel_at must be in the future.", param="cancel_at")
+                new["cancel_at"] = cancel_at
+                new["cancel_at_period_end"] = False
+                new["canceled_at"] = now
+                new["cancellation_details"]["reason"] = "cancellation_requested"
+        if "cancellation_details" in params:
+            for key, value in params["cancellation_details"].items():
+                new["cancellation_details"][key] = value
+        if "metadata" in params:
+            new["metadata"] = apply_metadata(new["metadata"], params["metadata"])
+        if "description" in params:
+            new["description"] = params["description"]
+        if "pause_collection" in params:
+            pause = params["pause_collection"]
+            new["pause_collection"] = (
+                None if pause is None else {"behavior": pause["behavior"], "resumes_at": pause.get("resumes_at")}
+            )
+
+        invoice_events: list[tuple[str, Obj]] = []
+        items_changed = new["items"]["data"] != subscription["items"]["data"]
+        proration = params.get("proration_behavior", "create_prorations")
+        if items_changed and new["status"] in ("active", "past_due") and (interval_changed or proration == "always_invoice"):
+            charges = self._proration_charges(subscription, new, period, interval_changed)
+            if charges:
+                _, invoice_events = self._create_and_pay_invoice(
+                    new, billing_reason="subscription_update", period=(now, now), charges=charges
+                )
+        changes = previous_attributes(subscription, new)
+        if not changes:
+            return
+        self.subscriptions[subscription["id"]] = new
+        self._emit("customer.subscription.updated", new, changes)
+        for type_, snapshot in invoice_events:
+            self._emit(type_, snapshot)
+
+    @staticmethod
+    def _clear_cancellation(subscription: Obj) -> None:
+        subscription["cancel_at_period_end"] = False
+        subscription["cancel_at"] = None
+        subscription["canceled_at"] = None
+        subscription["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
+
+    def _updated_items(self, subscription: Obj, operations: list[dict[str, Any]], period: tuple[int, int]) -> list[Obj]:
+        items: list[Obj] = copy.deepcopy(subscription["items"]["data"])
+        for index, operation in enumerate(operations):
+            param = f"items[{index}]"
+            if "id" in operation:
+                position = next((n for n, item in enumerate(items) if item["id"] == operation["id"]), None)
+                if position is None:
+                    raise StripeAPIError(
+                        400,
+                        f"No such subscription item: '{operation['id']}'",
+                        code="resource_missing",
+                        param=f"{param}[id]",
+                    )
+                if operation.get("deleted"):
+                    del items[position]
+                    continue
+                item = items[position]
+                if "price" in operation and operation["price"] != item["price"]["id"]:
+                    price = copy.deepcopy(self._price(operation["price"], param=f"{param}[price]"))
+                    item["price"] = price
+                    item["plan"] = objects.plan_from_price(price)
+                if "quantity" in operation:
+                    item["quantity"] = operation["quantity"]
+                if "metadata" in operation:
+                    item["metadata"] = apply_metadata(item["metadata"], operation["metadata"], f"{param}[metadata]")
+            else:
+                if operation.get("deleted"):
+                    raise StripeAPIError(400, f"{param}[deleted] can only be used with {param}[id].", param=f"{param}[deleted]")
+                if "price" not in operation:
+                    raise StripeAPIError(
+                        400, f"Missing required param: {param}[price].", code="parameter_missing", param=f"{param}[price]"
+                    )
+                price = copy.deepcopy(self._price(operation["price"], param=f"{param}[price]"))
+                if price["recurring"] is None:
+                    raise StripeAPIError(
+                        400,
+                        "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+                        param=f"{param}[price]",
+                    )
+                item = objects.subscription_item(
+                    self.new_id("si_", 14),
+                    subscription_id=subscription["id"],
+                    p=price,
+                    quantity=operation.get("quantity", 1),
+                    created=self.now(),
+                    period=period,
+                )
+                item["metadata"] = apply_metadata({}, operation.get("metadata") or {}, f"{param}[metadata]")
+                items.append(item)
+        if not items:
+            raise StripeAPIError(400, "A subscription must have at least one item; cancel it instead.", param="items")
+        if len(items) > 20:
+            raise StripeAPIError(400, "A subscription can have at most 20 items.", param="items")
+        price_ids = [item["price"]["id"] for item in items]
+        duplicates = sorted({p for p in price_ids if price_ids.count(p) > 1})
+        if duplicates:
+            raise StripeAPIError(
+                400, f"Cannot add multiple subscription items with the same price: {duplicates[0]}", param="items"
+            )
+        for item in items:
+            if item["price"]["currency"] != subscription["currency"]:
+                raise StripeAPIError(
+                    400,
+                    f"The price {item['price']['id']} is in {item['price']['currency']} but the subscription "
+                    f"is in {subscription['currency']}: all items of a subscription must share one currency.",
+                    param="items",
+                )
+        intervals = {(i["price"]["recurring"]["interval"], i["price"]["recurring"]["interval_count"]) for i in items}
+        if len(intervals) > 1:
+            raise StripeAPIError(
+                400, "All prices on a subscription must have the same recurring interval and interval_count.", param="items"
+            )
+        return items
+
+    def _proration_charges(self, old: Obj, new: Obj, period: tuple[int, int], interval_changed: bool) -> list[Charge]:
+        now = self.now()
+        old_period = (old["items"]["data"][0]["current_period_start"], old["items"]["data"][0]["current_period_end"])
+        length = max(old_period[1] - old_period[0], 1)
+        fraction = max(0.0, min(1.0, (old_period[1] - now) / length))
+        charges: list[Charge] = []
+        new_by_id = {item["id"]: item for item in new["items"]["data"]}
+        old_by_id = {item["id"]: item for item in old["items"]["data"]}
+        for item in old["items"]["data"]:
+            same = new_by_id.get(item["id"])
+            if (
+                same is not None
+                and same["price"] == item["price"]
+                and same["quantity"] == item["quantity"]
+                and not interval_changed
+            ):
+                continue
+            amount = -round(item["price"]["unit_amount"] * item["quantity"] * fraction)
+            charges.append((item, amount, f"Unused time on {self._line_description(item)}", (now, old_period[1]), True))
+        for item in new["items"]["data"]:
+            if interval_changed:
+                full = item["price"]["unit_amount"] * item["quantity"]
+                charges.append((item, full, self._line_description(item), period, False))
+                continue
+            before = old_by_id.get(item["id"])
+            if before is not None and before["price"] == item["price"] and before["quantity"] == item["quantity"]:
+                continue
+            amount = round(item["price"]["unit_amount"] * item["quantity"] * fraction)
+            charges.append((item, amount, f"Remaining time on {self._line_description(item)}", (now, period[1]), True))
+        return charges
+
+
+def objects_year(timestamp: int) -> int:
+    return datetime.fromtimestamp(timestamp, tz=UTC).year
+
+
+def next_period_end(anchor: int, after: int, recurring: dict[str, Any]) -> int:
+    """The first period boundary after `after`, counted from the billing cycle anchor (Jan 31 -> Feb 28 -> Mar 31)."""
+    count = 1
+    while (end := add_interval(anchor, recurring["interval"], recurring["interval_count"] * count)) <= after:
+        count += 1
+    return end

@@ -1,0 +1,462 @@
+"""The fake's state and the primitives every endpoint and simulation step builds on.
+
+All objects are stored as JSON-ready dicts in their current Stripe shape; responses and event
+payloads are deep copies (snapshots), so later changes never leak into what was already sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.stripe_fake import objects
+from tests.stripe_fake.constants import TEST_API_KEY
+from tests.stripe_fake.errors import FakeStripeError, StripeAPIError
+from tests.stripe_fake.objects import Obj
+
+_ALNUM = string.ascii_letters + string.digits
+
+# Which fields of which object types can be expanded (the id is replaced by the object).
+EXPANDABLE: dict[str, frozenset[str]] = {
+    "checkout.session": frozenset({"customer", "subscription", "invoice", "payment_intent", "setup_intent", "line_items"}),
+    "subscription": frozenset({"customer", "latest_invoice", "default_payment_method", "schedule", "pending_setup_intent"}),
+    "invoice": frozenset({"customer", "default_payment_method"}),
+    "subscription_details": frozenset({"subscription"}),
+    "price": frozenset({"product"}),
+    "plan": frozenset({"product"}),
+    "product": frozenset({"default_price"}),
+    "customer": frozenset({"default_source", "test_clock"}),
+    "invoice_settings": frozenset({"default_payment_method"}),
+    "billing_portal.session": frozenset(),
+    "event": frozenset(),
+}  # fmt: skip
+MAX_EXPAND_DEPTH = 4
+
+
+@dataclass
+class SessionPrivate:
+    """What a Checkout Session keeps that its API object does not show."""
+
+    line_items: list[Obj]
+    subscription_data: dict[str, Any]
+    customer_update: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """State, ids, clock, events and the shared building blocks."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = (TEST_API_KEY,),
+        clock: Callable[[], float] = time.time,
+        checkout_url_base: str = "https://checkout.stripe.com/c/pay/",
+        portal_url_base: str = "https://billing.stripe.com/p/session/",
+        default_portal_configuration: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        self.api_keys = frozenset(api_keys)
+        self.checkout_url_base = checkout_url_base
+        self.portal_url_base = portal_url_base
+        self._clock = clock
+        self._clock_offset = 0
+        self._lock = threading.RLock()
+        self._random = random.Random(seed)
+        self._seq = 0
+        self._order: dict[str, int] = {}
+
+        self.products: dict[str, Obj] = {}
+        self.prices: dict[str, Obj] = {}
+        self.customers: dict[str, Obj] = {}
+        self.checkout_sessions: dict[str, Obj] = {}
+        self.portal_sessions: dict[str, Obj] = {}
+        self.portal_configurations: dict[str, Obj] = {}
+        self.subscriptions: dict[str, Obj] = {}
+        self.invoices: dict[str, Obj] = {}
+        self.payment_methods: dict[str, Obj] = {}
+        self.events: list[Obj] = []
+        self._events_by_id: dict[str, Obj] = {}
+        self._session_private: dict[str, SessionPrivate] = {}
+        self._default_portal_configuration: str | None = None
+        if default_portal_configuration:
+            self._default_portal_configuration = self._add_portal_configuration(self.new_id("bpc_"), is_default=True)
+
+        # The request whose handling emits events (None for simulated customer/Stripe actions).
+        self._request_context: tuple[str | None, str | None] = (None, None)
+        self._batch: list[Obj] | None = None
+
+    # --- clock and ids --------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The fake's current time: the injected clock plus advance_clock() offsets."""
+        return int(self._clock()) + self._clock_offset
+
+    def advance_clock(self, seconds: int) -> None:
+        """Move the fake's time forward (on top of the injected clock)."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def new_id(self, prefix: str, length: int = 24) -> str:
+        return prefix + "".join(self._random.choice(_ALNUM) for _ in range(length))
+
+    def _register(self, object_id: str) -> None:
+        self._seq += 1
+        self._order[object_id] = self._seq
+
+    def _add_portal_configuration(self, config_id: str, *, is_default: bool) -> str:
+        now = self.now()
+        self.portal_configurations[config_id] = {
+            "id": config_id,
+            "object": "billing_portal.configuration",
+            "active": True,
+            "application": None,
+            "created": now,
+            "is_default": is_default,
+            "livemode": False,
+            "metadata": {},
+            "name": None,
+            "updated": now,
+        }
+        return config_id
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    _STATE_ATTRIBUTES = (
+        "products",
+        "prices",
+        "customers",
+        "checkout_sessions",
+        "portal_sessions",
+        "portal_configurations",
+        "subscriptions",
+        "invoices",
+        "payment_methods",
+        "_session_private",
+    )
+    # Only ever added to: a shallow copy is enough.
+    _APPEND_ONLY_ATTRIBUTES = ("_events_by_id", "_order", "_seq")
+
+    def _checkpoint(self) -> dict[str, Any]:
+        """A copy of all state, so that a request that fails halfway leaves no trace (see _rollback)."""
+        saved = {name: copy.deepcopy(getattr(self, name)) for name in self._STATE_ATTRIBUTES}
+        saved.update({name: copy.copy(getattr(self, name)) for name in self._APPEND_ONLY_ATTRIBUTES})
+        saved["events"] = len(self.events)
+        return saved
+
+    def _rollback(self, saved: dict[str, Any]) -> None:
+        for name in (*self._STATE_ATTRIBUTES, *self._APPEND_ONLY_ATTRIBUTES):
+            current = getattr(self, name)
+            if isinstance(current, dict):
+                current.clear()
+                current.update(saved[name])
+            else:
+                setattr(self, name, saved[name])
+        del self.events[saved["events"] :]
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _emit(self, type_: str, obj: Obj, previous_attributes: Obj | None = None) -> Obj:
+        request_id, idempotency_key = self._request_context
+        event = objects.event(
+            self.new_id("evt_"),
+            type_=type_,
+            created=self.now(),
+            obj=copy.deepcopy(obj),
+            previous_attributes=copy.deepcopy(previous_attributes) if previous_attributes is not None else None,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+        )
+        self.events.append(event)
+        self._events_by_id[event["id"]] = event
+        self._register(event["id"])
+        if self._batch is not None:
+            self._batch.append(event)
+        return event
+
+    @contextmanager
+    def _collect(self) -> Iterator[list[Obj]]:
+        """Collect the events emitted inside the block (the return value of a simulation step)."""
+        with self._lock:
+            self._sweep_expired_sessions()
+            batch: list[Obj] = []
+            self._batch = batch
+            try:
+                yield batch
+            finally:
+                self._batch = None
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def _subscription(self, subscription_id: str) -> Obj:
+        try:
+            return self.subscriptions[subscription_id]
+        except KeyError:
+            raise FakeStripeError(f"No such subscription: '{subscription_id}'") from None
+
+    def _live_customer(self, customer_id: str, *, param: str) -> Obj:
+        found = self.customers.get(customer_id)
+        if found is None or found.get("deleted"):
+            raise StripeAPIError(400, f"No such customer: '{customer_id}'", code="resource_missing", param=param)
+        return found
+
+    def _resolve(self, object_id: str) -> Obj | None:
+        for collection in (
+            self.customers,
+            self.subscriptions,
+            self.invoices,
+            self.prices,
+            self.products,
+            self.checkout_sessions,
+            self.payment_methods,
+            self.portal_configurations,
+        ):
+            if object_id in collection:
+                return collection[object_id]
+        return None
+
+    # --- expansion ------------------------------------------------------------------------------
+
+    def _expanded(self, obj: Obj, expand: list[str] | None, *, is_list: bool = False) -> Obj:
+        result = copy.deepcopy(obj)
+        for path in expand or []:
+            segments = path.split(".")
+            if len(segments) > MAX_EXPAND_DEPTH + (1 if is_list else 0):
+                raise StripeAPIError(
+                    400, f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property. Property: {path}"
+                )
+            if is_list:
+                if segments[0] != "data" or len(segments) < 2:
+                    raise StripeAPIError(
+                        400,
+                        f"This property cannot be expanded ({path}). You may want to try expanding 'data.{path}' instead.",
+                    )
+                for item in result["data"]:
+                    self._expand_path(item, segments[1:], path)
+            else:
+                self._expand_path(result, segments, path)
+        return result
+
+    def _expand_path(self, container: Obj, segments: list[str], full_path: str) -> None:
+        key = segments[0]
+        kind = str(container.get("object") or key_kind(container))
+        expandable = key in EXPANDABLE.get(kind, frozenset())
+        if kind == "checkout.session" and key == "line_items" and "line_items" not in container:
+            container["line_items"] = self._session_line_items_list(container["id"])
+        if key not in container:
+            raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
+        value = container[key]
+        if isinstance(value, str):
+            if not expandable:
+                raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
+            resolved = self._resolve(value)
+            if resolved is not None:
+                value = copy.deepcopy(resolved)
+                container[key] = value
+        elif len(segments) == 1 and not expandable and value is not None:
+            raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
+        if len(segments) > 1 and value is not None:
+            if isinstance(value, list):
+                for element in value:
+                    if isinstance(element, dict):
+                        self._expand_path(element, segments[1:], full_path)
+            elif isinstance(value, dict):
+                self._expand_path(value, segments[1:], full_path)
+            else:
+                raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
+
+    def _session_line_items_list(self, session_id: str) -> Obj:
+        private = self._session_private[session_id]
+        return objects.list_object(copy.deepcopy(private.line_items), f"/v1/checkout/sessions/{session_id}/line_items")
+
+    # --- pagination -----------------------------------------------------------------------------
+
+    def _newest_first(self, items: Iterable[Obj]) -> list[Obj]:
+        return sorted(items, key=lambda o: (o.get("created", 0), self._order.get(o["id"], 0)), reverse=True)
+
+    def _page(self, items: list[Obj], params: dict[str, Any], url: str, kind: str) -> Obj:
+        limit: int = params.get("limit", 10)
+        ids = [item["id"] for item in items]
+        if "starting_after" in params and "ending_before" in params:
+            raise StripeAPIError(
+                400,
+                "You may only specify one of these parameters: ending_before, starting_after.",
+                code="parameters_exclusive",
+                param="starting_after",
+            )
+        if "starting_after" in params:
+            cursor = params["starting_after"]
+            if cursor not in ids:
+                raise StripeAPIError(400, f"No such {kind}: '{cursor}'", code="resource_missing", param="starting_after")
+            rest = items[ids.index(cursor) + 1 :]
+            page, has_more = rest[:limit], len(rest) > limit
+        elif "ending_before" in params:
+            cursor = params["ending_before"]
+            if cursor not in ids:
+                raise StripeAPIError(400, f"No such {kind}: '{cursor}'", code="resource_missing", param="ending_before")
+            before = items[: ids.index(cursor)]
+            page, has_more = before[-limit:], len(before) > limit
+        else:
+            page, has_more = items[:limit], len(items) > limit
+        return objects.list_object(page, url, has_more=has_more)
+
+    # --- checkout session expiry ----------------------------------------------------------------
+
+    def _sweep_expired_sessions(self) -> None:
+        """Stripe expires open Checkout Sessions at expires_at and sends checkout.session.expired."""
+        now = self.now()
+        saved, self._request_context = self._request_context, (None, None)
+        batch, self._batch = self._batch, None
+        try:
+            for session in list(self.checkout_sessions.values()):
+                if session["status"] == "open" and now >= session["expires_at"]:
+                    self._expire_session(session)
+        finally:
+            self._request_context = saved
+            self._batch = batch
+
+    def _expire_session(self, session: Obj) -> None:
+        session["status"] = "expired"
+        session["url"] = None
+        self._emit("checkout.session.expired", session)
+
+    # --- subscriptions and invoices -------------------------------------------------------------
+
+    def _price(self, price_id: str, *, param: str) -> Obj:
+        found = self.prices.get(price_id)
+        if found is None:
+            raise StripeAPIError(400, f"No such price: '{price_id}'", code="resource_missing", param=param)
+        if not found["active"]:
+            raise StripeAPIError(400, "The price specified is inactive. This field only accepts active prices.", param=param)
+        return found
+
+    def _product_name(self, price: Obj) -> str:
+        product = self.products.get(price["product"])
+        return str(product["name"]) if product else price["product"]
+
+    def _line_description(self, item: Obj) -> str:
+        price = item["price"]
+        recurring = price["recurring"] or {}
+        amount = price["unit_amount"] / 100
+        return (
+            f"{item['quantity']} \N{MULTIPLICATION SIGN} {self._product_name(price)} "
+            f"(at {amount:.2f} {price['currency'].upper()} / {recurring.get('interval', 'once')})"
+        )
+
+    def _new_invoice(
+        self,
+        subscription: Obj,
+        *,
+        billing_reason: str,
+        period: tuple[int, int],
+        charges: list[tuple[Obj, int, str, tuple[int, int], bool]],
+    ) -> Obj:
+        """A draft invoice of `subscription` with lines (item, amount, description, period, proration)."""
+        invoice_id = self.new_id("in_")
+        customer = self.customers[subscription["customer"]]
+        lines = [
+            objects.invoice_line(
+                self.new_id("il_"),
+                invoice_id=invoice_id,
+                subscription_id=subscription["id"],
+                item=item,
+                amount=amount,
+                description=description,
+                period=line_period,
+                proration=proration,
+            )
+            for item, amount, description, line_period, proration in charges
+        ]
+        invoice = objects.invoice(
+            invoice_id,
+            customer=customer,
+            subscription=subscription,
+            created=self.now(),
+            billing_reason=billing_reason,
+            period=period,
+            lines=lines,
+        )
+        if invoice["amount_due"] < 0:
+            invoice["ending_balance"] = invoice["amount_due"]
+            invoice["amount_due"] = invoice["amount_remaining"] = 0
+        self.invoices[invoice_id] = invoice
+        self._register(invoice_id)
+        subscription["latest_invoice"] = invoice_id
+        return invoice
+
+    def _finalize_invoice(self, invoice: Obj) -> None:
+        customer = self.customers[invoice["customer"]]
+        sequence = customer["next_invoice_sequence"]
+        customer["next_invoice_sequence"] = sequence + 1
+        token = self.new_id("", 40)
+        invoice["status"] = "open"
+        invoice["number"] = f"{customer['invoice_prefix']}-{sequence:04d}"
+        invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/acct_fake/test_{token}"
+        invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_fake/test_{token}/pdf"
+        invoice["effective_at"] = self.now()
+        invoice["status_transitions"]["finalized_at"] = self.now()
+        if invoice["ending_balance"] is None:
+            invoice["ending_balance"] = 0
+
+    def _mark_paid(self, invoice: Obj) -> None:
+        invoice["status"] = "paid"
+        invoice["attempted"] = True
+        if invoice["amount_due"] > 0:
+            invoice["attempt_count"] += 1
+        invoice["amount_paid"] = invoice["amount_due"]
+        invoice["amount_remaining"] = 0
+        invoice["next_payment_attempt"] = None
+        invoice["status_transitions"]["paid_at"] = self.now()
+
+    def _create_and_pay_invoice(
+        self,
+        subscription: Obj,
+        *,
+        billing_reason: str,
+        period: tuple[int, int],
+        charges: list[tuple[Obj, int, str, tuple[int, int], bool]],
+    ) -> tuple[Obj, list[tuple[str, Obj]]]:
+        """Create, finalize and pay an invoice; returns it and the (event type, snapshot) pairs to emit."""
+        invoice = self._new_invoice(subscription, billing_reason=billing_reason, period=period, charges=charges)
+        snapshots: list[tuple[str, Obj]] = [("invoice.created", copy.deepcopy(invoice))]
+        self._finalize_invoice(invoice)
+        snapshots.append(("invoice.finalized", copy.deepcopy(invoice)))
+        self._mark_paid(invoice)
+        snapshots.append(("invoice.paid", copy.deepcopy(invoice)))
+        snapshots.append(("invoice.payment_succeeded", copy.deepcopy(invoice)))
+        return invoice, snapshots
+
+    def _full_charges(self, subscription: Obj, period: tuple[int, int]) -> list[tuple[Obj, int, str, tuple[int, int], bool]]:
+        return [
+            (item, item["price"]["unit_amount"] * item["quantity"], self._line_description(item), period, False)
+            for item in subscription["items"]["data"]
+        ]
+
+
+def key_kind(container: Obj) -> str:
+    """Kind of a nested, id-less hash, for expansion rules (invoice.parent.subscription_details)."""
+    if "subscription" in container and "metadata" in container and "object" not in container:
+        return "subscription_details"
+    if "default_payment_method" in container and "footer" in container:
+        return "invoice_settings"
+    return ""
+
+
+def previous_attributes(old: Obj, new: Obj) -> Obj:
+    """Stripe's data.previous_attributes: old values of what changed (nested hashes: changed keys only)."""
+    previous: Obj = {}
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict) and before.get("object") != "list":
+            previous[key] = previous_attributes(before, after)
+        else:
+            previous[key] = copy.deepcopy(before)
+    return previous
