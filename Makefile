@@ -15,11 +15,14 @@ SAM := $(SAM_VENV)/bin/sam
 export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
 export SAM_CLI_TELEMETRY := 0
 PIP_FLAGS := --quiet --disable-pip-version-check
+# The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
+APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:.
 
-.PHONY: help install test lint typecheck unit integration pytest validate build clean
+.PHONY: help install test lint typecheck pytest validate build bench clean
 
 help:
 	@echo "make test      ruff, mypy, pytest (unit + integration), sam validate --lint, cfn-lint"
+	@echo "make bench     benchmarks against local services (prints the numbers)"
 	@echo "make build     sam build (arm64, python3.13)"
 	@echo "make clean     remove virtual environments and build output"
 
@@ -52,6 +55,9 @@ validate: $(BIN)/.installed $(SAM_VENV)/.installed
 	$(BIN)/cfn-lint template.yaml
 
 test: lint typecheck pytest validate
+
+bench: $(BIN)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.bench_webhook --orgs 60
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build

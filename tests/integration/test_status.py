@@ -5,8 +5,8 @@ import sys
 from typing import Any
 
 import pytest
-import status_handler
 
+import status_handler
 from tests.conftest import FakeLambdaContext
 from tests.support.api_events import api_event, load_event, response_json
 from tests.support.aws_calls import count_dynamodb_calls

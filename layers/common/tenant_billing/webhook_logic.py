@@ -1,0 +1,194 @@
+"""Stripe webhook processing: which organization and subscription an event concerns, whether it
+already took effect, and the sync of Stripe's current state (never the payload's) into the table.
+
+Per event: one BatchGetItem (event marker + customer link), one Stripe read, one transaction
+(subscription + entitlement + event marker). A duplicate costs the BatchGetItem alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import stripe
+
+from tenant_billing.catalog import Catalog
+from tenant_billing.observability import logger, metrics
+from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.settings import Settings
+from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.subscription_sync import synced_state
+
+# Stripe retries a delivery for up to 3 days and keeps events for 30: a marker outlives both.
+EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
+
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    }
+)
+INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"})
+CHECKOUT_COMPLETED = "checkout.session.completed"
+TRIAL_WILL_END = "customer.subscription.trial_will_end"
+HANDLED_EVENTS = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED, TRIAL_WILL_END}
+
+
+class WebhookPayloadError(Exception):
+    """A verified body that is not a Stripe event we can read."""
+
+
+class Outcome(StrEnum):
+    SYNCED = "synced"
+    DUPLICATE = "duplicate"
+    SUPERSEDED = "superseded"
+    IGNORED = "ignored"
+    NOT_OURS = "not_ours"
+    RECORDED = "recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEvent:
+    id: str
+    type: str
+    object: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventTarget:
+    customer_id: str
+    subscription_id: str | None
+
+
+def parse_event(raw_body: bytes) -> StripeEvent:
+    try:
+        document = json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookPayloadError("the body is not JSON") from None
+    if not isinstance(document, dict) or document.get("object") != "event":
+        raise WebhookPayloadError("the body is not a Stripe event")
+    event_id, event_type, data = document.get("id"), document.get("type"), document.get("data")
+    if not (isinstance(event_id, str) and event_id.startswith("evt_") and len(event_id) <= 255):
+        raise WebhookPayloadError("the event has no valid id")
+    if not isinstance(event_type, str) or not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise WebhookPayloadError("the event has no type or no data.object")
+    return StripeEvent(event_id, event_type, data["object"])
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field: an id string, or an expanded object with an id."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def event_target(event: StripeEvent) -> EventTarget | None:
+    """The Stripe customer and subscription an event concerns; None when it concerns none."""
+    obj = event.object
+    customer_id = _id_of(obj.get("customer"))
+    if not customer_id:
+        return None
+    if event.type in SUBSCRIPTION_EVENTS or event.type == TRIAL_WILL_END:
+        return EventTarget(customer_id, _id_of(obj.get("id")))
+    if event.type in INVOICE_EVENTS:
+        # Since API 2025-03-31.basil invoices link their subscription through `parent`.
+        parent = obj.get("parent") or {}
+        details = parent.get("subscription_details") if parent.get("type") == "subscription_details" else None
+        subscription_id = _id_of((details or {}).get("subscription"))
+        return EventTarget(customer_id, subscription_id) if subscription_id else None
+    if event.type == CHECKOUT_COMPLETED:
+        subscription_id = _id_of(obj.get("subscription"))
+        return EventTarget(customer_id, subscription_id) if obj.get("mode") == "subscription" and subscription_id else None
+    return None
+
+
+def _claimed_org(event: StripeEvent) -> str | None:
+    """The organization a Checkout Session names (client_reference_id, or metadata)."""
+    obj = event.object
+    claimed = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("organization_id")
+    return str(claimed) if claimed else None
+
+
+def _retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
+    """Stripe's current subscription, or None when Stripe has no such subscription for our key."""
+    try:
+        with stripe_errors("subscriptions.retrieve"):
+            try:
+                return client.v1.subscriptions.retrieve(subscription_id).to_dict()
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "resource_missing":
+                    return None
+                raise
+    finally:
+        metrics.add_metric(name="StripeSubscriptionRead", unit="Count", value=1)
+
+
+def process_event(
+    event: StripeEvent,
+    repository: BillingRepository,
+    stripe_client: Callable[[], stripe.StripeClient],
+    settings: Settings,
+    catalog: Catalog,
+) -> Outcome:
+    log_keys = {"event_id": event.id, "event_type": event.type}
+    if event.type not in HANDLED_EVENTS:
+        return Outcome.IGNORED
+    target = event_target(event)
+    if target is None:
+        return Outcome.IGNORED
+    lookup = repository.lookup_event(event.id, target.customer_id)
+    if lookup.already_processed:
+        metrics.add_metric(name="WebhookDuplicate", unit="Count", value=1)
+        return Outcome.DUPLICATE
+    org_id = lookup.org_id
+    if org_id is None or (event.type == CHECKOUT_COMPLETED and _claimed_org(event) not in (None, org_id)):
+        metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
+        logger.warning("event for a customer that is not ours", extra=log_keys)
+        return Outcome.NOT_OURS
+    logger.append_keys(org_id=org_id)
+    expires_at = int(time.time()) + EVENT_MARKER_TTL_SECONDS
+    if event.type == TRIAL_WILL_END:
+        if repository.mark_event(event.id, event.type, expires_at):
+            metrics.add_metric(name="TrialWillEnd", unit="Count", value=1)
+            logger.info("trial ends soon", extra={**log_keys, "trial_end": event.object.get("trial_end")})
+            return Outcome.RECORDED
+        return Outcome.DUPLICATE
+    assert target.subscription_id is not None
+    # Read time first: a read that starts later can only see the same or a newer state.
+    read_at_ns = time.time_ns()
+    subscription = _retrieve_subscription(stripe_client(), target.subscription_id)
+    if subscription is None or _id_of(subscription.get("customer")) != target.customer_id:
+        metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
+        logger.warning("subscription not found for this customer", extra=log_keys)
+        return Outcome.NOT_OURS
+    state = synced_state(
+        org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
+    )
+    if state.unknown_prices:
+        metrics.add_metric(name="UnknownSubscriptionPrice", unit="Count", value=1)
+        logger.warning("subscription has prices outside the catalog", extra={**log_keys, "prices": list(state.unknown_prices)})
+    outcome = repository.save_subscription(state.subscription, state.entitlement, event.id, event.type, expires_at)
+    logger.info(
+        "subscription synced",
+        extra={
+            **log_keys,
+            "outcome": outcome.value,
+            "status": state.subscription.status,
+            "plan": state.entitlement.plan,
+            "site_quantity": state.subscription.site_quantity,
+        },
+    )
+    return {
+        SaveOutcome.WRITTEN: Outcome.SYNCED,
+        SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
+        SaveOutcome.SUPERSEDED: Outcome.SUPERSEDED,
+    }[outcome]

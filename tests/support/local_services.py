@@ -1,0 +1,113 @@
+"""Local stand-ins for the cloud: moto in server mode (the table and the secret created from
+template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
+through AWS_ENDPOINT_URL and STRIPE_API_BASE, exactly as a deployed function reaches AWS and
+Stripe. Used by the benchmarks and the local runner; everything binds to 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from tests.stripe_fake import TEST_API_KEY, FakeStripe
+from tests.stripe_fake.server import serve_in_thread
+from tests.support.template import create_table_from_template, resource
+
+LOCAL_REGION = "us-east-1"
+LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
+LOCAL_TABLE = "billing-local"
+LOCAL_SECRET_NAME = "billing/stripe-local"
+LOCAL_PRICES = {
+    "STRIPE_PRICE_STARTER_BASE": ("price_local_starter_base", "Starter", 2900),
+    "STRIPE_PRICE_PRO_BASE": ("price_local_pro_base", "Pro", 7900),
+    "STRIPE_PRICE_PRO_SITE": ("price_local_pro_site", "Pro extra site", 1900),
+    "STRIPE_PRICE_ENTERPRISE_BASE": ("price_local_enterprise_base", "Enterprise", 19900),
+    "STRIPE_PRICE_ENTERPRISE_SITE": ("price_local_enterprise_site", "Enterprise extra site", 900),
+}
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def check_port_free(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUseError(f"port {port} ({what}) is already in use on 127.0.0.1; choose another") from None
+
+
+@dataclass
+class LocalServices:
+    aws_endpoint: str
+    stripe_base: str
+    secret_arn: str
+    stripe: FakeStripe
+    # The environment a function gets (template Globals resolved for local use).
+    env: dict[str, str] = field(default_factory=dict)
+
+    def aws_client(self, service: str) -> Any:
+        # Typed per service by boto3-stubs overloads; any service name is fine here.
+        return cast(Any, boto3).client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=LOCAL_REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+
+@contextmanager
+def local_services(*, aws_port: int = 0, stripe_port: int = 0, stripe: FakeStripe | None = None) -> Iterator[LocalServices]:
+    aws_port = aws_port or free_port()
+    check_port_free(aws_port, "embedded AWS")
+    if stripe_port:
+        check_port_free(stripe_port, "Stripe emulator")
+    # The embedded AWS answers quietly: one access-log line per call would drown everything else.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
+    moto.start()
+    fake = stripe or FakeStripe()
+    for price_id, name, amount in LOCAL_PRICES.values():
+        if price_id not in fake.prices:
+            fake.add_price(price_id, product_name=name, unit_amount=amount)
+    stripe_server, stripe_base = serve_in_thread(fake, port=stripe_port)
+    try:
+        services = LocalServices(f"http://127.0.0.1:{aws_port}", stripe_base, "", fake)
+        create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
+        secret = {"STRIPE_SECRET_KEY": TEST_API_KEY, "STRIPE_WEBHOOK_SECRET": LOCAL_WEBHOOK_SECRET}
+        secret_resource = resource("StripeSecret")["Properties"]
+        services.secret_arn = services.aws_client("secretsmanager").create_secret(
+            Name=LOCAL_SECRET_NAME, Description=secret_resource["Description"], SecretString=json.dumps(secret)
+        )["ARN"]
+        services.env = {
+            "AWS_ENDPOINT_URL": services.aws_endpoint,
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "TABLE_NAME": LOCAL_TABLE,
+            "STRIPE_SECRET_ARN": services.secret_arn,
+            "STRIPE_API_BASE": stripe_base,
+            **{env_name: price_id for env_name, (price_id, _, _) in LOCAL_PRICES.items()},
+        }
+        yield services
+    finally:
+        stripe_server.shutdown()
+        stripe_server.server_close()
+        moto.stop()
