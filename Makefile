@@ -18,9 +18,11 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
 APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:.
 
-.PHONY: help install test lint typecheck pytest validate build bench clean
+.PHONY: help install dev token test lint typecheck pytest validate build bench clean
 
 help:
+	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
+	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit + integration), sam validate --lint, cfn-lint"
 	@echo "make bench     benchmarks against local services (prints the numbers)"
 	@echo "make build     sam build (arm64, python3.13)"
@@ -38,7 +40,22 @@ $(SAM_VENV)/.installed: tests/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) -r tests/requirements-sam.txt
 	@touch $@
 
-install: $(BIN)/.installed $(SAM_VENV)/.installed
+# Debian's Chromium for the end-to-end browser test (as root, or through sudo).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser test"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+install: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
+
+dev: $(BIN)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev
+
+ORG ?= org_demo
+ROLE ?= admin
+token: $(BIN)/.installed
+	@PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev_tokens --org $(ORG) --role $(ROLE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -47,7 +64,7 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy layers/common/tenant_billing functions tests
 
-pytest: $(BIN)/.installed
+pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 validate: $(BIN)/.installed $(SAM_VENV)/.installed

@@ -9,4 +9,5 @@ POWERTOOLS_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "SaaSBillingTest",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-os.environ.update(POWERTOOLS_ENV)
+for _name, _value in POWERTOOLS_ENV.items():
+    os.environ.setdefault(_name, _value)

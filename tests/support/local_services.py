@@ -72,25 +72,37 @@ class LocalServices:
         )
 
 
+@dataclass(frozen=True)
+class StripeTarget:
+    """Where the functions' Stripe calls go: an already running Stripe-compatible server
+    (api_base), or real Stripe (api_base empty), with the credentials the secret will hold."""
+
+    api_base: str
+    secret_key: str = TEST_API_KEY
+    webhook_secret: str = LOCAL_WEBHOOK_SECRET
+    price_ids: dict[str, str] = field(default_factory=lambda: {env: price for env, (price, _, _) in LOCAL_PRICES.items()})
+
+
+def add_local_prices(fake: FakeStripe) -> FakeStripe:
+    for price_id, name, amount in LOCAL_PRICES.values():
+        if price_id not in fake.prices:
+            fake.add_price(price_id, product_name=name, unit_amount=amount)
+    return fake
+
+
 @contextmanager
-def local_services(*, aws_port: int = 0, stripe_port: int = 0, stripe: FakeStripe | None = None) -> Iterator[LocalServices]:
+def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalServices]:
+    """moto in server mode with the table and the Stripe secret created from template.yaml."""
     aws_port = aws_port or free_port()
     check_port_free(aws_port, "embedded AWS")
-    if stripe_port:
-        check_port_free(stripe_port, "Stripe emulator")
     # The embedded AWS answers quietly: one access-log line per call would drown everything else.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
     moto.start()
-    fake = stripe or FakeStripe()
-    for price_id, name, amount in LOCAL_PRICES.values():
-        if price_id not in fake.prices:
-            fake.add_price(price_id, product_name=name, unit_amount=amount)
-    stripe_server, stripe_base = serve_in_thread(fake, port=stripe_port)
     try:
-        services = LocalServices(f"http://127.0.0.1:{aws_port}", stripe_base, "", fake)
+        services = LocalServices(f"http://127.0.0.1:{aws_port}", target.api_base, "", FakeStripe())
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
-        secret = {"STRIPE_SECRET_KEY": TEST_API_KEY, "STRIPE_WEBHOOK_SECRET": LOCAL_WEBHOOK_SECRET}
+        secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
         secret_resource = resource("StripeSecret")["Properties"]
         services.secret_arn = services.aws_client("secretsmanager").create_secret(
             Name=LOCAL_SECRET_NAME, Description=secret_resource["Description"], SecretString=json.dumps(secret)
@@ -103,11 +115,25 @@ def local_services(*, aws_port: int = 0, stripe_port: int = 0, stripe: FakeStrip
             "AWS_SECRET_ACCESS_KEY": "local",
             "TABLE_NAME": LOCAL_TABLE,
             "STRIPE_SECRET_ARN": services.secret_arn,
-            "STRIPE_API_BASE": stripe_base,
-            **{env_name: price_id for env_name, (price_id, _, _) in LOCAL_PRICES.items()},
+            **({"STRIPE_API_BASE": target.api_base} if target.api_base else {}),
+            **target.price_ids,
         }
         yield services
     finally:
+        moto.stop()
+
+
+@contextmanager
+def local_services(*, aws_port: int = 0, stripe_port: int = 0, stripe: FakeStripe | None = None) -> Iterator[LocalServices]:
+    """Embedded AWS plus the Stripe fake served over HTTP (the API only)."""
+    if stripe_port:
+        check_port_free(stripe_port, "Stripe emulator")
+    fake = add_local_prices(stripe or FakeStripe())
+    stripe_server, stripe_base = serve_in_thread(fake, port=stripe_port)
+    try:
+        with embedded_aws(StripeTarget(stripe_base), aws_port=aws_port) as services:
+            services.stripe = fake
+            yield services
+    finally:
         stripe_server.shutdown()
         stripe_server.server_close()
-        moto.stop()

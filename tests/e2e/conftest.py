@@ -1,0 +1,102 @@
+"""Start the local stack exactly as `make dev` does (its own process, its own ports) and a
+headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.local_services import free_port
+from tests.support.template import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).with_name("screenshots")
+APP_PYTHONPATH = os.pathsep.join(
+    str(REPO_ROOT / part)
+    for part in ("layers/common", "functions/status", "functions/checkout", "functions/portal", "functions/stripe_webhook", ".")
+)
+
+
+@pytest.fixture(scope="module")
+def dev_stack() -> Iterator[dict[str, Any]]:
+    ports = {name: free_port() for name in ("port", "webhook-port", "stripe-port", "aws-port")}
+    args = [sys.executable, "-m", "tests.local_runner.dev"] + [f"--{name}={port}" for name, port in ports.items()]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
+    env["PYTHONPATH"] = APP_PYTHONPATH
+    log = (SCREENSHOTS.parent / "dev-stack.log").open("w")
+    process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert process.stdout is not None
+    banner: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError("make dev exited:\n" + "".join(banner))
+        banner.append(line)
+        if "local billing stack ready" in line:
+            break
+    else:
+        process.kill()
+        raise AssertionError("make dev did not become ready in 90 s")
+    try:
+        yield {"gateway": f"http://localhost:{ports['port']}", "banner": "".join(banner)}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "make test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    new_page = context.new_page()
+    new_page.set_default_timeout(15_000)
+    yield new_page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{request.node.name}-failure.png"
+        new_page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot of the failure: {path}")
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,74 @@
+"""`make dev`'s own choices: real Stripe only in test mode and only when fully configured, and a
+clear error when a port is taken."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+import pytest
+
+from tests.local_runner.dev import DevError, Ports, price_parameters, real_stripe_from_env, running_stack
+from tests.support.local_services import PortInUseError, free_port
+
+PRICES = {
+    "STRIPE_PRICE_STARTER_BASE": "price_s",
+    "STRIPE_PRICE_PRO_BASE": "price_p",
+    "STRIPE_PRICE_ENTERPRISE_BASE": "price_e",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_stripe_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *PRICES, "STRIPE_PRICE_PRO_SITE", "STRIPE_PRICE_ENTERPRISE_SITE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_without_a_key_the_emulator_is_used() -> None:
+    assert real_stripe_from_env() is None
+
+
+def test_real_stripe_in_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abc")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_stripe_listen")
+    for name, value in PRICES.items():
+        monkeypatch.setenv(name, value)
+    target = real_stripe_from_env()
+    assert target is not None
+    assert target.api_base == ""
+    assert target.price_ids == PRICES
+    assert price_parameters(target.price_ids) == {
+        "StripePriceStarterBase": "price_s",
+        "StripePriceProBase": "price_p",
+        "StripePriceEnterpriseBase": "price_e",
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRIPE_SECRET_KEY": "sk_live_abc"}, "test-mode"),
+        ({"STRIPE_SECRET_KEY": "sk_test_abc"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x"}, "STRIPE_PRICE_STARTER_BASE"),
+    ],
+)
+def test_real_stripe_refuses_live_keys_and_half_configurations(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DevError, match=message):
+        real_stripe_from_env()
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = Ports(gateway=port, webhook=free_port(), stripe=free_port(), aws=free_port())
+        with (
+            pytest.raises(PortInUseError, match=f"port {port} \\(API gateway\\) is already in use"),
+            running_stack(ports, io.StringIO()),
+        ):
+            pass

@@ -1,0 +1,197 @@
+"""`make dev`: the whole billing product on 127.0.0.1, with nothing but Python.
+
+Starts an embedded AWS (moto, with the table and the secret from template.yaml), a Stripe
+emulator (the Stripe fake with hosted Checkout and portal pages that deliver signed webhooks),
+the local API gateway (every route of template.yaml, JWT authorizer, CORS) and the webhook's
+Function URL, each function in its own process with its own environment from the template.
+
+With STRIPE_SECRET_KEY (a test-mode key), STRIPE_WEBHOOK_SECRET and the STRIPE_PRICE_* ids in the
+environment, it talks to real Stripe instead of the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tenant_billing.catalog import CATALOG_PATH
+from tests.local_runner.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
+from tests.local_runner.gateway import ApiGateway, FunctionProcess, FunctionUrl, serve
+from tests.local_runner.template_model import load_local_stack
+from tests.support.local_services import (
+    LOCAL_TABLE,
+    LOCAL_WEBHOOK_SECRET,
+    PortInUseError,
+    StripeTarget,
+    add_local_prices,
+    check_port_free,
+    embedded_aws,
+)
+from tests.support.template import load_template
+
+DEMO_ORG = "org_demo"
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int
+    webhook: int
+    stripe: int
+    aws: int
+
+
+class DevError(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None = None) -> Ports:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(env.get("DEV_PORT", 3000)), help="API gateway and demo page (DEV_PORT)")
+    parser.add_argument("--webhook-port", type=int, default=int(env.get("DEV_WEBHOOK_PORT", 3001)), help="webhook Function URL")
+    parser.add_argument("--stripe-port", type=int, default=int(env.get("DEV_STRIPE_PORT", 12111)), help="Stripe emulator")
+    parser.add_argument("--aws-port", type=int, default=int(env.get("DEV_AWS_PORT", 4566)), help="embedded AWS (moto)")
+    args = parser.parse_args(argv)
+    return Ports(args.port, args.webhook_port, args.stripe_port, args.aws_port)
+
+
+def real_stripe_from_env() -> StripeTarget | None:
+    """Real Stripe test mode when the environment carries its key, webhook secret and prices."""
+    key = os.environ.get("STRIPE_SECRET_KEY", "").strip()
+    if not key:
+        return None
+    if not key.startswith(("sk_test_", "rk_test_")):
+        raise DevError("make dev only uses Stripe test-mode keys (sk_test_... or rk_test_...)")
+    webhook_secret = os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
+    if not webhook_secret:
+        raise DevError("set STRIPE_WEBHOOK_SECRET to the secret `stripe listen --print-secret` shows")
+    prices = {name: value for name, value in os.environ.items() if name.startswith("STRIPE_PRICE_") and value}
+    missing = [
+        name
+        for name in ("STRIPE_PRICE_STARTER_BASE", "STRIPE_PRICE_PRO_BASE", "STRIPE_PRICE_ENTERPRISE_BASE")
+        if name not in prices
+    ]
+    if missing:
+        raise DevError(f"with real Stripe, also set {', '.join(missing)} (your test-mode price ids)")
+    return StripeTarget(api_base="", secret_key=key, webhook_secret=webhook_secret, price_ids=prices)
+
+
+def price_parameters(price_ids: dict[str, str]) -> dict[str, str]:
+    """Template parameters behind the STRIPE_PRICE_* variables (read from Globals)."""
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    return {variables[name]["Ref"]: value for name, value in price_ids.items() if isinstance(variables.get(name), dict)}
+
+
+@contextmanager
+def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any]]:
+    """Start everything; yield what was started (URLs and tokens); stop everything on exit."""
+    for port, what in ((ports.gateway, "API gateway"), (ports.webhook, "webhook Function URL")):
+        check_port_free(port, what)
+    gateway_url = f"http://localhost:{ports.gateway}"
+    webhook_url = f"http://127.0.0.1:{ports.webhook}/"
+    real = real_stripe_from_env()
+    with ExitStack() as stack:
+        if real is None:
+            from tests.local_runner.stripe_emulator import start_emulator
+
+            check_port_free(ports.stripe, "Stripe emulator")
+            emulator, stripe_base, fake = start_emulator(
+                webhook_url=webhook_url, webhook_secret=LOCAL_WEBHOOK_SECRET, port=ports.stripe
+            )
+            stack.callback(emulator.server_close)
+            stack.callback(emulator.shutdown)
+            add_local_prices(fake)
+            target = StripeTarget(stripe_base)
+        else:
+            target = real
+        services = stack.enter_context(embedded_aws(target, aws_port=ports.aws))
+        overrides = {
+            "AppBaseUrl": gateway_url,
+            "CorsAllowedOrigins": gateway_url,
+            "JwtIssuer": LOCAL_ISSUER,
+            "JwtAudience": LOCAL_AUDIENCE,
+            **price_parameters(target.price_ids),
+        }
+        resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
+        template_stack = load_local_stack(overrides, resources)
+        extra_env = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
+        extra_env |= {"POWERTOOLS_TRACE_DISABLED": "true", "STRIPE_SECRET_MAX_AGE_SECONDS": "5"}
+        processes = {logical_id: FunctionProcess(spec, extra_env) for logical_id, spec in template_stack.functions.items()}
+        for process in processes.values():
+            stack.callback(process.stop)
+        key = load_signing_key()
+        verifier = Verifier(key.public_key(), LOCAL_ISSUER, (LOCAL_AUDIENCE,))
+        tokens = [
+            {"label": "Demo org admin", "orgId": DEMO_ORG, "role": "admin", "token": mint_for(key, DEMO_ORG, "admin")},
+            {"label": "Demo org member", "orgId": DEMO_ORG, "role": "member", "token": mint_for(key, DEMO_ORG, "member")},
+            {"label": "Other org admin", "orgId": "org_other", "role": "admin", "token": mint_for(key, "org_other", "admin")},
+        ]
+        gateway = ApiGateway(template_stack, processes, verifier, lambda: {"tokens": tokens, "apiBase": ""}, CATALOG_PATH)
+        api_server = serve(gateway, "127.0.0.1", ports.gateway, "api")
+        stack.callback(api_server.server_close)
+        stack.callback(api_server.shutdown)
+        (webhook_function,) = template_stack.url_functions()
+        url_server = serve(FunctionUrl(processes[webhook_function.logical_id]), "127.0.0.1", ports.webhook, "webhook")
+        stack.callback(url_server.server_close)
+        stack.callback(url_server.shutdown)
+        info = {
+            "gateway": gateway_url,
+            "webhook": webhook_url,
+            "stripe": target.api_base or "https://api.stripe.com (test mode)",
+            "aws": services.aws_endpoint,
+            "tokens": tokens,
+            "real_stripe": real is not None,
+        }
+        print_banner(info, out)
+        yield info
+
+
+def print_banner(info: dict[str, Any], out: Any) -> None:
+    admin, member = info["tokens"][0]["token"], info["tokens"][1]["token"]
+    lines = [
+        "",
+        "Local billing stack (template.yaml's functions, each in its own process)",
+        f"  Demo billing page     {info['gateway']}/",
+        f"  Billing API           {info['gateway']}/billing/status | /billing/checkout | /billing/portal",
+        f"  Stripe webhook URL    {info['webhook']}",
+        f"  Stripe                {info['stripe']}",
+        f"  Embedded AWS (moto)   {info['aws']}  (table {LOCAL_TABLE})",
+        "",
+        f"  Admin token  (org {DEMO_ORG}, role admin):  {admin}",
+        f"  Member token (org {DEMO_ORG}, role member): {member}",
+        f"  Try: curl -H 'Authorization: Bearer {admin[:16]}...' {info['gateway']}/billing/status",
+        "  More tokens: .venv/bin/python -m tests.local_runner.dev_tokens --org org_acme --role owner   (or make token)",
+    ]
+    if info["real_stripe"]:
+        lines += ["", f"  Real Stripe (test mode): run  stripe listen --forward-to {info['webhook']}"]
+    else:
+        lines += ["", "  Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined."]
+    lines += ["", "local billing stack ready (Ctrl-C stops everything)", ""]
+    print("\n".join(lines), file=out, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ports = parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with running_stack(ports):
+            stop.wait()
+            print("\nstopping...", flush=True)
+    except (PortInUseError, DevError) as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 2
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,441 @@
+// The demo billing page: plain ES2020, no build step, no dependencies.
+//
+// It is also the reference a frontend team copies from. The parts worth copying:
+//   - callApi():           how to call the billing API with the caller's JWT as a bearer token,
+//   - ApiError / showError / handleActionError():  how to branch on `error.code` (never on the message),
+//   - showReturnBanner() / pollUntilActive(): what to do when Stripe Checkout sends the user back.
+// Everything that comes from /dev/*.json (the callers' tokens, the plan catalog file) is the local
+// gateway's convenience: a real frontend gets its token from its identity provider.
+
+const ENDED_STATUSES = new Set(["canceled", "incomplete_expired"]); // a new subscription is needed
+const PAID_STATUSES = new Set(["active", "trialing"]);
+const LIVE_HINT = "Change your plan in Manage subscription";
+const CALLER_KEY = "billing-demo.caller"; // localStorage: the label of the chosen caller
+
+const state = {
+  apiBase: "", // "" means same origin
+  tokens: [], // [{label, orgId, role, token}]
+  token: null, // the selected caller's JWT
+  catalog: null, // /dev/plans.json
+  status: null, // the last GET /billing/status answer, null while unknown
+  statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
+  busy: false, // a checkout or portal request is in flight (or the browser is leaving for Stripe)
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------------------------
+// Calling the API
+// ---------------------------------------------------------------------------------------------
+
+/** A failed call. `code` is stable and meant for code; `message` is meant for people. */
+class ApiError extends Error {
+  constructor(status, code, message, field = undefined) {
+    super(message);
+    this.status = status; // HTTP status, 0 when the server was not reached
+    this.code = code;
+    this.field = field; // the request field at fault, when there is one
+  }
+}
+
+/**
+ * Call the billing API as the selected caller and resolve with the JSON answer.
+ *
+ * The caller's JWT goes in `Authorization: Bearer <token>`. The organization and the role come
+ * from that token only (never send an org id): API Gateway's authorizer verifies it, and the
+ * backend decides who may do what, so the page never hides an action by role.
+ * Anything but a 2xx rejects with an ApiError.
+ */
+async function callApi(path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(state.apiBase + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "The billing API could not be reached");
+  }
+  const data = await response.json().catch(() => null);
+  if (response.ok) return data;
+  // The API's own errors always look like {"error": {"code", "message", "field"?}}.
+  const error = data?.error;
+  if (error?.code) throw new ApiError(response.status, error.code, error.message, error.field);
+  // API Gateway's JWT authorizer answers 401 {"message": "Unauthorized"} before our code runs.
+  if (response.status === 401) throw new ApiError(401, "unauthorized", data?.message || "Unauthorized");
+  throw new ApiError(response.status, `http_${response.status}`, data?.message || `Request failed (HTTP ${response.status})`);
+}
+
+/** The local gateway's helper files (no token needed). */
+async function loadDevJson(path) {
+  const response = await fetch(path).catch(() => null);
+  if (!response?.ok) throw new ApiError(response?.status ?? 0, "dev_config_unavailable", `Could not load ${path}`);
+  return response.json();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: shown as "<message> (<code>)" in the #error alert
+// ---------------------------------------------------------------------------------------------
+
+function showError(err) {
+  if (!(err instanceof ApiError)) {
+    console.error(err);
+    err = new ApiError(0, "unexpected_error", String(err?.message ?? err));
+  }
+  $("error").textContent = `${err.message} (${err.code})`;
+}
+
+function clearError() {
+  $("error").textContent = "";
+}
+
+/** Show a checkout/portal error, then react to what its code means. */
+function handleActionError(err, quantityInput = null) {
+  showError(err);
+  switch (err.code) {
+    case "invalid_site_quantity":
+    case "site_addon_unavailable":
+      quantityInput?.focus(); // the user can fix the number right away
+      break;
+    case "subscription_exists": // a subscription started elsewhere: our view is stale
+    case "no_billing_account":
+      refreshStatus();
+      break;
+    case "unauthorized": // token expired or not for an organization: pick another caller
+      $("token-select").focus();
+      break;
+    // "forbidden" (not a billing admin), "stripe_unavailable" and "temporarily_unavailable"
+    // (retry later), "billing_not_configured" / "billing_misconfigured" (an operator must act):
+    // the message says it all.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------------
+
+/** Catalog amounts are in the currency's minor unit (cents): 7900 -> "$79", 1950 -> "$19.50". */
+function money(minorUnits) {
+  const currency = state.catalog.currency.toUpperCase();
+  const digits = new Intl.NumberFormat("en-US", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+  const amount = minorUnits / 10 ** digits;
+  return new Intl.NumberFormat("en-US", {
+    style: "currency",
+    currency,
+    minimumFractionDigits: Number.isInteger(amount) ? 0 : digits,
+  }).format(amount);
+}
+
+function formatDate(iso) {
+  return new Date(iso).toLocaleDateString("en-US", { dateStyle: "long", timeZone: "UTC" });
+}
+
+/** document.createElement with attributes ("class", "text" are shortcuts) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function featureItems(features) {
+  return features.map((feature) => el("li", { "data-feature": feature, text: feature }));
+}
+
+function limitItems(limits, suffixes = {}) {
+  return Object.entries(limits).map(([name, value]) =>
+    el("div", {}, el("dt", { text: name }), el("dd", { "data-limit": name, text: `${value}${suffixes[name] ?? ""}` })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscription rules the page needs (the backend enforces them; the page only explains them)
+// ---------------------------------------------------------------------------------------------
+
+/** A subscription that has not ended: checkout answers 409 subscription_exists, use the portal. */
+const isLive = (sub) => Boolean(sub) && !ENDED_STATUSES.has(sub.status);
+const isPaid = (sub) => Boolean(sub) && PAID_STATUSES.has(sub.status);
+
+/**
+ * The plan whose entitlements the organization has. The status answer carries the entitlement's
+ * features and limits but no plan key: it is the subscription's plan while its entitlement is that
+ * plan's (active, trialing, past_due unless the operator chose otherwise), else the fallback plan.
+ */
+function entitledPlan(status) {
+  const { plans, fallbackPlan } = state.catalog;
+  const sub = status.subscription;
+  const plan = sub && plans[sub.plan];
+  const granted = plan && (isPaid(sub) || sub.status === "past_due");
+  const sameFeatures = (a, b) => a.length === b.length && a.every((f) => b.includes(f));
+  if (granted && sameFeatures(status.entitlement.features, plan.features)) return { key: sub.plan, fallback: false };
+  return { key: fallbackPlan, fallback: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------
+
+function renderStatus() {
+  const status = state.status;
+  const planEl = $("status-plan");
+  $("not-configured").hidden = !status || status.configured;
+  if (!status) {
+    planEl.textContent = $("status-state").textContent = $("limit-sites").textContent = "—";
+    planEl.dataset.plan = "";
+    $("period").textContent = "";
+    $("features").replaceChildren();
+    $("limits").replaceChildren();
+    updateActions();
+    return;
+  }
+  const sub = status.subscription;
+  const current = entitledPlan(status);
+  const name = state.catalog.plans[current.key]?.name ?? current.key;
+  planEl.textContent = current.fallback ? `${name} (free fallback)` : name;
+  planEl.dataset.plan = current.key;
+  $("status-state").textContent = sub ? sub.status : "none"; // Stripe's own status string
+  $("limit-sites").textContent = status.entitlement.limits.sites ?? "—";
+
+  let period = "";
+  if (sub?.currentPeriodEnd && !ENDED_STATUSES.has(sub.status)) {
+    period = `${sub.cancelAtPeriodEnd ? "Cancels on" : "Renews on"} ${formatDate(sub.currentPeriodEnd)}`;
+  }
+  $("period").textContent = period;
+  $("features").replaceChildren(...featureItems(status.entitlement.features));
+  $("limits").replaceChildren(...limitItems(status.entitlement.limits));
+  updateActions();
+}
+
+/** Enable/disable the buttons and mark the current plan, from the last status. */
+function updateActions() {
+  const status = state.status;
+  const live = isLive(status?.subscription);
+  const currentKey = $("status-plan").dataset.plan;
+  for (const card of document.querySelectorAll("#plans .plan")) {
+    card.classList.toggle("current", card.dataset.plan === currentKey);
+    card.querySelector(".choose-plan").disabled = state.busy || live;
+    card.querySelector(".choose-hint").hidden = !live;
+  }
+  $("manage-subscription").disabled = state.busy || !status?.hasStripeCustomer;
+}
+
+function renderPlans() {
+  const { plans } = state.catalog;
+  $("plans").replaceChildren(...Object.entries(plans).map(([key, plan]) => planCard(key, plan)));
+}
+
+function planCard(key, plan) {
+  const card = el("article", { class: "plan", "data-plan": key, "aria-labelledby": `plan-${key}-name` });
+  card.append(
+    el("div", { class: "plan-head" },
+      el("h3", { id: `plan-${key}-name`, text: plan.name }),
+      el("span", { class: "current-badge", text: "Current plan" })),
+    el("p", { class: "plan-price", text: `${money(plan.basePrice.unitAmount)} / month` }),
+  );
+  const siteLimit = plan.sitePrice?.limit;
+  if (plan.sitePrice) {
+    card.append(el("p", { class: "site-price", text: `+ ${money(plan.sitePrice.unitAmount)} / month per extra site` }));
+  }
+  card.append(
+    el("ul", { class: "tags" }, ...featureItems(plan.features)),
+    el("dl", { class: "limits" }, ...limitItems(plan.limits, siteLimit ? { [siteLimit]: " + extra sites" } : {})),
+  );
+
+  let quantity = null;
+  if (plan.sitePrice) {
+    const max = state.catalog.maxSiteQuantity;
+    quantity = el("input", {
+      type: "number", class: "site-quantity", id: `sites-${key}`,
+      min: "0", max: String(max), step: "1", value: "0", inputmode: "numeric",
+    });
+    const total = el("p", { class: "plan-total", "aria-live": "polite" });
+    const updateTotal = () => {
+      const n = siteQuantity(quantity);
+      const valid = Number.isInteger(n) && n >= 0 && n <= max;
+      quantity.setAttribute("aria-invalid", String(!valid));
+      total.textContent = valid
+        ? `Total: ${money(plan.basePrice.unitAmount + n * plan.sitePrice.unitAmount)} / month`
+        : `Enter 0 to ${max} extra sites`;
+    };
+    quantity.addEventListener("input", updateTotal);
+    updateTotal();
+    card.append(el("div", { class: "field" }, el("label", { for: quantity.id, text: "Extra sites" }), quantity), total);
+  }
+
+  const hint = el("p", { class: "choose-hint", id: `plan-${key}-hint`, text: LIVE_HINT });
+  hint.hidden = true;
+  const button = el("button", { type: "button", class: "choose-plan", "aria-describedby": hint.id, text: `Choose ${plan.name}` });
+  button.addEventListener("click", () => startCheckout(key, quantity, button));
+  card.append(button, hint);
+  return card;
+}
+
+/** An empty field is 0; anything else is sent as typed so the API can say what is wrong. */
+function siteQuantity(input) {
+  return input.value.trim() === "" ? 0 : Number(input.value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------------------------
+
+/** GET /billing/status; renders it and resolves with it (null on error, shown in #error). */
+async function refreshStatus() {
+  const seq = ++state.statusSeq;
+  $("status").setAttribute("aria-busy", "true");
+  try {
+    const status = await callApi("/billing/status");
+    if (seq !== state.statusSeq) return null; // a newer request (e.g. another caller) wins
+    state.status = status;
+    renderStatus();
+    return status;
+  } catch (err) {
+    if (seq === state.statusSeq) {
+      showError(err);
+      renderStatus(); // the last known status, or dashes when there is none
+    }
+    return null;
+  } finally {
+    if (seq === state.statusSeq) $("status").removeAttribute("aria-busy");
+  }
+}
+
+/** POST /billing/checkout or /billing/portal, then leave for Stripe's page. */
+async function goToStripe(button, path, body, quantityInput = null) {
+  clearError();
+  state.busy = true; // no double submits
+  updateActions();
+  button.setAttribute("aria-busy", "true");
+  try {
+    const { url } = await callApi(path, { method: "POST", body });
+    window.location.assign(url); // stay busy while the browser leaves
+  } catch (err) {
+    state.busy = false;
+    updateActions();
+    handleActionError(err, quantityInput);
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+}
+
+function startCheckout(planKey, quantityInput, button) {
+  const body = { plan: planKey };
+  if (quantityInput) body.siteQuantity = siteQuantity(quantityInput);
+  return goToStripe(button, "/billing/checkout", body, quantityInput);
+}
+
+function openPortal() {
+  return goToStripe($("manage-subscription"), "/billing/portal"); // no body
+}
+
+function selectCaller(index) {
+  const caller = state.tokens[index] ?? state.tokens[0];
+  state.token = caller.token;
+  try {
+    localStorage.setItem(CALLER_KEY, caller.label);
+  } catch {
+    // storage disabled: the choice just isn't remembered
+  }
+}
+
+/**
+ * Stripe Checkout sends the user back to /app/settings?billing=success or /app/billing?billing=canceled.
+ * Shows the banner and returns the outcome ("success", "canceled" or null).
+ */
+function showReturnBanner() {
+  const outcome = new URLSearchParams(window.location.search).get("billing");
+  const messages = {
+    success: "Thanks! Your subscription is being activated.",
+    canceled: "Checkout canceled. No charge was made.",
+  };
+  if (!(outcome in messages)) return null;
+  const banner = $("return-banner");
+  banner.textContent = messages[outcome];
+  banner.dataset.billing = outcome;
+  banner.hidden = false;
+  return outcome;
+}
+
+/**
+ * "success" only means the payment page finished: the subscription reaches the backend through
+ * Stripe's webhook a moment later, so poll the status every second for up to 10 s until it is
+ * active or trialing.
+ */
+async function pollUntilActive() {
+  const detail = el("span", { class: "banner-detail" });
+  $("return-banner").append(" ", detail);
+  const deadline = Date.now() + 10_000;
+  while (!isPaid(state.status?.subscription) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await refreshStatus();
+  }
+  detail.textContent = isPaid(state.status?.subscription)
+    ? "It is active now."
+    : "Stripe has not confirmed it yet: press Refresh in a moment.";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------------------------
+
+async function init() {
+  const outcome = showReturnBanner();
+  $("refresh").addEventListener("click", () => {
+    clearError();
+    refreshStatus();
+  });
+  $("manage-subscription").addEventListener("click", openPortal);
+  $("token-select").addEventListener("change", (event) => {
+    selectCaller(Number(event.target.value));
+    clearError();
+    state.status = null; // never show one organization's status under another caller
+    renderStatus();
+    refreshStatus();
+  });
+  // Coming back from Stripe with the browser's Back button restores this page as it was left.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      state.busy = false;
+      updateActions();
+    }
+  });
+
+  let config;
+  try {
+    [config, state.catalog] = await Promise.all([loadDevJson("/dev/config.json"), loadDevJson("/dev/plans.json")]);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  state.apiBase = (config.apiBase ?? "").replace(/\/$/, "");
+  state.tokens = config.tokens ?? [];
+  renderPlans();
+  if (state.tokens.length === 0) {
+    showError(new ApiError(0, "no_callers", "/dev/config.json lists no tokens"));
+    return;
+  }
+
+  let saved = null;
+  try {
+    saved = localStorage.getItem(CALLER_KEY);
+  } catch {
+    // storage disabled
+  }
+  const select = $("token-select");
+  state.tokens.forEach((t, i) => select.append(new Option(`${t.label} (${t.orgId}, ${t.role})`, String(i))));
+  const index = Math.max(0, state.tokens.findIndex((t) => t.label === saved));
+  select.value = String(index);
+  selectCaller(index);
+
+  await refreshStatus();
+  if (outcome === "success") await pollUntilActive();
+}
+
+init();

@@ -1,0 +1,695 @@
+"""A local Stripe: the fake's API, hosted Checkout and Customer Portal pages, and signed webhooks.
+
+One HTTP server (127.0.0.1 by default) serves
+- `/v1/...`: the Stripe API (FakeStripe.handle), for STRIPE_API_BASE / StripeClient(base_addresses=...);
+- `/c/pay/{checkout_session_id}`: a hosted Checkout page (pay with a test card);
+- `/p/session/{token}`: a hosted Customer Portal page (cancel at period end, renew, cancel now);
+- `/_emulator/deliveries`: the webhook deliveries so far (JSON), for tests and diagnostics.
+
+What a customer does on a page runs the fake's simulation (complete_checkout, update_subscription,
+cancel_subscription) and the events it returns are POSTed, in order and signed like Stripe signs
+them, to the webhook URL before the browser is redirected. Plain HTML, no JavaScript, no assets.
+
+    server, base_url, fake = start_emulator(webhook_url="http://127.0.0.1:3001/webhook", webhook_secret="whsec_...")
+    ...
+    server.shutdown(); server.server_close()
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tenant_billing.webhook_signature import signature_header
+from tests.stripe_fake import CardDeclined, FakeStripe, FakeStripeError, SimulatedConnectionError
+
+Obj = dict[str, Any]
+
+WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+# Pauses before the 1st, 2nd and 3rd retry of a delivery that failed.
+RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0)
+MAX_FORM_BYTES = 64 * 1024
+
+CHECKOUT_PATH = "/c/pay/"
+PORTAL_PATH = "/p/session/"
+PORTAL_ACTIONS = ("cancel-at-period-end", "resume", "cancel-now")
+_LIVE_STATUSES = ("active", "trialing", "past_due")
+_ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+_SYMBOLS = {"usd": "$", "eur": "\N{EURO SIGN}", "gbp": "\N{POUND SIGN}", "jpy": "\N{YEN SIGN}"}
+_STATUS_LABELS = {
+    "active": "Active",
+    "trialing": "Trial",
+    "past_due": "Past due",
+    "unpaid": "Unpaid",
+    "paused": "Paused",
+    "incomplete": "Incomplete",
+    "incomplete_expired": "Expired",
+    "canceled": "Canceled",
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event's delivery: `status` is the last HTTP status (None when the connection failed)."""
+
+    event_id: str
+    type: str
+    status: int | None
+    attempts: int
+    delivered: bool
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Stripe does not follow redirects from a webhook endpoint: a 3xx is a failed delivery."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        return None
+
+
+class StripeEmulator:
+    """The state behind the pages: the fake, where webhooks go, and what was delivered."""
+
+    def __init__(self, fake: FakeStripe, *, webhook_url: str, webhook_secret: str, base_url: str) -> None:
+        self.fake = fake
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.base_url = base_url
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.timeout = WEBHOOK_TIMEOUT_SECONDS
+        self.deliveries: list[Delivery] = []
+        self._deliveries_lock = threading.Lock()
+        # One delivery at a time, so events of concurrent page actions never interleave.
+        self._deliver_lock = threading.Lock()
+        # No proxies (the endpoint is local) and no redirects (as Stripe).
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    def deliver(self, events: Iterable[Obj]) -> list[Delivery]:
+        """POST each event, in order, synchronously; retry failures, then warn and go on."""
+        results = []
+        with self._deliver_lock:
+            for event in events:
+                delivery = self._deliver_one(event)
+                with self._deliveries_lock:
+                    self.deliveries.append(delivery)
+                results.append(delivery)
+        return results
+
+    def deliveries_snapshot(self) -> list[Delivery]:
+        with self._deliveries_lock:
+            return list(self.deliveries)
+
+    def _deliver_one(self, event: Obj) -> Delivery:
+        event_id, event_type = str(event.get("id")), str(event.get("type"))
+        body = json.dumps(event, indent=2).encode()
+        status: int | None = None
+        reason = ""
+        attempts = 0
+        for delay in (0.0, *self.retry_delays):
+            if delay:
+                time.sleep(delay)
+            attempts += 1
+            status, reason = self._post(body)
+            if status is not None and 200 <= status < 300:
+                return Delivery(event_id, event_type, status, attempts, delivered=True)
+        sys.stderr.write(
+            f"stripe-emulator: WARNING: webhook {event_type} ({event_id}) to {self.webhook_url} "
+            f"failed after {attempts} attempts: {reason}; continuing\n"
+        )
+        return Delivery(event_id, event_type, status, attempts, delivered=False)
+
+    def _post(self, body: bytes) -> tuple[int | None, str]:
+        """(HTTP status or None, a reason without the body or the secret)."""
+        request = urllib.request.Request(
+            self.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": WEBHOOK_USER_AGENT,
+                "Stripe-Signature": signature_header([self.webhook_secret], int(time.time()), body),
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                response.read()
+                status = int(response.status)
+                return status, f"HTTP {status}"
+        except urllib.error.HTTPError as error:
+            with error:
+                error.read()
+            return error.code, f"HTTP {error.code}"
+        except (OSError, ValueError) as error:  # URLError, timeouts, refused connections, a bad URL
+            detail = error.reason if isinstance(error, urllib.error.URLError) else error
+            return None, f"{type(error).__name__}: {detail}"
+
+    # --- reads (snapshots taken under the fake's lock) ------------------------------------------
+
+    def checkout_view(self, session_id: str) -> tuple[Obj, list[Obj], Obj] | None:
+        """(session, line items, stored subscription_data), or None for an unknown session."""
+        fake = self.fake
+        with fake._lock:
+            session = fake.checkout_sessions.get(session_id)
+            private = fake._session_private.get(session_id)
+            if session is None or private is None:
+                return None
+            return _copy(session), _copy(private.line_items), _copy(private.subscription_data)
+
+    def portal_view(self, token: str) -> tuple[Obj, Obj | None, list[Obj]] | None:
+        """(portal session, customer, the customer's subscriptions newest first), or None."""
+        fake = self.fake
+        with fake._lock:
+            portal = next(
+                (
+                    session
+                    for session in fake.portal_sessions.values()
+                    if session["id"] == token or str(session.get("url") or "").rsplit("/", 1)[-1] == token
+                ),
+                None,
+            )
+            if portal is None:
+                return None
+            customer_id = portal["customer"]
+            order = {sub_id: n for n, sub_id in enumerate(fake.subscriptions)}
+            subscriptions = [sub for sub in fake.subscriptions.values() if sub["customer"] == customer_id]
+            subscriptions.sort(key=lambda sub: (sub["created"], order[sub["id"]]), reverse=True)
+            customer = fake.customers.get(customer_id)
+            return _copy(portal), _copy(customer) if customer else None, _copy(subscriptions)
+
+    def product_name(self, price: Obj) -> str:
+        with self.fake._lock:
+            product = self.fake.products.get(price["product"]) if isinstance(price.get("product"), str) else None
+            return str(product["name"]) if product else str(price.get("nickname") or price.get("product") or price["id"])
+
+
+def _copy(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+
+def e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def format_amount(amount: int, currency: str) -> str:
+    code = currency.lower()
+    value = f"{amount:,}" if code in _ZERO_DECIMAL else f"{amount / 100:,.2f}"
+    symbol = _SYMBOLS.get(code)
+    return f"{symbol}{value}" if symbol else f"{value} {code.upper()}"
+
+
+def format_interval(recurring: Obj | None) -> str:
+    if not recurring:
+        return "one time"
+    count, interval = int(recurring.get("interval_count") or 1), str(recurring["interval"])
+    return interval if count == 1 else f"{count} {interval}s"
+
+
+def format_date(timestamp: int) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def _period_end(subscription: Obj) -> int | None:
+    ends = [int(item["current_period_end"]) for item in subscription["items"]["data"] if item.get("current_period_end")]
+    return max(ends) if ends else None
+
+
+def _cancels_at(subscription: Obj) -> int | None:
+    """When a scheduled cancellation takes effect (None when none is scheduled)."""
+    if subscription["status"] not in _LIVE_STATUSES:
+        return None
+    if subscription.get("cancel_at_period_end"):
+        return _period_end(subscription) or subscription.get("cancel_at")
+    cancel_at = subscription.get("cancel_at")
+    return int(cancel_at) if cancel_at else None
+
+
+def portal_actions(subscription: Obj) -> tuple[str, ...]:
+    """What Stripe's portal offers for a subscription it may cancel but not update."""
+    if subscription["status"] not in _LIVE_STATUSES:
+        return ()
+    if _cancels_at(subscription) is not None:
+        return ("resume", "cancel-now")
+    return ("cancel-at-period-end", "cancel-now")
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+_CSS = """
+*{box-sizing:border-box}
+body{margin:0;font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#1a1f36;background:#fff;font-size:15px;line-height:1.45}
+a{color:#635bff;text-decoration:none}a:hover{text-decoration:underline}
+.badge{display:inline-block;margin-left:10px;padding:2px 7px;border-radius:4px;background:#ffde92;color:#983705;
+ font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;vertical-align:middle}
+.muted{color:#697386}.small{font-size:13px}
+.checkout{display:flex;min-height:100vh;flex-wrap:wrap}
+.summary{flex:1 1 420px;background:#f6f9fc;padding:56px 48px;border-right:1px solid #e3e8ee}
+.pay{flex:1 1 420px;padding:56px 48px;max-width:560px}
+.summary-inner{max-width:420px;margin-left:auto}
+.headline{font-size:36px;font-weight:600;margin:6px 0 28px}.headline span{font-size:15px;color:#697386;font-weight:400}
+.lines{list-style:none;padding:0;margin:0}
+.lines li{display:flex;justify-content:space-between;gap:16px;padding:12px 0;border-bottom:1px solid #e3e8ee}
+.lines small{display:block;color:#697386;font-size:13px}
+.total{display:flex;justify-content:space-between;padding:16px 0;font-weight:600}
+h1{font-size:22px;margin:0 0 20px}h2{font-size:17px;margin:0 0 12px}
+label{display:block;font-size:13px;color:#3c4257;margin:16px 0 6px;font-weight:500}
+input{width:100%;padding:10px 12px;border:1px solid #e0e6eb;border-radius:6px;font-size:15px;
+ box-shadow:0 1px 1px rgba(0,0,0,.03)}
+input:focus{outline:none;border-color:#635bff;box-shadow:0 0 0 3px rgba(99,91,255,.25)}
+.card-group input{border-radius:0}.card-group #card-number{border-radius:6px 6px 0 0}
+.card-row{display:flex}.card-row input{border-top:0}.card-row input:first-child{border-radius:0 0 0 6px}
+.card-row input:last-child{border-left:0;border-radius:0 0 6px 0}
+button{appearance:none;border:0;border-radius:6px;padding:12px 16px;font-size:15px;font-weight:600;cursor:pointer}
+.primary{width:100%;margin-top:24px;background:#635bff;color:#fff}.primary:hover{background:#5851e5}
+.secondary{background:#fff;color:#1a1f36;border:1px solid #d5dbe1}.danger{background:#fff;color:#df1b41;border:1px solid #f2b8c6}
+.error{margin:0 0 12px;padding:10px 12px;border-radius:6px;background:#fff0f3;color:#c0123c;border:1px solid #f5c2cf}
+.hint{margin-top:16px;font-size:13px;color:#697386}
+.portal{max-width:760px;margin:0 auto;padding:40px 24px}
+.topbar{display:flex;justify-content:space-between;align-items:center;margin-bottom:32px}
+.sub{border:1px solid #e3e8ee;border-radius:8px;padding:20px 24px;margin-bottom:16px}
+.sub-head{display:flex;justify-content:space-between;align-items:center;gap:12px}
+.sub ul{margin:8px 0 12px;padding-left:18px}
+.status{padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;background:#e3e8ee;color:#3c4257}
+.status-active,.status-trialing{background:#d7f7c2;color:#006908}
+.status-past_due,.status-unpaid{background:#ffe7f2;color:#b3093c}
+.notice{color:#983705;font-weight:500}
+.actions{display:flex;gap:10px;flex-wrap:wrap;margin-top:12px}.actions form{margin:0}
+.message{max-width:480px;margin:15vh auto;padding:0 24px;text-align:center}
+"""
+
+
+def _document(title: str, body: str) -> bytes:
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{e(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    ).encode()
+
+
+def message_page(title: str, message: str, link: tuple[str, str] | None = None) -> bytes:
+    back = f'<p><a id="back" href="{e(link[0])}">{e(link[1])}</a></p>' if link else ""
+    return _document(
+        title,
+        f'<main class="message"><h1 id="message-title">{e(title)}</h1>'
+        f'<p id="message" class="muted">{e(message)}</p>{back}</main>',
+    )
+
+
+def checkout_page(
+    emulator: StripeEmulator,
+    session: Obj,
+    line_items: list[Obj],
+    subscription_data: Obj,
+    *,
+    error: str | None = None,
+    form: Mapping[str, str] | None = None,
+) -> bytes:
+    form = form or {}
+    currency = str(session.get("currency") or (line_items[0]["currency"] if line_items else "usd"))
+    recurring = line_items[0]["price"].get("recurring") if line_items else None
+    interval = format_interval(recurring)
+    total = sum(int(item["price"]["unit_amount"]) * int(item["quantity"]) for item in line_items)
+    names = [emulator.product_name(item["price"]) for item in line_items]
+    rows = []
+    for name, item in zip(names, line_items, strict=True):
+        price = item["price"]
+        unit = f"{format_amount(int(price['unit_amount']), price['currency'])} / {format_interval(price.get('recurring'))}"
+        line_total = format_amount(int(price["unit_amount"]) * int(item["quantity"]), price["currency"])
+        rows.append(
+            f'<li class="line-item"><div><strong class="product">{e(name)}</strong>'
+            f"<small>Qty {e(item['quantity'])} \N{MIDDLE DOT} {e(unit)}</small></div><span>{e(line_total)}</span></li>"
+        )
+    trial_days = subscription_data.get("trial_period_days")
+    trial = f'<p class="muted small" id="trial">Includes a {e(trial_days)}-day free trial.</p>' if trial_days else ""
+    cancel_url = session.get("cancel_url")
+    back = f'<a id="cancel" href="{e(cancel_url)}">\N{LEFTWARDS ARROW} Back</a>' if cancel_url else ""
+    email = form.get("email", session.get("customer_email") or _customer_email(emulator, session) or "")
+    error_html = f'<div id="error" class="error" role="alert">{e(error)}</div>' if error else ""
+    headline = names[0] if names else "your plan"
+    body = f"""<div class="checkout">
+<section class="summary"><div class="summary-inner">
+<p>{back}<span class="badge">Test mode</span></p>
+<p class="muted">Subscribe to {e(headline)}</p>
+<p class="headline" id="headline">{e(format_amount(total, currency))} <span>per {e(interval)}</span></p>
+<ul class="lines" id="line-items">{"".join(rows)}</ul>
+<div class="total"><span>Total per {e(interval)}</span><strong id="total">{e(format_amount(total, currency))}</strong></div>
+{trial}
+</div></section>
+<section class="pay">
+<h1>Pay with card</h1>
+{error_html}
+<form method="post" action="{e(CHECKOUT_PATH + session["id"])}" autocomplete="off">
+<label for="email">Email <span class="muted">(optional)</span></label>
+<input id="email" name="email" type="email" value="{e(email)}" placeholder="you@example.com">
+<label for="card-number">Card information</label>
+<div class="card-group">
+<input id="card-number" name="card_number" inputmode="numeric" placeholder="4242 4242 4242 4242"
+ value="{e(form.get("card_number", ""))}">
+<div class="card-row">
+<input id="card-expiry" name="expiry" placeholder="MM / YY" value="{e(form.get("expiry", ""))}" aria-label="Expiration">
+<input id="card-cvc" name="cvc" placeholder="CVC" value="{e(form.get("cvc", ""))}" aria-label="CVC">
+</div></div>
+<label for="name">Cardholder name <span class="muted">(optional)</span></label>
+<input id="name" name="name" value="{e(form.get("name", ""))}" placeholder="Full name on card">
+<button id="pay" class="primary" type="submit">Subscribe</button>
+<p class="hint" id="test-cards">Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.</p>
+</form>
+</section>
+</div>"""
+    return _document(f"Subscribe to {headline}", body)
+
+
+def _customer_email(emulator: StripeEmulator, session: Obj) -> str | None:
+    customer_id = session.get("customer")
+    if not isinstance(customer_id, str):
+        return None
+    with emulator.fake._lock:
+        customer = emulator.fake.customers.get(customer_id)
+        return str(customer["email"]) if customer and customer.get("email") else None
+
+
+def portal_page(emulator: StripeEmulator, token: str, portal: Obj, customer: Obj | None, subscriptions: list[Obj]) -> bytes:
+    return_url = portal.get("return_url")
+    back = ""
+    if return_url:
+        app = urlsplit(str(return_url)).netloc or str(return_url)
+        back = f'<a id="return" href="{e(return_url)}">\N{LEFTWARDS ARROW} Return to {e(app)}</a>'
+    who = ""
+    if customer:
+        who = " \N{MIDDLE DOT} ".join(e(value) for value in (customer.get("name"), customer.get("email")) if value)
+    cards = [_subscription_card(emulator, token, sub) for sub in subscriptions]
+    if not cards:
+        cards = ['<p class="muted" id="no-subscriptions">No subscriptions.</p>']
+    body = f"""<main class="portal">
+<div class="topbar"><div>{back}</div><span class="badge">Test mode</span></div>
+<h1>Billing</h1>
+<p class="muted" id="customer">{who}</p>
+<h2>Subscriptions</h2>
+{"".join(cards)}
+<p class="muted small" id="quantity-note">Changing plans or quantities is not offered in this emulated portal.</p>
+</main>"""
+    return _document("Billing", body)
+
+
+def _subscription_card(emulator: StripeEmulator, token: str, subscription: Obj) -> str:
+    sub_id = str(subscription["id"])
+    status = str(subscription["status"])
+    items = subscription["items"]["data"]
+    lines = []
+    for item in items:
+        price = item["price"]
+        unit = f"{format_amount(int(price['unit_amount']), price['currency'])} / {format_interval(price.get('recurring'))}"
+        lines.append(
+            f'<li><span class="product">{e(emulator.product_name(price))}</span> \N{MULTIPLICATION SIGN} '
+            f'<span class="quantity">{e(item["quantity"])}</span> <span class="muted">({e(unit)})</span></li>'
+        )
+    title = " + ".join(emulator.product_name(item["price"]) for item in items)
+    period_end = _period_end(subscription)
+    cancels_at = _cancels_at(subscription)
+    details = []
+    if status in ("canceled", "incomplete_expired"):
+        ended = subscription.get("ended_at") or subscription.get("canceled_at")
+        if ended:
+            details.append(f'<p class="muted">Canceled on {e(format_date(int(ended)))}</p>')
+    else:
+        if period_end is not None:
+            details.append(f'<p class="muted period-end">Current period ends {e(format_date(period_end))}</p>')
+        if cancels_at is not None:
+            details.append(f'<p class="notice cancels-on">Cancels on {e(format_date(cancels_at))}</p>')
+        elif status == "trialing" and subscription.get("trial_end"):
+            details.append(f'<p class="muted">Trial ends {e(format_date(int(subscription["trial_end"])))}</p>')
+    labels = {
+        "cancel-at-period-end": ("Cancel plan", "secondary"),
+        "resume": ("Renew plan", "secondary"),
+        "cancel-now": ("Cancel immediately", "danger"),
+    }
+    forms = []
+    for action in portal_actions(subscription):
+        label, style = labels[action]
+        target = f"{PORTAL_PATH}{token}/subscriptions/{sub_id}/{action}"
+        forms.append(
+            f'<form method="post" action="{e(target)}">'
+            f'<button id="{action}" class="{style}" type="submit">{e(label)}</button></form>'
+        )
+    actions = f'<div class="actions">{"".join(forms)}</div>' if forms else ""
+    return f"""<section class="sub" id="subscription-{e(sub_id)}" data-status="{e(status)}">
+<div class="sub-head"><h3>{e(title)}</h3>
+<span class="status status-{e(status)}">{e(_STATUS_LABELS.get(status, status))}</span></div>
+<ul>{"".join(lines)}</ul>
+{"".join(details)}
+{actions}
+</section>"""
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer that also carries its emulator (`server.emulator.deliveries`)."""
+
+    daemon_threads = True
+    emulator: StripeEmulator
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+_HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+
+
+def _html(status: int, page: bytes) -> Response:
+    return status, dict(_HTML), page
+
+
+def _redirect(location: str) -> Response:
+    return 303, {"Location": location, "Cache-Control": "no-store"}, b""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "StripeEmulator/1.0"
+
+    @property
+    def emulator(self) -> StripeEmulator:
+        return cast(EmulatorServer, self.server).emulator
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/v1/"):
+            self._serve_api(parts.path, parts.query, self.rfile.read(length) if length else b"")
+            return
+        if length > MAX_FORM_BYTES:
+            self.close_connection = True
+            self._send(*_html(413, message_page("Request too large", "The form is too large.")))
+            return
+        body = self.rfile.read(length) if length else b""
+        try:
+            response = self._route(self.command, parts.path, body)
+        except Exception as error:
+            sys.stderr.write(f"stripe-emulator: error serving {self.command} {parts.path}: {type(error).__name__}: {error}\n")
+            response = _html(500, message_page("Something went wrong", "The Stripe emulator failed on this request."))
+        self._send(*response)
+
+    def _serve_api(self, path: str, query: str, body: bytes) -> None:
+        try:
+            status, headers, payload = self.emulator.fake.handle(self.command, path, query, body, dict(self.headers))
+        except SimulatedConnectionError:
+            # Drop the connection without a response, as a network failure would.
+            self.close_connection = True
+            return
+        self._send(status, headers, payload)
+
+    def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _route(self, method: str, path: str, body: bytes) -> Response:
+        segments = [unquote(segment) for segment in path.strip("/").split("/")]
+        if path.startswith(CHECKOUT_PATH) and len(segments) == 3:
+            if method in ("GET", "HEAD"):
+                return self._checkout_get(segments[2])
+            if method == "POST":
+                return self._checkout_post(segments[2], _form(body))
+            return _html(405, message_page("Method not allowed", "Use GET or POST."))
+        if path.startswith(PORTAL_PATH) and len(segments) == 3 and method in ("GET", "HEAD"):
+            return self._portal_get(segments[2])
+        if path.startswith(PORTAL_PATH) and len(segments) == 6 and segments[3] == "subscriptions":
+            if method != "POST":
+                return _html(405, message_page("Method not allowed", "Use POST."))
+            return self._portal_post(segments[2], segments[4], segments[5])
+        if path == "/_emulator/deliveries" and method in ("GET", "HEAD"):
+            payload = json.dumps([asdict(d) for d in self.emulator.deliveries_snapshot()], indent=2).encode()
+            return 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, payload
+        return _html(404, message_page("Page not found", "The Stripe emulator has no page at this address."))
+
+    # --- Checkout -------------------------------------------------------------------------------
+
+    def _checkout_unavailable(self, session: Obj) -> Response | None:
+        status = session["status"]
+        if session.get("ui_mode", "hosted_page") != "hosted_page":
+            return _html(404, message_page("Checkout session not found", "This session has no hosted checkout page."))
+        if status == "expired" or (status == "open" and self.emulator.fake.now() >= int(session["expires_at"])):
+            link = (str(session["cancel_url"]), "\N{LEFTWARDS ARROW} Back") if session.get("cancel_url") else None
+            return _html(410, message_page("This checkout session has expired", "Start checkout again to subscribe.", link))
+        if status != "open":
+            link = (_success_url(session), "Continue") if session.get("success_url") else None
+            return _html(410, message_page("This checkout session is complete", "You have already paid for this session.", link))
+        return None
+
+    def _checkout_get(self, session_id: str) -> Response:
+        view = self.emulator.checkout_view(session_id)
+        if view is None:
+            return _html(404, message_page("Checkout session not found", "This checkout link is invalid."))
+        return self._checkout_unavailable(view[0]) or _html(200, checkout_page(self.emulator, *view))
+
+    def _checkout_post(self, session_id: str, form: dict[str, str]) -> Response:
+        view = self.emulator.checkout_view(session_id)
+        if view is None:
+            return _html(404, message_page("Checkout session not found", "This checkout link is invalid."))
+        unavailable = self._checkout_unavailable(view[0])
+        if unavailable is not None:
+            return unavailable
+        card = re.sub(r"\s+", "", form.get("card_number", ""))
+        if not card:
+            return _html(400, checkout_page(self.emulator, *view, error="Your card number is incomplete.", form=form))
+        try:
+            events = self.emulator.fake.complete_checkout(
+                session_id, card, email=form.get("email", "").strip() or None, name=form.get("name", "").strip() or None
+            )
+        except CardDeclined:
+            return _html(402, checkout_page(self.emulator, *view, error="Your card was declined.", form=form))
+        except FakeStripeError:
+            # Completed or expired since the page was read.
+            refreshed = self.emulator.checkout_view(session_id)
+            unavailable = self._checkout_unavailable(refreshed[0]) if refreshed else None
+            return unavailable or _html(409, message_page("Checkout unavailable", "This checkout session can no longer be paid."))
+        self.emulator.deliver(events)
+        return _redirect(_success_url(view[0]))
+
+    # --- Customer Portal ------------------------------------------------------------------------
+
+    def _portal_get(self, token: str) -> Response:
+        view = self.emulator.portal_view(token)
+        if view is None:
+            return _html(404, message_page("Portal session not found", "This billing portal link is invalid."))
+        return _html(200, portal_page(self.emulator, token, *view))
+
+    def _portal_post(self, token: str, subscription_id: str, action: str) -> Response:
+        view = self.emulator.portal_view(token)
+        if view is None:
+            return _html(404, message_page("Portal session not found", "This billing portal link is invalid."))
+        subscription = next((sub for sub in view[2] if sub["id"] == subscription_id), None)
+        if subscription is None or action not in PORTAL_ACTIONS:
+            return _html(404, message_page("Subscription not found", "This customer has no such subscription."))
+        back = (PORTAL_PATH + token, "\N{LEFTWARDS ARROW} Back to billing")
+        if action not in portal_actions(subscription):
+            return _html(409, message_page("Not available", "This subscription can no longer be changed this way.", back))
+        fake = self.emulator.fake
+        try:
+            if action == "cancel-now":
+                events = fake.cancel_subscription(subscription_id)
+            else:
+                events = fake.update_subscription(subscription_id, cancel_at_period_end=action == "cancel-at-period-end")
+        except FakeStripeError as error:
+            return _html(409, message_page("Not available", str(error), back))
+        self.emulator.deliver(events)
+        return _redirect(f"{self.emulator.base_url}{PORTAL_PATH}{token}")
+
+    do_GET = _serve
+    do_HEAD = _serve
+    do_POST = _serve
+    do_DELETE = _serve
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def _success_url(session: Obj) -> str:
+    """Stripe fills in the {CHECKOUT_SESSION_ID} template variable of success_url."""
+    return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", str(session["id"]))
+
+
+def _form(body: bytes) -> dict[str, str]:
+    parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in parsed.items() if values}
+
+
+def _bind(host: str, port: int) -> tuple[EmulatorServer, str]:
+    server = EmulatorServer((host, port), _Handler)
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    if bound_host in ("0.0.0.0", ""):  # noqa: S104 - the URL browsers use for a wildcard bind
+        bound_host = "127.0.0.1"
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def _start(server: EmulatorServer, emulator: StripeEmulator) -> None:
+    server.emulator = emulator
+    # A short poll interval makes shutdown() quick (tests start and stop many servers).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="stripe-emulator", daemon=True)
+    thread.start()
+
+
+def serve_emulator(
+    fake: FakeStripe, *, webhook_url: str, webhook_secret: str, host: str = "127.0.0.1", port: int = 0
+) -> tuple[EmulatorServer, str]:
+    """Serve `fake` (API, hosted pages, webhooks) in a daemon thread: (server, base URL).
+
+    Stop with server.shutdown() and server.server_close(). The fake's checkout/portal URL bases should
+    point at `{base}/c/pay/` and `{base}/p/session/` (start_emulator does that for you).
+    """
+    server, base_url = _bind(host, port)
+    _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
+    return server, base_url
+
+
+def start_emulator(
+    *,
+    webhook_url: str,
+    webhook_secret: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    fake: FakeStripe | None = None,
+) -> tuple[EmulatorServer, str, FakeStripe]:
+    """Bind, point the fake's Checkout and portal URLs at this server (creating the fake if none), serve."""
+    server, base_url = _bind(host, port)
+    try:
+        if fake is None:
+            fake = FakeStripe(checkout_url_base=f"{base_url}{CHECKOUT_PATH}", portal_url_base=f"{base_url}{PORTAL_PATH}")
+        else:
+            with fake._lock:
+                fake.checkout_url_base = f"{base_url}{CHECKOUT_PATH}"
+                fake.portal_url_base = f"{base_url}{PORTAL_PATH}"
+        _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
+    except BaseException:
+        server.server_close()
+        raise
+    return server, base_url, fake
