@@ -11,6 +11,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
 # `sam build` looks for python3.13 on PATH.
 export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -23,7 +24,7 @@ APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/po
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
-	@echo "make test      ruff, mypy, pytest (unit + integration), sam validate --lint, cfn-lint"
+	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
 	@echo "make bench     benchmarks against local services (prints the numbers)"
 	@echo "make build     sam build (arm64, python3.13)"
 	@echo "make clean     remove virtual environments and build output"
@@ -47,7 +48,13 @@ $(CHROMIUM):
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
-install: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
+$(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found" >&2; exit 1; }
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r tests/requirements-checkov.txt
+	@touch $@
+
+install: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CHROMIUM)
 
 dev: $(BIN)/.installed
 	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev
@@ -67,9 +74,10 @@ typecheck: $(BIN)/.installed
 pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest
 
-validate: $(BIN)/.installed $(SAM_VENV)/.installed
+validate: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact
 
 test: lint typecheck pytest validate
 
@@ -80,4 +88,4 @@ build: $(SAM_VENV)/.installed
 	$(SAM) build
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache
