@@ -17,14 +17,15 @@ export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
 export SAM_CLI_TELEMETRY := 0
 PIP_FLAGS := --quiet --disable-pip-version-check
 # The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
-APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:.
+APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:functions/subscription:functions/invoices:functions/reconcile:functions/entitlement_events:.
 
-.PHONY: help install dev token test lint typecheck pytest validate build bench clean
+.PHONY: help install dev token openapi test lint typecheck pytest validate build bench clean
 
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
+	@echo "make openapi   regenerate tests/local_runner/static/openapi.json from the handlers"
 	@echo "make bench     benchmarks against local services (prints the numbers)"
 	@echo "make build     sam build (arm64, python3.13)"
 	@echo "make clean     remove virtual environments and build output"
@@ -63,6 +64,9 @@ ORG ?= org_demo
 ROLE ?= admin
 token: $(BIN)/.installed
 	@PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev_tokens --org $(ORG) --role $(ROLE)
+
+openapi: $(BIN)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.support.generate_openapi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

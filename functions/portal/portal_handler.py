@@ -1,40 +1,38 @@
 """POST /billing/portal: a billing admin gets a Stripe Customer Portal URL for the organization.
 Body: none, or {}."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Powertools reads the route annotations at runtime.
+from typing import Annotated, Any
 
-from typing import Any
-
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenant_billing.api_models import PortalRequest
-from tenant_billing.auth import caller_from_event, require_billing_admin
+from tenant_billing.api_models import PortalRequest, UrlResponse
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import build_resolver, get_repository
+from tenant_billing.http_api import build_resolver, current_caller, documented, get_repository, resolve
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.portal_logic import create_portal
-from tenant_billing.request_body import parse_body
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
 app = build_resolver()
 
 
-@app.post("/billing/portal")
+@app.post(
+    "/billing/portal",
+    summary="A Stripe Customer Portal URL for the organization",
+    description="Billing admins only. 409 `no_billing_account` before the organization has a Stripe customer.",
+    tags=["Billing"],
+    responses=documented(UrlResponse, "The Customer Portal URL to send the browser to"),
+)
 @tracer.capture_method
-def portal() -> dict[str, Any]:
-    settings = get_settings()
-    caller = caller_from_event(app.current_event.raw_event, settings)
-    logger.append_keys(org_id=caller.org_id)
-    require_billing_admin(caller)
-    parse_body(app.current_event.decoded_body, PortalRequest, allow_empty=True)
-    response = create_portal(caller, get_repository(), settings, get_catalog(), get_stripe_client)
-    return response.model_dump(mode="json")
+def portal(_: Annotated[PortalRequest | None, Body()] = None) -> UrlResponse:
+    return create_portal(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve(app, event, context, admin_routes=frozenset({"POST /billing/portal"}))

@@ -22,7 +22,18 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).with_name("screenshots")
 APP_PYTHONPATH = os.pathsep.join(
     str(REPO_ROOT / part)
-    for part in ("layers/common", "functions/status", "functions/checkout", "functions/portal", "functions/stripe_webhook", ".")
+    for part in (
+        "layers/common",
+        "functions/status",
+        "functions/checkout",
+        "functions/portal",
+        "functions/stripe_webhook",
+        "functions/subscription",
+        "functions/invoices",
+        "functions/reconcile",
+        "functions/entitlement_events",
+        ".",
+    )
 )
 
 

@@ -15,9 +15,9 @@ from moto import mock_aws
 
 from tests.conftest import SECRET_NAME, TABLE_NAME, TEST_PRICES, reset_caches
 from tests.stripe_fake import TEST_API_KEY, FakeStripe, FakeStripeHTTPClient
+from tests.support.flows import WEBHOOK_SECRET
 from tests.support.template import create_table_from_template
 
-WEBHOOK_SECRET = "whsec_test_integration_secret"
 
 
 @pytest.fixture

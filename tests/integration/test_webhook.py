@@ -267,7 +267,8 @@ def test_unverified_requests_are_400_and_write_nothing(
     assert "evt_sample" not in logs and WEBHOOK_SECRET not in logs
 
 
-@pytest.mark.parametrize("offset", [-301, 301, -86400])
+# The exact 300 s boundary is tested with a fixed clock in tests/unit; here a margin absorbs a slow machine.
+@pytest.mark.parametrize("offset", [-330, 330, -86400])
 def test_stale_and_future_timestamps_are_400(offset: int, table_items: Items) -> None:
     status, body = deliver(sample_event(), timestamp=int(time.time()) + offset)
     assert (status, body["error"]["code"]) == (400, "timestamp_out_of_tolerance")

@@ -263,6 +263,8 @@ class ApiGateway:
             return 200, {"content-type": "application/json", "cache-control": "no-store"}, json.dumps(self.dev_config()).encode()
         if path == "/dev/plans.json":
             return 200, {"content-type": "application/json"}, self.catalog_path.read_bytes()
+        if path == "/openapi.json":
+            path = "/static/openapi.json"
         if path == "/" or path == "/app" or path.startswith("/app/"):
             path = "/static/index.html"
         if path.startswith("/static/"):

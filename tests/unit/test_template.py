@@ -15,6 +15,13 @@ FUNCTIONS = {
     "BillingCheckoutFunction": ("functions/checkout/", "checkout_handler.lambda_handler", ("POST", "/billing/checkout")),
     "BillingPortalFunction": ("functions/portal/", "portal_handler.lambda_handler", ("POST", "/billing/portal")),
     "StripeWebhookFunction": ("functions/stripe_webhook/", "stripe_webhook_handler.lambda_handler", None),
+    "BillingInvoicesFunction": ("functions/invoices/", "invoices_handler.lambda_handler", ("GET", "/billing/invoices")),
+}
+SUBSCRIPTION_ROUTES = {
+    ("GET", "/billing/subscription/preview"),
+    ("POST", "/billing/subscription"),
+    ("POST", "/billing/subscription/cancel"),
+    ("POST", "/billing/subscription/resume"),
 }
 
 
@@ -66,9 +73,19 @@ def test_each_function_has_its_own_folder_and_unique_handler(logical_id: str) ->
         assert event["Properties"]["ApiId"] == {"Ref": "BillingApi"}
 
 
+def test_the_subscription_function_serves_its_four_routes() -> None:
+    properties = resource("BillingSubscriptionFunction")["Properties"]
+    assert (properties["CodeUri"], properties["Handler"]) == ("functions/subscription/", "subscription_handler.lambda_handler")
+    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in properties["Events"].values()}
+    assert routes == SUBSCRIPTION_ROUTES
+
+
 def test_handler_module_names_are_unique() -> None:
-    modules = [handler.split(".")[0] for _, handler, _ in FUNCTIONS.values()]
+    handlers = [res["Properties"]["Handler"] for res in resources_of_type("AWS::Serverless::Function").values()]
+    modules = [handler.split(".")[0] for handler in handlers]
     assert len(set(modules)) == len(modules)
+    folders = sorted(path.name for path in (REPO_ROOT / "functions").iterdir() if path.is_dir() and not path.name.startswith("_"))
+    assert sorted(res["Properties"]["CodeUri"].split("/")[1] for res in resources_of_type("AWS::Serverless::Function").values()) == folders
 
 
 def test_http_api_has_a_jwt_authorizer_and_cors_from_parameters() -> None:
@@ -123,6 +140,8 @@ EXPECTED_ACTIONS = {
     "BillingCheckoutFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"},
     "BillingPortalFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
     "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+    "BillingSubscriptionFunction": {"dynamodb:Query", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+    "BillingInvoicesFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
 }
 
 

@@ -38,10 +38,66 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, frozen=True)
 
 
-class CheckoutRequest(_In):
+class PlanSelection(_In):
+    """A plan and its per-site add-on quantity: the body of checkout and of a plan change."""
+
     plan: str = Field(max_length=64)
     site_quantity: int = Field(default=0, alias="siteQuantity")
 
 
+# Checkout takes exactly a plan selection.
+CheckoutRequest = PlanSelection
+
+
 class PortalRequest(_In):
     """POST /billing/portal takes no parameters (an empty body or {})."""
+
+
+class CancelRequest(_In):
+    """POST /billing/subscription/cancel: at period end unless `immediately`."""
+
+    immediately: bool = False
+
+
+class ResumeRequest(_In):
+    """POST /billing/subscription/resume takes no parameters (an empty body or {})."""
+
+
+class ChangePreviewResponse(_Out):
+    plan: str
+    site_quantity: int = Field(alias="siteQuantity")
+    currency: str
+    # Minor units (cents), as Stripe reports them.
+    amount_due_now: int = Field(alias="amountDueNow")
+    next_invoice_total: int = Field(alias="nextInvoiceTotal")
+    next_invoice_date: str | None = Field(alias="nextInvoiceDate")
+    proration_date: int = Field(alias="prorationDate")
+
+
+class InvoiceView(_Out):
+    id: str
+    number: str | None
+    status: str | None
+    amount_due: int = Field(alias="amountDue")
+    amount_paid: int = Field(alias="amountPaid")
+    currency: str
+    period_start: str | None = Field(alias="periodStart")
+    period_end: str | None = Field(alias="periodEnd")
+    created: str | None
+    hosted_invoice_url: str | None = Field(alias="hostedInvoiceUrl")
+    invoice_pdf: str | None = Field(alias="invoicePdf")
+
+
+class InvoiceListResponse(_Out):
+    invoices: list[InvoiceView]
+    next_cursor: str | None = Field(alias="nextCursor")
+
+
+class ErrorDetail(_Out):
+    code: str = Field(description="stable, machine-readable reason, e.g. invalid_site_quantity")
+    message: str
+    field: str | None = Field(default=None, description="the request field at fault, when there is one")
+
+
+class ErrorResponse(_Out):
+    error: ErrorDetail

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import stripe
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionCreateParamsSubscriptionData
 
-from tenant_billing.api_models import CheckoutRequest, UrlResponse
+from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
 from tenant_billing.auth import Caller, require_billing_admin
 from tenant_billing.catalog import Catalog, Plan
 from tenant_billing.entitlements import ENDED_STATUSES
@@ -38,7 +38,7 @@ class LineItems:
     site_quantity: int
 
 
-def validate_checkout(request: CheckoutRequest, catalog: Catalog, settings: Settings) -> LineItems:
+def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: Settings) -> LineItems:
     """Plan and quantity rules that need the catalog and the configured prices."""
     plan: Plan | None = catalog.plan(request.plan)
     if plan is None:
@@ -134,7 +134,7 @@ def create_checkout(
     """A Checkout Session URL for the plan. Validation and the configuration check come before
     any read or write; the only writes are the customer claim and link."""
     require_billing_admin(caller)
-    items = validate_checkout(request, catalog, settings)
+    items = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     billing = repository.get_org_billing(caller.org_id)
     if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:

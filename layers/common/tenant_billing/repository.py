@@ -6,10 +6,11 @@ tested against another implementation and the table layout stays in one place (s
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -65,6 +66,51 @@ class EventLookup:
     org_id: str | None
 
 
+# --- reconciliation state (see reconcile_logic) --------------------------------------------------
+
+RECONCILE_STATE_KEY = ("RECONCILE#state", "STATE")
+RECONCILE_SEEN_PREFIX = "RECONCILE#run#"
+RECONCILE_COUNTERS = ("checked", "repaired", "not_ours", "orphaned", "superseded")
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileCheckpoint:
+    """Where the reconciliation run stands, stored in one item together with its lease."""
+
+    # "idle" between runs, then "stripe" (walking Stripe's subscriptions), then "table" (the Scan).
+    phase: str = "idle"
+    run_id: str = ""
+    # When the run began (ns): a stored read that started later is newer than anything the run saw.
+    started_ns: int = 0
+    # The last Stripe subscription done (the list's starting_after); empty: from the newest.
+    stripe_cursor: str = ""
+    # The Scan's ExclusiveStartKey as JSON (opaque to callers); empty: from the start.
+    scan_cursor: str = ""
+    # How many pages of "seen in Stripe" subscription ids the run stored (RECONCILE#run#<run id>).
+    seen_pages: int = 0
+    counts: dict[str, int] = field(default_factory=dict, hash=False)
+    last_run_id: str = ""
+    last_completed_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedSubscription:
+    record: SubscriptionRecord
+    # A scan resumed from this cursor continues right after this item.
+    cursor: str
+
+
+def subscription_precedes(candidate: SubscriptionRecord, stored: SubscriptionRecord) -> bool:
+    """Whether `candidate`, another subscription of the same org, may replace `stored`: the rule
+    `_subscription_guard` enforces (a live one beats an ended one, then the newer `created` wins)."""
+    from tenant_billing.entitlements import ENDED_STATUSES
+
+    stored_live = stored.status not in ENDED_STATUSES
+    if candidate.status not in ENDED_STATUSES:
+        return not stored_live or stored.created < candidate.created
+    return not stored_live and stored.created < candidate.created
+
+
 class BillingRepository(Protocol):
     def get_org_billing(self, org_id: str) -> OrgBilling: ...
 
@@ -77,10 +123,33 @@ class BillingRepository(Protocol):
     def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup: ...
 
     def save_subscription(
-        self, record: SubscriptionRecord, entitlement: EntitlementRecord, event_id: str, event_type: str, event_expires_at: int
+        self,
+        record: SubscriptionRecord,
+        entitlement: EntitlementRecord,
+        event_id: str | None,
+        event_type: str,
+        event_expires_at: int,
     ) -> SaveOutcome: ...
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
+
+    def get_customer_orgs(self, customer_ids: Collection[str]) -> dict[str, str]: ...
+
+    def get_subscriptions(self, org_ids: Collection[str]) -> dict[str, SubscriptionRecord]: ...
+
+    def scan_subscriptions(self, cursor: str, limit: int) -> tuple[list[ScannedSubscription], str]: ...
+
+    def acquire_reconcile_lease(self, owner: str, now_ms: int, lease_until_ms: int) -> ReconcileCheckpoint | None: ...
+
+    def save_reconcile_checkpoint(
+        self,
+        owner: str,
+        checkpoint: ReconcileCheckpoint,
+        lease_until_ms: int | None,
+        seen_page: tuple[int, Sequence[str], int] | None = None,
+    ) -> bool: ...
+
+    def reconcile_seen_ids(self, run_id: str, pages: int) -> set[str]: ...
 
 
 # --- attribute (de)serialization -------------------------------------------------------------
@@ -333,9 +402,18 @@ class DynamoBillingRepository:
         return EventLookup(already_processed=seen, org_id=org_id or None)
 
     def save_subscription(
-        self, record: SubscriptionRecord, entitlement: EntitlementRecord, event_id: str, event_type: str, event_expires_at: int
+        self,
+        record: SubscriptionRecord,
+        entitlement: EntitlementRecord,
+        event_id: str | None,
+        event_type: str,
+        event_expires_at: int,
     ) -> SaveOutcome:
-        """Subscription, entitlement and the event marker in one transaction: all or nothing."""
+        """Subscription, entitlement and the event marker in one transaction: all or nothing.
+
+        Without an event id (a change our API just made and read back from Stripe), only the
+        subscription and the entitlement are written, under the same guard.
+        """
         from tenant_billing.entitlements import ENDED_STATUSES
 
         live = record.status not in ENDED_STATUSES
@@ -350,14 +428,17 @@ class DynamoBillingRepository:
                 }
             },
             {"Put": {"TableName": self._table, "Item": _entitlement_to_item(entitlement)}},
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": self._event_item(event_id, event_type, event_expires_at),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
         ]
+        if event_id is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._event_item(event_id, event_type, event_expires_at),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         for attempt in range(3):
             try:
                 with _translated_errors():
@@ -398,3 +479,171 @@ class DynamoBillingRepository:
             "processed_at": _n(int(time.time())),
             TTL_ATTRIBUTE: _n(expires_at),
         }
+
+    # --- reconciliation -------------------------------------------------------------------------
+
+    def _batch_get(self, keys: list[AttributeMap]) -> list[AttributeMap]:
+        """Consistent BatchGetItem of any number of keys (100 a call), unprocessed keys retried."""
+        found: list[AttributeMap] = []
+        for start in range(0, len(keys), 100):
+            request: AttributeMap = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            for attempt in range(5):
+                with _translated_errors():
+                    response = self._client.batch_get_item(RequestItems=request)
+                found.extend(response.get("Responses", {}).get(self._table, []))
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise TransientStoreError("billing storage is temporarily unavailable, try again")
+        return found
+
+    def get_customer_orgs(self, customer_ids: Collection[str]) -> dict[str, str]:
+        """The organization of each Stripe customer that is ours (reverse links); others are absent."""
+        keys = [{"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG)} for customer_id in sorted(set(customer_ids))]
+        prefix = customer_pk("")
+        return {item["pk"]["S"].removeprefix(prefix): _str(item, "org_id") for item in self._batch_get(keys)}
+
+    def get_subscriptions(self, org_ids: Collection[str]) -> dict[str, SubscriptionRecord]:
+        """The stored subscription item of each organization that has one."""
+        keys = [{"pk": _s(org_pk(org_id)), "sk": _s(SK_SUBSCRIPTION)} for org_id in sorted(set(org_ids))]
+        prefix = org_pk("")
+        records: dict[str, SubscriptionRecord] = {}
+        for item in self._batch_get(keys):
+            org_id = item["pk"]["S"].removeprefix(prefix)
+            records[org_id] = _subscription_from_item(org_id, item)
+        return records
+
+    def scan_subscriptions(self, cursor: str, limit: int) -> tuple[list[ScannedSubscription], str]:
+        """One page of a Scan for subscription items, from `cursor` ("" = the start). `limit` bounds
+        the items evaluated (not returned). The next cursor is "" when the scan is complete."""
+        request: AttributeMap = {
+            "TableName": self._table,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": {":sk": _s(SK_SUBSCRIPTION)},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = json.loads(cursor)
+        with _translated_errors():
+            response = self._client.scan(**request)
+        prefix = org_pk("")
+        page = [
+            ScannedSubscription(
+                _subscription_from_item(item["pk"]["S"].removeprefix(prefix), item),
+                json.dumps({"pk": item["pk"], "sk": item["sk"]}, sort_keys=True),
+            )
+            for item in response.get("Items", [])
+        ]
+        last = response.get("LastEvaluatedKey")
+        return page, json.dumps(last, sort_keys=True) if last else ""
+
+    def acquire_reconcile_lease(self, owner: str, now_ms: int, lease_until_ms: int) -> ReconcileCheckpoint | None:
+        """Take the reconciliation lease (free, expired or already ours) and read the checkpoint in
+        one conditional UpdateItem; None when another run holds it."""
+        try:
+            with _translated_errors():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=self._reconcile_state_key(),
+                    UpdateExpression="SET lease_owner = :me, lease_until = :until",
+                    ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me",
+                    ExpressionAttributeValues={":me": _s(owner), ":until": _n(lease_until_ms), ":now": _n(now_ms)},
+                    ReturnValues="ALL_NEW",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        item = cast(AttributeMap, response.get("Attributes") or {})
+        counts = {name: int(value["N"]) for name, value in item.get("counts", {}).get("M", {}).items()}
+        return ReconcileCheckpoint(
+            phase=_str(item, "phase", "idle"),
+            run_id=_str(item, "run_id"),
+            started_ns=_int(item, "started_ns") or 0,
+            stripe_cursor=_str(item, "stripe_cursor"),
+            scan_cursor=_str(item, "scan_cursor"),
+            seen_pages=_int(item, "seen_pages") or 0,
+            counts=counts,
+            last_run_id=_str(item, "last_run_id"),
+            last_completed_at=_int(item, "last_completed_at") or 0,
+        )
+
+    def save_reconcile_checkpoint(
+        self,
+        owner: str,
+        checkpoint: ReconcileCheckpoint,
+        lease_until_ms: int | None,
+        seen_page: tuple[int, Sequence[str], int] | None = None,
+    ) -> bool:
+        """Store the checkpoint while holding the lease: renewed until `lease_until_ms`, or released
+        when it is None. `seen_page` (number, subscription ids, expires_at) is written in the same
+        transaction. False, with nothing written, when the lease is no longer ours."""
+        values: AttributeMap = {
+            ":me": _s(owner),
+            ":phase": _s(checkpoint.phase),
+            ":run": _s(checkpoint.run_id),
+            ":started": _n(checkpoint.started_ns),
+            ":stripe": _s(checkpoint.stripe_cursor),
+            ":scan": _s(checkpoint.scan_cursor),
+            ":pages": _n(checkpoint.seen_pages),
+            ":counts": {"M": {name: _n(value) for name, value in sorted(checkpoint.counts.items())}},
+            ":last_run": _s(checkpoint.last_run_id),
+            ":last_done": _n(checkpoint.last_completed_at),
+        }
+        expression = (
+            "SET phase = :phase, run_id = :run, started_ns = :started, stripe_cursor = :stripe, scan_cursor = :scan,"
+            " seen_pages = :pages, counts = :counts, last_run_id = :last_run, last_completed_at = :last_done"
+        )
+        if lease_until_ms is None:
+            expression += " REMOVE lease_owner, lease_until"
+        else:
+            expression += ", lease_until = :until"
+            values[":until"] = _n(lease_until_ms)
+        update: AttributeMap = {
+            "TableName": self._table,
+            "Key": self._reconcile_state_key(),
+            "UpdateExpression": expression,
+            "ConditionExpression": "lease_owner = :me",
+            "ExpressionAttributeValues": values,
+        }
+        if seen_page is None or not seen_page[1]:
+            try:
+                with _translated_errors():
+                    self._client.update_item(**update)
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return False
+            return True
+        number, subscription_ids, expires_at = seen_page
+        seen_item: AttributeMap = {
+            "pk": _s(f"{RECONCILE_SEEN_PREFIX}{checkpoint.run_id}"),
+            "sk": _s(f"SEEN#{number:08d}"),
+            "ids": {"SS": sorted(set(subscription_ids))},
+            TTL_ATTRIBUTE: _n(expires_at),
+        }
+        items: list[AttributeMap] = [{"Update": update}, {"Put": {"TableName": self._table, "Item": seen_item}}]
+        for attempt in range(3):
+            try:
+                with _translated_errors():
+                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return True
+            except self._client.exceptions.TransactionCanceledException as exc:
+                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" in reasons and attempt < 2:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        raise TransientStoreError("billing storage is temporarily unavailable, try again")
+
+    def reconcile_seen_ids(self, run_id: str, pages: int) -> set[str]:
+        """Every subscription id the run recorded as seen in Stripe (its pages 0 .. pages-1)."""
+        pk = _s(f"{RECONCILE_SEEN_PREFIX}{run_id}")
+        keys = [{"pk": pk, "sk": _s(f"SEEN#{number:08d}")} for number in range(pages)]
+        return {str(value) for item in self._batch_get(keys) for value in item.get("ids", {}).get("SS", [])}
+
+    @staticmethod
+    def _reconcile_state_key() -> AttributeMap:
+        pk, sk = RECONCILE_STATE_KEY
+        return {"pk": _s(pk), "sk": _s(sk)}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tenant_billing.api_models import BillingStatusResponse, EntitlementView, SubscriptionView
 from tenant_billing.catalog import Catalog
-from tenant_billing.entitlements import derive_entitlement
+from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 
@@ -23,17 +23,21 @@ def iso_timestamp(epoch_seconds: int | None) -> str | None:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def get_billing_status(org_id: str, repository: BillingRepository, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
-    billing = repository.get_org_billing(org_id)
-    subscription = billing.subscription
-    if billing.entitlement is not None:
-        features, limits = list(billing.entitlement.features), dict(billing.entitlement.limits)
+def status_response(
+    subscription: SubscriptionRecord | None,
+    entitlement: EntitlementRecord | None,
+    catalog: Catalog,
+    configured: bool,
+    has_customer: bool,
+) -> BillingStatusResponse:
+    """The status body from stored records; no entitlement record means the fallback plan's."""
+    if entitlement is not None:
+        features, limits = list(entitlement.features), dict(entitlement.limits)
     else:
-        # Never subscribed (or not yet synced): the fallback plan's entitlements.
-        derived = derive_entitlement(catalog, None, None, 0, settings.PAST_DUE_ENTITLEMENTS)
-        features, limits = list(derived.features), dict(derived.limits)
+        fallback = catalog.plans[catalog.fallback_plan]
+        features, limits = list(fallback.features), dict(fallback.limits)
     return BillingStatusResponse(
-        configured=is_billing_configured(settings, catalog),
+        configured=configured,
         subscription=SubscriptionView(
             plan=subscription.plan,
             status=subscription.status,
@@ -44,5 +48,16 @@ def get_billing_status(org_id: str, repository: BillingRepository, settings: Set
         if subscription
         else None,
         entitlement=EntitlementView(features=features, limits=limits),
-        has_stripe_customer=bool(billing.customer and billing.customer.is_linked),
+        has_stripe_customer=has_customer,
+    )
+
+
+def get_billing_status(org_id: str, repository: BillingRepository, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
+    billing = repository.get_org_billing(org_id)
+    return status_response(
+        billing.subscription,
+        billing.entitlement,
+        catalog,
+        is_billing_configured(settings, catalog),
+        has_customer=bool(billing.customer and billing.customer.is_linked),
     )

@@ -21,10 +21,7 @@ from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
-from tenant_billing.subscription_sync import synced_state
-
-# Stripe retries a delivery for up to 3 days and keeps events for 30: a marker outlives both.
-EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
+from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, store_stripe_subscription
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -170,22 +167,8 @@ def process_event(
         metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
         logger.warning("subscription not found for this customer", extra=log_keys)
         return Outcome.NOT_OURS
-    state = synced_state(
-        org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
-    )
-    if state.unknown_prices:
-        metrics.add_metric(name="UnknownSubscriptionPrice", unit="Count", value=1)
-        logger.warning("subscription has prices outside the catalog", extra={**log_keys, "prices": list(state.unknown_prices)})
-    outcome = repository.save_subscription(state.subscription, state.entitlement, event.id, event.type, expires_at)
-    logger.info(
-        "subscription synced",
-        extra={
-            **log_keys,
-            "outcome": outcome.value,
-            "status": state.subscription.status,
-            "plan": state.entitlement.plan,
-            "site_quantity": state.subscription.site_quantity,
-        },
+    outcome, _ = store_stripe_subscription(
+        org_id, subscription, read_at_ns, repository, settings, catalog, event_id=event.id, event_type=event.type
     )
     return {
         SaveOutcome.WRITTEN: Outcome.SYNCED,

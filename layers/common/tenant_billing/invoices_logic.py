@@ -1,0 +1,83 @@
+"""GET /billing/invoices: the organization's invoices, newest first, a page at a time."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+import stripe
+from stripe.params import InvoiceListParams
+
+from tenant_billing.api_models import InvoiceListResponse, InvoiceView
+from tenant_billing.auth import Caller
+from tenant_billing.catalog import Catalog
+from tenant_billing.checkout_logic import require_configured
+from tenant_billing.errors import InvalidRequestError
+from tenant_billing.repository import BillingRepository
+from tenant_billing.settings import Settings
+from tenant_billing.status_logic import iso_timestamp
+from tenant_billing.stripe_gateway import stripe_errors
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+
+
+def encode_cursor(org_id: str, last_invoice_id: str) -> str:
+    """Opaque to callers, and bound to the organization: another org's cursor is refused."""
+    raw = json.dumps({"o": org_id, "a": last_invoice_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, org_id: str) -> str:
+    invalid = InvalidRequestError("cursor is not valid for this organization", field="cursor", code="invalid_cursor")
+    try:
+        data: Any = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise invalid from None
+    if not isinstance(data, dict) or data.get("o") != org_id or not str(data.get("a", "")).startswith("in_"):
+        raise invalid
+    return str(data["a"])
+
+
+def _invoice_view(invoice: dict[str, Any]) -> InvoiceView:
+    return InvoiceView(
+        id=str(invoice["id"]),
+        number=invoice.get("number"),
+        status=invoice.get("status"),
+        amount_due=int(invoice.get("amount_due") or 0),
+        amount_paid=int(invoice.get("amount_paid") or 0),
+        currency=str(invoice.get("currency") or ""),
+        period_start=iso_timestamp(invoice.get("period_start")),
+        period_end=iso_timestamp(invoice.get("period_end")),
+        created=iso_timestamp(invoice.get("created")),
+        hosted_invoice_url=invoice.get("hosted_invoice_url"),
+        invoice_pdf=invoice.get("invoice_pdf"),
+    )
+
+
+def list_invoices(
+    caller: Caller,
+    limit: int,
+    cursor: str | None,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: Callable[[], stripe.StripeClient],
+) -> InvoiceListResponse:
+    """Any member may read them. An organization without a Stripe customer has none."""
+    starting_after = decode_cursor(cursor, caller.org_id) if cursor else None
+    require_configured(settings, catalog)
+    billing = repository.get_org_billing(caller.org_id)
+    if billing.customer is None or not billing.customer.is_linked:
+        return InvoiceListResponse(invoices=[], next_cursor=None)
+    params: InvoiceListParams = {"customer": billing.customer.customer_id, "limit": limit}
+    if starting_after:
+        params["starting_after"] = starting_after
+    with stripe_errors("invoices.list"):
+        page = client().v1.invoices.list(params=params)
+    invoices = [_invoice_view(invoice.to_dict()) for invoice in page.data]
+    next_cursor = encode_cursor(caller.org_id, invoices[-1].id) if page.has_more and invoices else None
+    return InvoiceListResponse(invoices=invoices, next_cursor=next_cursor)
