@@ -16,7 +16,7 @@ import checkout_handler
 import status_handler
 import stripe_webhook_handler
 from tests.conftest import FakeLambdaContext
-from tests.integration.conftest import WEBHOOK_SECRET
+from tests.support.flows import WEBHOOK_SECRET
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event, response_json
 from tests.support.aws_calls import count_dynamodb_calls

@@ -16,7 +16,8 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import get_repository
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
-from tests.integration.conftest import WEBHOOK_SECRET, new_stripe_fake, stripe_talks_to
+from tests.integration.conftest import new_stripe_fake, stripe_talks_to
+from tests.support.flows import WEBHOOK_SECRET
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
 from tests.support.webhook_events import signed_delivery

@@ -142,7 +142,9 @@ EXPECTED_ACTIONS = {
     "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
     "BillingSubscriptionFunction": {"dynamodb:Query", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
     "BillingInvoicesFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
+    "EntitlementEventsFunction": {"events:PutEvents"},
 }
+BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
 
 
 @pytest.mark.parametrize("logical_id", sorted(EXPECTED_ACTIONS))
@@ -151,7 +153,17 @@ def test_least_privilege(logical_id: str) -> None:
     assert actions(function) == EXPECTED_ACTIONS[logical_id]
     for statement in statements(function):
         assert "*" not in json.dumps(statement["Resource"])
-        assert statement["Resource"] in ({"Fn::GetAtt": "BillingTable.Arn"}, {"Ref": "StripeSecret"})
+        assert statement["Resource"] in ({"Fn::GetAtt": "BillingTable.Arn"}, {"Ref": "StripeSecret"}, BUS_ARN)
+
+
+def test_entitlement_changes_stream_to_the_publisher() -> None:
+    assert resource("BillingTable")["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (event,) = resource("EntitlementEventsFunction")["Properties"]["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["BisectBatchOnFunctionError"] is False
+    assert "ENTITLEMENT" in event["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]
+    assert "OnFailure" in event["Properties"]["DestinationConfig"]
 
 
 def test_outputs() -> None:

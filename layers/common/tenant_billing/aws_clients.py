@@ -12,8 +12,16 @@ from functools import cache
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, Protocol
+
     from botocore.session import Session
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    class EventBridgeClient(Protocol):
+        """The part of botocore's EventBridge client we call (no EventBridge stubs are installed)."""
+
+        def put_events(self, *, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
 
 
 @cache
@@ -32,3 +40,12 @@ def dynamodb_client() -> DynamoDBClient:
     config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
     # botocore's stubs type every client as BaseClient; this one is DynamoDB's.
     return cast("DynamoDBClient", _session().create_client("dynamodb", config=config))
+
+
+@cache
+def events_client() -> EventBridgeClient:
+    from botocore.config import Config
+
+    # Same policy as DynamoDB: a throttled PutEvents is retried a few times, then surfaces.
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+    return cast("EventBridgeClient", _session().create_client("events", config=config))

@@ -53,6 +53,10 @@ class Settings(BaseModel):
     # retrying the card) or the fallback plan.
     PAST_DUE_ENTITLEMENTS: Literal["plan", "fallback"] = "plan"
 
+    # Where EntitlementsChanged events go (a bus name or ARN), and their `source`.
+    EVENT_BUS_NAME: str = Field(default="default", min_length=1)
+    ENTITLEMENT_EVENT_SOURCE: str = Field(default="saas.billing", min_length=1)
+
     @field_validator("ADMIN_ROLES", mode="before")
     @classmethod
     def _split_roles(cls, value: object) -> object:
