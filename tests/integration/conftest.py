@@ -19,7 +19,6 @@ from tests.support.flows import WEBHOOK_SECRET
 from tests.support.template import create_table_from_template
 
 
-
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():

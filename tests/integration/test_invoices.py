@@ -55,7 +55,9 @@ def test_pages_follow_the_cursor(stripe_fake: FakeStripe) -> None:
         if body["nextCursor"] is None:
             break
         status, body = invoices(f"limit=2&cursor={body['nextCursor']}")
-    all_ids = [invoice["id"] for invoice in stripe_fake.invoices.values() if invoice["customer"] == next(iter(stripe_fake.customers))]
+    all_ids = [
+        invoice["id"] for invoice in stripe_fake.invoices.values() if invoice["customer"] == next(iter(stripe_fake.customers))
+    ]
     assert sorted(seen) == sorted(all_ids) and len(seen) == len(set(seen)) == 3
 
 

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.usefixtures("billing")
 STARTER = {"sites": 1, "pages_per_site": 25, "storage_gb": 2}
 
 
-def request(method: str, path: str, *, body: Any = None, role: str = "admin", org_id: str = "org_demo", query: str = "") -> tuple[int, Any]:
+def request(
+    method: str, path: str, *, body: Any = None, role: str = "admin", org_id: str = "org_demo", query: str = ""
+) -> tuple[int, Any]:
     event = api_event(method, path, org_id=org_id, role=role, body=body)
     if query:
         event["rawQueryString"] = query
@@ -98,7 +100,11 @@ def test_preview_validation(stripe_fake: FakeStripe, query: str, code: str, fiel
 
 @pytest.mark.parametrize(
     ("body", "code"),
-    [({"plan": "pro", "siteQuantity": "3"}, "invalid_field"), ({"plan": "x"}, "unknown_plan"), ({"plan": "pro", "orgId": "o"}, "unknown_field")],
+    [
+        ({"plan": "pro", "siteQuantity": "3"}, "invalid_field"),
+        ({"plan": "x"}, "unknown_plan"),
+        ({"plan": "pro", "orgId": "o"}, "unknown_field"),
+    ],
 )
 def test_change_validation_writes_nothing(stripe_fake: FakeStripe, table_items: Items, body: Any, code: str) -> None:
     subscribe(stripe_fake, deliver_events=True)
@@ -118,7 +124,9 @@ def test_change_validation_writes_nothing(stripe_fake: FakeStripe, table_items: 
         ("POST", "/billing/subscription/resume", {}, ""),
     ],
 )
-def test_without_a_subscription_every_route_is_409(stripe_fake: FakeStripe, method: str, path: str, body: Any, query: str) -> None:
+def test_without_a_subscription_every_route_is_409(
+    stripe_fake: FakeStripe, method: str, path: str, body: Any, query: str
+) -> None:
     status, got = request(method, path, body=body, query=query)
     assert (status, got["error"]["code"]) == (409, "no_subscription")
     assert stripe_fake.requests == []

@@ -16,10 +16,10 @@ import checkout_handler
 import status_handler
 import stripe_webhook_handler
 from tests.conftest import FakeLambdaContext
-from tests.support.flows import WEBHOOK_SECRET
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event, response_json
 from tests.support.aws_calls import count_dynamodb_calls
+from tests.support.flows import WEBHOOK_SECRET
 from tests.support.webhook_events import delivery_body, function_url_event, signed_delivery
 
 Items = Callable[[], list[dict[str, Any]]]

@@ -17,9 +17,9 @@ from tenant_billing.http_api import get_repository
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to
-from tests.support.flows import WEBHOOK_SECRET
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
+from tests.support.flows import WEBHOOK_SECRET
 from tests.support.webhook_events import signed_delivery
 
 PLAN_PRICES = {"pro": ("price_pro_base", "price_pro_site"), "enterprise": ("price_enterprise_base", "price_enterprise_site")}

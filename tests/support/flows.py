@@ -28,9 +28,13 @@ def status_of(org_id: str = "org_demo") -> Any:
     return call(status_handler, api_event("GET", "/billing/status", org_id=org_id, role="member"))[1]
 
 
-def subscribe(fake: FakeStripe, org_id: str = "org_demo", plan: str = "pro", sites: int = 3, *, deliver_events: bool = False) -> tuple[str, list[dict[str, Any]]]:
+def subscribe(
+    fake: FakeStripe, org_id: str = "org_demo", plan: str = "pro", sites: int = 3, *, deliver_events: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
     """Checkout through our handler, then pay in the fake: (subscription id, Stripe's events)."""
-    status, body = call(checkout_handler, api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": plan, "siteQuantity": sites}))
+    status, body = call(
+        checkout_handler, api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": plan, "siteQuantity": sites})
+    )
     assert status == 200, body
     session_id = next(sid for sid, session in fake.checkout_sessions.items() if session["client_reference_id"] == org_id)
     events = fake.complete_checkout(session_id)

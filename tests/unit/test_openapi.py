@@ -35,7 +35,9 @@ def test_every_operation_needs_the_jwt_and_documents_its_errors() -> None:
         for operation in operations.values():
             assert {"200", "400", "401", "502", "503"} <= set(operation["responses"])
             assert "422" not in operation["responses"]
-            assert operation["responses"]["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+            assert operation["responses"]["400"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"
+            }
 
 
 def test_bodies_and_query_parameters_come_from_the_models() -> None:

@@ -85,7 +85,10 @@ def test_handler_module_names_are_unique() -> None:
     modules = [handler.split(".")[0] for handler in handlers]
     assert len(set(modules)) == len(modules)
     folders = sorted(path.name for path in (REPO_ROOT / "functions").iterdir() if path.is_dir() and not path.name.startswith("_"))
-    assert sorted(res["Properties"]["CodeUri"].split("/")[1] for res in resources_of_type("AWS::Serverless::Function").values()) == folders
+    assert (
+        sorted(res["Properties"]["CodeUri"].split("/")[1] for res in resources_of_type("AWS::Serverless::Function").values())
+        == folders
+    )
 
 
 def test_http_api_has_a_jwt_authorizer_and_cors_from_parameters() -> None:
