@@ -25,6 +25,18 @@ def _missing(param: str, message: str | None = None) -> ParamError:
 
 
 class Api(Lifecycle):
+    # Handlers that only add objects or replace stored ones whole (never change one in place): a
+    # failure is undone by restoring the collections, without copying every object (see _checkpoint).
+    _ADDS_OR_REPLACES_ONLY = frozenset(
+        {
+            "_create_customer",
+            "_update_customer",
+            "_create_checkout_session",
+            "_create_portal_session",
+            "_create_invoice_preview",
+        }
+    )
+
     def _routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
         table: list[tuple[str, str, Handler]] = [
             ("POST", r"/v1/customers", self._create_customer),
@@ -41,6 +53,7 @@ class Api(Lifecycle):
             ("POST", r"/v1/subscriptions/([^/]+)", self._update_subscription),
             ("DELETE", r"/v1/subscriptions/([^/]+)", self._cancel_subscription),
             ("GET", r"/v1/invoices", self._list_invoices),
+            ("POST", r"/v1/invoices/create_preview", self._create_invoice_preview),
             ("GET", r"/v1/invoices/([^/]+)", self._retrieve_invoice),
             ("GET", r"/v1/prices/([^/]+)", self._retrieve_price),
             ("GET", r"/v1/products/([^/]+)", self._retrieve_product),
@@ -381,7 +394,7 @@ class Api(Lifecycle):
             if status not in (None, "all", "ended") and subscription["status"] != status:
                 continue
             selected.append(subscription)
-        page = self._page(self._newest_first(selected), params, "/v1/subscriptions", "subscription")
+        page = self._page(self._newest_first(selected), params, "/v1/subscriptions", "subscription", universe=self.subscriptions)
         return 200, self._expanded(page, params.get("expand"), is_list=True)
 
     def _update_subscription(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
@@ -424,8 +437,67 @@ class Api(Lifecycle):
             if "status" in params and invoice["status"] != params["status"]:
                 continue
             selected.append(invoice)
-        page = self._page(self._newest_first(selected), params, "/v1/invoices", "invoice")
+        page = self._page(self._newest_first(selected), params, "/v1/invoices", "invoice", universe=self.invoices)
         return 200, self._expanded(page, params.get("expand"), is_list=True)
+
+    def _create_invoice_preview(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        """The invoice a subscription change would produce (see Lifecycle._preview_invoice); changes nothing."""
+        params = validate_params(schemas.INVOICE_CREATE_PREVIEW, raw)
+        details: dict[str, Any] = params.get("subscription_details") or {}
+        customer_id: str | None = params.get("customer")
+        subscription_id: str | None = params.get("subscription")
+        if customer_id is None and subscription_id is None:
+            raise _missing("customer", "Missing required param: customer. Pass a customer or a subscription to preview.")
+        if "proration_date" in details:
+            if subscription_id is None:
+                raise ParamError(
+                    "subscription_details[proration_date] can only be used with subscription.",
+                    param="subscription_details[proration_date]",
+                )
+            if "items" not in details:
+                raise ParamError(
+                    "subscription_details[proration_date] requires subscription_details[items] (a change to prorate).",
+                    param="subscription_details[proration_date]",
+                )
+            if details.get("proration_behavior") == "none":
+                raise ParamError(
+                    "subscription_details[proration_date] cannot be used when subscription_details[proration_behavior] is none.",
+                    param="subscription_details[proration_date]",
+                )
+        if customer_id is not None:
+            self._live_customer(customer_id, param="customer")
+        if subscription_id is None:
+            assert customer_id is not None
+            if "items" in details:
+                raise ParamError(
+                    "The Stripe fake does not implement previews of new subscriptions (subscription_details[items] "
+                    "without subscription); it exists in the real API. Extend tests/stripe_fake if you need it.",
+                    param="subscription_details[items]",
+                    code="parameter_unsupported_by_fake",
+                )
+            candidates = [
+                subscription
+                for subscription in self._newest_first(self.subscriptions.values())
+                if subscription["customer"] == customer_id
+                and subscription["status"] in ("active", "past_due", "trialing", "unpaid")
+            ]
+            if not candidates:
+                raise self._no_upcoming_invoice(customer_id)
+            # Without a subscription Stripe previews the customer's next invoice, of whichever subscription comes first.
+            subscription = min(candidates, key=lambda s: s["items"]["data"][0]["current_period_end"])
+        else:
+            found = self.subscriptions.get(subscription_id)
+            if found is None:
+                raise resource_missing("subscription", subscription_id, param="subscription")
+            if customer_id is not None and found["customer"] != customer_id:
+                raise StripeAPIError(
+                    400,
+                    f"The subscription {subscription_id} does not belong to the customer {customer_id}.",
+                    param="subscription",
+                )
+            subscription = found
+        invoice = self._preview_invoice(subscription, details)
+        return 200, self._expanded(invoice, params.get("expand"))
 
     def _retrieve_price(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.RETRIEVE, raw)
@@ -454,5 +526,5 @@ class Api(Lifecycle):
             raise exclusive("type", "types")
         patterns: list[str] = params.get("types") or ([params["type"]] if "type" in params else ["*"])
         selected = [e for e in self.events if any(fnmatch.fnmatchcase(e["type"], p) for p in patterns)]
-        page = self._page(self._newest_first(selected), params, "/v1/events", "event")
+        page = self._page(self._newest_first(selected), params, "/v1/events", "event", universe=self._events_by_id)
         return 200, copy.deepcopy(page)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from tests.stripe_fake import objects
 from tests.stripe_fake.errors import CardDeclined, FakeStripeError, StripeAPIError
 from tests.stripe_fake.objects import Obj, add_interval
-from tests.stripe_fake.params import apply_metadata
-from tests.stripe_fake.store import Store, previous_attributes
+from tests.stripe_fake.params import apply_metadata, join
+from tests.stripe_fake.store import Charge, Store, previous_attributes
 
 # Stripe's test cards: number -> (brand, funding) for cards that pay, decline code for cards that decline.
 SUCCESS_CARDS: dict[str, tuple[str, str]] = {
@@ -38,7 +39,50 @@ DECLINE_CARDS: dict[str, str] = {
 }
 
 _ENDED = ("canceled", "incomplete_expired")
-Charge = tuple[Obj, int, str, tuple[int, int], bool]
+# Statuses in which item changes are prorated (a trial bills nothing to prorate).
+_PRORATED = ("active", "past_due")
+# Statuses of subscriptions that have a next invoice to preview.
+_INVOICING = ("active", "past_due", "trialing", "unpaid")
+PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
+
+
+def prorate(amount: int, remaining: int, length: int) -> int:
+    """amount * remaining / length, per second as Stripe prorates, rounded half away from zero.
+
+    `remaining` is clamped to 0..length (a proration date outside the period prorates nothing or all).
+    """
+    if length <= 0:
+        return 0
+    remaining = max(0, min(remaining, length))
+    quotient, remainder = divmod(abs(amount) * remaining, length)
+    if 2 * remainder >= length:
+        quotient += 1
+    return quotient if amount >= 0 else -quotient
+
+
+def _billing_changed(before: Obj, after: Obj) -> bool:
+    return bool(before["price"]["id"] != after["price"]["id"] or before["quantity"] != after["quantity"])
+
+
+@dataclass
+class UpdatePlan:
+    """What an item/cancellation change would do, computed without changing anything.
+
+    `charges` are the lines the change itself bills: prorations (proration=True) and, when the
+    billing interval changes, the new period's full lines. `immediate` says they are invoiced now.
+    """
+
+    new: Obj
+    behavior: str
+    proration_date: int
+    period: tuple[int, int]
+    items_changed: bool = False
+    interval_changed: bool = False
+    charges: list[Charge] = field(default_factory=list)
+
+    @property
+    def immediate(self) -> bool:
+        return self.items_changed and (self.interval_changed or self.behavior == "always_invoice")
 
 
 class Lifecycle(Store):
@@ -154,7 +198,8 @@ class Lifecycle(Store):
             charges = self._full_charges(subscription, period)
             if trial:
                 charges = [
-                    (item, 0, f"Trial period for {self._product_name(item['price'])}", period, False) for item, *_ in charges
+                    Charge(item, 0, f"Trial period for {self._product_name(item['price'])}", period, False)
+                    for item, *_ in charges
                 ]
             invoice, invoice_events = self._create_and_pay_invoice(
                 subscription, billing_reason="subscription_create", period=(now, now), charges=charges
@@ -203,11 +248,21 @@ class Lifecycle(Store):
         cancel_at_period_end: bool | None = None,
         metadata: dict[str, str] | None = None,
         proration_behavior: str = "create_prorations",
+        proration_date: int | None = None,
     ) -> list[Obj]:
-        """A change made elsewhere (e.g. the Customer Portal). `items` ([{"price", "quantity"}]) replaces the set."""
+        """A change made elsewhere (e.g. the Customer Portal). `items` ([{"price", "quantity"}]) replaces the set.
+
+        Prorated like POST /v1/subscriptions/{id}: `proration_behavior` create_prorations (pending
+        invoice items for the next invoice), always_invoice (an invoice paid now) or none;
+        `proration_date` (default now) must lie in the current period.
+        """
+        if proration_behavior not in PRORATION_BEHAVIORS:
+            raise FakeStripeError(f"proration_behavior must be one of {', '.join(PRORATION_BEHAVIORS)}")
         with self._collect() as batch:
             subscription = self._subscription(subscription_id)
             params: dict[str, Any] = {"proration_behavior": proration_behavior}
+            if proration_date is not None:
+                params["proration_date"] = proration_date
             if items is not None:
                 current = {item["price"]["id"]: item for item in subscription["items"]["data"]}
                 wanted = {entry["price"] for entry in items}
@@ -250,7 +305,7 @@ class Lifecycle(Store):
                 subscription,
                 billing_reason="subscription_cycle",
                 period=old_period,
-                charges=self._full_charges(subscription, new_period),
+                charges=self._pending_charges(subscription_id) + self._full_charges(subscription, new_period),
             )
             self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
             for type_, snapshot in invoice_events:
@@ -277,7 +332,7 @@ class Lifecycle(Store):
                 subscription,
                 billing_reason="subscription_cycle",
                 period=old_period,
-                charges=self._full_charges(subscription, new_period),
+                charges=self._pending_charges(subscription_id) + self._full_charges(subscription, new_period),
             )
             self._emit("invoice.created", invoice)
             self._finalize_invoice(invoice)
@@ -392,6 +447,34 @@ class Lifecycle(Store):
     def _apply_subscription_update(self, subscription: Obj, params: dict[str, Any]) -> None:
         """POST /v1/subscriptions/{id} semantics (validated params); emits the events. Raises StripeAPIError."""
         now = self.now()
+        plan = self._plan_subscription_update(subscription, params)
+        new = plan.new
+        invoice_events: list[tuple[str, Obj]] = []
+        if plan.immediate and plan.charges:
+            # Stripe creates the prorations as invoice items and invoices them at once, with the
+            # subscription's other pending items: newest items first, then the subscription lines.
+            pending = self._pending_charges(subscription["id"])
+            created = self._record_invoice_items(new, [c for c in plan.charges if c.proration])
+            charges = created + pending + [c for c in plan.charges if not c.proration]
+            if charges:
+                _, invoice_events = self._create_and_pay_invoice(
+                    new, billing_reason="subscription_update", period=(now, now), charges=charges
+                )
+        elif plan.behavior == "create_prorations":
+            self._record_invoice_items(new, plan.charges)
+        changes = previous_attributes(subscription, new)
+        if not changes:
+            return
+        self.subscriptions[subscription["id"]] = new
+        self._emit("customer.subscription.updated", new, changes)
+        for type_, snapshot in invoice_events:
+            self._emit(type_, snapshot)
+
+    def _plan_subscription_update(self, subscription: Obj, params: dict[str, Any], *, prefix: str = "") -> UpdatePlan:
+        """Validate an update (POST /v1/subscriptions/{id} params, or a preview's subscription_details)
+        and compute the subscription after it and what it bills. Changes nothing; raises StripeAPIError.
+        """
+        now = self.now()
         if subscription["status"] in _ENDED:
             allowed = {"metadata", "cancellation_details", "expand"}
             if set(params) - allowed:
@@ -401,23 +484,38 @@ class Lifecycle(Store):
                 400,
                 "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
                 code="parameters_exclusive",
-                param="cancel_at",
+                param=join(prefix, "cancel_at"),
             )
         new = copy.deepcopy(subscription)
         old_items = subscription["items"]["data"]
         period = (old_items[0]["current_period_start"], old_items[0]["current_period_end"])
-        interval_changed = False
+        proration_date = params.get("proration_date", now)
+        if "proration_date" in params and not period[0] <= proration_date <= period[1]:
+            raise StripeAPIError(
+                400,
+                f"The proration_date ({proration_date}) must be within the subscription's current billing period "
+                f"({period[0]} to {period[1]}).",
+                param=join(prefix, "proration_date"),
+            )
+        plan = UpdatePlan(
+            new=new,
+            behavior=params.get("proration_behavior", "create_prorations"),
+            proration_date=proration_date,
+            period=period,
+        )
         if "items" in params:
-            items = self._updated_items(new, params["items"], period)
+            items = self._updated_items(new, params["items"], period, prefix=join(prefix, "items"))
             intervals = {(i["price"]["recurring"]["interval"], i["price"]["recurring"]["interval_count"]) for i in items}
             old_interval = (old_items[0]["price"]["recurring"]["interval"], old_items[0]["price"]["recurring"]["interval_count"])
-            interval_changed = intervals != {old_interval}
-            if interval_changed:
+            plan.interval_changed = intervals != {old_interval}
+            if plan.interval_changed:
+                # A new billing interval resets the billing cycle: the new period starts now.
                 interval, count = next(iter(intervals))
                 period = (now, add_interval(now, interval, count))
                 for item in items:
                     item["current_period_start"], item["current_period_end"] = period
                 new["billing_cycle_anchor"] = now
+                plan.period = period
             new["items"]["data"] = items
         if "cancel_at_period_end" in params:
             if params["cancel_at_period_end"]:
@@ -438,7 +536,7 @@ class Lifecycle(Store):
                 elif cancel_at == "min_period_end":
                     cancel_at = min(ends)
                 elif cancel_at <= now:
-                    raise StripeAPIError(400, "cancel_at must be in the future.", param="cancel_at")
+                    raise StripeAPIError(400, "cancel_at must be in the future.", param=join(prefix, "cancel_at"))
                 new["cancel_at"] = cancel_at
                 new["cancel_at_period_end"] = False
                 new["canceled_at"] = now
@@ -447,7 +545,7 @@ class Lifecycle(Store):
             for key, value in params["cancellation_details"].items():
                 new["cancellation_details"][key] = value
         if "metadata" in params:
-            new["metadata"] = apply_metadata(new["metadata"], params["metadata"])
+            new["metadata"] = apply_metadata(new["metadata"], params["metadata"], join(prefix, "metadata"))
         if "description" in params:
             new["description"] = params["description"]
         if "pause_collection" in params:
@@ -456,22 +554,37 @@ class Lifecycle(Store):
                 None if pause is None else {"behavior": pause["behavior"], "resumes_at": pause.get("resumes_at")}
             )
 
-        invoice_events: list[tuple[str, Obj]] = []
-        items_changed = new["items"]["data"] != subscription["items"]["data"]
-        proration = params.get("proration_behavior", "create_prorations")
-        if items_changed and new["status"] in ("active", "past_due") and (interval_changed or proration == "always_invoice"):
-            charges = self._proration_charges(subscription, new, period, interval_changed)
-            if charges:
-                _, invoice_events = self._create_and_pay_invoice(
-                    new, billing_reason="subscription_update", period=(now, now), charges=charges
-                )
-        changes = previous_attributes(subscription, new)
-        if not changes:
-            return
-        self.subscriptions[subscription["id"]] = new
-        self._emit("customer.subscription.updated", new, changes)
-        for type_, snapshot in invoice_events:
-            self._emit(type_, snapshot)
+        plan.items_changed = new["items"]["data"] != old_items and new["status"] in _PRORATED
+        if plan.items_changed:
+            prorate_now = plan.behavior != "none"
+            if plan.interval_changed:
+                # Credit for the old interval's unused time (unless none), the new period in full.
+                if prorate_now:
+                    plan.charges = self._proration_charges(subscription, new, proration_date, remaining=False)
+                plan.charges += self._full_charges(new, period)
+            elif prorate_now:
+                plan.charges = self._proration_charges(subscription, new, proration_date)
+        return plan
+
+    def _record_invoice_items(self, subscription: Obj, charges: list[Charge]) -> list[Charge]:
+        """Store proration charges as pending invoice items (ii_...); returns the charges linked to them."""
+        recorded = []
+        for charge in charges:
+            invoice_item_id = self.new_id("ii_")
+            self.invoice_items[invoice_item_id] = objects.invoice_item(
+                invoice_item_id,
+                customer_id=subscription["customer"],
+                subscription_id=subscription["id"],
+                item=charge.item,
+                amount=charge.amount,
+                description=charge.description,
+                period=charge.period,
+                date=self.now(),
+                proration=charge.proration,
+            )
+            self._register(invoice_item_id)
+            recorded.append(charge._replace(invoice_item=invoice_item_id))
+        return recorded
 
     @staticmethod
     def _clear_cancellation(subscription: Obj) -> None:
@@ -480,27 +593,27 @@ class Lifecycle(Store):
         subscription["canceled_at"] = None
         subscription["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
 
-    def _updated_items(self, subscription: Obj, operations: list[dict[str, Any]], period: tuple[int, int]) -> list[Obj]:
+    def _updated_items(
+        self, subscription: Obj, operations: list[dict[str, Any]], period: tuple[int, int], *, prefix: str = "items"
+    ) -> list[Obj]:
         items: list[Obj] = copy.deepcopy(subscription["items"]["data"])
         for index, operation in enumerate(operations):
-            param = f"items[{index}]"
+            param = f"{prefix}[{index}]"
             if "id" in operation:
                 position = next((n for n, item in enumerate(items) if item["id"] == operation["id"]), None)
                 if position is None:
-                    raise StripeAPIError(
-                        400,
-                        f"No such subscription item: '{operation['id']}'",
-                        code="resource_missing",
-                        param=f"{param}[id]",
-                    )
+                    raise self._unknown_item_error(subscription, operation["id"], param=f"{param}[id]")
                 if operation.get("deleted"):
                     del items[position]
                     continue
                 item = items[position]
                 if "price" in operation and operation["price"] != item["price"]["id"]:
                     price = copy.deepcopy(self._price(operation["price"], param=f"{param}[price]"))
+                    self._require_recurring(price, param=f"{param}[price]")
                     item["price"] = price
                     item["plan"] = objects.plan_from_price(price)
+                    # Stripe: a new price resets the quantity to 1 unless a quantity is given.
+                    item["quantity"] = 1
                 if "quantity" in operation:
                     item["quantity"] = operation["quantity"]
                 if "metadata" in operation:
@@ -513,12 +626,7 @@ class Lifecycle(Store):
                         400, f"Missing required param: {param}[price].", code="parameter_missing", param=f"{param}[price]"
                     )
                 price = copy.deepcopy(self._price(operation["price"], param=f"{param}[price]"))
-                if price["recurring"] is None:
-                    raise StripeAPIError(
-                        400,
-                        "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
-                        param=f"{param}[price]",
-                    )
+                self._require_recurring(price, param=f"{param}[price]")
                 item = objects.subscription_item(
                     self.new_id("si_", 14),
                     subscription_id=subscription["id"],
@@ -530,14 +638,19 @@ class Lifecycle(Store):
                 item["metadata"] = apply_metadata({}, operation.get("metadata") or {}, f"{param}[metadata]")
                 items.append(item)
         if not items:
-            raise StripeAPIError(400, "A subscription must have at least one item; cancel it instead.", param="items")
+            raise StripeAPIError(
+                400,
+                "A subscription must have at least one item: you cannot delete all of its items. "
+                f"To end the subscription, cancel it (DELETE /v1/subscriptions/{subscription['id']}).",
+                param=prefix,
+            )
         if len(items) > 20:
-            raise StripeAPIError(400, "A subscription can have at most 20 items.", param="items")
+            raise StripeAPIError(400, "A subscription can have at most 20 items.", param=prefix)
         price_ids = [item["price"]["id"] for item in items]
         duplicates = sorted({p for p in price_ids if price_ids.count(p) > 1})
         if duplicates:
             raise StripeAPIError(
-                400, f"Cannot add multiple subscription items with the same price: {duplicates[0]}", param="items"
+                400, f"Cannot add multiple subscription items with the same price: {duplicates[0]}", param=prefix
             )
         for item in items:
             if item["price"]["currency"] != subscription["currency"]:
@@ -545,45 +658,136 @@ class Lifecycle(Store):
                     400,
                     f"The price {item['price']['id']} is in {item['price']['currency']} but the subscription "
                     f"is in {subscription['currency']}: all items of a subscription must share one currency.",
-                    param="items",
+                    param=prefix,
                 )
         intervals = {(i["price"]["recurring"]["interval"], i["price"]["recurring"]["interval_count"]) for i in items}
         if len(intervals) > 1:
             raise StripeAPIError(
-                400, "All prices on a subscription must have the same recurring interval and interval_count.", param="items"
+                400, "All prices on a subscription must have the same recurring interval and interval_count.", param=prefix
             )
         return items
 
-    def _proration_charges(self, old: Obj, new: Obj, period: tuple[int, int], interval_changed: bool) -> list[Charge]:
-        now = self.now()
-        old_period = (old["items"]["data"][0]["current_period_start"], old["items"]["data"][0]["current_period_end"])
-        length = max(old_period[1] - old_period[0], 1)
-        fraction = max(0.0, min(1.0, (old_period[1] - now) / length))
+    @staticmethod
+    def _require_recurring(price: Obj, *, param: str) -> None:
+        if price["recurring"] is None:
+            raise StripeAPIError(
+                400,
+                "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+                param=param,
+            )
+
+    def _unknown_item_error(self, subscription: Obj, item_id: str, *, param: str) -> StripeAPIError:
+        owner = next(
+            (
+                other["id"]
+                for other in self.subscriptions.values()
+                if other["id"] != subscription["id"] and any(item["id"] == item_id for item in other["items"]["data"])
+            ),
+            None,
+        )
+        if owner is not None:
+            return StripeAPIError(
+                400,
+                f"The subscription item {item_id} does not belong to the subscription {subscription['id']} "
+                f"(it is an item of {owner}). Only the subscription's own items can be updated or deleted.",
+                param=param,
+            )
+        return StripeAPIError(400, f"No such subscription item: '{item_id}'", code="resource_missing", param=param)
+
+    def _proration_label(self, item: Obj) -> str:
+        name = self._product_name(item["price"])
+        return name if item["quantity"] == 1 else f"{item['quantity']} \N{MULTIPLICATION SIGN} {name}"
+
+    def _proration_charges(self, old: Obj, new: Obj, at: int, *, remaining: bool = True) -> list[Charge]:
+        """Stripe's per-second prorations of the item changes from `old` to `new` at time `at`.
+
+        Per changed item: a credit for the unused time of the old price * quantity from `at` to the
+        item's period end, and a charge for the remaining time of the new price * quantity (unless
+        `remaining` is False). Added items get only the charge, deleted ones only the credit; amounts
+        are round(unit_amount * quantity * seconds left / seconds in the period). Zero amounts are left out.
+        """
+        after = datetime.fromtimestamp(at, tz=UTC).strftime("%d %b %Y")
         charges: list[Charge] = []
+
+        def add(item: Obj, sign: int, label: str) -> None:
+            start, end = item["current_period_start"], item["current_period_end"]
+            amount = sign * prorate(item["price"]["unit_amount"] * item["quantity"], end - at, end - start)
+            if amount:
+                description = f"{label} time on {self._proration_label(item)} after {after}"
+                charges.append(Charge(item, amount, description, (at, end), True))
+
         new_by_id = {item["id"]: item for item in new["items"]["data"]}
-        old_by_id = {item["id"]: item for item in old["items"]["data"]}
+        old_ids = {item["id"] for item in old["items"]["data"]}
         for item in old["items"]["data"]:
             same = new_by_id.get(item["id"])
-            if (
-                same is not None
-                and same["price"] == item["price"]
-                and same["quantity"] == item["quantity"]
-                and not interval_changed
-            ):
+            if same is not None and not _billing_changed(item, same):
                 continue
-            amount = -round(item["price"]["unit_amount"] * item["quantity"] * fraction)
-            charges.append((item, amount, f"Unused time on {self._line_description(item)}", (now, old_period[1]), True))
-        for item in new["items"]["data"]:
-            if interval_changed:
-                full = item["price"]["unit_amount"] * item["quantity"]
-                charges.append((item, full, self._line_description(item), period, False))
-                continue
-            before = old_by_id.get(item["id"])
-            if before is not None and before["price"] == item["price"] and before["quantity"] == item["quantity"]:
-                continue
-            amount = round(item["price"]["unit_amount"] * item["quantity"] * fraction)
-            charges.append((item, amount, f"Remaining time on {self._line_description(item)}", (now, period[1]), True))
+            add(item, -1, "Unused")
+            if same is not None and remaining:
+                add(same, 1, "Remaining")
+        if remaining:
+            for item in new["items"]["data"]:
+                if item["id"] not in old_ids:
+                    add(item, 1, "Remaining")
         return charges
+
+    def _next_period(self, subscription: Obj) -> tuple[int, int]:
+        """The period after the current one (what the next regular invoice bills)."""
+        first = subscription["items"]["data"][0]
+        end = first["current_period_end"]
+        return end, next_period_end(subscription["billing_cycle_anchor"], end, first["price"]["recurring"])
+
+    def _preview_invoice(self, subscription: Obj, params: dict[str, Any], *, prefix: str = "subscription_details") -> Obj:
+        """POST /v1/invoices/create_preview for an existing subscription (params: its subscription_details).
+
+        always_invoice (or a new billing interval): the invoice the update would create and charge at
+        once. create_prorations / none: the next regular invoice at the period end (pending items,
+        the change's prorations, the next period of the new items). Changes nothing.
+        """
+        if subscription["status"] not in _INVOICING:
+            raise self._no_upcoming_invoice(subscription["customer"])
+        now = self.now()
+        plan = self._plan_subscription_update(subscription, params, prefix=prefix)
+        new = plan.new
+        pending = self._pending_charges(subscription["id"])
+        prorations = [c for c in plan.charges if c.proration]
+        if plan.immediate:
+            # Nothing billed by the change itself: no invoice would be created (nothing due now).
+            charges = prorations + pending + [c for c in plan.charges if not c.proration] if plan.charges else []
+            invoice = self._build_invoice(
+                new,
+                invoice_id=self.new_id("upcoming_in_"),
+                billing_reason="upcoming",
+                period=(now, now),
+                charges=charges,
+                line_prefix="il_tmp_",
+            )
+        else:
+            period = (new["items"]["data"][0]["current_period_start"], new["items"]["data"][0]["current_period_end"])
+            charges = prorations + pending
+            cancel_at = new["cancel_at"]
+            if not (new["cancel_at_period_end"] or (cancel_at is not None and cancel_at <= period[1])):
+                charges += self._full_charges(new, self._next_period(new))
+            if not charges:
+                raise self._no_upcoming_invoice(subscription["customer"])
+            invoice = self._build_invoice(
+                new,
+                invoice_id=self.new_id("upcoming_in_"),
+                billing_reason="upcoming",
+                period=period,
+                charges=charges,
+                line_prefix="il_tmp_",
+            )
+            # The invoice Stripe will create when the period ends (finalized about an hour later).
+            invoice["created"] = period[1]
+            invoice["automatically_finalizes_at"] = invoice["next_payment_attempt"] = period[1] + 3600
+        details = invoice["parent"]["subscription_details"]
+        details["subscription_proration_date"] = plan.proration_date if "items" in params and plan.behavior != "none" else None
+        return invoice
+
+    @staticmethod
+    def _no_upcoming_invoice(customer_id: str) -> StripeAPIError:
+        return StripeAPIError(404, f"No upcoming invoices for customer: {customer_id}", code="invoice_upcoming_none")
 
 
 def objects_year(timestamp: int) -> int:

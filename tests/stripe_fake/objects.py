@@ -428,6 +428,7 @@ def invoice_line(
     description: str,
     period: tuple[int, int],
     proration: bool = False,
+    invoice_item: str | None = None,
 ) -> Obj:
     p = item["price"]
     return {
@@ -445,7 +446,7 @@ def invoice_line(
         "parent": {
             "invoice_item_details": None,
             "subscription_item_details": {
-                "invoice_item": None,
+                "invoice_item": invoice_item,
                 "proration": proration,
                 "proration_details": {"credited_items": None},
                 "subscription": subscription_id,
@@ -464,6 +465,54 @@ def invoice_line(
         "quantity_decimal": str(item["quantity"]),
         "subtotal": amount,
         "taxes": [],
+    }
+
+
+def invoice_item(
+    item_id: str,
+    *,
+    customer_id: str,
+    subscription_id: str,
+    item: Obj,
+    amount: int,
+    description: str,
+    period: tuple[int, int],
+    date: int,
+    proration: bool = True,
+) -> Obj:
+    """An invoice item (ii_...), e.g. a proration left pending for the subscription's next invoice."""
+    p = item["price"]
+    return {
+        "id": item_id,
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": p["currency"],
+        "customer": customer_id,
+        "customer_account": None,
+        "date": date,
+        "description": description,
+        "discountable": False,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "net_amount": amount,
+        "parent": {
+            "subscription_details": {"subscription": subscription_id, "subscription_item": item["id"]},
+            "type": "subscription_details",
+        },
+        "period": {"end": period[1], "start": period[0]},
+        "pricing": {
+            "price_details": {"price": p["id"], "product": p["product"]},
+            "type": "price_details",
+            "unit_amount_decimal": p["unit_amount_decimal"],
+        },
+        "proration": proration,
+        "proration_details": {"credited_items": None, "discount_amounts": []},
+        "quantity": item["quantity"],
+        "quantity_decimal": str(item["quantity"]),
+        "tax_rates": [],
+        "test_clock": None,
     }
 
 

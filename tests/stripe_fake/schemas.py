@@ -180,10 +180,14 @@ _SUBSCRIPTION_ITEM_UPDATE = Obj(
         "price": Str(),
         "quantity": Int(minimum=0),
         "deleted": Bool(),
+        # Only matters for metered items, which the fake does not have: accepted, no effect.
+        "clear_usage": Bool(),
         "metadata": Metadata(),
-        **unsupported("billing_thresholds", "clear_usage", "current_trial", "discounts", "plan", "price_data", "tax_rates"),
+        **unsupported("billing_thresholds", "current_trial", "discounts", "plan", "price_data", "tax_rates"),
     }
 )
+
+PRORATION_BEHAVIOR = Str(enum=("always_invoice", "create_prorations", "none"))
 
 SUBSCRIPTION_UPDATE = Obj(
     {
@@ -191,7 +195,8 @@ SUBSCRIPTION_UPDATE = Obj(
         "cancel_at_period_end": Bool(),
         "cancel_at": Int(emptyable=True, literals=("max_period_end", "min_period_end")),
         "cancellation_details": _CANCELLATION_DETAILS,
-        "proration_behavior": Str(enum=("always_invoice", "create_prorations", "none")),
+        "proration_behavior": PRORATION_BEHAVIOR,
+        "proration_date": Int(),
         "payment_behavior": Str(
             enum=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
         ),
@@ -210,7 +215,7 @@ SUBSCRIPTION_UPDATE = Obj(
             "add_invoice_items", "application_fee_percent", "automatic_tax", "billing_cycle_anchor",
             "billing_schedules", "billing_thresholds", "collection_method", "days_until_due", "default_payment_method",
             "default_source", "default_tax_rates", "discounts", "invoice_settings", "off_session", "on_behalf_of",
-            "payment_settings", "pending_invoice_item_interval", "proration_date", "transfer_data", "trial_end",
+            "payment_settings", "pending_invoice_item_interval", "transfer_data", "trial_end",
             "trial_from_plan", "trial_settings",
         ),
     }
@@ -249,6 +254,34 @@ INVOICE_LIST = Obj(
         **unsupported("collection_method", "created", "customer_account", "due_date"),
     }
 )
+
+# POST /v1/invoices/create_preview: previews of changes to an existing subscription.
+_PREVIEW_SUBSCRIPTION_DETAILS = Obj(
+    {
+        "items": Arr(_SUBSCRIPTION_ITEM_UPDATE),
+        "proration_behavior": PRORATION_BEHAVIOR,
+        "proration_date": Int(),
+        "cancel_at_period_end": Bool(),
+        "metadata": Metadata(),
+        **unsupported(
+            "billing_cycle_anchor", "billing_mode", "billing_schedules", "cancel_at", "cancel_now", "default_tax_rates",
+            "pause", "resume_at", "start_date", "trial_end",
+        ),
+    }
+)  # fmt: skip
+
+INVOICE_CREATE_PREVIEW = Obj(
+    {
+        "customer": Str(),
+        "subscription": Str(),
+        "subscription_details": _PREVIEW_SUBSCRIPTION_DETAILS,
+        "expand": EXPAND,
+        **unsupported(
+            "automatic_tax", "currency", "customer_account", "customer_details", "discounts", "invoice_items", "issuer",
+            "on_behalf_of", "preview_mode", "schedule", "schedule_details",
+        ),
+    }
+)  # fmt: skip
 
 # --- events ---------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from tests.stripe_fake import objects
-from tests.stripe_fake.api import Api
+from tests.stripe_fake.api import Api, Handler
 from tests.stripe_fake.constants import API_VERSION, TEST_API_KEY
 from tests.stripe_fake.errors import ParamError, SimulatedConnectionError, StripeAPIError
 from tests.stripe_fake.objects import Obj
@@ -116,7 +116,8 @@ class FakeStripe(Api):
     """A stateful fake of the Stripe API; thread-safe (one lock around all state).
 
     Inspect `requests`, `customers`, `checkout_sessions`, `portal_sessions`, `subscriptions`,
-    `invoices`, `prices`, `products` and `events` (every event emitted, in emission order).
+    `invoices`, `invoice_items` (prorations; `invoice` None while pending), `prices`, `products`
+    and `events` (every event emitted, in emission order).
     """
 
     def __init__(
@@ -319,7 +320,10 @@ class FakeStripe(Api):
 
         stored = True
         self._request_context = (request_id, idempotency_key)
-        checkpoint = self._checkpoint() if method != "GET" else None
+        checkpoint = None
+        if method != "GET":
+            route = self._route(method, path)
+            checkpoint = self._checkpoint(shallow=route is not None and route[0].__name__ in self._ADDS_OR_REPLACES_ONLY)
         try:
             if decode_error is not None:
                 raise decode_error
@@ -361,11 +365,19 @@ class FakeStripe(Api):
         if key not in self.api_keys:
             raise StripeAPIError(401, f"Invalid API Key provided: {_mask_key(key)}", stored=False)
 
-    def _dispatch(self, method: str, path: str, raw: dict[str, Raw]) -> tuple[int, Obj]:
+    def _route(self, method: str, path: str) -> tuple[Handler, tuple[str, ...]] | None:
+        """The handler of a request and the ids in its path, or None for an unknown URL."""
         for route_method, pattern, handler in self._route_table:
             match = pattern.match(path)
             if match is not None and route_method == method:
-                return handler(raw, tuple(unquote(group) for group in match.groups()))
+                return handler, tuple(unquote(group) for group in match.groups())
+        return None
+
+    def _dispatch(self, method: str, path: str, raw: dict[str, Raw]) -> tuple[int, Obj]:
+        route = self._route(method, path)
+        if route is not None:
+            handler, ids = route
+            return handler(raw, ids)
         raise StripeAPIError(
             404,
             f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "

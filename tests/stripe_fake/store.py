@@ -7,14 +7,15 @@ payloads are deep copies (snapshots), so later changes never leak into what was 
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tests.stripe_fake import objects
 from tests.stripe_fake.constants import TEST_API_KEY
@@ -38,6 +39,20 @@ EXPANDABLE: dict[str, frozenset[str]] = {
     "event": frozenset(),
 }  # fmt: skip
 MAX_EXPAND_DEPTH = 4
+
+
+class Charge(NamedTuple):
+    """One line of an invoice being built: the (subscription item snapshot) it bills, its amount, ...
+
+    `invoice_item` is the ii_... the line comes from (prorations), None for a subscription item's own line.
+    """
+
+    item: Obj
+    amount: int
+    description: str
+    period: tuple[int, int]
+    proration: bool
+    invoice_item: str | None = None
 
 
 @dataclass
@@ -81,6 +96,8 @@ class Store:
         self.subscriptions: dict[str, Obj] = {}
         self.invoices: dict[str, Obj] = {}
         self.payment_methods: dict[str, Obj] = {}
+        # Invoice items (ii_...): prorations, pending (invoice None) until an invoice takes them.
+        self.invoice_items: dict[str, Obj] = {}
         self.events: list[Obj] = []
         self._events_by_id: dict[str, Obj] = {}
         self._session_private: dict[str, SessionPrivate] = {}
@@ -138,26 +155,43 @@ class Store:
         "subscriptions",
         "invoices",
         "payment_methods",
+        "invoice_items",
         "_session_private",
     )
     # Only ever added to: a shallow copy is enough.
     _APPEND_ONLY_ATTRIBUTES = ("_events_by_id", "_order", "_seq")
 
-    def _checkpoint(self) -> dict[str, Any]:
-        """A copy of all state, so that a request that fails halfway leaves no trace (see _rollback)."""
-        saved = {name: copy.deepcopy(getattr(self, name)) for name in self._STATE_ATTRIBUTES}
+    def _checkpoint(self, *, shallow: bool = False) -> dict[str, Any]:
+        """A copy of all state, so that a request that fails halfway leaves no trace (see _rollback).
+
+        `shallow` copies the collections but not the objects: enough for a request that only adds
+        objects or replaces stored ones whole (never changes one in place), and O(1) per object.
+        """
+        saved: dict[str, Any] = {}
+        if shallow:
+            saved["collections"] = {name: copy.copy(getattr(self, name)) for name in self._STATE_ATTRIBUTES}
+        else:
+            # One pickle of everything (several times faster than deepcopy; unpickled only on rollback).
+            state = tuple(getattr(self, name) for name in self._STATE_ATTRIBUTES)
+            saved["state"] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         saved.update({name: copy.copy(getattr(self, name)) for name in self._APPEND_ONLY_ATTRIBUTES})
         saved["events"] = len(self.events)
         return saved
 
     def _rollback(self, saved: dict[str, Any]) -> None:
-        for name in (*self._STATE_ATTRIBUTES, *self._APPEND_ONLY_ATTRIBUTES):
+        if "collections" in saved:
+            restored: dict[str, Any] = dict(saved["collections"])
+        else:
+            state = pickle.loads(saved["state"])  # noqa: S301 (bytes this object pickled itself)
+            restored = dict(zip(self._STATE_ATTRIBUTES, state, strict=True))
+        restored.update({name: saved[name] for name in self._APPEND_ONLY_ATTRIBUTES})
+        for name, value in restored.items():
             current = getattr(self, name)
             if isinstance(current, dict):
                 current.clear()
-                current.update(saved[name])
+                current.update(value)
             else:
-                setattr(self, name, saved[name])
+                setattr(self, name, value)
         del self.events[saved["events"] :]
 
     # --- events ---------------------------------------------------------------------------------
@@ -278,9 +312,20 @@ class Store:
     # --- pagination -----------------------------------------------------------------------------
 
     def _newest_first(self, items: Iterable[Obj]) -> list[Obj]:
-        return sorted(items, key=lambda o: (o.get("created", 0), self._order.get(o["id"], 0)), reverse=True)
+        return sorted(items, key=self._sort_key, reverse=True)
 
-    def _page(self, items: list[Obj], params: dict[str, Any], url: str, kind: str) -> Obj:
+    def _sort_key(self, obj: Obj) -> tuple[int, int]:
+        return (obj.get("created", 0), self._order.get(obj["id"], 0))
+
+    def _page(
+        self, items: list[Obj], params: dict[str, Any], url: str, kind: str, *, universe: Mapping[str, Obj] | None = None
+    ) -> Obj:
+        """One page of `items` (newest first when `universe` is given).
+
+        A cursor must name an object of `universe` (all objects of the kind), not necessarily one that
+        the filters select: like Stripe, paging goes on when the cursor object changed in between
+        (e.g. a subscription canceled while the caller pages through the default list).
+        """
         limit: int = params.get("limit", 10)
         ids = [item["id"] for item in items]
         if "starting_after" in params and "ending_before" in params:
@@ -290,18 +335,24 @@ class Store:
                 code="parameters_exclusive",
                 param="starting_after",
             )
-        if "starting_after" in params:
-            cursor = params["starting_after"]
-            if cursor not in ids:
-                raise StripeAPIError(400, f"No such {kind}: '{cursor}'", code="resource_missing", param="starting_after")
-            rest = items[ids.index(cursor) + 1 :]
-            page, has_more = rest[:limit], len(rest) > limit
-        elif "ending_before" in params:
-            cursor = params["ending_before"]
-            if cursor not in ids:
-                raise StripeAPIError(400, f"No such {kind}: '{cursor}'", code="resource_missing", param="ending_before")
-            before = items[: ids.index(cursor)]
-            page, has_more = before[-limit:], len(before) > limit
+        for name in ("starting_after", "ending_before"):
+            if name not in params:
+                continue
+            cursor = params[name]
+            if cursor in ids:
+                position = ids.index(cursor)
+                before, rest = items[:position], items[position + 1 :]
+            elif universe is not None and cursor in universe:
+                key = self._sort_key(universe[cursor])
+                before = [item for item in items if self._sort_key(item) > key]
+                rest = [item for item in items if self._sort_key(item) < key]
+            else:
+                raise StripeAPIError(400, f"No such {kind}: '{cursor}'", code="resource_missing", param=name)
+            if name == "starting_after":
+                page, has_more = rest[:limit], len(rest) > limit
+            else:
+                page, has_more = before[-limit:], len(before) > limit
+            break
         else:
             page, has_more = items[:limit], len(items) > limit
         return objects.list_object(page, url, has_more=has_more)
@@ -349,30 +400,37 @@ class Store:
             f"(at {amount:.2f} {price['currency'].upper()} / {recurring.get('interval', 'once')})"
         )
 
-    def _new_invoice(
+    def _build_invoice(
         self,
         subscription: Obj,
         *,
+        invoice_id: str,
         billing_reason: str,
         period: tuple[int, int],
-        charges: list[tuple[Obj, int, str, tuple[int, int], bool]],
+        charges: Iterable[Charge | tuple[Obj, int, str, tuple[int, int], bool]],
+        line_prefix: str = "il_",
     ) -> Obj:
-        """A draft invoice of `subscription` with lines (item, amount, description, period, proration)."""
-        invoice_id = self.new_id("in_")
+        """A draft invoice of `subscription` with one line per charge; stores nothing.
+
+        The customer's balance is applied as Stripe does: amount_due = max(total + starting_balance, 0).
+        """
         customer = self.customers[subscription["customer"]]
-        lines = [
-            objects.invoice_line(
-                self.new_id("il_"),
-                invoice_id=invoice_id,
-                subscription_id=subscription["id"],
-                item=item,
-                amount=amount,
-                description=description,
-                period=line_period,
-                proration=proration,
+        lines = []
+        for charge in charges:
+            line = Charge(*charge)
+            lines.append(
+                objects.invoice_line(
+                    self.new_id(line_prefix),
+                    invoice_id=invoice_id,
+                    subscription_id=subscription["id"],
+                    item=line.item,
+                    amount=line.amount,
+                    description=line.description,
+                    period=line.period,
+                    proration=line.proration,
+                    invoice_item=line.invoice_item,
+                )
             )
-            for item, amount, description, line_period, proration in charges
-        ]
         invoice = objects.invoice(
             invoice_id,
             customer=customer,
@@ -382,9 +440,28 @@ class Store:
             period=period,
             lines=lines,
         )
-        if invoice["amount_due"] < 0:
-            invoice["ending_balance"] = invoice["amount_due"]
-            invoice["amount_due"] = invoice["amount_remaining"] = 0
+        balance = int(customer.get("balance") or 0)
+        invoice["starting_balance"] = balance
+        invoice["amount_due"] = invoice["amount_remaining"] = max(invoice["total"] + balance, 0)
+        return invoice
+
+    def _new_invoice(
+        self,
+        subscription: Obj,
+        *,
+        billing_reason: str,
+        period: tuple[int, int],
+        charges: Iterable[Charge | tuple[Obj, int, str, tuple[int, int], bool]],
+    ) -> Obj:
+        """A draft invoice of `subscription` (stored); it takes the invoice items its charges come from."""
+        invoice_id = self.new_id("in_")
+        lines = [Charge(*charge) for charge in charges]
+        invoice = self._build_invoice(
+            subscription, invoice_id=invoice_id, billing_reason=billing_reason, period=period, charges=lines
+        )
+        for charge in lines:
+            if charge.invoice_item is not None and charge.invoice_item in self.invoice_items:
+                self.invoice_items[charge.invoice_item]["invoice"] = invoice_id
         self.invoices[invoice_id] = invoice
         self._register(invoice_id)
         subscription["latest_invoice"] = invoice_id
@@ -401,8 +478,9 @@ class Store:
         invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_fake/test_{token}/pdf"
         invoice["effective_at"] = self.now()
         invoice["status_transitions"]["finalized_at"] = self.now()
-        if invoice["ending_balance"] is None:
-            invoice["ending_balance"] = 0
+        # The balance is used up (or, for a negative total, credited to the customer) at finalization.
+        invoice["ending_balance"] = min(invoice["total"] + invoice["starting_balance"], 0)
+        customer["balance"] = invoice["ending_balance"]
 
     def _mark_paid(self, invoice: Obj) -> None:
         invoice["status"] = "paid"
@@ -420,7 +498,7 @@ class Store:
         *,
         billing_reason: str,
         period: tuple[int, int],
-        charges: list[tuple[Obj, int, str, tuple[int, int], bool]],
+        charges: Iterable[Charge | tuple[Obj, int, str, tuple[int, int], bool]],
     ) -> tuple[Obj, list[tuple[str, Obj]]]:
         """Create, finalize and pay an invoice; returns it and the (event type, snapshot) pairs to emit."""
         invoice = self._new_invoice(subscription, billing_reason=billing_reason, period=period, charges=charges)
@@ -432,11 +510,33 @@ class Store:
         snapshots.append(("invoice.payment_succeeded", copy.deepcopy(invoice)))
         return invoice, snapshots
 
-    def _full_charges(self, subscription: Obj, period: tuple[int, int]) -> list[tuple[Obj, int, str, tuple[int, int], bool]]:
+    def _full_charges(self, subscription: Obj, period: tuple[int, int]) -> list[Charge]:
         return [
-            (item, item["price"]["unit_amount"] * item["quantity"], self._line_description(item), period, False)
+            Charge(item, item["price"]["unit_amount"] * item["quantity"], self._line_description(item), period, False)
             for item in subscription["items"]["data"]
         ]
+
+    def _pending_charges(self, subscription_id: str) -> list[Charge]:
+        """The subscription's pending invoice items (not yet invoiced), newest first, as invoice lines."""
+        pending = [
+            invoice_item
+            for invoice_item in self.invoice_items.values()
+            if invoice_item["invoice"] is None
+            and (invoice_item["parent"] or {}).get("subscription_details", {}).get("subscription") == subscription_id
+        ]
+        # Stripe lists pending items in reverse chronological order (the sort is stable within one change).
+        pending.sort(key=lambda invoice_item: invoice_item["date"], reverse=True)
+        charges = []
+        for invoice_item in pending:
+            price_id = invoice_item["pricing"]["price_details"]["price"]
+            item = {
+                "id": invoice_item["parent"]["subscription_details"]["subscription_item"],
+                "price": copy.deepcopy(self.prices[price_id]),
+                "quantity": invoice_item["quantity"],
+            }
+            period = (invoice_item["period"]["start"], invoice_item["period"]["end"])
+            charges.append(Charge(item, invoice_item["amount"], invoice_item["description"], period, True, invoice_item["id"]))
+        return charges
 
 
 def key_kind(container: Obj) -> str:

@@ -1,0 +1,671 @@
+"""The Stripe fake's billing changes: invoice previews, prorated item changes, and paging through lists.
+
+Everything goes through a real stripe.StripeClient served in-process; expected amounts are computed
+here from Stripe's per-second proration formula on a fixed clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import stripe
+
+from tests.stripe_fake import FakeStripe, FakeStripeError, make_stripe_client
+
+# 2026-01-31 00:00:00 UTC: the first period ends Feb 28 (28 days), the next one Mar 31.
+START = int(datetime(2026, 1, 31, tzinfo=UTC).timestamp())
+FEB_28 = int(datetime(2026, 2, 28, tzinfo=UTC).timestamp())
+MAR_31 = int(datetime(2026, 3, 31, tzinfo=UTC).timestamp())
+DAY = 86_400
+# Feb 10, 03:17:05 UTC: a mid-period moment whose prorations do not come out round.
+MID = START + 10 * DAY + 3 * 3600 + 17 * 60 + 5
+X = "\N{MULTIPLICATION SIGN}"
+
+
+class ManualClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> FakeStripe:
+    fake = FakeStripe(clock=clock, seed=4321)
+    fake.add_price("price_starter_base", product_name="Starter", unit_amount=2900)
+    fake.add_price("price_pro_base", product_name="Pro", unit_amount=7900)
+    fake.add_price("price_pro_site", product_name="Pro site", unit_amount=1900)
+    fake.add_price("price_enterprise_base", product_name="Enterprise", unit_amount=19900)
+    fake.add_price("price_enterprise_site", product_name="Enterprise site", unit_amount=900)
+    fake.add_price("price_pro_yearly", product_name="Pro yearly", unit_amount=79000, interval="year")
+    fake.add_price("price_pro_eur", product_name="Pro EUR", unit_amount=7500, currency="eur")
+    fake.add_price("price_setup_fee", product_name="Setup fee", unit_amount=5000, interval=None)
+    return fake
+
+
+@pytest.fixture
+def client(fake: FakeStripe) -> stripe.StripeClient:
+    return make_stripe_client(fake)
+
+
+def prorated(amount: int, at: int, start: int = START, end: int = FEB_28) -> int:
+    """Stripe's per-second proration: round(amount * (end - at) / (end - start)), halves rounded up."""
+    return int(Fraction(amount * (end - at), end - start) + Fraction(1, 2))
+
+
+def subscribe(
+    fake: FakeStripe, client: stripe.StripeClient, *, sites: int = 2, base: str = "price_pro_base", email: str = "o@example.com"
+) -> str:
+    """A customer who paid in Checkout for `base` and `sites` x Pro site; returns the subscription id."""
+    line_items: Any = [{"price": base, "quantity": 1}]
+    if sites:
+        line_items.append({"price": "price_pro_site", "quantity": sites})
+    customer = client.v1.customers.create(params={"email": email})
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer": customer.id,
+            "line_items": line_items,
+            "success_url": "https://app.example.com/billing/success",
+        }
+    )
+    events = fake.complete_checkout(session.id)
+    subscription_id: str = events[0]["data"]["object"]["id"]
+    return subscription_id
+
+
+def item_ids(fake: FakeStripe, subscription_id: str) -> list[str]:
+    return [item["id"] for item in fake.subscriptions[subscription_id]["items"]["data"]]
+
+
+def lines_of(invoice: Any) -> list[tuple[int, str, int, int, bool, str, int]]:
+    """(amount, description, period start, period end, proration, price, quantity) of each line."""
+    return [
+        (
+            line["amount"],
+            line["description"],
+            line["period"]["start"],
+            line["period"]["end"],
+            line["parent"]["subscription_item_details"]["proration"],
+            line["pricing"]["price_details"]["price"],
+            line["quantity"],
+        )
+        for line in invoice["lines"]["data"]
+    ]
+
+
+def state_of(fake: FakeStripe) -> str:
+    return json.dumps(
+        {
+            "customers": fake.customers,
+            "subscriptions": fake.subscriptions,
+            "invoices": fake.invoices,
+            "invoice_items": fake.invoice_items,
+            "events": fake.events,
+        },
+        sort_keys=True,
+    )
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [event["type"] for event in events]
+
+
+def preview(client: stripe.StripeClient, subscription_id: str, **details: Any) -> Any:
+    params: Any = {"subscription": subscription_id, "subscription_details": details}
+    return client.v1.invoices.create_preview(params=params).to_dict()
+
+
+# --- previews ------------------------------------------------------------------------------------
+
+
+def test_preview_of_an_upgrade_mid_period(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client)
+    base_id, _ = item_ids(fake, subscription_id)
+    customer_id = fake.subscriptions[subscription_id]["customer"]
+    clock.now = MID
+    swap: Any = [{"id": base_id, "price": "price_enterprise_base", "quantity": 1}]
+    credit, charge = -prorated(7900, MID), prorated(19900, MID)
+    proration_lines = [
+        (credit, "Unused time on Pro after 10 Feb 2026", MID, FEB_28, True, "price_pro_base", 1),
+        (charge, "Remaining time on Enterprise after 10 Feb 2026", MID, FEB_28, True, "price_enterprise_base", 1),
+    ]
+    next_period_lines = [
+        (19900, f"1 {X} Enterprise (at 199.00 USD / month)", FEB_28, MAR_31, False, "price_enterprise_base", 1),
+        (3800, f"2 {X} Pro site (at 19.00 USD / month)", FEB_28, MAR_31, False, "price_pro_site", 2),
+    ]
+
+    # always_invoice: the invoice the update would create and charge now (proration_date defaults to now).
+    now = client.v1.invoices.create_preview(
+        params={
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "subscription_details": {"items": swap, "proration_behavior": "always_invoice"},
+        }
+    ).to_dict()
+    assert now["id"].startswith("upcoming_in_")
+    assert (now["object"], now["status"], now["billing_reason"], now["customer"], now["currency"]) == (
+        "invoice",
+        "draft",
+        "upcoming",
+        customer_id,
+        "usd",
+    )
+    assert lines_of(now) == proration_lines
+    assert now["subtotal"] == now["total"] == now["amount_due"] == credit + charge == 7656
+    assert (now["period_start"], now["period_end"]) == (MID, MID)
+    assert now["parent"]["type"] == "subscription_details"
+    assert now["parent"]["subscription_details"]["subscription"] == subscription_id
+    assert now["parent"]["subscription_details"]["subscription_proration_date"] == MID
+
+    # create_prorations (the default): the next regular invoice, prorations first.
+    later = preview(client, subscription_id, items=swap, proration_date=MID)
+    assert lines_of(later) == proration_lines + next_period_lines
+    assert later["total"] == later["amount_due"] == credit + charge + 19900 + 3800
+    assert (later["period_start"], later["period_end"], later["next_payment_attempt"]) == (START, FEB_28, FEB_28 + 3600)
+
+    # none: the next regular invoice of the new items, no prorations.
+    plain = preview(client, subscription_id, items=swap, proration_behavior="none")
+    assert lines_of(plain) == next_period_lines
+    assert plain["total"] == 23700
+    assert plain["parent"]["subscription_details"]["subscription_proration_date"] is None
+
+
+def test_preview_of_quantity_changes(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client, sites=2)
+    _, site_id = item_ids(fake, subscription_id)
+    at = START + 20 * DAY + 1234
+    clock.now = at + 600  # the explicit proration_date wins over the clock
+
+    more = preview(
+        client, subscription_id, items=[{"id": site_id, "quantity": 5}], proration_behavior="always_invoice", proration_date=at
+    )
+    assert lines_of(more) == [
+        (-prorated(2 * 1900, at), f"Unused time on 2 {X} Pro site after 20 Feb 2026", at, FEB_28, True, "price_pro_site", 2),
+        (prorated(5 * 1900, at), f"Remaining time on 5 {X} Pro site after 20 Feb 2026", at, FEB_28, True, "price_pro_site", 5),
+    ]
+    assert more["amount_due"] == prorated(5 * 1900, at) - prorated(2 * 1900, at) == 1625
+
+    fewer = preview(
+        client, subscription_id, items=[{"id": site_id, "quantity": 1}], proration_behavior="always_invoice", proration_date=at
+    )
+    assert [line[0] for line in lines_of(fewer)] == [-prorated(2 * 1900, at), prorated(1900, at)]
+    # A credit: the total is negative, nothing is due now (the rest goes to the customer's balance).
+    assert fewer["total"] == -prorated(2 * 1900, at) + prorated(1900, at) < 0
+    assert fewer["amount_due"] == 0
+
+    # Next invoice after the decrease: the credit lowers the renewal.
+    renewal = preview(client, subscription_id, items=[{"id": site_id, "quantity": 1}], proration_date=at)
+    assert renewal["total"] == fewer["total"] + 7900 + 1900
+    # Deleting the item credits its unused time only.
+    removed = preview(client, subscription_id, items=[{"id": site_id, "deleted": True, "clear_usage": True}], proration_date=at)
+    assert [line[0] for line in lines_of(removed)] == [-prorated(2 * 1900, at), 7900]
+
+
+def test_preview_changes_nothing(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client)
+    base_id, site_id = item_ids(fake, subscription_id)
+    clock.now = MID
+    before = state_of(fake)
+    for behavior in ("always_invoice", "create_prorations", "none"):
+        invoice = preview(
+            client,
+            subscription_id,
+            items=[{"id": base_id, "price": "price_enterprise_base"}, {"id": site_id, "quantity": 9}],
+            proration_behavior=behavior,
+            cancel_at_period_end=False,
+        )
+    assert state_of(fake) == before
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.retrieve(invoice["id"])
+    assert raised.value.http_status == 404
+    assert invoice["id"] not in [i.id for i in client.v1.invoices.list().data]
+
+
+def test_preview_without_subscription_picks_the_customers_next_invoice(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    subscription_id = subscribe(fake, client, sites=3)
+    customer_id = fake.subscriptions[subscription_id]["customer"]
+    invoice = client.v1.invoices.create_preview(params={"customer": customer_id, "expand": ["customer"]}).to_dict()
+    assert invoice["parent"]["subscription_details"]["subscription"] == subscription_id
+    assert invoice["customer"]["id"] == customer_id
+    assert invoice["total"] == 7900 + 3 * 1900
+
+    # Set to cancel at the period end: nothing comes after, unless a change leaves prorations.
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        preview(client, subscription_id, cancel_at_period_end=True)
+    assert (raised.value.http_status, raised.value.code) == (404, "invoice_upcoming_none")
+    fake.cancel_subscription(subscription_id)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.create_preview(params={"customer": customer_id})
+    assert (raised.value.http_status, raised.value.code) == (404, "invoice_upcoming_none")
+
+
+# --- applying changes ----------------------------------------------------------------------------
+
+
+def test_always_invoice_charges_what_the_preview_showed(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = subscribe(fake, client, sites=2)
+    base_id, site_id = item_ids(fake, subscription_id)
+    before = copy.deepcopy(fake.subscriptions[subscription_id])
+    changes: Any = [{"id": base_id, "price": "price_enterprise_base", "quantity": 1}, {"id": site_id, "quantity": 4}]
+    clock.now = MID
+    shown = preview(client, subscription_id, items=changes, proration_behavior="always_invoice", proration_date=MID)
+    clock.advance(95)  # the customer took a while to confirm
+    emitted = len(fake.events)
+    updated = client.v1.subscriptions.update(
+        subscription_id, params={"items": changes, "proration_behavior": "always_invoice", "proration_date": MID}
+    )
+    new_events = fake.events[emitted:]
+    assert types(new_events) == [
+        "customer.subscription.updated",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+    ]
+    previous = new_events[0]["data"]["previous_attributes"]
+    assert set(previous) == {"items", "latest_invoice"}
+    assert previous["items"]["data"] == before["items"]["data"]
+    invoice = new_events[-1]["data"]["object"]
+    assert invoice["amount_paid"] == invoice["total"] == shown["amount_due"] > 0
+    assert [line[:6] for line in lines_of(invoice)] == [line[:6] for line in lines_of(shown)]
+    assert (invoice["status"], invoice["billing_reason"]) == ("paid", "subscription_update")
+    assert updated.latest_invoice == invoice["id"]
+    # The items keep their ids and their period.
+    items = updated["items"].data
+    assert [(i.id, i.price.id, i.quantity) for i in items] == [
+        (base_id, "price_enterprise_base", 1),
+        (site_id, "price_pro_site", 4),
+    ]
+    assert {(i.current_period_start, i.current_period_end) for i in items} == {(START, FEB_28)}
+    # The prorations were invoice items, now on that invoice.
+    invoice_items = {line["parent"]["subscription_item_details"]["invoice_item"] for line in invoice["lines"]["data"]}
+    assert invoice_items == set(fake.invoice_items)
+    assert {ii["invoice"] for ii in fake.invoice_items.values()} == {invoice["id"]}
+    # The next renewal bills the new items only.
+    renewal = fake.renew_subscription(subscription_id)[-1]["data"]["object"]
+    assert lines_of(renewal) == [
+        (19900, f"1 {X} Enterprise (at 199.00 USD / month)", FEB_28, MAR_31, False, "price_enterprise_base", 1),
+        (7600, f"4 {X} Pro site (at 19.00 USD / month)", FEB_28, MAR_31, False, "price_pro_site", 4),
+    ]
+
+
+def test_create_prorations_are_billed_on_the_renewal(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client, sites=2)
+    _, site_id = item_ids(fake, subscription_id)
+    clock.now = MID
+    emitted = len(fake.events)
+    client.v1.subscriptions.update(subscription_id, params={"items": [{"id": site_id, "quantity": 4}]})
+    assert types(fake.events[emitted:]) == ["customer.subscription.updated"]
+    assert len(fake.invoices) == 1
+    pending = list(fake.invoice_items.values())
+    assert [(ii["amount"], ii["invoice"], ii["proration"]) for ii in pending] == [
+        (-prorated(2 * 1900, MID), None, True),
+        (prorated(4 * 1900, MID), None, True),
+    ]
+
+    clock.now = FEB_28
+    upcoming = client.v1.invoices.create_preview(params={"subscription": subscription_id}).to_dict()
+    renewal = fake.renew_subscription(subscription_id)[-1]["data"]["object"]
+    assert renewal["billing_reason"] == "subscription_cycle"
+    assert lines_of(renewal) == [
+        (-prorated(2 * 1900, MID), f"Unused time on 2 {X} Pro site after 10 Feb 2026", MID, FEB_28, True, "price_pro_site", 2),
+        (prorated(4 * 1900, MID), f"Remaining time on 4 {X} Pro site after 10 Feb 2026", MID, FEB_28, True, "price_pro_site", 4),
+        (7900, f"1 {X} Pro (at 79.00 USD / month)", FEB_28, MAR_31, False, "price_pro_base", 1),
+        (7600, f"4 {X} Pro site (at 19.00 USD / month)", FEB_28, MAR_31, False, "price_pro_site", 4),
+    ]
+    assert renewal["amount_paid"] == upcoming["amount_due"] == renewal["total"]
+    assert lines_of(upcoming) == lines_of(renewal)
+    assert {ii["invoice"] for ii in fake.invoice_items.values()} == {renewal["id"]}
+    # Billed once: the following renewal has no prorations.
+    following = fake.renew_subscription(subscription_id)[-1]["data"]["object"]
+    assert following["total"] == 7900 + 7600
+
+
+def test_a_downgrade_credit_goes_to_the_customer_balance(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = subscribe(fake, client, sites=2)
+    base_id, _ = item_ids(fake, subscription_id)
+    customer_id = fake.subscriptions[subscription_id]["customer"]
+    clock.now = MID
+    client.v1.subscriptions.update(
+        subscription_id,
+        params={"items": [{"id": base_id, "price": "price_starter_base"}], "proration_behavior": "always_invoice"},
+    )
+    invoice = fake.invoices[fake.subscriptions[subscription_id]["latest_invoice"]]
+    credit = prorated(2900, MID) - prorated(7900, MID)
+    assert (invoice["total"], invoice["amount_due"], invoice["amount_paid"], invoice["ending_balance"]) == (credit, 0, 0, credit)
+    assert invoice["status"] == "paid"
+    assert client.v1.customers.retrieve(customer_id).balance == credit
+
+    upcoming = client.v1.invoices.create_preview(params={"subscription": subscription_id}).to_dict()
+    assert (upcoming["total"], upcoming["starting_balance"], upcoming["amount_due"]) == (
+        2900 + 3800,
+        credit,
+        2900 + 3800 + credit,
+    )
+    renewal = fake.renew_subscription(subscription_id)[-1]["data"]["object"]
+    assert (renewal["amount_paid"], renewal["starting_balance"], renewal["ending_balance"]) == (2900 + 3800 + credit, credit, 0)
+    assert client.v1.customers.retrieve(customer_id).balance == 0
+
+
+def test_a_new_billing_interval_invoices_at_once_and_restarts_the_period(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = subscribe(fake, client, sites=0)
+    [base_id] = item_ids(fake, subscription_id)
+    clock.now = MID
+    year_later = int(datetime(2027, 2, 10, 3, 17, 5, tzinfo=UTC).timestamp())
+    shown = preview(client, subscription_id, items=[{"id": base_id, "price": "price_pro_yearly"}])
+    updated = client.v1.subscriptions.update(subscription_id, params={"items": [{"id": base_id, "price": "price_pro_yearly"}]})
+    invoice = fake.invoices[str(updated.latest_invoice)]
+    assert lines_of(invoice) == [
+        (-prorated(7900, MID), "Unused time on Pro after 10 Feb 2026", MID, FEB_28, True, "price_pro_base", 1),
+        (79000, f"1 {X} Pro yearly (at 790.00 USD / year)", MID, year_later, False, "price_pro_yearly", 1),
+    ]
+    assert invoice["amount_paid"] == shown["amount_due"] == 79000 - prorated(7900, MID)
+    item = updated["items"].data[0]
+    assert (item.current_period_start, item.current_period_end, updated.billing_cycle_anchor) == (MID, year_later, MID)
+
+    # Without prorations: no credit, the new period in full.
+    other = subscribe(fake, client, sites=0, email="b@example.com")
+    [other_base] = item_ids(fake, other)
+    no_credit = client.v1.subscriptions.update(
+        other, params={"items": [{"id": other_base, "price": "price_pro_yearly"}], "proration_behavior": "none"}
+    )
+    assert [line[0] for line in lines_of(fake.invoices[str(no_credit.latest_invoice)])] == [79000]
+
+
+def test_item_changes_add_swap_and_delete(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client, sites=3)
+    base_id, site_id = item_ids(fake, subscription_id)
+    clock.now = MID
+    # A new price without a quantity resets the quantity to 1 (as Stripe does); an added item joins the period.
+    updated = client.v1.subscriptions.update(
+        subscription_id,
+        params={
+            "items": [{"id": site_id, "price": "price_enterprise_site"}, {"price": "price_starter_base", "quantity": 2}],
+            "proration_behavior": "none",
+        },
+    )
+    assert [(i.price.id, i.quantity, i.current_period_end) for i in updated["items"].data] == [
+        ("price_pro_base", 1, FEB_28),
+        ("price_enterprise_site", 1, FEB_28),
+        ("price_starter_base", 2, FEB_28),
+    ]
+    assert fake.invoice_items == {}
+    removed = client.v1.subscriptions.update(
+        subscription_id, params={"items": [{"id": base_id, "deleted": True}], "proration_behavior": "always_invoice"}
+    )
+    assert [i.price.id for i in removed["items"].data] == ["price_enterprise_site", "price_starter_base"]
+    assert [line[0] for line in lines_of(fake.invoices[str(removed.latest_invoice)])] == [-prorated(7900, MID)]
+
+
+def test_the_simulation_prorates_like_the_api(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client, sites=2)
+    clock.now = MID + 3600
+    events = fake.update_subscription(
+        subscription_id,
+        items=[{"price": "price_pro_base", "quantity": 1}, {"price": "price_pro_site", "quantity": 3}],
+        proration_behavior="always_invoice",
+        proration_date=MID,
+    )
+    assert types(events) == [
+        "customer.subscription.updated",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+    ]
+    assert events[-1]["data"]["object"]["amount_paid"] == prorated(3 * 1900, MID) - prorated(2 * 1900, MID)
+    [pending] = fake.update_subscription(subscription_id, items=[{"price": "price_pro_base", "quantity": 1}])
+    assert pending["type"] == "customer.subscription.updated"
+    assert [ii["invoice"] for ii in fake.invoice_items.values()].count(None) == 1  # the site item's credit
+    with pytest.raises(FakeStripeError, match="proration_date"):
+        fake.update_subscription(subscription_id, cancel_at_period_end=True, proration_date=START - 1)
+    with pytest.raises(FakeStripeError, match="proration_behavior"):
+        fake.update_subscription(subscription_id, proration_behavior="sometimes")
+
+
+# --- rejections ----------------------------------------------------------------------------------
+
+ITEM_REJECTIONS = [
+    pytest.param([{"id": "si_nope", "quantity": 2}], "resource_missing", "items[0][id]", id="unknown-item"),
+    pytest.param([{"id": "$FOREIGN", "quantity": 2}], None, "items[0][id]", id="foreign-item"),
+    pytest.param([{"id": "$BASE", "deleted": True}, {"id": "$SITE", "deleted": True}], None, "items", id="delete-all"),
+    pytest.param([{"id": "$SITE", "quantity": -1}], "parameter_invalid_integer", "items[0][quantity]", id="negative"),
+    pytest.param([{"id": "$BASE", "price": "price_pro_eur"}], None, "items", id="currency"),
+    pytest.param([{"price": "price_pro_yearly"}], None, "items", id="interval"),
+    pytest.param([{"id": "$BASE", "price": "price_setup_fee"}], None, "items[0][price]", id="one-time-price"),
+    pytest.param([{"id": "$BASE", "price": "price_nope"}], "resource_missing", "items[0][price]", id="unknown-price"),
+    pytest.param([{"id": "$SITE", "qty": 2}], "parameter_unknown", "items[0][qty]", id="unknown-param"),
+    pytest.param(
+        [{"id": "$SITE", "price_data": {"unit_amount": 1}}],
+        "parameter_unsupported_by_fake",
+        "items[0][price_data]",
+        id="unsupported",
+    ),
+]
+
+
+def resolve(fake: FakeStripe, items: list[dict[str, Any]], subscription_id: str, foreign_id: str) -> list[dict[str, Any]]:
+    base_id, site_id = item_ids(fake, subscription_id)
+    names = {"$BASE": base_id, "$SITE": site_id, "$FOREIGN": item_ids(fake, foreign_id)[0]}
+    return [{**item, "id": names.get(item["id"], item["id"])} if "id" in item else item for item in items]
+
+
+@pytest.mark.parametrize(("items", "code", "param"), ITEM_REJECTIONS)
+def test_update_rejections(fake: FakeStripe, client: stripe.StripeClient, items: Any, code: str | None, param: str) -> None:
+    subscription_id = subscribe(fake, client)
+    foreign_id = subscribe(fake, client, email="other@example.com")
+    params: Any = {"items": resolve(fake, items, subscription_id, foreign_id), "proration_behavior": "always_invoice"}
+    before = state_of(fake)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.subscriptions.update(subscription_id, params=params)
+    assert (raised.value.code, raised.value.param) == (code, param), raised.value.user_message
+    assert state_of(fake) == before
+
+
+@pytest.mark.parametrize(("items", "code", "param"), ITEM_REJECTIONS)
+def test_preview_rejections_of_items(
+    fake: FakeStripe, client: stripe.StripeClient, items: Any, code: str | None, param: str
+) -> None:
+    subscription_id = subscribe(fake, client)
+    foreign_id = subscribe(fake, client, email="other@example.com")
+    before = state_of(fake)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        preview(client, subscription_id, items=resolve(fake, items, subscription_id, foreign_id))
+    name, bracket, rest = param.partition("[")
+    assert (raised.value.code, raised.value.param) == (code, f"subscription_details[{name}]{bracket}{rest}")
+    assert state_of(fake) == before
+
+
+SITE_TO_3 = [{"id": "$SITE", "quantity": 3}]
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "param"),
+    [
+        pytest.param({}, "parameter_missing", "customer", id="no-customer-or-subscription"),
+        pytest.param({"subscription": "sub_nope"}, "resource_missing", "subscription", id="unknown-subscription"),
+        pytest.param({"subscription": "$SUB", "customer": "$OTHER"}, None, "subscription", id="other-customer"),
+        pytest.param({"customer": "cus_nope"}, "resource_missing", "customer", id="unknown-customer"),
+        pytest.param(
+            {"subscription_items": [{"price": "price_pro_base"}]}, "parameter_unknown", "subscription_items", id="old-param"
+        ),
+        pytest.param({"proration_behavior": "later"}, None, "proration_behavior", id="behavior-enum"),
+        pytest.param({"items": SITE_TO_3, "proration_date": START - 1}, None, "proration_date", id="date-before-period"),
+        pytest.param({"items": SITE_TO_3, "proration_date": FEB_28 + 1}, None, "proration_date", id="date-after-period"),
+        pytest.param(
+            {"items": SITE_TO_3, "proration_behavior": "none", "proration_date": START},
+            None,
+            "proration_date",
+            id="date-with-none",
+        ),
+        pytest.param({"proration_date": START}, None, "proration_date", id="date-without-items"),
+        pytest.param(
+            {"customer": "$CUS", "subscription_details": {"items": [{"price": "price_pro_base"}]}},
+            "parameter_unsupported_by_fake",
+            "subscription_details[items]",
+            id="new-subscription",
+        ),
+        pytest.param({"trial_end": "now"}, "parameter_unsupported_by_fake", "trial_end", id="unsupported"),
+        pytest.param(
+            {"subscription": "$SUB", "invoice_items": [{"amount": 100}]},
+            "parameter_unsupported_by_fake",
+            "invoice_items",
+            id="unsupported-top",
+        ),
+    ],
+)
+def test_preview_rejections(fake: FakeStripe, client: stripe.StripeClient, params: Any, code: str | None, param: str) -> None:
+    """Top-level params as given; any other key is one of subscription_details (previewing "$SUB")."""
+    subscription_id = subscribe(fake, client)
+    other_id = subscribe(fake, client, email="other@example.com")
+    names = {
+        "$SUB": subscription_id,
+        "$CUS": fake.subscriptions[subscription_id]["customer"],
+        "$OTHER": fake.subscriptions[other_id]["customer"],
+        "$SITE": item_ids(fake, subscription_id)[1],
+    }
+    top = {"customer", "subscription", "subscription_details", "subscription_items", "invoice_items"}
+    request: Any = {
+        key: names.get(value, value) if isinstance(value, str) else value for key, value in params.items() if key in top
+    }
+    details = {key: value for key, value in params.items() if key not in top}
+    if details:
+        details["items"] = [{**item, "id": names[item["id"]]} for item in details.get("items", [])] or None
+        request = {"subscription": subscription_id, "subscription_details": {k: v for k, v in details.items() if v is not None}}
+        param = f"subscription_details[{param}]"
+    before = state_of(fake)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.invoices.create_preview(params=request)
+    assert (raised.value.code, raised.value.param) == (code, param), raised.value.user_message
+    assert state_of(fake) == before
+
+
+def test_update_rejects_a_proration_date_outside_the_period(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    subscription_id = subscribe(fake, client)
+    _, site_id = item_ids(fake, subscription_id)
+    before = state_of(fake)
+    for proration_date in (START - 1, FEB_28 + 1):
+        with pytest.raises(stripe.InvalidRequestError) as raised:
+            client.v1.subscriptions.update(
+                subscription_id, params={"items": [{"id": site_id, "quantity": 3}], "proration_date": proration_date}
+            )
+        assert raised.value.param == "proration_date"
+    assert state_of(fake) == before
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+def test_paging_through_250_subscriptions(clock: ManualClock) -> None:
+    fake = FakeStripe(clock=clock, seed=7)
+    fake.add_price("price_a", product_name="A", unit_amount=1000)
+    fake.add_price("price_b", product_name="B", unit_amount=2000)
+    client = make_stripe_client(fake)
+    created: list[str] = []
+    for n in range(250):
+        session = client.v1.checkout.sessions.create(
+            params={
+                "mode": "subscription",
+                "customer_email": f"owner{n}@example.com",
+                "line_items": [{"price": "price_a" if n % 2 else "price_b", "quantity": 1}],
+                "success_url": "https://app.example.com/billing/success",
+            }
+        )
+        created.append(fake.complete_checkout(session.id)[1]["data"]["object"]["id"])
+        clock.advance(1 if n % 3 else 0)  # some share a creation second: the order still holds
+    canceled = created[::5]
+    for subscription_id in canceled:
+        fake.cancel_subscription(subscription_id)
+    newest_first = list(reversed(created))
+
+    pages, cursor = [], None
+    while True:
+        params: Any = {"status": "all", "limit": 100}
+        if cursor:
+            params["starting_after"] = cursor
+        page = client.v1.subscriptions.list(params=params)
+        pages.append(([s.id for s in page.data], page.has_more))
+        if not page.has_more:
+            break
+        cursor = page.data[-1].id
+    assert [(len(ids), has_more) for ids, has_more in pages] == [(100, True), (100, True), (50, False)]
+    assert [i for ids, _ in pages for i in ids] == newest_first
+    auto = client.v1.subscriptions.list(params={"status": "all", "limit": 100}).auto_paging_iter()
+    assert [s.id for s in auto] == newest_first
+
+    # The default leaves out canceled subscriptions; status=canceled has only those.
+    active = [s.id for s in client.v1.subscriptions.list(params={"limit": 100}).auto_paging_iter()]
+    assert active == [i for i in newest_first if i not in canceled]
+    assert [s.id for s in client.v1.subscriptions.list(params={"status": "canceled", "limit": 100}).data] == [
+        i for i in newest_first if i in canceled
+    ]
+    first = client.v1.subscriptions.list()
+    assert (len(first.data), first.has_more) == (10, True)
+    back = client.v1.subscriptions.list(params={"status": "all", "limit": 100, "ending_before": pages[2][0][0]})
+    assert ([s.id for s in back.data], back.has_more) == (pages[1][0], True)
+    by_price = client.v1.subscriptions.list(params={"status": "all", "price": "price_b", "limit": 100})
+    assert [s.id for s in by_price.auto_paging_iter()] == newest_first[1::2]
+    customer_id = fake.subscriptions[created[7]]["customer"]
+    assert [s.id for s in client.v1.subscriptions.list(params={"customer": customer_id}).data] == [created[7]]
+
+    # A cursor canceled between two pages still pages on (it is no longer in the default list).
+    page = client.v1.subscriptions.list(params={"limit": 3})
+    fake.cancel_subscription(page.data[-1].id)
+    after = client.v1.subscriptions.list(params={"limit": 3, "starting_after": page.data[-1].id})
+    expected = [i for i in active if i != page.data[-1].id]
+    assert [s.id for s in after.data] == expected[2:5]
+
+
+def test_paging_through_invoices(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = subscribe(fake, client)
+    other_id = subscribe(fake, client, email="other@example.com")
+    customer_id = fake.subscriptions[subscription_id]["customer"]
+    for _ in range(11):
+        clock.advance(DAY)
+        fake.renew_subscription(subscription_id)
+    fake.fail_payment(subscription_id)
+    fake.renew_subscription(other_id)
+    # Newest first: the fake's invoices are in creation order.
+    mine = [i["id"] for i in reversed(fake.invoices.values()) if i["customer"] == customer_id]
+    assert len(mine) == 13
+
+    pages, cursor = [], None
+    while True:
+        params: Any = {"customer": customer_id, "limit": 5}
+        if cursor:
+            params["starting_after"] = cursor
+        page = client.v1.invoices.list(params=params)
+        pages.append(([i.id for i in page.data], page.has_more))
+        if not page.has_more:
+            break
+        cursor = page.data[-1].id
+    assert [(len(ids), has_more) for ids, has_more in pages] == [(5, True), (5, True), (3, False)]
+    assert [i for ids, _ in pages for i in ids] == mine
+    assert [i.id for i in client.v1.invoices.list(params={"subscription": subscription_id, "limit": 100}).data] == mine
+    [open_invoice] = client.v1.invoices.list(params={"customer": customer_id, "status": "open"}).data
+    assert open_invoice.id == mine[0]
+    paid = client.v1.invoices.list(params={"customer": customer_id, "status": "paid", "limit": 12})
+    assert ([i.id for i in paid.data], paid.has_more) == (mine[1:], False)
+    everyone = [i.id for i in client.v1.invoices.list(params={"limit": 7}).auto_paging_iter()]
+    assert len(everyone) == len(fake.invoices) == 15 and set(mine) < set(everyone)
