@@ -60,16 +60,16 @@ def test_a_second_claim_returns_the_first() -> None:
     assert (second.idempotency_key, second.claimed_at) == (first.idempotency_key, 100)
 
 
-def test_linking_is_idempotent_but_never_switches_customer() -> None:
-    from botocore.exceptions import ClientError
-
+def test_linking_is_idempotent_but_never_switches_customer(table_items: Any) -> None:
     repository = get_repository()
     repository.claim_customer("org_r", "key-1", 100)
-    repository.link_customer("org_r", "cus_1", "key-1")
-    repository.link_customer("org_r", "cus_1", "key-1")
-    with pytest.raises(ClientError):
-        repository.link_customer("org_r", "cus_2", "key-1")
+    assert repository.link_customer("org_r", "cus_1", "key-1") == "cus_1"
+    assert repository.link_customer("org_r", "cus_1", "key-1") == "cus_1"
+    # A second customer for a linked org: the existing link stands and is returned, and no
+    # reverse item is written for the other customer (the transaction is all or nothing).
+    assert repository.link_customer("org_r", "cus_2", "key-1") == "cus_1"
     assert repository.get_org_billing("org_r").customer.customer_id == "cus_1"  # type: ignore[union-attr]
+    assert not [item for item in table_items() if item["pk"]["S"] == "CUSTOMER#cus_2"]
 
 
 def test_an_older_read_never_overwrites_a_newer_one() -> None:

@@ -146,6 +146,13 @@ EXPECTED_ACTIONS = {
     "BillingSubscriptionFunction": {"dynamodb:Query", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
     "BillingInvoicesFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
     "EntitlementEventsFunction": {"events:PutEvents"},
+    "BillingReconcileFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:Scan",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
+    },
 }
 BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
 
@@ -167,6 +174,17 @@ def test_entitlement_changes_stream_to_the_publisher() -> None:
     assert event["Properties"]["BisectBatchOnFunctionError"] is False
     assert "ENTITLEMENT" in event["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]
     assert "OnFailure" in event["Properties"]["DestinationConfig"]
+
+
+def test_reconciliation_runs_on_a_schedule_parameter() -> None:
+    properties = resource("BillingReconcileFunction")["Properties"]
+    (event,) = properties["Events"].values()
+    assert event == {
+        "Type": "Schedule",
+        "Properties": {"Schedule": {"Ref": "ReconcileSchedule"}, "Description": event["Properties"]["Description"]},
+    }
+    assert load_template()["Parameters"]["ReconcileSchedule"]["Default"] == "rate(1 day)"
+    assert properties["Timeout"] == 900
 
 
 def test_outputs() -> None:

@@ -118,7 +118,7 @@ class BillingRepository(Protocol):
 
     def replace_stale_claim(self, stale: CustomerLink, idempotency_key: str, now: int) -> CustomerLink: ...
 
-    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> None: ...
+    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> str: ...
 
     def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup: ...
 
@@ -350,35 +350,48 @@ class DynamoBillingRepository:
             return _customer_from_item(stale.org_id, cast(AttributeMap, exc.response.get("Item") or {}))
         return CustomerLink(org_id=stale.org_id, customer_id="", idempotency_key=idempotency_key, claimed_at=now)
 
-    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> None:
-        """Write both directions of the org <-> customer link atomically.
+    def link_customer(self, org_id: str, customer_id: str, idempotency_key: str) -> str:
+        """Write both directions of the org <-> customer link atomically; return the linked id.
 
         Idempotent: a concurrent caller that created (through the same idempotency key) the same
-        customer passes the conditions too. A different customer for an already linked org fails.
+        customer passes the conditions too. If the org is already linked to another customer
+        (a stale claim was taken over meanwhile), that link stands and its id is returned.
         """
-        with _translated_errors():
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"pk": _s(org_pk(org_id)), "sk": _s(SK_CUSTOMER)},
-                            "UpdateExpression": "SET customer_id = :cus",
-                            "ConditionExpression": "(attribute_not_exists(customer_id) AND idempotency_key = :key)"
-                            " OR customer_id = :cus",
-                            "ExpressionAttributeValues": {":cus": _s(customer_id), ":key": _s(idempotency_key)},
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG), "org_id": _s(org_id)},
-                            "ConditionExpression": "attribute_not_exists(pk) OR org_id = :org",
-                            "ExpressionAttributeValues": {":org": _s(org_id)},
-                        }
-                    },
-                ]
-            )
+        items: list[AttributeMap] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": _s(org_pk(org_id)), "sk": _s(SK_CUSTOMER)},
+                    "UpdateExpression": "SET customer_id = :cus",
+                    "ConditionExpression": "(attribute_not_exists(customer_id) AND idempotency_key = :key) OR customer_id = :cus",
+                    "ExpressionAttributeValues": {":cus": _s(customer_id), ":key": _s(idempotency_key)},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG), "org_id": _s(org_id)},
+                    "ConditionExpression": "attribute_not_exists(pk) OR org_id = :org",
+                    "ExpressionAttributeValues": {":org": _s(org_id)},
+                }
+            },
+        ]
+        for attempt in range(3):
+            try:
+                with _translated_errors():
+                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return customer_id
+            except self._client.exceptions.TransactionCanceledException as exc:
+                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    linked = self.get_org_billing(org_id).customer
+                    if linked is not None and linked.is_linked:
+                        return linked.customer_id
+                elif "TransactionConflict" in reasons and attempt < 2:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        raise TransientStoreError("billing storage is temporarily unavailable, try again")
 
     def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup:
         """One BatchGetItem: has this event taken effect, and which org owns its customer?"""

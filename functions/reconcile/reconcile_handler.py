@@ -1,0 +1,47 @@
+"""Scheduled reconciliation of Stripe's subscriptions with the table (an EventBridge schedule,
+daily by default): heals any state a lost webhook left behind. See `tenant_billing.reconcile_logic`.
+
+Answers {"outcome": "completed" | "paused" | "busy" | "preempted" | "not_configured", "run_id",
+"checked", "repaired", "not_ours", "orphaned", "superseded"} with the run's counts so far. Transient
+failures (DynamoDB, Stripe) raise after the checkpoint is stored, so the schedule's retry, or the
+next run, resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenant_billing.catalog import get_catalog
+from tenant_billing.errors import BillingError
+from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.reconcile_logic import DEFAULT_CONFIG, ReconcileConfig, reconcile
+from tenant_billing.repository import DynamoBillingRepository
+from tenant_billing.settings import get_settings
+from tenant_billing.stripe_gateway import get_stripe_client
+
+# Module level so tests can shorten the time margin or the page sizes.
+CONFIG: ReconcileConfig = DEFAULT_CONFIG
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    try:
+        result = reconcile(
+            DynamoBillingRepository(settings.TABLE_NAME),
+            get_stripe_client,
+            settings,
+            get_catalog(),
+            context.get_remaining_time_in_millis,
+            config=CONFIG,
+        )
+    except BillingError as exc:
+        # Raised on purpose: the invocation fails, the schedule retries, the checkpoint resumes.
+        logger.warning("reconciliation failed", extra={"error_code": exc.code})
+        metrics.add_metric(name="ReconcileFailed", unit="Count", value=1)
+        raise
+    return result.as_dict()

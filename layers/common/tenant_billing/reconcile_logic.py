@@ -1,0 +1,413 @@
+"""Scheduled reconciliation: heal what a webhook lost beyond Stripe's 3 days of retries.
+
+Phase "stripe" walks every subscription in Stripe (`status=all`, 100 a page, newest first): per
+page one BatchGetItem of the customers' reverse links, one of those organizations' subscription
+items, and a guarded write (`store_stripe_subscription`) for each one that differs. Phase "table"
+scans the stored subscription items and reads from Stripe, one by one, those the first phase did
+not see: a subscription Stripe no longer has is counted as orphaned (never deleted).
+
+Safe to run twice at once and idempotent: one run at a time holds a lease in the table (a second
+one answers "busy"), every write goes through the repository guard with the time its Stripe read
+started (an older read never overwrites a newer state, whoever wrote it), and an in-sync
+organization is not written at all. The checkpoint (phase, cursors, counts) is stored with the
+lease after every page, so a run that runs out of time, fails or is killed resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+import stripe
+from stripe.params import SubscriptionListParams
+
+from tenant_billing.catalog import Catalog
+from tenant_billing.errors import BillingNotConfiguredError
+from tenant_billing.items import SubscriptionRecord
+from tenant_billing.observability import logger, metrics
+from tenant_billing.repository import (
+    RECONCILE_COUNTERS,
+    BillingRepository,
+    ReconcileCheckpoint,
+    SaveOutcome,
+    subscription_precedes,
+)
+from tenant_billing.settings import Settings
+from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.subscription_store import store_stripe_subscription
+from tenant_billing.subscription_sync import synced_state
+
+PHASE_IDLE = "idle"
+PHASE_STRIPE = "stripe"
+PHASE_TABLE = "table"
+SOURCE = "reconcile"
+
+# Metric name of each counter (the counters are in RECONCILE_COUNTERS; "superseded" is logged only).
+METRIC_NAMES = {
+    "checked": "ReconcileChecked",
+    "repaired": "ReconcileRepaired",
+    "not_ours": "ReconcileNotOurs",
+    "orphaned": "ReconcileOrphaned",
+}
+
+
+class RunOutcome(StrEnum):
+    COMPLETED = "completed"
+    # Out of time: the checkpoint is stored and the next run resumes from it.
+    PAUSED = "paused"
+    # Another run holds the lease.
+    BUSY = "busy"
+    # The lease expired while this run was working and another run took it over.
+    PREEMPTED = "preempted"
+    NOT_CONFIGURED = "not_configured"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    # Stop (and store the checkpoint) when less time than this is left in the invocation.
+    time_margin_ms: int = 20_000
+    # How long the lease lasts without renewal; renewed with every checkpoint.
+    lease_seconds: int = 300
+    stripe_page_size: int = 100
+    # Items the table Scan evaluates per page (most items are not subscriptions).
+    scan_page_size: int = 500
+    # The "seen in Stripe" pages of a run expire by TTL after this long.
+    seen_ttl_seconds: int = 7 * 24 * 3600
+
+
+DEFAULT_CONFIG = ReconcileConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    outcome: RunOutcome
+    run_id: str
+    # The run's counts so far (a run may span several invocations).
+    counts: dict[str, int] = field(hash=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome.value,
+            "run_id": self.run_id,
+            **{name: self.counts.get(name, 0) for name in RECONCILE_COUNTERS},
+        }
+
+
+class _LeaseLost(Exception):
+    """Another run took the lease over: stop at once, write nothing more."""
+
+
+def _customer_id(subscription: Mapping[str, Any]) -> str:
+    customer = subscription.get("customer")
+    return str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
+
+
+def needs_repair(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
+    """Whether Stripe's `fresh` state of a subscription should replace what the org has stored."""
+    if stored is None:
+        return True
+    if stored.subscription_id != fresh.subscription_id:
+        # Only when the repository guard would let it win (a live one over an ended one, then newer).
+        return subscription_precedes(fresh, stored)
+    return (stored.status, stored.plan, stored.site_quantity, stored.current_period_end, stored.cancel_at_period_end) != (
+        fresh.status,
+        fresh.plan,
+        fresh.site_quantity,
+        fresh.current_period_end,
+        fresh.cancel_at_period_end,
+    )
+
+
+def _add(counts: Mapping[str, int], name: str, value: int = 1) -> dict[str, int]:
+    return {**counts, name: counts.get(name, 0) + value}
+
+
+class _Run:
+    def __init__(
+        self,
+        repository: BillingRepository,
+        client: stripe.StripeClient,
+        settings: Settings,
+        catalog: Catalog,
+        remaining_ms: Callable[[], int],
+        config: ReconcileConfig,
+        owner: str,
+        checkpoint: ReconcileCheckpoint,
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.repository = repository
+        self.client = client
+        self.settings = settings
+        self.catalog = catalog
+        self.remaining_ms = remaining_ms
+        self.config = config
+        self.owner = owner
+        self.clock_ns = clock_ns
+        # What is stored, or about to be: consistent at every step (cursor and counts agree).
+        self.checkpoint = checkpoint
+        # This invocation's share of the counts (the metrics), and the Stripe ids not yet stored as seen.
+        self.invocation: dict[str, int] = {}
+        self.pending_seen: list[str] = []
+        self.seen: set[str] | None = None
+        self.lease_renew_at_ns = 0
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    def count(self, name: str) -> None:
+        self.checkpoint = replace(self.checkpoint, counts=_add(self.checkpoint.counts, name))
+        self.invocation = _add(self.invocation, name)
+
+    def lease_until_ms(self) -> int:
+        now_ns = self.clock_ns()
+        self.lease_renew_at_ns = now_ns + self.config.lease_seconds * 1_000_000_000 // 2
+        return now_ns // 1_000_000 + self.config.lease_seconds * 1000
+
+    def persist(self, *, release: bool = False) -> None:
+        """Store the checkpoint (and the pending seen ids) and renew or release the lease."""
+        seen_page = None
+        checkpoint = self.checkpoint
+        if self.pending_seen:
+            checkpoint = replace(checkpoint, seen_pages=checkpoint.seen_pages + 1)
+            expires_at = int(time.time()) + self.config.seen_ttl_seconds
+            seen_page = (self.checkpoint.seen_pages, tuple(self.pending_seen), expires_at)
+        lease_until = None if release else self.lease_until_ms()
+        if not self.repository.save_reconcile_checkpoint(self.owner, checkpoint, lease_until, seen_page):
+            raise _LeaseLost
+        self.checkpoint = checkpoint
+        self.pending_seen = []
+
+    def out_of_time(self) -> bool:
+        return self.remaining_ms() < self.config.time_margin_ms
+
+    def renew_if_due(self) -> None:
+        if self.clock_ns() >= self.lease_renew_at_ns:
+            self.persist()
+
+    def step(self, work: Callable[[], None], *, stripe_cursor: str | None = None, scan_cursor: str | None = None) -> None:
+        """Do one subscription's work, then move the cursor past it. A failure part-way leaves the
+        checkpoint as it was before (the work is redone on resume and counted once)."""
+        saved = (self.checkpoint, self.invocation, len(self.pending_seen))
+        try:
+            work()
+        except BaseException:
+            self.checkpoint, self.invocation = saved[0], saved[1]
+            del self.pending_seen[saved[2] :]
+            raise
+        if stripe_cursor is not None:
+            self.checkpoint = replace(self.checkpoint, stripe_cursor=stripe_cursor)
+        if scan_cursor is not None:
+            self.checkpoint = replace(self.checkpoint, scan_cursor=scan_cursor)
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def execute(self) -> RunOutcome:
+        self.lease_until_ms()  # the lease was just taken: renew it halfway through
+        if self.checkpoint.phase not in (PHASE_STRIPE, PHASE_TABLE):
+            self.checkpoint = replace(
+                self.checkpoint,
+                phase=PHASE_STRIPE,
+                run_id=uuid.uuid4().hex,
+                started_ns=self.clock_ns(),
+                stripe_cursor="",
+                scan_cursor="",
+                seen_pages=0,
+                counts=dict.fromkeys(RECONCILE_COUNTERS, 0),
+            )
+            logger.info("reconciliation started", extra={"run_id": self.checkpoint.run_id})
+        else:
+            logger.info("reconciliation resumed", extra={"run_id": self.checkpoint.run_id, "phase": self.checkpoint.phase})
+        while self.checkpoint.phase == PHASE_STRIPE:
+            if self.out_of_time():
+                return RunOutcome.PAUSED
+            self.stripe_page()
+        while self.checkpoint.phase == PHASE_TABLE:
+            if self.out_of_time():
+                return RunOutcome.PAUSED
+            if not self.table_page():
+                return RunOutcome.PAUSED
+        return RunOutcome.COMPLETED
+
+    def repair_if_differs(
+        self, org_id: str, subscription: Mapping[str, Any], read_at_ns: int, stored: dict[str, SubscriptionRecord]
+    ) -> None:
+        fresh = synced_state(
+            org_id,
+            subscription,
+            self.catalog,
+            self.settings.price_ids,
+            self.settings.PAST_DUE_ENTITLEMENTS,
+            read_at_ns,
+            int(time.time()),
+        ).subscription
+        if not needs_repair(stored.get(org_id), fresh):
+            return
+        outcome, state = store_stripe_subscription(
+            org_id, subscription, read_at_ns, self.repository, self.settings, self.catalog, event_type=SOURCE
+        )
+        if outcome is SaveOutcome.WRITTEN:
+            self.count("repaired")
+            stored[org_id] = state.subscription
+            logger.warning(
+                "reconciliation repaired a subscription",
+                extra={"org_id": org_id, "subscription_id": fresh.subscription_id, "status": fresh.status},
+            )
+        else:
+            # A webhook (or another run) stored a newer read in the meantime: it stands.
+            self.count("superseded")
+
+    def stripe_page(self) -> None:
+        cursor = self.checkpoint.stripe_cursor
+        params: SubscriptionListParams = {"status": "all", "limit": self.config.stripe_page_size}
+        if cursor:
+            params["starting_after"] = cursor
+        # Read time first: whatever the list returns was read at or after this instant.
+        read_at_ns = self.clock_ns()
+        with stripe_errors("subscriptions.list"):
+            try:
+                page = self.client.v1.subscriptions.list(params=params)
+            except stripe.InvalidRequestError as exc:
+                if not (cursor and exc.code == "resource_missing"):
+                    raise
+                logger.warning("the reconciliation cursor is gone from Stripe; walking Stripe again from the newest")
+                self.checkpoint = replace(self.checkpoint, stripe_cursor="")
+                return
+        subscriptions = [subscription.to_dict() for subscription in page.data]
+        links = self.repository.get_customer_orgs({_customer_id(subscription) for subscription in subscriptions})
+        stored = self.repository.get_subscriptions(set(links.values()))
+
+        def check(subscription: dict[str, Any]) -> None:
+            self.count("checked")
+            org_id = links.get(_customer_id(subscription))
+            if org_id is None:
+                self.count("not_ours")
+                return
+            self.pending_seen.append(str(subscription["id"]))
+            self.repair_if_differs(org_id, subscription, read_at_ns, stored)
+
+        for subscription in subscriptions:
+            self.step(partial(check, subscription), stripe_cursor=str(subscription["id"]))
+        if not page.has_more or not subscriptions:
+            self.checkpoint = replace(self.checkpoint, phase=PHASE_TABLE, stripe_cursor="", scan_cursor="")
+        self.persist()
+
+    def retrieve(self, subscription_id: str) -> dict[str, Any] | None:
+        with stripe_errors("subscriptions.retrieve"):
+            try:
+                return self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "resource_missing":
+                    return None
+                raise
+
+    def table_page(self) -> bool:
+        """One Scan page; False when time ran out part-way (the cursor is after the last item done)."""
+        if self.seen is None:
+            self.seen = self.repository.reconcile_seen_ids(self.checkpoint.run_id, self.checkpoint.seen_pages)
+        page, next_cursor = self.repository.scan_subscriptions(self.checkpoint.scan_cursor, self.config.scan_page_size)
+        for scanned in page:
+            record = scanned.record
+            # Skipped: seen in Stripe by this run, or stored from a Stripe read that began after the run did.
+            if record.subscription_id not in self.seen and record.read_at_ns < self.checkpoint.started_ns:
+                if self.out_of_time():
+                    return False
+                self.renew_if_due()
+                self.step(partial(self.check_stored, record), scan_cursor=scanned.cursor)
+            else:
+                self.checkpoint = replace(self.checkpoint, scan_cursor=scanned.cursor)
+        if next_cursor:
+            self.checkpoint = replace(self.checkpoint, scan_cursor=next_cursor)
+            self.persist()
+        else:
+            self.complete()
+        return True
+
+    def check_stored(self, record: SubscriptionRecord) -> None:
+        read_at_ns = self.clock_ns()
+        subscription = self.retrieve(record.subscription_id)
+        self.count("checked")
+        log_keys = {"org_id": record.org_id, "subscription_id": record.subscription_id}
+        if subscription is None:
+            self.count("orphaned")
+            logger.warning("stored subscription does not exist in Stripe", extra=log_keys)
+        elif _customer_id(subscription) != record.customer_id:
+            self.count("not_ours")
+            logger.warning("stored subscription belongs to another Stripe customer", extra=log_keys)
+        else:
+            self.repair_if_differs(record.org_id, subscription, read_at_ns, {record.org_id: record})
+
+    def complete(self) -> None:
+        self.checkpoint = replace(
+            ReconcileCheckpoint(),
+            counts=self.checkpoint.counts,
+            run_id=self.checkpoint.run_id,
+            last_run_id=self.checkpoint.run_id,
+            last_completed_at=int(time.time()),
+        )
+        self.persist(release=True)
+
+
+def reconcile(
+    repository: BillingRepository,
+    stripe_client: Callable[[], stripe.StripeClient],
+    settings: Settings,
+    catalog: Catalog,
+    remaining_ms: Callable[[], int],
+    *,
+    config: ReconcileConfig = DEFAULT_CONFIG,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> ReconcileResult:
+    """Run (or resume) reconciliation until it completes, runs out of time or meets another run.
+
+    Transient failures (DynamoDB, Stripe) propagate after the checkpoint is stored and the lease
+    released, so the schedule's retry or next run resumes at once.
+    """
+    try:
+        client = stripe_client()
+    except BillingNotConfiguredError:
+        logger.warning("reconciliation skipped: billing is not configured")
+        return ReconcileResult(RunOutcome.NOT_CONFIGURED, "", {})
+    owner = uuid.uuid4().hex
+    now_ms = clock_ns() // 1_000_000
+    checkpoint = repository.acquire_reconcile_lease(owner, now_ms, now_ms + config.lease_seconds * 1000)
+    if checkpoint is None:
+        logger.info("reconciliation skipped: another run holds the lease")
+        return ReconcileResult(RunOutcome.BUSY, "", {})
+    run = _Run(repository, client, settings, catalog, remaining_ms, config, owner, checkpoint, clock_ns)
+    try:
+        outcome = run.execute()
+        if outcome is RunOutcome.PAUSED:
+            run.persist(release=True)
+    except _LeaseLost:
+        outcome = RunOutcome.PREEMPTED
+    except Exception:
+        try:
+            run.persist(release=True)
+        except Exception:  # the original failure matters more; the lease expires by itself
+            logger.warning("could not store the reconciliation checkpoint")
+        _report(run, "failed")
+        raise
+    _report(run, outcome.value)
+    counts = {name: run.checkpoint.counts.get(name, 0) for name in RECONCILE_COUNTERS}
+    return ReconcileResult(outcome, run.checkpoint.run_id, counts)
+
+
+def _report(run: _Run, outcome: str) -> None:
+    """This invocation's counts as metrics (their sums over invocations are the runs' totals) and
+    one log line with the run's counts so far: ids and numbers only, never Stripe objects."""
+    for name, metric in METRIC_NAMES.items():
+        metrics.add_metric(name=metric, unit="Count", value=run.invocation.get(name, 0))
+    logger.info(
+        "reconciliation finished" if outcome == RunOutcome.COMPLETED else "reconciliation stopped",
+        extra={
+            "outcome": outcome,
+            "run_id": run.checkpoint.run_id,
+            "phase": run.checkpoint.phase,
+            **{name: run.checkpoint.counts.get(name, 0) for name in RECONCILE_COUNTERS},
+            "this_invocation": {name: run.invocation.get(name, 0) for name in RECONCILE_COUNTERS},
+        },
+    )
