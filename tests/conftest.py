@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +11,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import get_repository
 from tenant_billing.settings import get_settings
 from tests import POWERTOOLS_ENV
+from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_texts
 
 TABLE_NAME = "billing-test"
 SECRET_NAME = "billing/stripe-test"
@@ -75,3 +76,37 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def log_capture(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[LogCapture]:
+    """Across the whole suite: fails a test whose logs hold a Stripe key, a webhook secret, a card
+    number or a webhook body it delivered (tests.support.webhook_events registers those).
+
+    Powertools writes to the stdout it saw at import, which capsys never sees: LogCapture points
+    Powertools' own handler at a buffer for the test. (Not checked when the test already failed:
+    its own report says why.)"""
+    clear_sensitive()
+    capture = LogCapture(capsys, caplog)
+    try:
+        yield capture
+        problems = scan(capture.text(), sensitive_texts())
+    finally:
+        capture.close()
+    if not request.node.stash.get(CALL_FAILED, False):
+        assert not problems, "the logs of this test leak: " + "; ".join(problems)

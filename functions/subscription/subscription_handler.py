@@ -8,7 +8,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenant_billing.api_models import BillingStatusResponse, CancelRequest, ChangePreviewResponse, PlanSelection, ResumeRequest
+from tenant_billing.api_models import (
+    BillingStatusResponse,
+    CancelRequest,
+    ChangePreviewResponse,
+    PlanChange,
+    PlanSelection,
+    ResumeRequest,
+)
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, get_repository, resolve
 from tenant_billing.observability import logger, metrics, tracer
@@ -53,7 +60,7 @@ def preview(
     responses=documented(BillingStatusResponse, "The billing status after the change"),
 )
 @tracer.capture_method
-def change(selection: Annotated[PlanSelection, Body()]) -> BillingStatusResponse:
+def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
     return change_subscription(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 

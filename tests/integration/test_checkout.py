@@ -316,3 +316,24 @@ def test_keys_never_reach_the_logs(capsys: pytest.CaptureFixture[str], stripe_fa
     output = capsys.readouterr()
     assert TEST_API_KEY not in output.out + output.err
     assert "whsec_" not in output.out + output.err
+
+
+@pytest.mark.usefixtures("billing")
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data", "application/merge-patch+json"],
+)
+def test_a_body_that_is_not_labelled_json_is_415(stripe_fake: FakeStripe, table_items: Items, content_type: str) -> None:
+    event = api_event("POST", "/billing/checkout", body={"plan": "pro"})
+    event["headers"]["content-type"] = content_type
+    response = checkout_handler.lambda_handler(event, FakeLambdaContext())
+    assert (response["statusCode"], response_json(response)["error"]["code"]) == (415, "unsupported_media_type")
+    assert table_items() == [] and stripe_fake.requests == []
+
+
+@pytest.mark.usefixtures("billing")
+def test_json_with_a_charset_or_in_capitals_is_accepted() -> None:
+    for content_type in ("application/json; charset=utf-8", "Application/JSON"):
+        event = api_event("POST", "/billing/checkout", org_id=f"org_{len(content_type)}", body={"plan": "pro"})
+        event["headers"]["content-type"] = content_type
+        assert checkout_handler.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200

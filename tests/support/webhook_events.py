@@ -10,6 +10,7 @@ from typing import Any
 
 from tenant_billing.webhook_signature import signature_header
 from tests.support.api_events import load_event
+from tests.support.logscan import register_sensitive
 
 
 def function_url_event(
@@ -37,5 +38,7 @@ def signed_delivery(
     base64_body: bool = False,
 ) -> dict[str, Any]:
     raw = stripe_event if isinstance(stripe_event, bytes) else delivery_body(stripe_event)
+    # Whatever the test does with it, this body must never appear in a log.
+    register_sensitive(raw.decode(errors="replace"))
     header = signature_header(secrets, int(time.time()) if timestamp is None else timestamp, raw)
     return function_url_event(raw, {header_name: header}, base64_body=base64_body)

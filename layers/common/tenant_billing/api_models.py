@@ -49,6 +49,13 @@ class PlanSelection(_In):
 CheckoutRequest = PlanSelection
 
 
+class PlanChange(PlanSelection):
+    """POST /billing/subscription: a plan selection, and optionally the preview's prorationDate so
+    the change is prorated exactly as the preview was (Stripe's recommendation)."""
+
+    proration_date: int | None = Field(default=None, alias="prorationDate")
+
+
 class PortalRequest(_In):
     """POST /billing/portal takes no parameters (an empty body or {})."""
 

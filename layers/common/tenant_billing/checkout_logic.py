@@ -87,10 +87,13 @@ def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingReposit
             params={"metadata": {ORG_METADATA_KEY: org_id}},
             options={"idempotency_key": claim.idempotency_key},
         )
-    repository.link_customer(org_id, customer.id, claim.idempotency_key)
+    linked_id = repository.link_customer(org_id, customer.id, claim.idempotency_key)
+    if linked_id != customer.id:
+        # Only after a stale claim was taken over: the org keeps its linked customer.
+        logger.warning("a different customer was already linked", extra={"unused_customer_id": customer.id})
     metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
-    logger.info("linked Stripe customer", extra={"customer_id": customer.id})
-    return customer.id
+    logger.info("linked Stripe customer", extra={"customer_id": linked_id})
+    return linked_id
 
 
 def checkout_session_params(

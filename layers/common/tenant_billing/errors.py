@@ -36,6 +36,11 @@ class PayloadTooLargeError(InvalidRequestError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaTypeError(InvalidRequestError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class UnauthorizedError(BillingError):
     status_code = 401
     code = "unauthorized"

@@ -10,13 +10,13 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.api_models import ErrorResponse
 from tenant_billing.auth import Caller, caller_from_event, require_billing_admin
-from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooLargeError
+from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from tenant_billing.http_responses import JSON_HEADERS, error_body, error_payload, error_response
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import DynamoBillingRepository
@@ -52,7 +52,8 @@ def validation_error(errors: Any) -> InvalidRequestError:
     """Powertools' request validation errors as our stable codes and the field concerned."""
     error = errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}
     location, *path = [str(part) for part in error.get("loc", ())] or ["body"]
-    field = ".".join(path) or None
+    # The field name may be the caller's own (an unknown field): keep it bounded.
+    field = ".".join(path)[:MAX_FIELD_NAME] or None
     kind = error.get("type", "")
     if kind == "json_invalid":
         return InvalidRequestError("the request body is not valid JSON", code="invalid_json")
@@ -65,11 +66,17 @@ def validation_error(errors: Any) -> InvalidRequestError:
     return InvalidRequestError(f"{field}: {error.get('msg', 'invalid value')}", field=field, code="invalid_field")
 
 
+MAX_FIELD_NAME = 128
+
+
 def refused(exc: BillingError) -> Response[str]:
     status, body = error_payload(exc)
     log = logger.warning if status >= 500 else logger.info
-    # The message is ours (never Stripe's or a secret), so it is safe to log.
-    log("request refused", extra={"error_code": exc.code, "status": status, "field": exc.field})
+    # An unknown field's name is the caller's own text (it may be a card number or a key used as a
+    # JSON key), so it is not logged; every other field name is one of our models'.
+    field = "(not logged)" if exc.code == "unknown_field" else exc.field
+    # The code is ours and the field is safe; the message may quote the caller's input: not logged.
+    log("request refused", extra={"error_code": exc.code, "status": status, "field": field})
     if exc.retryable:
         metrics.add_metric(name="TransientFailure", unit="Count", value=1)
     return json_response(status, body)
@@ -87,6 +94,10 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
         return refused(validation_error(exc.errors()))
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response[str]:
+        return refused(UnsupportedMediaTypeError("send the body as application/json"))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
@@ -111,6 +122,14 @@ def check_body(event: dict[str, Any]) -> None:
         raise InvalidRequestError("the request body is not valid base64", code="invalid_body") from None
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    headers = event.get("headers") or {}
+    name = next((key for key in headers if str(key).lower() == "content-type"), None)
+    media_type = str(headers[name] if name else "application/json").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError("send the body as application/json")
+    if name:
+        # Media types are case-insensitive; Powertools compares them as written.
+        headers[name] = "application/json"
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from stripe.params import InvoiceCreatePreviewParamsSubscriptionDetailsItem, SubscriptionUpdateParamsItem
+from stripe.params import (
+    InvoiceCreatePreviewParamsSubscriptionDetailsItem,
+    SubscriptionUpdateParams,
+    SubscriptionUpdateParamsItem,
+)
 
-from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanSelection
+from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
 from tenant_billing.auth import Caller, require_billing_admin
 from tenant_billing.catalog import Catalog, PriceRef
 from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
@@ -32,6 +36,8 @@ from tenant_billing.subscription_store import store_stripe_subscription
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
 PRORATION_BEHAVIOR = "always_invoice"
+# A preview's prorationDate may be reused for this long (then the caller previews again).
+PRORATION_DATE_MAX_AGE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,20 +184,28 @@ def preview_change(
 
 def change_subscription(
     caller: Caller,
-    request: PlanSelection,
+    request: PlanChange,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
 ) -> BillingStatusResponse:
     """Swap the base price and add, update or remove the per-site item, prorated and invoiced now."""
+    now = int(time.time())
+    if request.proration_date is not None and not now - PRORATION_DATE_MAX_AGE_SECONDS <= request.proration_date <= now + 60:
+        raise InvalidRequestError(
+            "prorationDate must come from a preview of the last hour", field="prorationDate", code="invalid_field"
+        )
     plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    params: SubscriptionUpdateParams = {
+        "items": [change.for_update() for change in plan.changes],
+        "proration_behavior": PRORATION_BEHAVIOR,
+    }
+    if request.proration_date is not None:
+        params["proration_date"] = request.proration_date
     read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.update"):
-        updated = stripe_client.v1.subscriptions.update(
-            plan.record.subscription_id,
-            params={"items": [change.for_update() for change in plan.changes], "proration_behavior": PRORATION_BEHAVIOR},
-        )
+        updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params)
     metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
     return _store_and_answer(caller.org_id, updated, read_at_ns, repository, settings, catalog)
 

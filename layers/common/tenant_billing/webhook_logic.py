@@ -61,7 +61,7 @@ class StripeEvent:
 @dataclass(frozen=True, slots=True)
 class EventTarget:
     customer_id: str
-    subscription_id: str | None
+    subscription_id: str
 
 
 def parse_event(raw_body: bytes) -> StripeEvent:
@@ -88,6 +88,11 @@ def _id_of(value: Any) -> str | None:
     return None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A field that should be an object; anything else (even in a signed event) counts as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def event_target(event: StripeEvent) -> EventTarget | None:
     """The Stripe customer and subscription an event concerns; None when it concerns none."""
     obj = event.object
@@ -95,12 +100,13 @@ def event_target(event: StripeEvent) -> EventTarget | None:
     if not customer_id:
         return None
     if event.type in SUBSCRIPTION_EVENTS or event.type == TRIAL_WILL_END:
-        return EventTarget(customer_id, _id_of(obj.get("id")))
+        subscription_id = _id_of(obj.get("id"))
+        return EventTarget(customer_id, subscription_id) if subscription_id else None
     if event.type in INVOICE_EVENTS:
         # Since API 2025-03-31.basil invoices link their subscription through `parent`.
-        parent = obj.get("parent") or {}
-        details = parent.get("subscription_details") if parent.get("type") == "subscription_details" else None
-        subscription_id = _id_of((details or {}).get("subscription"))
+        parent = _mapping(obj.get("parent"))
+        details = _mapping(parent.get("subscription_details")) if parent.get("type") == "subscription_details" else {}
+        subscription_id = _id_of(details.get("subscription"))
         return EventTarget(customer_id, subscription_id) if subscription_id else None
     if event.type == CHECKOUT_COMPLETED:
         subscription_id = _id_of(obj.get("subscription"))
@@ -111,7 +117,7 @@ def event_target(event: StripeEvent) -> EventTarget | None:
 def _claimed_org(event: StripeEvent) -> str | None:
     """The organization a Checkout Session names (client_reference_id, or metadata)."""
     obj = event.object
-    claimed = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("organization_id")
+    claimed = obj.get("client_reference_id") or _mapping(obj.get("metadata")).get("organization_id")
     return str(claimed) if claimed else None
 
 
@@ -159,7 +165,6 @@ def process_event(
             logger.info("trial ends soon", extra={**log_keys, "trial_end": event.object.get("trial_end")})
             return Outcome.RECORDED
         return Outcome.DUPLICATE
-    assert target.subscription_id is not None
     # Read time first: a read that starts later can only see the same or a newer state.
     read_at_ns = time.time_ns()
     subscription = _retrieve_subscription(stripe_client(), target.subscription_id)

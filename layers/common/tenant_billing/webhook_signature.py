@@ -41,7 +41,8 @@ def parse_signature_header(header: str | None) -> ParsedHeader:
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit() or len(value) > 12:
+            # isascii: str.isdigit() also accepts digits like "²" that int() refuses.
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("malformed_signature", "the Stripe-Signature timestamp is malformed")
             timestamp = int(value)
         elif key == "v1" and value.strip():

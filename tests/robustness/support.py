@@ -1,0 +1,249 @@
+"""Calling the real handlers, reading the table, and setting up organizations for the robustness tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import checkout_handler
+import portal_handler
+import status_handler
+import stripe_webhook_handler
+from tenant_billing.webhook_signature import signature_header
+from tests.conftest import TABLE_NAME, FakeLambdaContext, reset_caches
+from tests.stripe_fake import FakeStripe
+from tests.support.api_events import api_event
+from tests.support.logscan import register_sensitive
+from tests.support.webhook_events import delivery_body, function_url_event
+
+Item = dict[str, Any]
+Key = tuple[str, str]
+Items = Callable[[], list[Item]]
+
+# The suite's own webhook signing secret (in the package's Stripe secret).
+WEBHOOK_SECRET = "whsec_robustness_suite_secret"
+
+ORG_A = "org_alpha"
+ORG_B = "org_bravo"
+
+# Shared hypothesis settings: no example database (nothing written into the repository), no
+# deadline (moto's first calls are slow), reproducible runs, and fixtures shared by all examples
+# of a test on purpose (each example compares the table before and after itself).
+FUZZ_SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def code(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            code = self.body["error"].get("code")
+            return code if isinstance(code, str) else None
+        return None
+
+    @property
+    def retryable(self) -> bool:
+        """Whether Stripe (or a browser following our contract) would retry: 5xx yes, 4xx no."""
+        return self.status >= 500
+
+    @property
+    def outcome(self) -> str | None:
+        outcome = self.body.get("outcome") if isinstance(self.body, dict) else None
+        return outcome if isinstance(outcome, str) else None
+
+
+def invoke(handler: Callable[..., dict[str, Any]], event: dict[str, Any]) -> Reply:
+    """Call a handler the way Lambda does and check the response is well-formed JSON in our one error shape."""
+    response = handler(event, FakeLambdaContext())
+    status = response["statusCode"]
+    assert isinstance(status, int), response
+    assert response["headers"]["Content-Type"] == "application/json", response
+    body = json.loads(response["body"])
+    if status >= 400:
+        assert isinstance(body, dict) and set(body) == {"error"}, body
+        assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str), body
+    return Reply(status, body)
+
+
+def call_status(org_id: str | None = ORG_A, role: str | None = "member", **changes: Any) -> Reply:
+    return invoke(status_handler.lambda_handler, api_event("GET", "/billing/status", org_id=org_id, role=role, **changes))
+
+
+def call_checkout(body: Any, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = api_event("POST", "/billing/checkout", org_id=org_id, role=role, body=body)
+    return invoke(checkout_handler.lambda_handler, event)
+
+
+def call_portal(body: Any = None, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = api_event("POST", "/billing/portal", org_id=org_id, role=role, body=body)
+    return invoke(portal_handler.lambda_handler, event)
+
+
+def call_webhook(event: dict[str, Any]) -> Reply:
+    return invoke(stripe_webhook_handler.lambda_handler, event)
+
+
+def register_delivery(raw: bytes) -> None:
+    """The raw body and its data object must never be logged (checked after every test)."""
+    text = raw.decode("utf-8", errors="replace")
+    register_sensitive(text)
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return
+    data = document.get("data") if isinstance(document, dict) else None
+    if isinstance(data, dict):
+        for value in (data, data.get("object")):
+            if isinstance(value, dict):
+                register_sensitive(json.dumps(value), json.dumps(value, separators=(",", ":")), repr(value))
+
+
+def signed_event(
+    stripe_event: Mapping[str, Any] | bytes,
+    *,
+    secrets: Iterable[str] = (WEBHOOK_SECRET,),
+    timestamp: int | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    raw = stripe_event if isinstance(stripe_event, bytes) else delivery_body(dict(stripe_event))
+    register_delivery(raw)
+    header = signature_header(list(secrets), int(time.time()) if timestamp is None else timestamp, raw)
+    return function_url_event(raw, {"stripe-signature": header}, base64_body=base64_body)
+
+
+def deliver(stripe_event: Mapping[str, Any] | bytes, **kwargs: Any) -> Reply:
+    return call_webhook(signed_event(stripe_event, **kwargs))
+
+
+def raw_function_url_event(raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """A Function URL event with an arbitrary body (base64 as Lambda sends binary) and headers."""
+    register_delivery(raw)
+    event = function_url_event(b"", {})
+    event["headers"] = headers
+    event["isBase64Encoded"] = True
+    event["body"] = base64.b64encode(raw).decode()
+    return event
+
+
+_DIGITS_TO_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def fresh_id(prefix: str) -> str:
+    """A unique id without digit runs (ids reach log lines, which are scanned for card numbers)."""
+    return prefix + uuid.uuid4().hex.translate(_DIGITS_TO_LETTERS)
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def by_key(items: Iterable[Item]) -> dict[Key, Item]:
+    return {(item["pk"]["S"], item["sk"]["S"]): item for item in items}
+
+
+def changed_keys(before: Iterable[Item], after: Iterable[Item]) -> set[Key]:
+    old, new = by_key(before), by_key(after)
+    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+
+
+def assert_links_consistent(items: Iterable[Item]) -> None:
+    """No half-written customer link: an org's customer has its reverse item and vice versa."""
+    table = by_key(items)
+    for (pk, sk), item in table.items():
+        if sk == "CUSTOMER" and "customer_id" in item:
+            customer_id = item["customer_id"]["S"]
+            reverse = table.get((f"CUSTOMER#{customer_id}", "ORG"))
+            assert reverse is not None, f"{pk} is linked to {customer_id} without the reverse item"
+            assert reverse["org_id"]["S"] == pk.removeprefix("ORG#")
+        if sk == "ORG":
+            org_item = table.get((f"ORG#{item['org_id']['S']}", "CUSTOMER"))
+            assert org_item is not None and org_item.get("customer_id", {}).get("S") == pk.removeprefix("CUSTOMER#"), (
+                f"{pk} points at {item['org_id']['S']}, which is not linked back"
+            )
+
+
+def org_items(items: Iterable[Item], org_id: str) -> dict[Key, Item]:
+    """Everything stored for one organization: its partition and the reverse links naming it."""
+    return {
+        key: item
+        for key, item in by_key(items).items()
+        if key[0] == f"ORG#{org_id}" or (key[1] == "ORG" and item.get("org_id", {}).get("S") == org_id)
+    }
+
+
+def linked_customer(items: Iterable[Item], org_id: str) -> str | None:
+    item = by_key(items).get((f"ORG#{org_id}", "CUSTOMER"))
+    return item["customer_id"]["S"] if item and "customer_id" in item else None
+
+
+def clear_table(dynamodb: Any) -> None:
+    for item in dynamodb.scan(TableName=TABLE_NAME)["Items"]:
+        dynamodb.delete_item(TableName=TABLE_NAME, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+# --- the moto environment -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MotoEnvironment:
+    dynamodb: Any
+    secretsmanager: Any
+    secret_arn: str
+
+
+def use_new_secret(aws: MotoEnvironment, monkeypatch: pytest.MonkeyPatch, secret_string: str) -> str:
+    """Another Stripe secret (a unique name: the moto environment outlives the test), made current."""
+    arn: str = aws.secretsmanager.create_secret(Name=fresh_id("robustness-"), SecretString=secret_string)["ARN"]
+    monkeypatch.setenv("STRIPE_SECRET_ARN", arn)
+    reset_caches()
+    return arn
+
+
+# --- organizations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tenant:
+    org_id: str
+    customer_id: str
+    subscription_id: str
+    events: list[dict[str, Any]]
+
+    def event(self, event_type: str) -> dict[str, Any]:
+        return next(event for event in self.events if event["type"] == event_type)
+
+
+def subscribe(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 3, deliver_events: bool = True) -> Tenant:
+    """Checkout through our handler, pay in the Stripe fake, and (optionally) deliver Stripe's events."""
+    reply = call_checkout({"plan": plan, "siteQuantity": sites}, org_id=org_id)
+    assert reply.status == 200, reply
+    session = next(s for s in reversed(fake.checkout_sessions.values()) if s["client_reference_id"] == org_id)
+    events = fake.complete_checkout(session["id"])
+    subscription_id = fake.checkout_sessions[session["id"]]["subscription"]
+    tenant = Tenant(org_id, session["customer"], subscription_id, events)
+    if deliver_events:
+        for stripe_event in events:
+            assert deliver(stripe_event).status == 200
+    return tenant
+
+
+def stripe_fault_count(fake: FakeStripe, since: int) -> int:
+    """How many of the fake's requests after index `since` were answered by an injected fault."""
+    return sum(1 for request in fake.requests[since:] if request.fault is not None)
