@@ -3,13 +3,15 @@
 // It is also the reference a frontend team copies from. The parts worth copying:
 //   - callApi():           how to call the billing API with the caller's JWT as a bearer token,
 //   - ApiError / showError / handleActionError():  how to branch on `error.code` (never on the message),
-//   - showReturnBanner() / pollUntilActive(): what to do when Stripe Checkout sends the user back.
+//   - showReturnBanner() / pollUntilActive(): what to do when Stripe Checkout sends the user back,
+//   - previewChange() / confirmChange(): show what a plan change costs before applying it,
+//   - loadInvoices():      paging with the opaque `nextCursor`.
 // Everything that comes from /dev/*.json (the callers' tokens, the plan catalog file) is the local
 // gateway's convenience: a real frontend gets its token from its identity provider.
 
 const ENDED_STATUSES = new Set(["canceled", "incomplete_expired"]); // a new subscription is needed
 const PAID_STATUSES = new Set(["active", "trialing"]);
-const LIVE_HINT = "Change your plan in Manage subscription";
+const LIVE_HINT = "Change your plan under Change plan, or in Manage subscription";
 const CALLER_KEY = "billing-demo.caller"; // localStorage: the label of the chosen caller
 
 const state = {
@@ -19,7 +21,10 @@ const state = {
   catalog: null, // /dev/plans.json
   status: null, // the last GET /billing/status answer, null while unknown
   statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
-  busy: false, // a checkout or portal request is in flight (or the browser is leaving for Stripe)
+  busy: false, // a checkout, portal or subscription request is in flight (or the browser is leaving for Stripe)
+  previewKey: null, // "plan:siteQuantity" of the last successful preview: only that change may be confirmed
+  invoiceCursor: null, // nextCursor of the last invoice page, null when there are no more
+  invoiceSeq: 0, // like statusSeq, for the invoice list
 };
 
 const $ = (id) => document.getElementById(id);
@@ -101,13 +106,15 @@ function handleActionError(err, quantityInput = null) {
       quantityInput?.focus(); // the user can fix the number right away
       break;
     case "subscription_exists": // a subscription started elsewhere: our view is stale
+    case "no_subscription": // it ended elsewhere
     case "no_billing_account":
       refreshStatus();
       break;
     case "unauthorized": // token expired or not for an organization: pick another caller
       $("token-select").focus();
       break;
-    // "forbidden" (not a billing admin), "stripe_unavailable" and "temporarily_unavailable"
+    // "no_change" (that is already the plan), "forbidden" (not a billing admin),
+    // "stripe_unavailable" and "temporarily_unavailable"
     // (retry later), "billing_not_configured" / "billing_misconfigured" (an operator must act):
     // the message says it all.
   }
@@ -117,15 +124,18 @@ function handleActionError(err, quantityInput = null) {
 // Formatting
 // ---------------------------------------------------------------------------------------------
 
-/** Catalog amounts are in the currency's minor unit (cents): 7900 -> "$79", 1950 -> "$19.50". */
-function money(minorUnits) {
-  const currency = state.catalog.currency.toUpperCase();
-  const digits = new Intl.NumberFormat("en-US", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+/**
+ * Amounts are in the currency's minor unit (cents). Catalog prices drop ".00" (7900 -> "$79",
+ * 1950 -> "$19.50"); charges and invoices keep every digit (`exact`: 23500 -> "$235.00").
+ */
+function money(minorUnits, currency = state.catalog.currency, exact = false) {
+  const code = currency.toUpperCase();
+  const digits = new Intl.NumberFormat("en-US", { style: "currency", currency: code }).resolvedOptions().maximumFractionDigits;
   const amount = minorUnits / 10 ** digits;
   return new Intl.NumberFormat("en-US", {
     style: "currency",
-    currency,
-    minimumFractionDigits: Number.isInteger(amount) ? 0 : digits,
+    currency: code,
+    minimumFractionDigits: exact || !Number.isInteger(amount) ? digits : 0,
   }).format(amount);
 }
 
@@ -210,13 +220,15 @@ function renderStatus() {
   $("period").textContent = period;
   $("features").replaceChildren(...featureItems(status.entitlement.features));
   $("limits").replaceChildren(...limitItems(status.entitlement.limits));
+  if (isLive(sub)) fillChangeForm(sub);
   updateActions();
 }
 
-/** Enable/disable the buttons and mark the current plan, from the last status. */
+/** Show/hide and enable/disable the buttons and mark the current plan, from the last status. */
 function updateActions() {
   const status = state.status;
-  const live = isLive(status?.subscription);
+  const sub = status?.subscription;
+  const live = isLive(sub);
   const currentKey = $("status-plan").dataset.plan;
   for (const card of document.querySelectorAll("#plans .plan")) {
     card.classList.toggle("current", card.dataset.plan === currentKey);
@@ -224,11 +236,73 @@ function updateActions() {
     card.querySelector(".choose-hint").hidden = !live;
   }
   $("manage-subscription").disabled = state.busy || !status?.hasStripeCustomer;
+
+  // Cancel while it runs, resume while a cancellation is pending. Shown to every role, like the
+  // rest of the page: the backend decides who may do it.
+  $("cancel-at-period-end").hidden = $("cancel-now").hidden = !live || sub.cancelAtPeriodEnd;
+  $("resume").hidden = !live || !sub.cancelAtPeriodEnd;
+  $("change-plan").hidden = !live;
+  for (const id of ["cancel-at-period-end", "cancel-now", "resume", "preview-change"]) $(id).disabled = state.busy;
+  $("confirm-change").disabled = state.busy || state.previewKey !== changeKey(wantedChange());
+}
+
+/** Pre-fill the change form with the subscription's plan and site quantity. */
+function fillChangeForm(sub) {
+  $("change-plan-select").value = sub.plan;
+  $("change-sites").value = String(sub.siteQuantity);
+  syncSitesInput();
+  clearPreview();
+}
+
+/** Plans without a per-site add-on take no sites: 0, disabled. */
+function syncSitesInput() {
+  const input = $("change-sites");
+  const hasSites = Boolean(state.catalog.plans[$("change-plan-select").value]?.sitePrice);
+  input.disabled = !hasSites;
+  if (!hasSites) input.value = "0";
+}
+
+/** The change the form describes, and its key (what a preview was for). */
+function wantedChange() {
+  return { plan: $("change-plan-select").value, siteQuantity: siteQuantity($("change-sites")) };
+}
+const changeKey = (change) => `${change.plan}:${change.siteQuantity}`;
+
+function clearPreview() {
+  state.previewKey = null; // any edit needs a new preview before it can be confirmed
+  $("preview-result").textContent = "";
+}
+
+function renderInvoices(invoices, append) {
+  const rows = $("invoice-rows");
+  if (append) rows.append(...invoices.map(invoiceRow));
+  else rows.replaceChildren(...invoices.map(invoiceRow));
+  const empty = rows.children.length === 0;
+  $("invoices-empty").hidden = !empty;
+  document.querySelector("#invoices table").hidden = empty;
+  $("invoices-more").hidden = !state.invoiceCursor;
+}
+
+function invoiceRow(invoice) {
+  const link = (href, text) => (href ? el("a", { href, target: "_blank", rel: "noopener", text }) : "");
+  const day = (iso) => (iso ? formatDate(iso) : "—");
+  const { periodStart: start, periodEnd: end } = invoice;
+  const period = start === end ? day(start) : `${day(start)} – ${day(end)}`;
+  return el("tr", { class: "invoice", "data-invoice": invoice.id },
+    el("td", { text: invoice.number ?? invoice.id }),
+    el("td", { text: period }),
+    el("td", {}, el("span", { class: "invoice-status", "data-status": invoice.status ?? "", text: invoice.status ?? "—" })),
+    el("td", { class: "amount", text: money(invoice.amountDue, invoice.currency, true) }),
+    el("td", { class: "amount", text: money(invoice.amountPaid, invoice.currency, true) }),
+    el("td", { class: "links" }, link(invoice.hostedInvoiceUrl, "View"), " ", link(invoice.invoicePdf, "PDF")),
+  );
 }
 
 function renderPlans() {
-  const { plans } = state.catalog;
+  const { plans, maxSiteQuantity } = state.catalog;
   $("plans").replaceChildren(...Object.entries(plans).map(([key, plan]) => planCard(key, plan)));
+  $("change-plan-select").replaceChildren(...Object.entries(plans).map(([key, plan]) => new Option(plan.name, key)));
+  $("change-sites").max = String(maxSiteQuantity);
 }
 
 function planCard(key, plan) {
@@ -335,6 +409,88 @@ function openPortal() {
   return goToStripe($("manage-subscription"), "/billing/portal"); // no body
 }
 
+/** The status from an action's answer replaces the shown one (and any older GET still in flight). */
+function applyStatus(status) {
+  state.statusSeq++;
+  $("status").removeAttribute("aria-busy");
+  state.status = status;
+  renderStatus();
+}
+
+/** Run one subscription request: no double submits, busy marker on the button, errors shown. */
+async function runAction(button, action) {
+  clearError();
+  state.busy = true;
+  updateActions();
+  button.setAttribute("aria-busy", "true");
+  try {
+    await action();
+  } catch (err) {
+    handleActionError(err, $("change-sites"));
+  } finally {
+    state.busy = false;
+    button.removeAttribute("aria-busy");
+    updateActions();
+  }
+}
+
+/** GET /billing/subscription/preview: what the change costs now, and the next invoice. */
+function previewChange() {
+  const wanted = wantedChange();
+  return runAction($("preview-change"), async () => {
+    const query = new URLSearchParams({ plan: wanted.plan, siteQuantity: String(wanted.siteQuantity) });
+    const preview = await callApi(`/billing/subscription/preview?${query}`);
+    if (changeKey(wanted) !== changeKey(wantedChange())) return; // edited meanwhile: stale
+    state.previewKey = changeKey(wanted);
+    const when = preview.nextInvoiceDate ? ` on ${formatDate(preview.nextInvoiceDate)}` : "";
+    $("preview-result").textContent =
+      `Due now: ${money(preview.amountDueNow, preview.currency, true)} · ` +
+      `Next invoice: ${money(preview.nextInvoiceTotal, preview.currency, true)}${when}`;
+  });
+}
+
+/** POST /billing/subscription: applies the previewed change (prorated, invoiced now). */
+function confirmChange() {
+  return runAction($("confirm-change"), async () => {
+    applyStatus(await callApi("/billing/subscription", { method: "POST", body: wantedChange() }));
+    loadInvoices(); // the proration invoice
+  });
+}
+
+/** POST /billing/subscription/cancel: at period end (can be resumed) or now (cannot). */
+function cancelSubscription(immediately) {
+  if (immediately && !window.confirm("Cancel the subscription now? It ends at once and cannot be resumed.")) return;
+  const button = $(immediately ? "cancel-now" : "cancel-at-period-end");
+  return runAction(button, async () => {
+    applyStatus(await callApi("/billing/subscription/cancel", { method: "POST", body: { immediately } }));
+    loadInvoices();
+  });
+}
+
+function resumeSubscription() {
+  return runAction($("resume"), async () => {
+    applyStatus(await callApi("/billing/subscription/resume", { method: "POST", body: {} }));
+  });
+}
+
+/**
+ * GET /billing/invoices, newest first, 10 at a time. The first page replaces the table; "Load
+ * more" passes the last answer's `nextCursor` back as `cursor` (an opaque string) and appends.
+ */
+async function loadInvoices(more = false) {
+  const seq = ++state.invoiceSeq;
+  const query = new URLSearchParams({ limit: "10" });
+  if (more) query.set("cursor", state.invoiceCursor);
+  try {
+    const page = await callApi(`/billing/invoices?${query}`);
+    if (seq !== state.invoiceSeq) return; // a newer request (e.g. another caller) wins
+    state.invoiceCursor = page.nextCursor;
+    renderInvoices(page.invoices, more);
+  } catch (err) {
+    if (seq === state.invoiceSeq) showError(err);
+  }
+}
+
 function selectCaller(index) {
   const caller = state.tokens[index] ?? state.tokens[0];
   state.token = caller.token;
@@ -390,14 +546,33 @@ async function init() {
   $("refresh").addEventListener("click", () => {
     clearError();
     refreshStatus();
+    loadInvoices();
   });
   $("manage-subscription").addEventListener("click", openPortal);
+  $("cancel-at-period-end").addEventListener("click", () => cancelSubscription(false));
+  $("cancel-now").addEventListener("click", () => cancelSubscription(true));
+  $("resume").addEventListener("click", resumeSubscription);
+  $("preview-change").addEventListener("click", previewChange);
+  $("confirm-change").addEventListener("click", confirmChange);
+  $("invoices-more").addEventListener("click", () => loadInvoices(true));
+  $("change-plan-select").addEventListener("change", () => {
+    syncSitesInput();
+    clearPreview();
+    updateActions();
+  });
+  $("change-sites").addEventListener("input", () => {
+    clearPreview();
+    updateActions();
+  });
   $("token-select").addEventListener("change", (event) => {
     selectCaller(Number(event.target.value));
     clearError();
-    state.status = null; // never show one organization's status under another caller
+    state.status = null; // never show one organization's status or invoices under another caller
+    state.invoiceCursor = null;
     renderStatus();
+    renderInvoices([], false);
     refreshStatus();
+    loadInvoices();
   });
   // Coming back from Stripe with the browser's Back button restores this page as it was left.
   window.addEventListener("pageshow", (event) => {
@@ -434,8 +609,12 @@ async function init() {
   select.value = String(index);
   selectCaller(index);
 
+  loadInvoices();
   await refreshStatus();
-  if (outcome === "success") await pollUntilActive();
+  if (outcome === "success") {
+    await pollUntilActive();
+    loadInvoices(); // the first invoice
+  }
 }
 
 init();
