@@ -19,14 +19,14 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
 APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:functions/subscription:functions/invoices:functions/reconcile:functions/entitlement_events:.
 
-.PHONY: help install dev token openapi test lint typecheck pytest validate build bench clean
+.PHONY: help install dev token openapi test lint typecheck pytest validate build bench bench-short clean
 
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
 	@echo "make openapi   regenerate tests/local_runner/static/openapi.json from the handlers"
-	@echo "make bench     benchmarks against local services (prints the numbers)"
+	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes"
 	@echo "make build     sam build (arm64, python3.13)"
 	@echo "make clean     remove virtual environments and build output"
 
@@ -83,10 +83,14 @@ validate: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
-test: lint typecheck pytest validate
+test: lint typecheck pytest validate bench-short
 
-bench: $(BIN)/.installed
-	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.bench_webhook --orgs 60
+bench: $(BIN)/.installed $(SAM_VENV)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.harness
+
+# The short mode runs in `make test` (and so in CI), so the benchmark cannot rot.
+bench-short: $(BIN)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.harness --short
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build

@@ -1,0 +1,297 @@
+"""The benchmark's targets and its one printed table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+COLD_RATIO_TARGET = 1.2
+FLOOR_RATIO_TARGET = 1.3
+THROUGHPUT_RATIO_TARGET = 0.75
+MEMORY_TARGET_MB = 128
+BASELINE_LABELS = {"pass": "bare python", "boto3": "boto3", "boto3_stripe": "boto3+stripe"}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    met: bool
+    detail: str
+    # Deterministic targets (calls per request, failed requests) decide the exit status;
+    # latency, memory and ratios are reported only.
+    enforced: bool
+
+
+def enforced_missed(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [target for target in targets if target["enforced"] and not target["met"]]
+
+
+# --- targets --------------------------------------------------------------------------------------
+
+Check = Callable[[float], bool]
+# function -> [(row, counter, description, check of the calls per request)]
+CALL_TARGETS: dict[str, list[tuple[str, str, str, Check]]] = {
+    "status": [
+        ("warm", "dynamodb", "exactly 1 DynamoDB call", lambda v: v == 1),
+        ("warm", "stripe", "0 Stripe calls", lambda v: v == 0),
+    ],
+    "checkout": [
+        ("warm", "dynamodb", "1 DynamoDB call (existing customer)", lambda v: v == 1),
+        ("warm", "stripe", "1 Stripe call", lambda v: v == 1),
+    ],
+    "portal": [
+        ("warm", "dynamodb", "1 DynamoDB call", lambda v: v == 1),
+        ("warm", "stripe", "1 Stripe call", lambda v: v == 1),
+    ],
+    "webhook": [
+        ("warm", "stripe", "1 Stripe call per new event", lambda v: v == 1),
+        ("warm", "dynamodb", "<= 2 DynamoDB calls per new event", lambda v: v <= 2),
+        ("duplicate", "dynamodb", "1 DynamoDB call per duplicate", lambda v: v == 1),
+        ("duplicate", "stripe", "0 Stripe calls per duplicate", lambda v: v == 0),
+    ],
+}
+
+
+def _count(row: Mapping[str, Any], counter: str) -> float:
+    if counter == "stripe":
+        return float(row["stripe_calls_per_request"])
+    return float(row["aws_calls_per_request"].get(counter, 0.0))
+
+
+def evaluate(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    targets: list[Target] = []
+    functions: Mapping[str, Any] = results["functions"]
+    baselines: Mapping[str, Any] = results["baselines"]
+    for name, checks in CALL_TARGETS.items():
+        result = functions[name]
+        for row_name, counter, description, check in checks:
+            row = result.get(row_name)
+            value = _count(row, counter) if row else float("nan")
+            label = "" if row_name == "warm" else f" ({row_name})"
+            targets.append(Target(f"{name}{label}: {description}", bool(row) and check(value), f"{value:g}/request", True))
+        for row_name in ("warm", "duplicate"):
+            row = result.get(row_name)
+            if row is None:
+                continue
+            value = _count(row, "secretsmanager")
+            label = "" if row_name == "warm" else f" ({row_name})"
+            targets.append(Target(f"{name}{label}: 0 Secrets Manager calls (cached)", value == 0, f"{value:g}/request", True))
+    failures: list[str] = results["failures"]
+    targets.append(
+        Target(
+            "every request answered as expected (200; webhook outcome synced/duplicate)",
+            not failures,
+            "; ".join(failures[:5]) if failures else "no failure",
+            True,
+        )
+    )
+    for name, result in functions.items():
+        baseline = baselines[result["baseline"]]
+        targets.append(
+            Target(
+                f"{name}: cold start <= {COLD_RATIO_TARGET}x the {BASELINE_LABELS[result['baseline']]} baseline",
+                result["cold_ratio"] <= COLD_RATIO_TARGET,
+                f"{result['cold_ratio']}x ({result['cold']['median_ms']} ms vs {baseline['median_ms']} ms)",
+                False,
+            )
+        )
+    for name, result in functions.items():
+        if "floor_ratio" in result:
+            targets.append(
+                Target(
+                    f"{name}: warm p50 <= {FLOOR_RATIO_TARGET}x the floor",
+                    result["floor_ratio"] <= FLOOR_RATIO_TARGET,
+                    f"{result['floor_ratio']}x ({result['warm']['p50_ms']} ms vs {result['floor']['p50_ms']} ms)",
+                    False,
+                )
+            )
+    webhook = functions["webhook"]
+    for threads, ratio in webhook.get("throughput_ratio", {}).items():
+        own = webhook["throughput"][threads]["events_per_second"]
+        floor = webhook["floor_throughput"][threads]["events_per_second"]
+        label = "sequential" if threads == "1" else f"{threads} threads"
+        targets.append(
+            Target(
+                f"webhook throughput ({label}) >= {THROUGHPUT_RATIO_TARGET}x the floor",
+                ratio >= THROUGHPUT_RATIO_TARGET,
+                f"{ratio}x ({own} vs {floor} events/s)",
+                False,
+            )
+        )
+    for name, result in functions.items():
+        if "warm" in result:
+            peak = result["warm"]["peak_rss_mb"]
+            targets.append(Target(f"{name}: peak memory < {MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB, f"{peak} MB", False))
+    return [asdict(target) for target in targets]
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _aws(row: Mapping[str, Any] | None) -> str:
+    if not row:
+        return "-"
+    calls = row["aws_calls_per_request"]
+    return f"DDB {calls.get('dynamodb', 0):g}, SM {calls.get('secretsmanager', 0):g}"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        cell.ljust(width) if index == 0 else cell.rjust(width)
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def render(results: Mapping[str, Any]) -> str:
+    functions: Mapping[str, Any] = results["functions"]
+    baselines: Mapping[str, Any] = results["baselines"]
+    machine = results["machine"]
+    lines = [
+        "",
+        f"Billing functions benchmark ({results['mode']}): {results['reps']} cold starts per function and baseline "
+        f"(interleaved), {results['requests']} warm requests;",
+        f"moto server + Stripe fake over HTTP on 127.0.0.1; {machine['cpus']} CPUs, Python {machine['python']}",
+        "",
+    ]
+    header = [
+        "function",
+        "cold ms",
+        "(min)",
+        "x base",
+        "warm p50",
+        "p99",
+        "floor p50",
+        "x floor",
+        "AWS calls/req",
+        "Stripe/req",
+        "peak MB",
+    ]
+    widths = [14, 8, 7, 17, 9, 8, 10, 8, 14, 10, 8]
+    lines += [_row(header, widths), _row(["-" * width for width in widths], widths)]
+    for name, result in functions.items():
+        warm, floor, cold = result.get("warm"), result.get("floor"), result["cold"]
+        label = "webhook (new)" if name == "webhook" else name
+        lines.append(
+            _row(
+                [
+                    label,
+                    _f(cold["median_ms"], 0),
+                    f"({cold['min_ms']:.0f})",
+                    f"{result['cold_ratio']:.2f} {BASELINE_LABELS[result['baseline']].replace('bare python', 'py')}",
+                    _f(warm and warm["p50_ms"], 2),
+                    _f(warm and warm["p99_ms"], 1),
+                    _f(floor and floor["p50_ms"], 2),
+                    _f(result.get("floor_ratio"), 2),
+                    _aws(warm),
+                    _f(warm and warm["stripe_calls_per_request"], 2),
+                    _f(warm and warm["peak_rss_mb"], 1),
+                ],
+                widths,
+            )
+        )
+        duplicate = result.get("duplicate")
+        if duplicate:
+            floor = result.get("duplicate_floor")
+            lines.append(
+                _row(
+                    [
+                        "webhook (dup)",
+                        "-",
+                        "",
+                        "-",
+                        _f(duplicate["p50_ms"], 2),
+                        _f(duplicate["p99_ms"], 1),
+                        _f(floor and floor["p50_ms"], 2),
+                        _f(result.get("duplicate_floor_ratio"), 2),
+                        _aws(duplicate),
+                        _f(duplicate["stripe_calls_per_request"], 2),
+                        _f(duplicate["peak_rss_mb"], 1),
+                    ],
+                    widths,
+                )
+            )
+    maxrss = ", ".join(f"{name} {result['warm']['ru_maxrss_mb']}" for name, result in functions.items() if "warm" in result)
+    lines.append(
+        "peak MB: each process's own peak RSS (VmHWM, MiB) after its warm requests; getrusage's ru_maxrss gives "
+        f"{maxrss} MB, as Linux carries the spawning parent's peak over execve."
+    )
+    lines.append("")
+    lines.append(
+        "Baselines (spawn -> imports done, median (min) ms): "
+        + ", ".join(f"{BASELINE_LABELS[name]} {row['median_ms']:.0f} ({row['min_ms']:.0f})" for name, row in baselines.items())
+    )
+    lines.append("Cold start, median ms: interpreter start / handler import / first request:")
+    for name, result in functions.items():
+        cold = result["cold"]
+        parts = (cold["startup_median_ms"], cold["import_median_ms"], cold["first_request_median_ms"])
+        lines.append(f"  {name:<9} " + " / ".join(f"{part:6.0f}" for part in parts))
+    lines.append("Calls per warm request, by operation (AWS counted in the function's process, Stripe at the fake):")
+    for name, result in functions.items():
+        for row_name in ("warm", "duplicate"):
+            row = result.get(row_name)
+            if not row:
+                continue
+            operations = {**row["aws_operations_per_request"], **row["stripe_operations_per_request"]}
+            text = ", ".join(f"{operation} {value:g}" for operation, value in operations.items()) or "none"
+            label = name if row_name == "warm" else f"{name} ({row_name})"
+            lines.append(f"  {label:<20} {text}")
+    webhook = functions["webhook"]
+    if "throughput" in webhook:
+        lines.append("Webhook throughput, distinct new events through the handler in one process (events/s):")
+        for threads, run in webhook["throughput"].items():
+            floor = webhook.get("floor_throughput", {}).get(threads)
+            label = "sequential" if threads == "1" else f"{threads} threads"
+            floor_text = (
+                f"floor {floor['events_per_second']:.1f}, {webhook['throughput_ratio'][threads]:.2f}x" if floor else "no floor"
+            )
+            failed = f", {run['failed']} failed" if run["failed"] else ""
+            retried = run.get("aws_retried_attempts", 0)
+            failed += f", {retried} AWS calls retried" if retried else ""
+            lines.append(f"  {label:<11} {run['events_per_second']:7.1f}  ({floor_text}{failed})")
+    sizes = results.get("sizes", {})
+    mb = sizes.get("mb") or {}
+    if mb:
+        lines.append(f"Sizes ({sizes['source']}): " + ", ".join(f"{name} {_f(value, 2)} MB" for name, value in mb.items()))
+    else:
+        lines.append(f"Sizes: {sizes.get('source', 'not built')}" + (f" ({sizes['error']})" if sizes.get("error") else ""))
+    for name, profile in (results.get("import_profiles") or {}).items():
+        lines.append(
+            f"Import time of {name} (python -X importtime, self ms): handler import {profile['handler_import_ms']}, "
+            f"imports during the first request {profile['first_request_imports_ms']}"
+        )
+        lines.append("  by package: " + ", ".join(f"{pkg} {ms}" for pkg, ms in profile["self_ms_by_package"].items()))
+        lazy = profile["first_request_self_ms_by_package"]
+        if lazy:
+            lines.append("  imported by the first request: " + ", ".join(f"{pkg} {ms}" for pkg, ms in lazy.items()))
+        slowest = profile["slowest_modules_self_ms"][:6]
+        lines.append("  slowest modules: " + ", ".join(f"{module} {ms}" for module, ms in slowest))
+    lines.append("")
+    lines.append("Targets:")
+    targets: list[dict[str, Any]] = results["targets"]
+    for target in targets:
+        status = "met" if target["met"] else "MISSED"
+        kind = "" if target["enforced"] else "  [reported]"
+        lines.append(f"  {status:<7} {target['name']}: {target['detail']}{kind}")
+    soft_missed = [target for target in targets if not target["met"] and not target["enforced"]]
+    if soft_missed and results["mode"] == "full":
+        lines += ["", "!" * 100, f"!! {len(soft_missed)} latency / memory / ratio target(s) MISSED (reported, not enforced):"]
+        lines += [f"!!   {target['name']}: {target['detail']}" for target in soft_missed]
+        lines.append("!" * 100)
+    hard_missed = enforced_missed(targets)
+    lines.append("")
+    if hard_missed:
+        lines.append(f"FAILED: {len(hard_missed)} deterministic target(s) missed (exit status 1)")
+    else:
+        lines.append("All deterministic targets (calls per request, failed requests) met.")
+    lines.append(f"Wall time: {results.get('wall_seconds', 0):.0f} s")
+    return "\n".join(lines)
