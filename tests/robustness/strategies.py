@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
+from tenant_billing.invoices_logic import encode_cursor
 from tenant_billing.webhook_logic import HANDLED_EVENTS
 from tests.support.logscan import CARD_NUMBER
 
@@ -104,6 +106,124 @@ text_bodies = st.one_of(
 binary_bodies = st.binary(max_size=300).map(lambda raw: Body(base64.b64encode(raw).decode(), True))
 # isBase64Encoded with a body that is not base64 at all.
 junk_base64_bodies = st.text(max_size=120).map(lambda text: Body(text, True))
+
+# --- the subscription endpoints' bodies ------------------------------------------------------------
+
+# prorationDate in bodies: far off, and every wrong type (around now: well_typed_changes).
+
+
+@dataclass(frozen=True)
+class NowOffset:
+    """A timestamp `seconds` from the moment the request is made (resolved then, not when drawn, so
+    that a case replayed while Hypothesis shrinks means the same thing)."""
+
+    seconds: int
+
+    def resolve(self) -> int:
+        return int(time.time()) + self.seconds
+
+
+def resolve_now_offsets(value: Any) -> Any:
+    if isinstance(value, NowOffset):
+        return value.resolve()
+    if isinstance(value, dict):
+        return {key: resolve_now_offsets(item) for key, item in value.items()}
+    return value
+
+
+# Around now: inside and outside the hour for which a preview's prorationDate may be reused.
+near_now = st.integers(min_value=-4000, max_value=200).map(NowOffset)
+proration_dates = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, -1, 2**31, 2**63, 1.5, "1795271234", True]),
+    json_values,
+)
+foreign_fields = st.dictionaries(st.sampled_from(FOREIGN_FIELDS), json_values, max_size=2)
+catalog_plans = st.sampled_from(["starter", "pro", "enterprise"])
+# Every field with every value, and foreign fields.
+change_objects = st.tuples(
+    st.fixed_dictionaries({"plan": plans}, optional={"siteQuantity": site_quantities, "prorationDate": proration_dates}),
+    st.one_of(st.just({}), foreign_fields),
+).map(lambda parts: {**parts[1], **parts[0]})
+cancel_objects = st.tuples(
+    st.fixed_dictionaries({}, optional={"immediately": st.one_of(st.booleans(), json_values)}),
+    st.one_of(st.just({}), foreign_fields),
+).map(lambda parts: {**parts[1], **parts[0]})
+# Well-typed plan changes (most get past validation and reach Stripe): catalog plans, quantities
+# across the catalog's bounds, prorationDate around now (NowOffset: resolve before sending) and far off.
+well_typed_changes = st.fixed_dictionaries(
+    {"plan": st.one_of(catalog_plans, st.sampled_from(["PRO", "platinum", ""]))},
+    optional={
+        "siteQuantity": st.integers(min_value=-2, max_value=102),
+        "prorationDate": st.one_of(near_now, st.integers(min_value=-(2**70), max_value=2**70)),
+    },
+)
+subscription_json_texts = st.one_of(change_objects, cancel_objects).map(lambda value: json.dumps(value))
+# Every body of text_bodies, and objects shaped like a plan change or a cancellation.
+subscription_bodies = st.one_of(text_bodies, subscription_json_texts.map(_text), subscription_json_texts.map(_base64_of))
+undecodable_bodies = st.one_of(binary_bodies, junk_base64_bodies)
+
+# --- query strings ------------------------------------------------------------------------------
+
+
+def _urlsafe_b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+number_texts = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.integers(min_value=-3, max_value=104).map(str),
+    st.floats().map(repr),
+    st.sampled_from(
+        ["", "-0", "+1", " 1", "1 ", "0x10", "1e2", "1_000", "2.0", "2.5", "nan", "inf", "-inf", "99999999999999999999999"]
+    ),
+    # Digits Python's int() takes but that are not ASCII.
+    st.text(alphabet="0123456789\u0661\u0662\u09e8\uff11\u00b2", min_size=1, max_size=6),
+)
+# Cursors: junk, base64 of anything, the cursor's own shape with every value, another organization's,
+# and this organization's own (org_alpha) naming an invoice that Stripe does not have.
+cursors = st.one_of(
+    st.text(max_size=60),
+    st.binary(max_size=60).map(_urlsafe_b64),
+    json_values.map(lambda value: _urlsafe_b64(json.dumps(value).encode())),
+    st.fixed_dictionaries(
+        {"o": st.one_of(st.sampled_from(["org_alpha", "org_bravo"]), json_values)},
+        optional={"a": st.one_of(st.text(max_size=24).map(lambda text: "in_" + text), json_values)},
+    ).map(lambda value: _urlsafe_b64(json.dumps(value).encode())),
+    st.text(max_size=24).map(lambda text: encode_cursor("org_bravo", "in_" + text)),
+    st.text(max_size=24).map(lambda text: encode_cursor("org_alpha", "in_" + text)),
+    st.just("Q" * 600),
+)
+query_names = st.one_of(
+    st.sampled_from(
+        [
+            *("plan", "siteQuantity", "sitequantity", "site_quantity", "limit", "cursor", "prorationDate", "immediately"),
+            *("orgId", "org_id", "customer", "subscription", "starting_after", "expand[]", "limit[]", "plan[0]"),
+        ]
+    ),
+    st.text(min_size=1, max_size=16),
+)
+query_values = st.one_of(number_texts, plans.map(str), cursors, st.text(max_size=40))
+# The values the routes' own parameters take, and every other kind.
+_OWN_PARAMETER_VALUES = {
+    "plan": st.one_of(catalog_plans, plans.map(str), number_texts),
+    "siteQuantity": st.one_of(st.integers(min_value=0, max_value=5).map(str), number_texts, plans.map(str)),
+    "limit": st.one_of(st.integers(min_value=1, max_value=100).map(str), number_texts, plans.map(str)),
+    "cursor": st.one_of(cursors, number_texts),
+}
+
+
+def own_parameter_pairs(*names: str) -> st.SearchStrategy[tuple[str, str]]:
+    """A (name, value) pair of one of the route's own parameters."""
+    return st.sampled_from(names).flatmap(lambda name: st.tuples(st.just(name), _OWN_PARAMETER_VALUES[name]))
+
+
+_any_own_pair = own_parameter_pairs(*sorted(_OWN_PARAMETER_VALUES))
+# Name/value pairs in order; a name may repeat (API Gateway joins the values with commas).
+query_pairs = st.one_of(
+    st.lists(st.tuples(query_names, query_values), max_size=5),
+    st.lists(st.one_of(_any_own_pair, st.tuples(query_names, query_values)), max_size=4),
+)
 
 # --- headers ------------------------------------------------------------------------------------
 

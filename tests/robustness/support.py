@@ -9,14 +9,17 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import checkout_handler
+import invoices_handler
 import portal_handler
 import status_handler
 import stripe_webhook_handler
+import subscription_handler
 from tenant_billing.webhook_signature import signature_header
 from tests.conftest import TABLE_NAME, FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe
@@ -95,6 +98,51 @@ def call_checkout(body: Any, org_id: str | None = ORG_A, role: str | None = "adm
 def call_portal(body: Any = None, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
     event = api_event("POST", "/billing/portal", org_id=org_id, role=role, body=body)
     return invoke(portal_handler.lambda_handler, event)
+
+
+# --- the subscription and invoice endpoints ------------------------------------------------------
+
+Query = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def with_query(event: dict[str, Any], query: Query | None) -> dict[str, Any]:
+    """The query string as API Gateway's HTTP API (payload 2.0) delivers it: `rawQueryString` as sent,
+    and `queryStringParameters` decoded, with the values of a repeated name joined by commas."""
+    pairs = [(name, value) for name, value in (query.items() if isinstance(query, Mapping) else query or ())]
+    event["rawQueryString"] = urlencode(pairs)
+    parameters: dict[str, str] = {}
+    for name, value in pairs:
+        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
+    if parameters:
+        event["queryStringParameters"] = parameters
+    else:
+        event.pop("queryStringParameters", None)
+    return event
+
+
+def call_preview(query: Query | None, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = with_query(api_event("GET", "/billing/subscription/preview", org_id=org_id, role=role), query)
+    return invoke(subscription_handler.lambda_handler, event)
+
+
+def call_change(body: Any, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = api_event("POST", "/billing/subscription", org_id=org_id, role=role, body=body)
+    return invoke(subscription_handler.lambda_handler, event)
+
+
+def call_cancel(body: Any = None, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = api_event("POST", "/billing/subscription/cancel", org_id=org_id, role=role, body=body)
+    return invoke(subscription_handler.lambda_handler, event)
+
+
+def call_resume(body: Any = None, org_id: str | None = ORG_A, role: str | None = "admin") -> Reply:
+    event = api_event("POST", "/billing/subscription/resume", org_id=org_id, role=role, body=body)
+    return invoke(subscription_handler.lambda_handler, event)
+
+
+def call_invoices(query: Query | None = None, org_id: str | None = ORG_A, role: str | None = "member") -> Reply:
+    event = with_query(api_event("GET", "/billing/invoices", org_id=org_id, role=role), query)
+    return invoke(invoices_handler.lambda_handler, event)
 
 
 def call_webhook(event: dict[str, Any]) -> Reply:
@@ -241,6 +289,30 @@ def subscribe(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 
     if deliver_events:
         for stripe_event in events:
             assert deliver(stripe_event).status == 200
+    return tenant
+
+
+def fail_from_next(fake: FakeStripe, method: str, path: str, count: int, **fault: Any) -> None:
+    """Arm `fake.fail_next(count, ...)` on `path` when the next `method` request to it arrives: the
+    fake matches faults by path only, and a plan change reads (GET) and then updates (POST) the same
+    subscription path, so this is how the update alone fails."""
+
+    def handle(
+        request_method: str, request_path: str, query: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if request_method.upper() == method and request_path == path:
+            del fake.handle  # back to the class's method: armed once
+            fake.fail_next(count, path_prefix=path, **fault)
+        return type(fake).handle(fake, request_method, request_path, query, body, headers)
+
+    fake.handle = handle  # type: ignore[method-assign,assignment]
+
+
+def subscribe_synced(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 3) -> Tenant:
+    """`subscribe`, delivering only the event that stores the subscription (the others' deliveries are
+    duplicates of that state, and each costs a webhook call)."""
+    tenant = subscribe(fake, org_id, plan=plan, sites=sites, deliver_events=False)
+    assert deliver(tenant.event("customer.subscription.created")).outcome == "synced"
     return tenant
 
 

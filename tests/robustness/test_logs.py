@@ -6,6 +6,7 @@ lines were really captured, and assert on the scan themselves.)"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -20,8 +21,13 @@ from tests.robustness.support import (
     ORG_A,
     WEBHOOK_SECRET,
     MotoEnvironment,
+    call_cancel,
+    call_change,
     call_checkout,
+    call_invoices,
     call_portal,
+    call_preview,
+    call_resume,
     call_webhook,
     deliver,
     fresh_id,
@@ -150,12 +156,57 @@ def test_webhook_rejections_failures_and_retries(
     assert stripe_event["id"] in text  # the event id is logged (it is how an operator finds the delivery)
 
 
+@pytest.mark.usefixtures("debug_logging")
+def test_subscription_and_invoice_errors_and_retries(
+    log_capture: LogCapture, stripe_fake: FakeStripe, aws_faults: AwsFaultInjector
+) -> None:
+    """The subscription and invoice endpoints: card numbers and keys in query values, cursors and
+    bodies; Stripe giving up on an update; DynamoDB throttling; a change, a cancellation and a list."""
+    tenant = subscribe(stripe_fake, ORG_A, deliver_events=False)
+    assert deliver(tenant.event("customer.subscription.created")).outcome == "synced"
+    planted_cursor = base64.urlsafe_b64encode(json.dumps({"o": ORG_A, "a": PLANTED[0], "k": PLANTED[2]}).encode()).decode()
+    for query in (
+        {"plan": PLANTED[0], "siteQuantity": PLANTED[1]},
+        {"plan": "pro", "siteQuantity": PLANTED[3]},
+        {"plan": "enterprise", "siteQuantity": "4242424242424242"},
+    ):
+        assert call_preview(query).status == 400
+    for query in ({"cursor": planted_cursor}, {"cursor": PLANTED[2]}, {"limit": PLANTED[0]}):
+        assert call_invoices(query).status == 400
+    for body in (
+        {"plan": "enterprise", "prorationDate": 4242424242424242},
+        {"plan": PLANTED[2], "siteQuantity": 4},
+        {"plan": "pro", "subscription": PLANTED[0]},
+    ):
+        assert call_change(body).status == 400
+    assert call_cancel({"immediately": PLANTED[0]}).status == 400
+    stripe_fake.fail_next(3, status=500, path_prefix=f"/v1/subscriptions/{tenant.subscription_id}")
+    assert call_cancel({}).status == 502
+    aws_faults.fail(dynamodb_client(), "Query", AwsError("ThrottlingException"))
+    assert call_invoices().status == 503
+    assert call_change({"plan": "enterprise", "siteQuantity": 4}).status == 200
+    assert call_cancel({}).status == 200
+    assert call_resume().status == 200
+    assert call_invoices({"limit": "1"}).status == 200
+    assert_clean(log_capture, "request refused", "Stripe is unavailable", "subscription stored")
+
+
 def test_unknown_field_names_are_not_logged_verbatim(log_capture: LogCapture) -> None:
     """The name of an unknown body field is the caller's text: a card number or a key sent as a
     field name must not be written to the logs (nor echoed back)."""
     for name in ("4242 4242 4242 4242", "sk_live_0123456789abcdef"):
         reply = call_checkout({"plan": "pro", name: 1})
         assert (reply.status, reply.code) == (400, "unknown_field")
+    problems = scan(log_capture.text())
+    assert not problems, "; ".join(problems)
+
+
+def test_unknown_query_parameter_names_are_not_logged_verbatim(log_capture: LogCapture) -> None:
+    """The same for the name of an unknown query parameter (GET /billing/subscription/preview and
+    GET /billing/invoices refuse them): the caller's own text, so not logged (nor in a traceback)."""
+    for name in ("4242 4242 4242 4242", "sk_live_0123456789abcdef"):
+        for reply in (call_preview({"plan": "pro", name: "1"}), call_invoices({name: "1"})):
+            assert (reply.status, reply.code) == (400, "unknown_field")
     problems = scan(log_capture.text())
     assert not problems, "; ".join(problems)
 

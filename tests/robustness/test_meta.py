@@ -13,7 +13,17 @@ from tenant_billing.aws_clients import dynamodb_client
 from tests.conftest import TABLE_NAME
 from tests.robustness.aws_faults import AwsError, AwsFaultInjector
 from tests.robustness.counts import FAULTS, FUZZ, ISOLATION, JSON_PATH_ENV, LOG_SCANS, summary_line, write_json
-from tests.robustness.support import ORG_A, Items, call_status, subscribe
+from tests.robustness.support import (
+    ORG_A,
+    Items,
+    call_change,
+    call_status,
+    fail_from_next,
+    stripe_fault_count,
+    subscribe,
+    subscribe_synced,
+    with_query,
+)
 from tests.stripe_fake import FakeStripe
 
 
@@ -53,3 +63,25 @@ def test_the_summary_line_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "all_passing": True,
     }
     assert JSON_PATH_ENV == "ROBUSTNESS_COUNTS_JSON"
+
+
+def test_a_query_string_arrives_as_api_gateway_delivers_it() -> None:
+    """Payload 2.0: the raw string as sent, and the decoded parameters with repeated names joined."""
+    event = with_query({}, [("plan", "pro"), ("siteQuantity", "1"), ("plan", "enterprise"), ("x y", "ü&")])
+    assert event["rawQueryString"] == "plan=pro&siteQuantity=1&plan=enterprise&x+y=%C3%BC%26"
+    assert event["queryStringParameters"] == {"plan": "pro,enterprise", "siteQuantity": "1", "x y": "ü&"}
+    assert "queryStringParameters" not in with_query(event, [])
+
+
+@pytest.mark.usefixtures("billing")
+def test_a_stripe_fault_armed_for_one_method_spares_the_other(stripe_fake: FakeStripe) -> None:
+    """fail_from_next: the read of a subscription goes through, its update fails (and is counted)."""
+    tenant = subscribe_synced(stripe_fake, ORG_A)
+    path = f"/v1/subscriptions/{tenant.subscription_id}"
+    first = len(stripe_fake.requests)
+    fail_from_next(stripe_fake, "POST", path, 3, status=500)
+    assert call_change({"plan": "enterprise"}).code == "stripe_unavailable"
+    assert [(r.method, r.fault) for r in stripe_fake.requests[first:]] == [("GET", None)] + [("POST", "status_500")] * 3
+    assert stripe_fault_count(stripe_fake, first) == 3
+    assert "handle" not in vars(stripe_fake)  # disarmed
+    assert call_change({"plan": "enterprise"}).status == 200

@@ -20,7 +20,7 @@ from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooL
 from tenant_billing.http_responses import JSON_HEADERS, error_body, error_payload, error_response
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import DynamoBillingRepository
-from tenant_billing.request_body import MAX_BODY_BYTES
+from tenant_billing.request_body import MAX_BODY_BYTES, MAX_FIELD_NAME
 from tenant_billing.settings import get_settings
 
 # The error answers every route may give, for the OpenAPI document (codes in the README).
@@ -60,13 +60,11 @@ def validation_error(errors: Any) -> InvalidRequestError:
     if field is None and location == "body":
         return InvalidRequestError("the request body must be a JSON object", code="invalid_body")
     if kind == "extra_forbidden":
-        return InvalidRequestError(f"{field}: unknown field", field=field, code="unknown_field")
+        # The name is the caller's text: returned in `field`, kept out of the message.
+        return InvalidRequestError("unknown field", field=field, code="unknown_field")
     if kind == "missing":
         return InvalidRequestError(f"{field}: required", field=field, code="missing_field")
     return InvalidRequestError(f"{field}: {error.get('msg', 'invalid value')}", field=field, code="invalid_field")
-
-
-MAX_FIELD_NAME = 128
 
 
 def refused(exc: BillingError) -> Response[str]:

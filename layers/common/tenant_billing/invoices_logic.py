@@ -77,7 +77,16 @@ def list_invoices(
     if starting_after:
         params["starting_after"] = starting_after
     with stripe_errors("invoices.list"):
-        page = client().v1.invoices.list(params=params)
+        try:
+            page = client().v1.invoices.list(params=params)
+        except stripe.InvalidRequestError as exc:
+            # Cursors are not signed: one in the caller's own name may still name no invoice of
+            # its customer. That is the caller's mistake, not a misconfiguration.
+            if starting_after and exc.param == "starting_after":
+                raise InvalidRequestError(
+                    "cursor is not valid for this organization", field="cursor", code="invalid_cursor"
+                ) from None
+            raise
     invoices = [_invoice_view(invoice.to_dict()) for invoice in page.data]
     next_cursor = encode_cursor(caller.org_id, invoices[-1].id) if page.has_more and invoices else None
     return InvoiceListResponse(invoices=invoices, next_cursor=next_cursor)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from tenant_billing.errors import InvalidRequestError
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_FIELD_NAME = 128
 
 
 def parse_query(parameters: Mapping[str, str] | None, allowed: frozenset[str]) -> dict[str, str]:
@@ -15,5 +16,7 @@ def parse_query(parameters: Mapping[str, str] | None, allowed: frozenset[str]) -
     values = dict(parameters or {})
     for name in values:
         if name not in allowed:
-            raise InvalidRequestError(f"{name}: unknown parameter", field=name, code="unknown_field")
+            # The name is the caller's own text: it goes back in `field` (bounded), never into a
+            # message, which tracebacks and traces may carry into logs.
+            raise InvalidRequestError("unknown query parameter", field=name[:MAX_FIELD_NAME], code="unknown_field")
     return values

@@ -117,6 +117,9 @@ class _Plan:
     record: SubscriptionRecord
     wanted: LineItems
     changes: list[ItemChange]
+    # Stripe's subscription as read just now, and when that read started.
+    current: dict[str, Any]
+    read_at_ns: int
 
 
 def _plan_change(
@@ -132,12 +135,29 @@ def _plan_change(
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
     stripe_client = client()
+    read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.retrieve"):
         current = stripe_client.v1.subscriptions.retrieve(record.subscription_id).to_dict()
-    changes = item_changes(list((current.get("items") or {}).get("data") or []), wanted, catalog.price_index(settings.price_ids))
-    if not changes:
-        raise InvalidRequestError("the subscription already has this plan and quantity", field="plan", code="no_change")
-    return _Plan(record, wanted, changes), stripe_client
+    items = list((current.get("items") or {}).get("data") or [])
+    changes = item_changes(items, wanted, catalog.price_index(settings.price_ids))
+    return _Plan(record, wanted, changes, current, read_at_ns), stripe_client
+
+
+def _no_change() -> InvalidRequestError:
+    return InvalidRequestError("the subscription already has this plan and quantity", field="plan", code="no_change")
+
+
+def _check_proration_date(proration_date: int | None, current: Mapping[str, Any]) -> None:
+    """Stripe only prorates at a moment of the current period: refuse any other date as ours."""
+    if proration_date is None:
+        return
+    items = list((current.get("items") or {}).get("data") or [])
+    starts = [int(item["current_period_start"]) for item in items if item.get("current_period_start") is not None]
+    ends = [int(item["current_period_end"]) for item in items if item.get("current_period_end") is not None]
+    if starts and ends and not max(starts) <= proration_date <= min(ends):
+        raise InvalidRequestError(
+            "prorationDate is outside the current billing period; preview again", field="prorationDate", code="invalid_field"
+        )
 
 
 def preview_change(
@@ -150,6 +170,8 @@ def preview_change(
 ) -> ChangePreviewResponse:
     """What a change costs now (the prorated invoice) and what the next regular invoice totals."""
     plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    if not plan.changes:
+        raise _no_change()
     proration_date = int(time.time())
     items = [change.for_preview() for change in plan.changes]
     with stripe_errors("invoices.create_preview"):
@@ -197,6 +219,13 @@ def change_subscription(
             "prorationDate must come from a preview of the last hour", field="prorationDate", code="invalid_field"
         )
     plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    if not plan.changes:
+        if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
+            # Stripe already has this change (an earlier attempt whose answer was lost) but the
+            # table does not yet: store what Stripe says, and the retry succeeds.
+            return _store_and_answer(caller.org_id, plan.current, plan.read_at_ns, repository, settings, catalog)
+        raise _no_change()
+    _check_proration_date(request.proration_date, plan.current)
     params: SubscriptionUpdateParams = {
         "items": [change.for_update() for change in plan.changes],
         "proration_behavior": PRORATION_BEHAVIOR,
@@ -207,7 +236,7 @@ def change_subscription(
     with stripe_errors("subscriptions.update"):
         updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params)
     metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, updated, read_at_ns, repository, settings, catalog)
+    return _store_and_answer(caller.org_id, updated.to_dict(), read_at_ns, repository, settings, catalog)
 
 
 def cancel_subscription(
@@ -225,11 +254,18 @@ def cancel_subscription(
     read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.cancel"):
         if immediately:
-            result = stripe_client.v1.subscriptions.cancel(record.subscription_id)
+            try:
+                result = stripe_client.v1.subscriptions.cancel(record.subscription_id)
+            except stripe.InvalidRequestError:
+                # A DELETE carries no idempotency key: if an earlier attempt canceled it and its
+                # answer was lost, Stripe now refuses. Canceled is what was asked for.
+                result = stripe_client.v1.subscriptions.retrieve(record.subscription_id)
+                if result.status != "canceled":
+                    raise
         else:
             result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at_period_end": True})
     metrics.add_metric(name="SubscriptionCanceled" if immediately else "SubscriptionCancelScheduled", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, result, read_at_ns, repository, settings, catalog)
+    return _store_and_answer(caller.org_id, result.to_dict(), read_at_ns, repository, settings, catalog)
 
 
 def resume_subscription(
@@ -250,17 +286,17 @@ def resume_subscription(
     with stripe_errors("subscriptions.update"):
         result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at_period_end": False})
     metrics.add_metric(name="SubscriptionResumed", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, result, read_at_ns, repository, settings, catalog)
+    return _store_and_answer(caller.org_id, result.to_dict(), read_at_ns, repository, settings, catalog)
 
 
 def _store_and_answer(
     org_id: str,
-    subscription: stripe.Subscription,
+    subscription: Mapping[str, Any],
     read_at_ns: int,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
 ) -> BillingStatusResponse:
-    _, state = store_stripe_subscription(org_id, subscription.to_dict(), read_at_ns, repository, settings, catalog)
+    _, state = store_stripe_subscription(org_id, subscription, read_at_ns, repository, settings, catalog)
     configured = is_billing_configured(settings, catalog)
     return status_response(state.subscription, state.entitlement, catalog, configured, has_customer=True)
