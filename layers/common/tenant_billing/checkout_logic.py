@@ -3,8 +3,8 @@ organization however often or concurrently it is called."""
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,11 +75,11 @@ def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingReposit
     if billing.customer is not None and billing.customer.is_linked:
         return billing.customer.customer_id
     now = int(time.time())
-    claim: CustomerLink = repository.claim_customer(org_id, f"org-customer-{org_id}-{uuid.uuid4().hex}", now)
+    claim: CustomerLink = repository.claim_customer(org_id, f"org-customer-{org_id}-{secrets.token_urlsafe(16)}", now)
     if claim.is_linked:
         return claim.customer_id
     if now - claim.claimed_at > CLAIM_KEY_MAX_AGE_SECONDS:
-        claim = repository.replace_stale_claim(claim, f"org-customer-{org_id}-{uuid.uuid4().hex}", now)
+        claim = repository.replace_stale_claim(claim, f"org-customer-{org_id}-{secrets.token_urlsafe(16)}", now)
         if claim.is_linked:
             return claim.customer_id
     with stripe_errors("customers.create"):

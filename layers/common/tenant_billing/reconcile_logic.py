@@ -15,8 +15,8 @@ lease after every page, so a run that runs out of time, fails or is killed resum
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -211,7 +211,9 @@ class _Run:
             self.checkpoint = replace(
                 self.checkpoint,
                 phase=PHASE_STRIPE,
-                run_id=uuid.uuid4().hex,
+                # base64url, not a UUID: a UUID's hex can hold 13+ digits in a row (alone or in dashed
+                # groups), which log scanners rightly take for a card number.
+                run_id=secrets.token_urlsafe(16),
                 started_ns=self.clock_ns(),
                 stripe_cursor="",
                 scan_cursor="",
@@ -371,7 +373,7 @@ def reconcile(
     except BillingNotConfiguredError:
         logger.warning("reconciliation skipped: billing is not configured")
         return ReconcileResult(RunOutcome.NOT_CONFIGURED, "", {})
-    owner = uuid.uuid4().hex
+    owner = secrets.token_urlsafe(16)
     now_ms = clock_ns() // 1_000_000
     checkpoint = repository.acquire_reconcile_lease(owner, now_ms, now_ms + config.lease_seconds * 1000)
     if checkpoint is None:

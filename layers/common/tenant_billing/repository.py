@@ -398,18 +398,7 @@ class DynamoBillingRepository:
         keys: list[AttributeMap] = [{"pk": _s(event_pk(event_id)), "sk": _s(SK_EVENT)}]
         if customer_id:
             keys.append({"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG)})
-        request: AttributeMap = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        found: list[AttributeMap] = []
-        for attempt in range(3):
-            with _translated_errors():
-                response = self._client.batch_get_item(RequestItems=request)
-            found.extend(response.get("Responses", {}).get(self._table, []))
-            request = dict(response.get("UnprocessedKeys") or {})
-            if not request:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise TransientStoreError("billing storage is temporarily unavailable, try again")
+        found = self._batch_get(keys)
         seen = any(item["sk"]["S"] == SK_EVENT for item in found)
         org_id = next((_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG), None)
         return EventLookup(already_processed=seen, org_id=org_id or None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from stripe.params import (
@@ -49,31 +49,22 @@ class ItemChange:
     quantity: int | None = None
     deleted: bool = False
 
-    def for_update(self) -> SubscriptionUpdateParamsItem:
-        item: SubscriptionUpdateParamsItem = {}
-        if self.item_id:
-            item["id"] = self.item_id
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"id": self.item_id} if self.item_id else {}
         if self.deleted:
-            item["deleted"] = True
-            return item
+            return {**fields, "deleted": True}
         if self.price:
-            item["price"] = self.price
+            fields["price"] = self.price
         if self.quantity is not None:
-            item["quantity"] = self.quantity
-        return item
+            fields["quantity"] = self.quantity
+        return fields
+
+    # The same fields, typed for each of the two Stripe calls that take them.
+    def for_update(self) -> SubscriptionUpdateParamsItem:
+        return cast(SubscriptionUpdateParamsItem, self._fields())
 
     def for_preview(self) -> InvoiceCreatePreviewParamsSubscriptionDetailsItem:
-        item: InvoiceCreatePreviewParamsSubscriptionDetailsItem = {}
-        if self.item_id:
-            item["id"] = self.item_id
-        if self.deleted:
-            item["deleted"] = True
-            return item
-        if self.price:
-            item["price"] = self.price
-        if self.quantity is not None:
-            item["quantity"] = self.quantity
-        return item
+        return cast(InvoiceCreatePreviewParamsSubscriptionDetailsItem, self._fields())
 
 
 def _price_id(item: Mapping[str, Any]) -> str:
