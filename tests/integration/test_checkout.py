@@ -12,7 +12,7 @@ import checkout_handler
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.support.api_events import api_event, load_event, response_json
-from tests.support.aws_calls import count_dynamodb_calls
+from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
 from tests.support.store import store_subscription
 
 Items = Callable[[], list[dict[str, Any]]]
@@ -294,10 +294,11 @@ def test_concurrent_first_checkouts_make_one_customer(stripe_fake: FakeStripe, t
         results.append(checkout({"plan": "pro", "siteQuantity": 1}))
 
     threads = [threading.Thread(target=press) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with atomic_dynamodb_requests():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert [status for status, _ in results] == [200] * 6, results
     assert all(body["url"].startswith("https://checkout.stripe.com/") for _, body in results)
     (customer,) = stripe_fake.customers.values()

@@ -18,7 +18,7 @@ import stripe_webhook_handler
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event, response_json
-from tests.support.aws_calls import count_dynamodb_calls
+from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
 from tests.support.flows import WEBHOOK_SECRET
 from tests.support.webhook_events import delivery_body, function_url_event, signed_delivery
 
@@ -351,10 +351,11 @@ def test_concurrent_deliveries_with_duplicates(stripe_fake: FakeStripe) -> None:
         results.extend(deliver(stripe_event)[0] for stripe_event in chunk)
 
     threads = [threading.Thread(target=worker, args=(deliveries[n::8],)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with atomic_dynamodb_requests():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     # A conflicting concurrent transaction may answer 503 (Stripe retries it); deliver those again.
     assert set(results) <= {200, 503}
     for stripe_event in events:

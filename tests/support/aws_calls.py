@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,3 +25,23 @@ def count_dynamodb_calls() -> Iterator[Counter[str]]:
         yield calls
     finally:
         client.meta.events.unregister("before-call.dynamodb", record)
+
+
+@contextmanager
+def atomic_dynamodb_requests() -> Iterator[None]:
+    """For tests with threads: each DynamoDB request runs alone, as real DynamoDB executes each
+    request atomically. moto's in-process backend is not thread-safe (it can fail a request with
+    "dictionary changed size during iteration"); everything else still interleaves freely."""
+    client: Any = dynamodb_client()  # botocore's private _make_api_call is not in the stubs
+    lock = threading.Lock()
+    original = client._make_api_call
+
+    def locked(operation_name: str, api_params: Any) -> Any:
+        with lock:
+            return original(operation_name, api_params)
+
+    client._make_api_call = locked
+    try:
+        yield
+    finally:
+        del client._make_api_call

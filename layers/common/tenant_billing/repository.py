@@ -398,7 +398,8 @@ class DynamoBillingRepository:
         keys: list[AttributeMap] = [{"pk": _s(event_pk(event_id)), "sk": _s(SK_EVENT)}]
         if customer_id:
             keys.append({"pk": _s(customer_pk(customer_id)), "sk": _s(SK_ORG)})
-        found = self._batch_get(keys)
+        # Three attempts: Stripe is waiting on this webhook; a 503 makes it retry later.
+        found = self._batch_get(keys, attempts=3)
         seen = any(item["sk"]["S"] == SK_EVENT for item in found)
         org_id = next((_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG), None)
         return EventLookup(already_processed=seen, org_id=org_id or None)
@@ -484,12 +485,12 @@ class DynamoBillingRepository:
 
     # --- reconciliation -------------------------------------------------------------------------
 
-    def _batch_get(self, keys: list[AttributeMap]) -> list[AttributeMap]:
+    def _batch_get(self, keys: list[AttributeMap], attempts: int = 5) -> list[AttributeMap]:
         """Consistent BatchGetItem of any number of keys (100 a call), unprocessed keys retried."""
         found: list[AttributeMap] = []
         for start in range(0, len(keys), 100):
             request: AttributeMap = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
-            for attempt in range(5):
+            for attempt in range(attempts):
                 with _translated_errors():
                     response = self._client.batch_get_item(RequestItems=request)
                 found.extend(response.get("Responses", {}).get(self._table, []))
