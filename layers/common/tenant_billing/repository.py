@@ -295,6 +295,25 @@ class DynamoBillingRepository:
     def _client(self) -> DynamoDBClient:
         return self._client_factory()
 
+    def _transact(self, items: list[AttributeMap]) -> list[str] | None:
+        """TransactWriteItems with short retries of TransactionConflict (another transaction on the
+        same items in flight). None when written; the cancellation reasons when a condition failed,
+        for the caller to interpret; TransientStoreError for anything else."""
+        for attempt in range(3):
+            try:
+                with _translated_errors():
+                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return None
+            except self._client.exceptions.TransactionCanceledException as exc:
+                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    return reasons
+                if "TransactionConflict" in reasons and attempt < 2:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        raise TransientStoreError("billing storage is temporarily unavailable, try again")
+
     def get_org_billing(self, org_id: str) -> OrgBilling:
         # One Query reads the whole organization partition (customer, subscription, entitlement).
         # Consistent: a status call right after a webhook must see what the webhook wrote.
@@ -376,21 +395,11 @@ class DynamoBillingRepository:
                 }
             },
         ]
-        for attempt in range(3):
-            try:
-                with _translated_errors():
-                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-                return customer_id
-            except self._client.exceptions.TransactionCanceledException as exc:
-                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
-                    linked = self.get_org_billing(org_id).customer
-                    if linked is not None and linked.is_linked:
-                        return linked.customer_id
-                elif "TransactionConflict" in reasons and attempt < 2:
-                    time.sleep(0.05 * 2**attempt)
-                    continue
-                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        if self._transact(items) is None:
+            return customer_id
+        linked = self.get_org_billing(org_id).customer
+        if linked is not None and linked.is_linked:
+            return linked.customer_id
         raise TransientStoreError("billing storage is temporarily unavailable, try again")
 
     def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup:
@@ -442,22 +451,13 @@ class DynamoBillingRepository:
                     }
                 }
             )
-        for attempt in range(3):
-            try:
-                with _translated_errors():
-                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-                return SaveOutcome.WRITTEN
-            except self._client.exceptions.TransactionCanceledException as exc:
-                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
-                if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
-                    return SaveOutcome.DUPLICATE
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return SaveOutcome.SUPERSEDED
-                if "TransactionConflict" in reasons and attempt < 2:
-                    # Another transaction on the same org is in flight: it is short, try again.
-                    time.sleep(0.05 * 2**attempt)
-                    continue
-                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        reasons = self._transact(items)
+        if reasons is None:
+            return SaveOutcome.WRITTEN
+        if len(reasons) == 3 and reasons[2] == "ConditionalCheckFailed":
+            return SaveOutcome.DUPLICATE
+        if reasons[0] == "ConditionalCheckFailed":
+            return SaveOutcome.SUPERSEDED
         raise TransientStoreError("billing storage is temporarily unavailable, try again")
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
@@ -625,19 +625,11 @@ class DynamoBillingRepository:
             TTL_ATTRIBUTE: _n(expires_at),
         }
         items: list[AttributeMap] = [{"Update": update}, {"Put": {"TableName": self._table, "Item": seen_item}}]
-        for attempt in range(3):
-            try:
-                with _translated_errors():
-                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-                return True
-            except self._client.exceptions.TransactionCanceledException as exc:
-                reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False
-                if "TransactionConflict" in reasons and attempt < 2:
-                    time.sleep(0.05 * 2**attempt)
-                    continue
-                raise TransientStoreError("billing storage is temporarily unavailable, try again") from exc
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if reasons[0] == "ConditionalCheckFailed":
+            return False
         raise TransientStoreError("billing storage is temporarily unavailable, try again")
 
     def reconcile_seen_ids(self, run_id: str, pages: int) -> set[str]:
