@@ -148,6 +148,8 @@ def resolve(
     except BillingError as exc:
         return error_response(exc)
     logger.append_keys(org_id=caller.org_id)
+    # The routing context (what append_context fills); Powertools clears it after every resolve.
+    app.context["caller"] = caller
     try:
         check_body(event)
     except BillingError as exc:
@@ -157,8 +159,9 @@ def resolve(
 
 
 def current_caller(app: APIGatewayHttpResolver) -> Caller:
-    """The caller of the request being routed (already checked by `resolve`)."""
-    return caller_from_event(app.current_event.raw_event, get_settings())
+    """The caller of the request being routed, as `resolve` checked it (parsed once per request)."""
+    caller = app.context.get("caller")
+    return caller if isinstance(caller, Caller) else caller_from_event(app.current_event.raw_event, get_settings())
 
 
 @cache
