@@ -21,23 +21,13 @@ from tests.stripe_fake import (
     FakeStripeHTTPClient,
     make_stripe_client,
 )
+from tests.support.clock import ManualClock
 
 # 2026-01-31 00:00:00 UTC: one month later is Feb 28 (Stripe clamps to the month's last day).
 START = int(datetime(2026, 1, 31, tzinfo=UTC).timestamp())
 FEB_28 = int(datetime(2026, 2, 28, tzinfo=UTC).timestamp())
 MAR_31 = int(datetime(2026, 3, 31, tzinfo=UTC).timestamp())
 DAY = 86_400
-
-
-class ManualClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

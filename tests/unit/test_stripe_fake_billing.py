@@ -16,6 +16,7 @@ import pytest
 import stripe
 
 from tests.stripe_fake import FakeStripe, FakeStripeError, make_stripe_client
+from tests.support.clock import ManualClock
 
 # 2026-01-31 00:00:00 UTC: the first period ends Feb 28 (28 days), the next one Mar 31.
 START = int(datetime(2026, 1, 31, tzinfo=UTC).timestamp())
@@ -25,17 +26,6 @@ DAY = 86_400
 # Feb 10, 03:17:05 UTC: a mid-period moment whose prorations do not come out round.
 MID = START + 10 * DAY + 3 * 3600 + 17 * 60 + 5
 X = "\N{MULTIPLICATION SIGN}"
-
-
-class ManualClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
