@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import get_repository
+from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tests import POWERTOOLS_ENV
 from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_texts

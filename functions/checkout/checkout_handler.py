@@ -11,8 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tenant_billing.api_models import PlanSelection, UrlResponse
 from tenant_billing.catalog import get_catalog
 from tenant_billing.checkout_logic import create_checkout
-from tenant_billing.http_api import build_resolver, current_caller, documented, get_repository, resolve
+from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 

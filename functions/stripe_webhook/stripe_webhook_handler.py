@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
-from tenant_billing.http_api import get_repository
 from tenant_billing.http_responses import error_body, error_response, proxy_response
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_credentials import get_stripe_credentials
 from tenant_billing.stripe_gateway import get_stripe_client

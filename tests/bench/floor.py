@@ -3,7 +3,10 @@ handler around them, through clients built exactly as the functions build theirs
 DynamoDB client from tenant_billing.aws_clients, the StripeClient from tenant_billing.stripe_gateway).
 
 Everything else a request does (Powertools, routing, validation, parsing, signature checks, the
-entitlement derivation) is the handler's overhead over this floor. The Stripe parameters of
+entitlement derivation) is the handler's overhead over this floor. The floor's own cold start is
+measured too: it is what any handler making these calls with these SDKs pays at least, so the
+status floor imports neither the Stripe SDK nor the settings model (the table name comes straight
+from the environment); the Stripe floors build their StripeClient as the functions do. The Stripe parameters of
 Checkout and portal sessions are the ones the handler sent (recorded by the Stripe fake), so the
 floor's requests are the same bytes; the webhook's items follow the table layout (README).
 """
@@ -13,16 +16,15 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, cast
-
-from stripe import StripeClient
-from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
-from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+from typing import TYPE_CHECKING, Any, cast
 
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.items import SK_ENTITLEMENT, SK_EVENT, SK_ORG, SK_SUBSCRIPTION, customer_pk, event_pk, org_pk
-from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+
+if TYPE_CHECKING:
+    from stripe import StripeClient
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 FUNCTIONS = ("status", "checkout", "portal", "webhook")
 EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
@@ -55,7 +57,7 @@ class FloorTarget:
         if function not in FUNCTIONS:
             raise ValueError(f"unknown function {function!r}")
         self.function = function
-        self.table = get_settings().TABLE_NAME
+        self.table = os.environ["TABLE_NAME"]
         self.dynamodb = dynamodb_client()
         self.org_id: str = setup.get("org_id", "")
         self.stripe_params: dict[str, Any] = setup.get("stripe_params") or {}
@@ -63,7 +65,11 @@ class FloorTarget:
         self._event_numbers = itertools.count()
         # The handlers cache the Stripe client (and the secret it comes from) per execution
         # environment; so does the floor: one Secrets Manager read, here.
-        self._stripe: StripeClient | None = get_stripe_client() if function != "status" else None
+        self._stripe: StripeClient | None = None
+        if function != "status":
+            from tenant_billing.stripe_gateway import get_stripe_client
+
+            self._stripe = get_stripe_client()
 
     @property
     def stripe(self) -> StripeClient:
@@ -157,10 +163,10 @@ class FloorTarget:
             self._query_org()
         elif self.function == "checkout":
             self._query_org()
-            self.stripe.v1.checkout.sessions.create(params=cast(CheckoutSessionParams, self.stripe_params))
+            self.stripe.v1.checkout.sessions.create(params=cast("CheckoutSessionParams", self.stripe_params))
         elif self.function == "portal":
             self._query_org()
-            self.stripe.v1.billing_portal.sessions.create(params=cast(PortalSessionParams, self.stripe_params))
+            self.stripe.v1.billing_portal.sessions.create(params=cast("PortalSessionParams", self.stripe_params))
         else:
             return self._webhook(item)
         return "ok"

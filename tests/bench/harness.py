@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import threading
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.bench import importtime, report, sizes
+from tests.bench import importtime, report, shipped, sizes
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
 from tests.local_runner.dev import price_parameters
@@ -78,10 +79,16 @@ class Mode:
     throughput_events: int
     sam_build: bool
     importtime: bool
+    # Cold starts per function of the code as Lambda gets it, with and without bytecode (tests.bench.shipped).
+    shipped_reps: int
 
 
-FULL = Mode("full", 15, requests=200, threads=8, warm_blocks=10, throughput_events=200, sam_build=True, importtime=True)
-SHORT = Mode("short", 3, requests=50, threads=8, warm_blocks=5, throughput_events=50, sam_build=False, importtime=False)
+FULL = Mode(
+    "full", 15, requests=200, threads=8, warm_blocks=10, throughput_events=200, sam_build=True, importtime=True, shipped_reps=5
+)
+SHORT = Mode(
+    "short", 3, requests=50, threads=8, warm_blocks=5, throughput_events=50, sam_build=False, importtime=False, shipped_reps=1
+)
 # Events per slice of a throughput run (each slice is timed on its own; the rates use the sums).
 THROUGHPUT_BLOCK = 25
 
@@ -186,6 +193,13 @@ class Bench:
         self.scenario = scenario
         self.functions = function_environments(services)
         self.cold: dict[str, list[ColdStart]] = {name: [] for name in (*BASELINES, *FUNCTIONS.values())}
+        # The floor's cold starts: a fresh process making the function's first calls with no handler.
+        self.cold_floor: dict[str, list[ColdStart]] = {name: [] for name in FUNCTIONS.values()}
+        # Cold starts of the code laid out as Lambda gets it: variant -> function -> samples.
+        self.cold_shipped: dict[str, dict[str, list[ColdStart]]] = {
+            variant: {name: [] for name in FUNCTIONS.values()} for variant in (shipped.NO_BYTECODE, shipped.BYTECODE)
+        }
+        self.shipped_files: dict[str, dict[str, int]] = {}
         self.results: dict[str, dict[str, Any]] = {name: {} for name in FUNCTIONS.values()}
         self.failures: list[str] = []
         self.aws = services.aws_client("dynamodb")
@@ -233,12 +247,51 @@ class Bench:
                     self.cold[name].append(sample)
                     if name not in BASELINES and sample.status != 200:
                         self.failures.append(f"{name}: first request of a cold start answered {sample.status}")
-                    if last and name not in BASELINES:
+                    if name in BASELINES:
+                        continue
+                    # Right after the function's own cold start, so machine noise hits both alike.
+                    if last:
                         self.run_warm_and_floor(name, probe)
                         progress(f"{name}: warm requests and floor done")
+                    else:
+                        self.floor_cold_start(name)
                 finally:
                     probe.discard()
             progress(f"cold-start round {round_number + 1}/{self.mode.reps} done")
+
+    def shipped_spec(self, name: str, root: Path, variant: str) -> ProbeSpec:
+        """The function's child importing its code from `root` (tests.bench.shipped), writing no
+        bytecode, as in Lambda's read-only code folders; the repository root is only for the probe."""
+        function, env = self.functions[name]
+        path = os.pathsep.join([*shipped.import_path(root, name), str(REPO_ROOT)])
+        env = {**env, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+        args = ("handler", function.handler_module, function.handler_name, function.logical_id)
+        return ProbeSpec(f"{name} ({variant})", args, env, str(root / name))
+
+    def run_shipped_cold_starts(self) -> None:
+        """Cold starts of the code as `sam build` alone ships it (no .pyc) and as `make build` does
+        (compiled by the Makefile's bytecode target), alternating, each function in turn."""
+        code_dirs = {name: Path(function.code_dir) for name, (function, _) in self.functions.items()}
+        roots = {variant: shipped.lay_out(shipped.temporary_root(), code_dirs) for variant in self.cold_shipped}
+        try:
+            shipped.compile_bytecode(roots[shipped.BYTECODE])
+            for variant, root in roots.items():
+                python_files, bytecode_files = shipped.count_files(root)
+                self.shipped_files[variant] = {"py": python_files, "pyc": bytecode_files}
+            for _ in range(self.mode.shipped_reps):
+                for name in FUNCTIONS.values():
+                    for variant, root in roots.items():
+                        probe = Probe(self.shipped_spec(name, root, variant))
+                        try:
+                            sample = probe.start(self.request(name))
+                        finally:
+                            probe.discard()
+                        if sample.status != 200:
+                            self.failures.append(f"{name} ({variant}): first request of a cold start answered {sample.status}")
+                        self.cold_shipped[variant][name].append(sample)
+        finally:
+            for root in roots.values():
+                shutil.rmtree(root, ignore_errors=True)
 
     def _measured(self, probe: Probe, command: dict[str, Any], where: str) -> dict[str, Any]:
         self.fake.reset_requests()
@@ -304,23 +357,40 @@ class Bench:
                     _merge(total, self._measured(run.probe, {**run.command, "items": chunk}, run.where))
         return merged
 
+    def floor_setup(self, name: str) -> dict[str, Any]:
+        """The floor's first line; for checkout and portal, the Stripe parameters of the function's
+        request that was just served (the fake's last POST)."""
+        posts = [request for request in self.fake.requests if request.method == "POST"]
+        return {
+            "org_id": self.scenario.checkout_org if name == "checkout" else self.scenario.status_org,
+            "stripe_params": posts[-1].params if posts and name in ("checkout", "portal") else {},
+            "targets": self.scenario.targets if name == "webhook" else [],
+        }
+
+    def start_floor(self, name: str) -> Probe:
+        """A floor child, started (its cold start recorded) and ready for commands."""
+        setup = self.floor_setup(name)
+        floor = Probe(self.spec(name, floor=True))
+        try:
+            first = floor.start(setup)
+        except BaseException:
+            floor.discard()
+            raise
+        self.cold_floor[name].append(first)
+        if first.status != 200:
+            self.failures.append(f"{name} floor: its first call answered {first.status}")
+        return floor
+
+    def floor_cold_start(self, name: str) -> None:
+        self.start_floor(name).discard()
+
     def run_warm_and_floor(self, name: str, probe: Probe) -> None:
         """The warm requests in the function's process (the last cold-start round's), alternating
         with the same calls on the floor; for the webhook also duplicates and throughput runs.
         Every phase starts from the same table (see purge_event_markers)."""
         n = self.mode.requests
-        # The handler's Stripe parameters, from the first request this process just served.
-        posts = [request for request in self.fake.requests if request.method == "POST"]
-        setup: dict[str, Any] = {
-            "org_id": self.scenario.checkout_org if name == "checkout" else self.scenario.status_org,
-            "stripe_params": posts[-1].params if posts and name in ("checkout", "portal") else {},
-            "targets": self.scenario.targets if name == "webhook" else [],
-        }
-        floor = Probe(self.spec(name, floor=True))
+        floor = self.start_floor(name)
         try:
-            first = floor.start(setup)
-            if first.status != 200:
-                self.failures.append(f"{name} floor: its first call answered {first.status}")
             webhook = name == "webhook"
             events = self.scenario.take(n) if webhook else []
             items = [self.request(name, event)["event"] for event in events] if webhook else []
@@ -418,6 +488,12 @@ class Bench:
             result["cold"] = cold
             result["baseline"] = baseline
             result["cold_ratio"] = round(cold["median_ms"] / baselines[baseline]["median_ms"], 2)
+            if self.cold_floor[name]:
+                floor_cold = cold_summary(self.cold_floor[name])
+                result["floor_cold"] = floor_cold
+                # What the calls alone cost cold, against the same baseline; and the function against them.
+                result["floor_cold_ratio"] = round(floor_cold["median_ms"] / baselines[baseline]["median_ms"], 2)
+                result["cold_vs_floor_cold"] = round(cold["median_ms"] / floor_cold["median_ms"], 2)
             if "warm" in result and "floor" in result:
                 result["floor_ratio"] = round(result["warm"]["p50_ms"] / result["floor"]["p50_ms"], 2)
             if "duplicate" in result and "duplicate_floor" in result:
@@ -428,7 +504,14 @@ class Bench:
                     for threads, run in result["throughput"].items()
                 }
             functions[name] = result
-        return {"baselines": baselines, "functions": functions}
+        as_shipped: dict[str, Any] = {"files": self.shipped_files, "functions": {}}
+        for name in FUNCTIONS.values():
+            plain, compiled = (self.cold_shipped[variant][name] for variant in (shipped.NO_BYTECODE, shipped.BYTECODE))
+            if plain and compiled:
+                row = {shipped.NO_BYTECODE: cold_summary(plain), shipped.BYTECODE: cold_summary(compiled)}
+                ratio = row[shipped.NO_BYTECODE]["median_ms"] / row[shipped.BYTECODE]["median_ms"]
+                as_shipped["functions"][name] = {**row, "no_bytecode_ratio": round(ratio, 2)}
+        return {"baselines": baselines, "functions": functions, "as_shipped": as_shipped}
 
 
 def _merge(total: dict[str, Any], reply: Mapping[str, Any]) -> None:
@@ -462,11 +545,13 @@ def run(mode: Mode, reps: int | None, requests: int | None) -> dict[str, Any]:
         setup_environment(services.env)
         progress(f"{mode.name} mode: setting up through the real handlers")
         # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
-        pool = mode.reps + mode.requests + 2 * mode.throughput_events + 10
+        pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
         scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
         bench = Bench(mode, services, scenario)
         progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
         bench.run_cold_rounds()
+        progress("cold starts of the code as Lambda gets it, without and with bytecode")
+        bench.run_shipped_cold_starts()
         results: dict[str, Any] = {
             "mode": mode.name,
             "reps": mode.reps,

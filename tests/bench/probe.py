@@ -5,10 +5,11 @@
     python -m tests.bench.probe floor <function>
 
 The parent measures from just before spawning to the first line this process writes: after the
-imports (baseline), or after the handler served its first request (handler, floor). The first
-request arrives as the first JSON line on stdin. Later lines are commands (tests.bench.probe_loop);
-each gets one JSON line back. Stdout (fd 1) points at /dev/null, so Powertools' log lines and
-metrics go nowhere; the protocol uses a duplicate of the original stdout.
+imports (baseline), or after the handler (or the floor: the same calls, no handler) served its
+first request. The first request arrives as the first JSON line on stdin. Later lines are
+commands (tests.bench.probe_loop); each gets one JSON line back. Stdout (fd 1) points at
+/dev/null, so Powertools' log lines and metrics go nowhere; the protocol uses a duplicate of the
+original stdout.
 
 Only os, sys and time (already loaded by the interpreter) are imported before the code under
 test, and no typing: anything else would be charged to the cold start.
@@ -82,7 +83,6 @@ def main() -> int:
         return serve(HandlerTarget(handler, context), protocol)
     if mode == "floor":
         from tests.bench.floor import FloorTarget
-        from tests.bench.probe_loop import serve
 
         imported = time.perf_counter()
         import json
@@ -91,6 +91,8 @@ def main() -> int:
         status, _ = target.result(target.call(target.first_item()))
         first = time.perf_counter()
         write(json.dumps({"started": started, "imported": imported, "first": first, "status": status}) + "\n")
+        from tests.bench.probe_loop import serve
+
         return serve(target, protocol)
     raise SystemExit(f"unknown probe mode {mode!r}")
 

@@ -17,10 +17,15 @@ from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import derive_entitlement
 from tenant_billing.errors import StripeUnavailableError
-from tenant_billing.http_api import get_repository
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.reconcile_logic import ReconcileConfig
-from tenant_billing.repository import DynamoBillingRepository, ReconcileCheckpoint, SaveOutcome, subscription_precedes
+from tenant_billing.repository import (
+    DynamoBillingRepository,
+    ReconcileCheckpoint,
+    SaveOutcome,
+    get_repository,
+    subscription_precedes,
+)
 from tests.conftest import FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.http_api import get_repository
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
-from tenant_billing.repository import SaveOutcome
+from tenant_billing.repository import SaveOutcome, get_repository
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
 

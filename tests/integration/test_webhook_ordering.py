@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import checkout_handler
 import stripe_webhook_handler
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import get_repository
+from tenant_billing.repository import get_repository
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to

@@ -6,9 +6,8 @@ import time
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import derive_entitlement
-from tenant_billing.http_api import get_repository
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
-from tenant_billing.repository import SaveOutcome
+from tenant_billing.repository import SaveOutcome, get_repository
 
 
 def store_subscription(

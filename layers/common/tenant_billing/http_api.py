@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -19,7 +18,6 @@ from tenant_billing.auth import Caller, caller_from_event, require_billing_admin
 from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from tenant_billing.http_responses import JSON_HEADERS, error_body, error_payload, error_response
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import DynamoBillingRepository
 from tenant_billing.request_body import MAX_BODY_BYTES, MAX_FIELD_NAME
 from tenant_billing.settings import get_settings
 
@@ -162,8 +160,3 @@ def current_caller(app: APIGatewayHttpResolver) -> Caller:
     """The caller of the request being routed, as `resolve` checked it (parsed once per request)."""
     caller = app.context.get("caller")
     return caller if isinstance(caller, Caller) else caller_from_event(app.current_event.raw_event, get_settings())
-
-
-@cache
-def get_repository() -> DynamoBillingRepository:
-    return DynamoBillingRepository(get_settings().TABLE_NAME)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tenant_billing.aws_clients import dynamodb_client
@@ -642,3 +643,11 @@ class DynamoBillingRepository:
     def _reconcile_state_key() -> AttributeMap:
         pk, sk = RECONCILE_STATE_KEY
         return {"pk": _s(pk), "sk": _s(sk)}
+
+
+@cache
+def get_repository() -> DynamoBillingRepository:
+    """The repository over this environment's table, one per execution environment."""
+    from tenant_billing.settings import get_settings
+
+    return DynamoBillingRepository(get_settings().TABLE_NAME)
