@@ -41,11 +41,12 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     get_catalog.cache_clear()
     get_repository.cache_clear()
-    from tenant_billing.aws_clients import _session, dynamodb_client
+    from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
     from tenant_billing.stripe_credentials import clear_credentials_cache
     from tenant_billing.stripe_gateway import clear_client_cache
 
     dynamodb_client.cache_clear()
+    secretsmanager_client.cache_clear()
     _session.cache_clear()
     clear_credentials_cache()
     clear_client_cache()

@@ -141,10 +141,10 @@ class Probe:
         raise ProbeError(f"{self.spec.label}: the child {what}; its stderr ends with:\n{tail}")
 
 
-def probe_env(base: Mapping[str, str], function_dir: str) -> dict[str, str]:
+def probe_env(base: Mapping[str, str], function_dir: str, layer_dir: str = str(LAYER_DIR)) -> dict[str, str]:
     """`base` plus the import path: the function's folder, the layer and (only for the probe
     module itself) the repository root."""
-    return {**base, "PYTHONPATH": os.pathsep.join([function_dir, str(LAYER_DIR), str(REPO_ROOT)])}
+    return {**base, "PYTHONPATH": os.pathsep.join([function_dir, layer_dir, str(REPO_ROOT)])}
 
 
 def spawn_args(spec: ProbeSpec) -> list[str]:

@@ -157,6 +157,11 @@ def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSp
     return {name: found[name] for name in FUNCTIONS.values()}
 
 
+def handler_args(function: FunctionSpec) -> tuple[str, ...]:
+    """tests.bench.probe's arguments to import the function's handler and serve with it."""
+    return ("handler", function.handler_module, function.handler_name, function.logical_id)
+
+
 def stripe_calls(requests: list[RecordedRequest]) -> Counter[str]:
     return Counter(f"{request.method} {_STRIPE_ID.sub('/{id}', request.path)}" for request in requests)
 
@@ -214,8 +219,7 @@ class Bench:
         function, env = self.functions[name]
         if floor:
             return ProbeSpec(f"{name} floor", ("floor", name), env, function.code_dir, python_args)
-        args = ("handler", function.handler_module, function.handler_name, function.logical_id)
-        return ProbeSpec(name, args, env, function.code_dir, python_args)
+        return ProbeSpec(name, handler_args(function), env, function.code_dir, python_args)
 
     def request(self, name: str, stripe_event: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request for the function (a webhook delivery is signed now: signatures expire)."""
@@ -245,10 +249,10 @@ class Bench:
                 try:
                     sample = probe.start(None if name in BASELINES else self.request(name))
                     self.cold[name].append(sample)
-                    if name not in BASELINES and sample.status != 200:
-                        self.failures.append(f"{name}: first request of a cold start answered {sample.status}")
                     if name in BASELINES:
                         continue
+                    if sample.status != 200:
+                        self.failures.append(f"{name}: first request of a cold start answered {sample.status}")
                     # Right after the function's own cold start, so machine noise hits both alike.
                     if last:
                         self.run_warm_and_floor(name, probe)
@@ -263,10 +267,8 @@ class Bench:
         """The function's child importing its code from `root` (tests.bench.shipped), writing no
         bytecode, as in Lambda's read-only code folders; the repository root is only for the probe."""
         function, env = self.functions[name]
-        path = os.pathsep.join([*shipped.import_path(root, name), str(REPO_ROOT)])
-        env = {**env, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
-        args = ("handler", function.handler_module, function.handler_name, function.logical_id)
-        return ProbeSpec(f"{name} ({variant})", args, env, str(root / name))
+        env = probe_env({**env, "PYTHONDONTWRITEBYTECODE": "1"}, str(root / name), str(root / shipped.LAYER_FOLDER))
+        return ProbeSpec(f"{name} ({variant})", handler_args(function), env, str(root / name))
 
     def run_shipped_cold_starts(self) -> None:
         """Cold starts of the code as `sam build` alone ships it (no .pyc) and as `make build` does

@@ -25,6 +25,7 @@ LAYER_DIR = REPO_ROOT / "layers" / "common"
 LAYER_PACKAGE = "tenant_billing"
 NO_BYTECODE = "sam build alone (no .pyc)"
 BYTECODE = report.BYTECODE_VARIANT
+LAYER_FOLDER = "layer"
 
 
 def layer_distributions(requirements: Path = LAYER_DIR / "requirements.txt") -> list[importlib.metadata.Distribution]:
@@ -63,9 +64,9 @@ def _copy_distribution(distribution: importlib.metadata.Distribution, target: Pa
 
 
 def lay_out(root: Path, function_dirs: dict[str, Path]) -> Path:
-    """The layer (its packages and tenant_billing) under root/layer and each function's folder
-    under root/<name>, without bytecode. Returns root."""
-    layer = root / "layer"
+    """The layer (its packages and tenant_billing) under root/LAYER_FOLDER and each function's
+    folder under root/<name>, without bytecode. Returns root."""
+    layer = root / LAYER_FOLDER
     layer.mkdir(parents=True)
     for distribution in layer_distributions():
         _copy_distribution(distribution, layer)
@@ -74,11 +75,6 @@ def lay_out(root: Path, function_dirs: dict[str, Path]) -> Path:
     for name, function_dir in function_dirs.items():
         shutil.copytree(function_dir, root / name, ignore=ignore)
     return root
-
-
-def import_path(root: Path, name: str) -> list[str]:
-    """As in Lambda: the function's folder, then the layer."""
-    return [str(root / name), str(root / "layer")]
 
 
 def compile_bytecode(root: Path) -> None:

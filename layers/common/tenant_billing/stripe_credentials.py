@@ -79,7 +79,4 @@ def get_stripe_credentials() -> StripeCredentials:
 
 
 def clear_credentials_cache() -> None:
-    from tenant_billing.aws_clients import secretsmanager_client
-
     _secrets_provider.cache_clear()
-    secretsmanager_client.cache_clear()
