@@ -17,7 +17,7 @@ export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
 export SAM_CLI_TELEMETRY := 0
 PIP_FLAGS := --quiet --disable-pip-version-check
 # The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
-APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:functions/subscription:functions/invoices:functions/reconcile:functions/entitlement_events:.
+APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:functions/subscription:functions/invoices:functions/reconcile:functions/entitlement_events:functions/sync:.
 
 .PHONY: help install dev token openapi test lint typecheck pytest validate build bytecode bench bench-short clean
 

@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from tenant_billing.aws_clients import dynamodb_client
-from tenant_billing.items import SK_ENTITLEMENT, SK_EVENT, SK_ORG, SK_SUBSCRIPTION, customer_pk, event_pk, org_pk
+from tenant_billing.items import SK_CHECKOUT, SK_ENTITLEMENT, SK_EVENT, SK_ORG, SK_SUBSCRIPTION, customer_pk, event_pk, org_pk
 
 if TYPE_CHECKING:
     from stripe import StripeClient
@@ -28,14 +28,11 @@ if TYPE_CHECKING:
 
 FUNCTIONS = ("status", "checkout", "portal", "webhook")
 EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 # What an entitlement item holds (the pro plan's features and limits): the same size as the handler's.
 ENTITLEMENT_FEATURES = ("page_builder", "media_library", "seo_toolkit", "analytics", "form_builder", "blog_engine")
 ENTITLEMENT_LIMITS = {"sites": 5, "pages_per_site": 100, "storage_gb": 10}
-# The webhook's guard: a stored subscription is only replaced by a later read (README).
-SUBSCRIPTION_GUARD = (
-    "attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read) OR (subscription_id <> :sid AND ({other}))"
-)
+# The webhook's guard: the organization's stored subscription is only replaced by a later read (README).
+SUBSCRIPTION_GUARD = "attribute_not_exists(pk) OR read_at_ns < :read"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -66,6 +63,7 @@ class FloorTarget:
         # The handlers cache the Stripe client (and the secret it comes from) per execution
         # environment; so does the floor: one Secrets Manager read, here.
         self._stripe: StripeClient | None = None
+        self._open_session = ""
         if function != "status":
             from tenant_billing.stripe_gateway import get_stripe_client
 
@@ -101,9 +99,9 @@ class FloorTarget:
         event_id = item.get("event_id") or f"evt_floor{os.getpid()}x{next(self._event_numbers)}"
         self._lookup(event_id, item["customer_id"])
         read_at_ns = time.time_ns()
-        subscription = self.stripe.v1.subscriptions.retrieve(item["subscription_id"])
+        listed = self.stripe.v1.subscriptions.list(params={"customer": item["customer_id"], "status": "all", "limit": 100})
+        subscription = next(s for s in listed.data if s.id == item["subscription_id"])
         now = int(time.time())
-        live = subscription.status not in ENDED_STATUSES
         org = _s(org_pk(item["org_id"]))
         stored: dict[str, Any] = {
             "pk": org,
@@ -118,10 +116,8 @@ class FloorTarget:
             "sub_created": _n(subscription.created),
             "read_at_ns": _n(read_at_ns),
             "prices_known": {"BOOL": True},
-            "live": {"BOOL": live},
+            "other_live_ids": {"L": []},
         }
-        other = "live = :false OR sub_created < :created" if live else "live = :false AND sub_created < :created"
-        values = {":sid": _s(subscription.id), ":read": _n(read_at_ns), ":created": _n(subscription.created)}
         entitlement: dict[str, Any] = {
             "pk": org,
             "sk": _s(SK_ENTITLEMENT),
@@ -145,8 +141,8 @@ class FloorTarget:
                         "Put": {
                             "TableName": self.table,
                             "Item": stored,
-                            "ConditionExpression": SUBSCRIPTION_GUARD.format(other=other),
-                            "ExpressionAttributeValues": {**values, ":false": {"BOOL": False}},
+                            "ConditionExpression": SUBSCRIPTION_GUARD,
+                            "ExpressionAttributeValues": {":read": _n(read_at_ns)},
                         }
                     },
                     {"Put": {"TableName": self.table, "Item": entitlement}},
@@ -158,12 +154,30 @@ class FloorTarget:
             return "superseded"
         return "synced"
 
+    def _checkout(self) -> None:
+        """Look for a subscription, expire the previous open session, create one and record it."""
+        self._query_org()
+        self.stripe.v1.subscriptions.list(params={"customer": self.stripe_params["customer"], "status": "all", "limit": 100})
+        if self._open_session:
+            self.stripe.v1.checkout.sessions.expire(self._open_session)
+        session = self.stripe.v1.checkout.sessions.create(params=cast("CheckoutSessionParams", self.stripe_params))
+        self._open_session = session.id
+        self.dynamodb.put_item(
+            TableName=self.table,
+            # Its own item: the handler, interleaved with the floor, expires only the sessions it recorded.
+            Item={
+                "pk": _s(org_pk(f"{self.org_id}_floor")),
+                "sk": _s(SK_CHECKOUT),
+                "session_id": _s(session.id),
+                "expires_at": _n(0),
+            },
+        )
+
     def call(self, item: Any) -> Any:
         if self.function == "status":
             self._query_org()
         elif self.function == "checkout":
-            self._query_org()
-            self.stripe.v1.checkout.sessions.create(params=cast("CheckoutSessionParams", self.stripe_params))
+            self._checkout()
         elif self.function == "portal":
             self._query_org()
             self.stripe.v1.billing_portal.sessions.create(params=cast("PortalSessionParams", self.stripe_params))

@@ -15,6 +15,7 @@ import reconcile_handler
 import status_handler
 import stripe_webhook_handler
 import subscription_handler
+import sync_handler
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import EVENTS_DIR, load_event, response_json
@@ -35,6 +36,7 @@ API_EVENTS = {
     "subscription_cancel.json": (subscription_handler, 200),
     "subscription_resume.json": (subscription_handler, 200),
     "invoices.json": (invoices_handler, 200),
+    "sync_member.json": (sync_handler, 200),
 }
 
 
@@ -124,5 +126,6 @@ def test_the_stream_event_publishes_one_entitlement_change(monkeypatch: pytest.M
 def test_function_handlers_in_the_template_match_these_modules() -> None:
     handlers = {res["Properties"]["Handler"].split(".")[0] for res in resources_of_type("AWS::Serverless::Function").values()}
     modules = {m.__name__ for m in (status_handler, checkout_handler, portal_handler, subscription_handler, invoices_handler,
-                                    stripe_webhook_handler, reconcile_handler, entitlement_events_handler)}  # fmt: skip
+                                    stripe_webhook_handler, reconcile_handler, entitlement_events_handler,
+                                    sync_handler)}  # fmt: skip
     assert handlers == modules

@@ -14,18 +14,9 @@ import pytest
 
 import reconcile_handler
 from tenant_billing.aws_clients import dynamodb_client
-from tenant_billing.catalog import get_catalog
-from tenant_billing.entitlements import derive_entitlement
 from tenant_billing.errors import StripeUnavailableError
-from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.reconcile_logic import ReconcileConfig
-from tenant_billing.repository import (
-    DynamoBillingRepository,
-    ReconcileCheckpoint,
-    SaveOutcome,
-    get_repository,
-    subscription_precedes,
-)
+from tenant_billing.repository import DynamoBillingRepository, ReconcileCheckpoint, get_repository
 from tests.conftest import FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls
@@ -139,11 +130,15 @@ def state_item() -> dict[str, Any]:
 
 
 def stripe_calls(fake: FakeStripe) -> Counter[str]:
-    return Counter(
-        "list" if request.path == "/v1/subscriptions" else "retrieve"
-        for request in fake.requests
-        if request.path.startswith("/v1/subscriptions")
-    )
+    """Stripe subscription reads: the walk's pages ("list"), the syncs of one organization's
+    customer ("customer"), and single subscriptions ("retrieve")."""
+
+    def kind(request: Any) -> str:
+        if request.path != "/v1/subscriptions":
+            return "retrieve"
+        return "customer" if "customer" in request.params else "list"
+
+    return Counter(kind(request) for request in fake.requests if request.path.startswith("/v1/subscriptions"))
 
 
 # --- repairs ----------------------------------------------------------------------------------
@@ -231,10 +226,12 @@ def test_more_than_one_page_of_subscriptions_and_a_second_run_repairs_nothing(st
         result = run()
     assert counts(result) == ("completed", 120, 15, 105, 0, 0)
     assert writes == {f"ORG#{org_id}": 1 for org_id, _ in made}
-    # Two pages of 100; the table walk reads nothing back from Stripe one by one.
-    assert stripe_calls(stripe_fake) == {"list": 2}
-    assert [request.params.get("starting_after") is None for request in stripe_fake.requests] == [True, False]
-    assert [request.params["limit"] for request in stripe_fake.requests] == ["100", "100"]
+    # Two pages of 100, one read of each repaired organization's subscriptions (it is synced
+    # whole); the table walk reads nothing back from Stripe one by one.
+    assert stripe_calls(stripe_fake) == {"list": 2, "customer": 15}
+    pages = [request for request in stripe_fake.requests if "customer" not in request.params]
+    assert [request.params.get("starting_after") is None for request in pages] == [True, False]
+    assert [request.params["limit"] for request in pages] == ["100", "100"]
     assert get_repository().get_org_billing("org_112").entitlement.limits["sites"] == 4  # type: ignore[union-attr]
 
     with subscription_writes() as writes:
@@ -288,7 +285,7 @@ def test_a_transient_failure_keeps_the_progress_and_the_next_run_resumes(
     def then_stripe_fails(self: DynamoBillingRepository, org_ids: Any) -> Any:
         nonlocal pages
         pages += 1
-        if pages == 2:  # the second page's writes are made, then Stripe fails for the third page
+        if pages == 3:  # the first two pages' writes are made, then Stripe fails during the third page
             stripe_fake.fail_next(3, status=500, path_prefix="/v1/subscriptions")
         return original(self, org_ids)
 
@@ -354,53 +351,18 @@ def test_a_stale_read_never_overwrites_what_a_webhook_stored_meanwhile(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     subscription_id, events = subscribe(stripe_fake)  # nothing delivered: the org looks out of date
-    original = DynamoBillingRepository.get_subscriptions
+    original = DynamoBillingRepository.save_subscription
 
-    def webhook_lands_meanwhile(self: DynamoBillingRepository, org_ids: Any) -> Any:
-        stored = original(self, org_ids)
-        # After reconciliation listed Stripe and compared, before it writes: the customer schedules
-        # a cancellation and the (late) webhooks arrive, storing Stripe's newer state.
-        if not stripe_fake.subscriptions[subscription_id]["cancel_at_period_end"]:
+    def webhook_lands_meanwhile(self: DynamoBillingRepository, record: Any, *args: Any, **kwargs: Any) -> Any:
+        # After reconciliation read the organization from Stripe, before it writes: the customer
+        # schedules a cancellation and the (late) webhooks arrive, storing Stripe's newer state.
+        if args[2] == "reconcile" and not stripe_fake.subscriptions[subscription_id]["cancel_at_period_end"]:
             for stripe_event in [*events, *stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)]:
                 assert deliver(stripe_event)[0] == 200
-        return stored
+        return original(self, record, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoBillingRepository, "get_subscriptions", webhook_lands_meanwhile)
+    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", webhook_lands_meanwhile)
     result = run()
     assert (result["repaired"], result["superseded"]) == (0, 1)
     assert status_of()["subscription"]["cancelAtPeriodEnd"] is True
     assert run()["repaired"] == 0
-
-
-# --- the precedence rule is the guard's ------------------------------------------------------------
-
-
-PRECEDENCE_CASES = [
-    # (stored status, stored created), (candidate status, candidate created)
-    (("active", 100), ("active", 200)),
-    (("active", 200), ("active", 100)),
-    (("canceled", 200), ("active", 100)),
-    (("active", 100), ("canceled", 200)),
-    (("canceled", 100), ("canceled", 200)),
-    (("canceled", 200), ("incomplete_expired", 100)),
-    (("past_due", 100), ("trialing", 200)),
-    (("unpaid", 200), ("incomplete", 100)),
-]
-
-
-def test_subscription_precedes_agrees_with_the_repository_guard() -> None:
-    repository = get_repository()
-    catalog = get_catalog()
-
-    def save(org_id: str, subscription_id: str, status: str, created: int) -> tuple[SubscriptionRecord, SaveOutcome]:
-        record = SubscriptionRecord(org_id, subscription_id, "cus_rule", status, "pro", 0, None, False, created, time.time_ns())
-        derived = derive_entitlement(catalog, "pro", status)
-        entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits)
-        return record, repository.save_subscription(record, entitlement, None, "test", 0)
-
-    for number, (stored, candidate) in enumerate(PRECEDENCE_CASES):
-        org_id = f"org_rule_{number}"
-        old, first = save(org_id, "sub_stored", *stored)
-        new, outcome = save(org_id, "sub_candidate", *candidate)
-        assert first is SaveOutcome.WRITTEN
-        assert subscription_precedes(new, old) is (outcome is SaveOutcome.WRITTEN), (stored, candidate)

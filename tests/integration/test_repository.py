@@ -32,9 +32,11 @@ def entitlement(plan: str = "pro", sites: int = 4) -> EntitlementRecord:
     return EntitlementRecord("org_r", plan, "active", ("page_builder",), {"sites": sites}, 1)
 
 
-def save(rec: SubscriptionRecord, ent: EntitlementRecord | None = None, event_id: str | None = None) -> SaveOutcome:
+def save(
+    rec: SubscriptionRecord, ent: EntitlementRecord | None = None, event_id: str | None = None, *, whole_org: bool = True
+) -> SaveOutcome:
     return get_repository().save_subscription(
-        rec, ent or entitlement(), event_id or f"evt_{time.time_ns()}", "test", 2_000_000_000
+        rec, ent or entitlement(), event_id or f"evt_{time.time_ns()}", "test", 2_000_000_000, whole_org=whole_org
     )
 
 
@@ -79,11 +81,51 @@ def test_an_older_read_never_overwrites_a_newer_one() -> None:
     assert get_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
 
 
-def test_an_ended_old_subscription_never_replaces_a_live_new_one() -> None:
+def test_a_whole_organization_read_replaces_any_older_one() -> None:
+    # Chosen from all of the customer's subscriptions: only the read time orders such writes.
     assert save(record(subscription_id="sub_new", created=2000, read_at_ns=1)) is SaveOutcome.WRITTEN
-    assert save(record(subscription_id="sub_old", created=1000, status="canceled", read_at_ns=5)) is SaveOutcome.SUPERSEDED
-    assert save(record(subscription_id="sub_newer", created=3000, status="incomplete", read_at_ns=6)) is SaveOutcome.WRITTEN
-    assert get_repository().get_org_billing("org_r").subscription.subscription_id == "sub_newer"  # type: ignore[union-attr]
+    assert save(record(subscription_id="sub_old", created=1000, status="canceled", read_at_ns=5)) is SaveOutcome.WRITTEN
+    assert save(record(subscription_id="sub_new", created=2000, read_at_ns=4)) is SaveOutcome.SUPERSEDED
+    stored = get_repository().get_org_billing("org_r").subscription
+    assert stored is not None and (stored.subscription_id, stored.status) == ("sub_old", "canceled")
+
+
+def test_one_subscriptions_read_back_never_switches_the_organization_to_it() -> None:
+    assert save(record(subscription_id="sub_new", created=2000, read_at_ns=1)) is SaveOutcome.WRITTEN
+    for status in ("active", "canceled", "incomplete"):
+        other = record(subscription_id="sub_other", created=3000, status=status, read_at_ns=9)
+        assert save(other, whole_org=False) is SaveOutcome.SUPERSEDED
+    assert save(record(subscription_id="sub_new", status="past_due", read_at_ns=10), whole_org=False) is SaveOutcome.WRITTEN
+    stored = get_repository().get_org_billing("org_r").subscription
+    assert stored is not None and (stored.subscription_id, stored.status) == ("sub_new", "past_due")
+
+
+def test_the_duplicate_list_round_trips() -> None:
+    rec = record(other_live_ids=("sub_2", "sub_3"))
+    assert save(rec) is SaveOutcome.WRITTEN
+    assert get_repository().get_org_billing("org_r").subscription == rec
+
+
+def test_one_checkout_session_is_recorded_at_a_time() -> None:
+    repository = get_repository()
+    assert repository.record_checkout_session("org_r", "cs_1", 1_900_000_000, None)
+    # A concurrent checkout that also saw no session loses; one that saw cs_1 replaces it once.
+    assert not repository.record_checkout_session("org_r", "cs_2", 1_900_000_000, None)
+    assert repository.record_checkout_session("org_r", "cs_3", 1_900_000_100, "cs_1")
+    assert not repository.record_checkout_session("org_r", "cs_4", 1_900_000_100, "cs_1")
+    checkout = repository.get_org_billing("org_r").checkout
+    assert checkout is not None and (checkout.session_id, checkout.expires_at) == ("cs_3", 1_900_000_100)
+
+
+def test_the_sync_slot_is_taken_once_per_window_and_can_be_given_back() -> None:
+    repository = get_repository()
+    assert repository.claim_sync("org_r", 10_000, 5_000)
+    assert not repository.claim_sync("org_r", 14_999, 5_000)
+    assert repository.claim_sync("org_r", 15_000, 5_000)
+    repository.release_sync("org_r", 10_000)  # not the holder's claim: nothing changes
+    assert not repository.claim_sync("org_r", 16_000, 5_000)
+    repository.release_sync("org_r", 15_000)
+    assert repository.claim_sync("org_r", 16_000, 5_000)
 
 
 def test_an_event_takes_effect_once() -> None:

@@ -88,7 +88,11 @@ def run_example(
     org_id = f"org_{uuid.uuid4().hex[:12]}"
     event = api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": "pro", "siteQuantity": 2})
     assert checkout_handler.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
-    session_id = next(sid for sid, session in stripe_fake.checkout_sessions.items() if session["client_reference_id"] == org_id)
+    session_id = next(
+        sid
+        for sid, session in stripe_fake.checkout_sessions.items()
+        if session["client_reference_id"] == org_id and session["status"] == "open"
+    )
     emitted = list(stripe_fake.complete_checkout(session_id))
     subscription_id = stripe_fake.checkout_sessions[session_id]["subscription"]
     delivered: set[str] = set()

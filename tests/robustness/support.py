@@ -282,7 +282,9 @@ def subscribe(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 
     """Checkout through our handler, pay in the Stripe fake, and (optionally) deliver Stripe's events."""
     reply = call_checkout({"plan": plan, "siteQuantity": sites}, org_id=org_id)
     assert reply.status == 200, reply
-    session = next(s for s in reversed(fake.checkout_sessions.values()) if s["client_reference_id"] == org_id)
+    session = next(
+        s for s in reversed(fake.checkout_sessions.values()) if s["client_reference_id"] == org_id and s["status"] == "open"
+    )
     events = fake.complete_checkout(session["id"])
     subscription_id = fake.checkout_sessions[session["id"]]["subscription"]
     tenant = Tenant(org_id, session["customer"], subscription_id, events)

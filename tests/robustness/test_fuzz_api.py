@@ -18,6 +18,7 @@ from hypothesis import example, given
 import checkout_handler
 import portal_handler
 import status_handler
+import sync_handler
 from tests.robustness.counts import FUZZ, count
 from tests.robustness.strategies import Body, binary_bodies, claims, headers, junk_base64_bodies, text_bodies
 from tests.robustness.support import (
@@ -46,8 +47,11 @@ ROUTES: dict[str, tuple[Handler, str, str]] = {
     "status": (status_handler.lambda_handler, "GET", "/billing/status"),
     "checkout": (checkout_handler.lambda_handler, "POST", "/billing/checkout"),
     "portal": (portal_handler.lambda_handler, "POST", "/billing/portal"),
+    "sync": (sync_handler.lambda_handler, "POST", "/billing/sync"),
 }
-VALID_BODY = {"status": None, "checkout": '{"plan": "pro", "siteQuantity": 1}', "portal": "{}"}
+VALID_BODY = {"status": None, "checkout": '{"plan": "pro", "siteQuantity": 1}', "portal": "{}", "sync": "{}"}
+# Routes any member may call, answering with the status body.
+STATUS_ROUTES = ("status", "sync")
 
 
 class World:
@@ -75,12 +79,14 @@ class World:
         else:
             assert changed <= self.own_keys(claimed_org, after), changed
         assert_links_consistent(after)
-        assert org_items(after, ORG_B) == self.b_items
+        if claimed_org != ORG_B:  # B's own sync may write B's sync slot (own_keys checked it)
+            assert org_items(after, ORG_B) == self.b_items
         return reply
 
     @staticmethod
     def own_keys(org_id: Any, items: list[dict[str, Any]]) -> set[Key]:
-        keys: set[Key] = {(f"ORG#{org_id}", "CUSTOMER")}
+        # Its customer link, the one open Checkout Session, the sync slot.
+        keys: set[Key] = {(f"ORG#{org_id}", "CUSTOMER"), (f"ORG#{org_id}", "CHECKOUT"), (f"ORG#{org_id}", "SYNC")}
         if customer_id := linked_customer(items, str(org_id)):
             keys.add((f"CUSTOMER#{customer_id}", "ORG"))
         return keys
@@ -164,7 +170,7 @@ def test_headers_never_break_or_retarget_a_request(world: World, route: str, hea
     assert reply.status in {200, 400, 415}, reply
     if reply.status != 200:
         return
-    if route == "status":
+    if route in STATUS_ROUTES:
         assert_status_body(reply)
         assert reply.body["hasStripeCustomer"] is True and reply.body["subscription"] is None
     if route == "portal":
@@ -192,7 +198,7 @@ def test_claims(world: World, route: str, claim_map: dict[str, Any]) -> None:
         return
     # Only a string organization id of at most 128 characters is ever accepted.
     assert isinstance(org_id, str) and 0 < len(org_id) <= 128, org_id
-    if route == "status":
+    if route in STATUS_ROUTES:
         assert_status_body(reply)
         expected_plan = "enterprise" if org_id == ORG_B else None
         assert (reply.body["subscription"] or {}).get("plan") == expected_plan

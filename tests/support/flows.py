@@ -28,6 +28,14 @@ def status_of(org_id: str = "org_demo") -> Any:
     return call(status_handler, api_event("GET", "/billing/status", org_id=org_id, role="member"))[1]
 
 
+def open_session_id(fake: FakeStripe, org_id: str) -> str:
+    """The organization's Checkout Session that can still be paid (there is at most one)."""
+    (session_id,) = [
+        sid for sid, s in fake.checkout_sessions.items() if s["client_reference_id"] == org_id and s["status"] == "open"
+    ]
+    return session_id
+
+
 def subscribe(
     fake: FakeStripe, org_id: str = "org_demo", plan: str = "pro", sites: int = 3, *, deliver_events: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -36,7 +44,11 @@ def subscribe(
         checkout_handler, api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": plan, "siteQuantity": sites})
     )
     assert status == 200, body
-    session_id = next(sid for sid, session in fake.checkout_sessions.items() if session["client_reference_id"] == org_id)
+    session_id = next(
+        sid
+        for sid, session in fake.checkout_sessions.items()
+        if session["client_reference_id"] == org_id and session["status"] == "open"
+    )
     events = fake.complete_checkout(session_id)
     if deliver_events:
         for stripe_event in events:

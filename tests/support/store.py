@@ -40,5 +40,5 @@ def store_subscription(
     derived = derive_entitlement(get_catalog(), plan, status, site_quantity)
     entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits, int(time.time()))
     return repository.save_subscription(
-        record, entitlement, event_id or f"evt_{org_id}_{time.time_ns()}", "test", int(time.time()) + 86400
+        record, entitlement, event_id or f"evt_{org_id}_{time.time_ns()}", "test", int(time.time()) + 86400, whole_org=True
     )

@@ -1,4 +1,4 @@
-"""The pure parts of reconciliation: when a stored subscription needs a repair."""
+"""The pure parts of reconciliation: when what an organization stored is stale."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tenant_billing.items import SubscriptionRecord
-from tenant_billing.reconcile_logic import ReconcileResult, RunOutcome, needs_repair
+from tenant_billing.reconcile_logic import ReconcileResult, RunOutcome, needs_sync
 
 STORED = SubscriptionRecord(
     org_id="org_a",
@@ -23,13 +23,13 @@ STORED = SubscriptionRecord(
 )
 
 
-def test_nothing_stored_needs_a_repair() -> None:
-    assert needs_repair(None, STORED)
+def test_nothing_stored_needs_a_sync() -> None:
+    assert needs_sync(None, STORED)
 
 
 def test_the_same_state_read_later_needs_none() -> None:
     # Only Stripe's state counts: a newer read time, or fields we do not compare, change nothing.
-    assert not needs_repair(STORED, replace(STORED, read_at_ns=99, prices_known=False))
+    assert not needs_sync(STORED, replace(STORED, read_at_ns=99, prices_known=False))
 
 
 @pytest.mark.parametrize(
@@ -44,15 +44,15 @@ def test_the_same_state_read_later_needs_none() -> None:
         {"cancel_at_period_end": True},
     ],
 )
-def test_any_compared_field_that_differs_needs_a_repair(change: dict[str, object]) -> None:
-    assert needs_repair(STORED, replace(STORED, **change))  # type: ignore[arg-type]
+def test_any_compared_field_that_differs_needs_a_sync(change: dict[str, object]) -> None:
+    assert needs_sync(STORED, replace(STORED, **change))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("stored_status", "other_status", "other_created", "expected"),
     [
         ("active", "active", 1_700_000_001, True),  # a newer live subscription
-        ("active", "active", 1_699_999_999, False),  # an older one
+        ("active", "active", 1_699_999_999, True),  # an older live one: a duplicate to detect
         ("active", "canceled", 1_700_000_001, False),  # an ended one never replaces a live one
         ("canceled", "active", 1_600_000_000, True),  # a live one replaces an ended one
         ("canceled", "canceled", 1_699_999_999, False),
@@ -64,7 +64,16 @@ def test_another_subscription_of_the_org_follows_the_guards_precedence(
 ) -> None:
     stored = replace(STORED, status=stored_status)
     other = replace(STORED, subscription_id="sub_b", status=other_status, created=other_created)
-    assert needs_repair(stored, other) is expected
+    assert needs_sync(stored, other) is expected
+
+
+def test_a_known_duplicate_needs_a_sync_only_once_it_ended() -> None:
+    stored = replace(STORED, other_live_ids=("sub_b",))
+    other = replace(STORED, subscription_id="sub_b", created=1_600_000_000)
+    assert not needs_sync(stored, other)
+    assert needs_sync(stored, replace(other, status="canceled"))
+    # The stored one's own fields are compared without the duplicate list (a single read has none).
+    assert not needs_sync(stored, replace(stored, other_live_ids=()))
 
 
 def test_the_result_names_every_counter() -> None:
@@ -76,5 +85,6 @@ def test_the_result_names_every_counter() -> None:
         "repaired": 1,
         "not_ours": 0,
         "orphaned": 0,
+        "duplicates": 0,
         "superseded": 0,
     }

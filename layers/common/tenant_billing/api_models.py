@@ -60,6 +60,10 @@ class PortalRequest(_In):
     """POST /billing/portal takes no parameters (an empty body or {})."""
 
 
+class SyncRequest(_In):
+    """POST /billing/sync takes no parameters (an empty body or {})."""
+
+
 class CancelRequest(_In):
     """POST /billing/subscription/cancel: at period end unless `immediately`."""
 

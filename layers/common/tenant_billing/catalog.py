@@ -75,6 +75,14 @@ class Catalog(_Strict):
     def plan(self, plan_id: str) -> Plan | None:
         return self.plans.get(plan_id)
 
+    def monthly_value(self, plan_id: str | None, site_quantity: int) -> int:
+        """What a plan with its add-ons lists for, from the catalog's amounts; -1 for no known plan."""
+        plan = self.plans.get(plan_id) if plan_id else None
+        if plan is None:
+            return -1
+        sites = plan.site_price.unit_amount * site_quantity if plan.site_price else 0
+        return plan.base_price.unit_amount + sites
+
     def base_price_envs(self) -> list[str]:
         return [plan.base_price.env for plan in self.plans.values()]
 

@@ -18,6 +18,7 @@ from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingNotConfiguredError, ConflictError, InvalidRequestError, StripeUnavailableError
 from tenant_billing.items import CustomerLink, OrgBilling
 from tenant_billing.observability import logger, metrics
+from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import is_billing_configured
@@ -126,6 +127,47 @@ def checkout_session_params(
     return params
 
 
+def _live_subscription_conflict() -> ConflictError:
+    return ConflictError(
+        "the organization already has a subscription; change its plan or sites with POST /billing/subscription",
+        code="subscription_exists",
+    )
+
+
+def _expire_session(client: stripe.StripeClient, session_id: str) -> str:
+    """Expire an open Checkout Session so it can no longer be paid; the session's status after it
+    ("expired", or "complete" when the customer paid it first)."""
+    with stripe_errors("checkout.sessions.expire"):
+        try:
+            status = str(client.v1.checkout.sessions.expire(session_id).status)
+        except stripe.InvalidRequestError:
+            # Only an open session can be expired: this one is already expired or complete.
+            status = str(client.v1.checkout.sessions.retrieve(session_id).status)
+    if status not in ("expired", "complete"):
+        # Still payable: handing out a second URL now could charge twice. The caller retries.
+        raise StripeUnavailableError("the previous checkout could not be closed, try again")
+    return status
+
+
+def _refuse_if_subscribed(
+    org_id: str,
+    customer_id: str,
+    billing: OrgBilling,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: stripe.StripeClient,
+) -> bool:
+    """Ask Stripe, not only the table: a subscription paid a moment ago (its webhook not yet here)
+    is stored now and refused. True when the customer never had a subscription."""
+    result = sync_org(
+        org_id, customer_id, client, repository, settings, catalog, stored=billing.subscription, skip_unchanged=True
+    )
+    if result.state is not None and result.state.subscription.status not in ENDED_STATUSES:
+        raise _live_subscription_conflict()
+    return result.state is None
+
+
 def create_checkout(
     caller: Caller,
     request: CheckoutRequest,
@@ -134,25 +176,50 @@ def create_checkout(
     catalog: Catalog,
     stripe_client: Callable[[], stripe.StripeClient],
 ) -> UrlResponse:
-    """A Checkout Session URL for the plan. Validation and the configuration check come before
-    any read or write; the only writes are the customer claim and link."""
+    """A Checkout Session URL for the plan, and at most one session per organization that can
+    still be paid: the previous one is expired first, and the new one is recorded with a
+    conditional write, so of two concurrent checkouts only one URL is ever handed out.
+
+    Validation and the configuration check come before any read or write. Stripe calls: with an
+    existing customer, one list of its subscriptions and the create (plus one expire when an
+    earlier session may still be open); with a new customer, the customer create and the create.
+    """
     require_billing_admin(caller)
     items = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
-    billing = repository.get_org_billing(caller.org_id)
+    org_id = caller.org_id
+    billing = repository.get_org_billing(org_id)
     if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:
-        raise ConflictError(
-            "the organization already has a subscription; change it through the billing portal", code="subscription_exists"
-        )
+        raise _live_subscription_conflict()
     client = stripe_client()
-    customer_id = ensure_customer(caller.org_id, billing, repository, client)
+    had_customer = billing.customer is not None and billing.customer.is_linked
+    customer_id = ensure_customer(org_id, billing, repository, client)
+    # A customer created just now has no subscription in Stripe to look for. A trial only for an
+    # organization's first subscription: none stored and none in Stripe.
+    first_subscription = billing.subscription is None
+    if had_customer:
+        never_subscribed = _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, client)
+        first_subscription = first_subscription and never_subscribed
+    previous = billing.checkout
+    still_open = previous is not None and previous.expires_at > int(time.time())
+    if still_open and previous is not None and _expire_session(client, previous.session_id) == "complete":
+        # Paid between our look at Stripe and the expiry: that subscription is the answer.
+        _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, client)
     params = checkout_session_params(
-        caller.org_id, customer_id, items, catalog.plans[items.plan_id], settings, first_subscription=billing.subscription is None
+        org_id, customer_id, items, catalog.plans[items.plan_id], settings, first_subscription=first_subscription
     )
     with stripe_errors("checkout.sessions.create"):
         session = client.v1.checkout.sessions.create(params=params)
     if not session.url:
         raise StripeUnavailableError("the payment provider returned no checkout URL")
+    replaces = previous.session_id if previous is not None else None
+    if not repository.record_checkout_session(org_id, session.id, int(session.expires_at), replaces):
+        # A concurrent checkout recorded its session first: ours is never handed out, and expired.
+        _expire_session(client, session.id)
+        raise ConflictError(
+            "another checkout for this organization started at the same moment; use that one or try again",
+            code="checkout_in_progress",
+        )
     metrics.add_metric(name="CheckoutSessionCreated", unit="Count", value=1)
     logger.info("created checkout session", extra={"plan": items.plan_id, "site_quantity": items.site_quantity})
     return UrlResponse(url=session.url)

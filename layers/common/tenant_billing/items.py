@@ -7,6 +7,8 @@ Layout (every item of one organization shares its partition, so one Query reads 
 | ORG#<org id>        | CUSTOMER       | the organization's Stripe customer (or a claim) |
 | ORG#<org id>        | SUBSCRIPTION   | the subscription as last read from Stripe       |
 | ORG#<org id>        | ENTITLEMENT    | features and limits derived from it             |
+| ORG#<org id>        | CHECKOUT       | the one Checkout Session that may still be paid |
+| ORG#<org id>        | SYNC           | when the last on-demand sync read Stripe        |
 | CUSTOMER#<cus id>   | ORG            | reverse link: Stripe customer -> organization   |
 | EVENT#<evt id>      | EVENT          | a processed webhook event (expires by TTL)      |
 """
@@ -21,6 +23,8 @@ EVENT_PREFIX = "EVENT#"
 SK_CUSTOMER = "CUSTOMER"
 SK_SUBSCRIPTION = "SUBSCRIPTION"
 SK_ENTITLEMENT = "ENTITLEMENT"
+SK_CHECKOUT = "CHECKOUT"
+SK_SYNC = "SYNC"
 SK_ORG = "ORG"
 SK_EVENT = "EVENT"
 TTL_ATTRIBUTE = "expires_at"
@@ -69,6 +73,8 @@ class SubscriptionRecord:
     read_at_ns: int
     # False when a price of the subscription is not in the catalog.
     prices_known: bool = True
+    # The customer's other subscriptions that have not ended: a duplicate an operator must resolve.
+    other_live_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +88,20 @@ class EntitlementRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckoutRecord:
+    """The organization's most recent Checkout Session: the only one that may still be open."""
+
+    org_id: str
+    session_id: str
+    # Stripe's expires_at: past it Stripe has expired the session by itself.
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class OrgBilling:
     """Everything stored for one organization, read in a single Query."""
 
     customer: CustomerLink | None = None
     subscription: SubscriptionRecord | None = None
     entitlement: EntitlementRecord | None = None
+    checkout: CheckoutRecord | None = None

@@ -2,9 +2,12 @@
 
 Phase "stripe" walks every subscription in Stripe (`status=all`, 100 a page, newest first): per
 page one BatchGetItem of the customers' reverse links, one of those organizations' subscription
-items, and a guarded write (`store_stripe_subscription`) for each one that differs. Phase "table"
-scans the stored subscription items and reads from Stripe, one by one, those the first phase did
-not see: a subscription Stripe no longer has is counted as orphaned (never deleted).
+items, and for each organization whose stored state is stale a sync of all its subscriptions
+(`sync_org`: one Stripe list and a guarded write). An organization with more than one live
+subscription is counted (`duplicates`, metric `DuplicateSubscription`) in every run until an
+operator resolves it. Phase "table" scans the stored subscription items and reads from Stripe,
+one by one, those the first phase did not see: a subscription Stripe no longer has is counted as
+orphaned (never deleted).
 
 Safe to run twice at once and idempotent: one run at a time holds a lease in the table (a second
 one answers "busy"), every write goes through the repository guard with the time its Stripe read
@@ -27,19 +30,14 @@ import stripe
 from stripe.params import SubscriptionListParams
 
 from tenant_billing.catalog import Catalog
+from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingNotConfiguredError
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import (
-    RECONCILE_COUNTERS,
-    BillingRepository,
-    ReconcileCheckpoint,
-    SaveOutcome,
-    subscription_precedes,
-)
+from tenant_billing.org_sync import differs, sync_org
+from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
-from tenant_billing.subscription_store import store_stripe_subscription
 from tenant_billing.subscription_sync import synced_state
 
 PHASE_IDLE = "idle"
@@ -53,6 +51,7 @@ METRIC_NAMES = {
     "repaired": "ReconcileRepaired",
     "not_ours": "ReconcileNotOurs",
     "orphaned": "ReconcileOrphaned",
+    "duplicates": "ReconcileDuplicates",
 }
 
 
@@ -107,20 +106,21 @@ def _customer_id(subscription: Mapping[str, Any]) -> str:
     return str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
 
 
-def needs_repair(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
-    """Whether Stripe's `fresh` state of a subscription should replace what the org has stored."""
+def needs_sync(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
+    """Whether Stripe's `fresh` state of one of an organization's subscriptions shows that what the
+    organization has stored is stale (it is then synced whole, see `sync_org`)."""
     if stored is None:
         return True
-    if stored.subscription_id != fresh.subscription_id:
-        # Only when the repository guard would let it win (a live one over an ended one, then newer).
-        return subscription_precedes(fresh, stored)
-    return (stored.status, stored.plan, stored.site_quantity, stored.current_period_end, stored.cancel_at_period_end) != (
-        fresh.status,
-        fresh.plan,
-        fresh.site_quantity,
-        fresh.current_period_end,
-        fresh.cancel_at_period_end,
-    )
+    if stored.subscription_id == fresh.subscription_id:
+        return differs(stored, replace(fresh, other_live_ids=stored.other_live_ids))
+    live = fresh.status not in ENDED_STATUSES
+    if fresh.subscription_id in stored.other_live_ids:
+        # A known duplicate: stale only once it has ended.
+        return not live
+    if live:
+        # A live subscription the organization does not know of: a lost webhook or a new duplicate.
+        return True
+    return stored.status in ENDED_STATUSES and stored.created < fresh.created
 
 
 def _add(counts: Mapping[str, int], name: str, value: int = 1) -> dict[str, int]:
@@ -154,6 +154,10 @@ class _Run:
         self.invocation: dict[str, int] = {}
         self.pending_seen: list[str] = []
         self.seen: set[str] | None = None
+        # Organizations this invocation synced whole: one Stripe list each, however many of their
+        # subscriptions the walk meets.
+        self.synced: set[str] = set()
+        self.duplicate_orgs: set[str] = set()
         self.lease_renew_at_ns = 0
 
     # --- bookkeeping ------------------------------------------------------------------------------
@@ -234,41 +238,68 @@ class _Run:
                 return RunOutcome.PAUSED
         return RunOutcome.COMPLETED
 
-    def repair_if_differs(
-        self, org_id: str, subscription: Mapping[str, Any], read_at_ns: int, stored: dict[str, SubscriptionRecord]
-    ) -> None:
+    def check(self, org_id: str, subscription: Mapping[str, Any], stored: dict[str, SubscriptionRecord]) -> None:
+        """Sync the organization whole if this subscription shows its stored state is stale."""
+        record = stored.get(org_id)
         fresh = synced_state(
-            org_id,
-            subscription,
-            self.catalog,
-            self.settings.price_ids,
-            self.settings.PAST_DUE_ENTITLEMENTS,
-            read_at_ns,
-            int(time.time()),
+            org_id, subscription, self.catalog, self.settings.price_ids, self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
         ).subscription
-        if not needs_repair(stored.get(org_id), fresh):
+        if org_id in self.synced or not needs_sync(record, fresh):
+            if record is not None and record.subscription_id == fresh.subscription_id and record.other_live_ids:
+                self.note_duplicate(org_id, record, reported=False)
             return
-        outcome, state = store_stripe_subscription(
-            org_id, subscription, read_at_ns, self.repository, self.settings, self.catalog, event_type=SOURCE
+        self.synced.add(org_id)
+        result = sync_org(
+            org_id,
+            fresh.customer_id,
+            self.client,
+            self.repository,
+            self.settings,
+            self.catalog,
+            stored=record,
+            skip_unchanged=True,
+            event_type=SOURCE,
         )
-        if outcome is SaveOutcome.WRITTEN:
+        if result.state is not None and result.state.subscription.other_live_ids:
+            self.note_duplicate(org_id, result.state.subscription, reported=True)
+        if result.outcome is SaveOutcome.WRITTEN and result.state is not None:
             self.count("repaired")
-            stored[org_id] = state.subscription
+            stored[org_id] = result.state.subscription
             logger.warning(
                 "reconciliation repaired a subscription",
-                extra={"org_id": org_id, "subscription_id": fresh.subscription_id, "status": fresh.status},
+                extra={
+                    "org_id": org_id,
+                    "subscription_id": result.state.subscription.subscription_id,
+                    "status": result.state.subscription.status,
+                },
             )
-        else:
+        elif result.outcome is not None:
             # A webhook (or another run) stored a newer read in the meantime: it stands.
             self.count("superseded")
+
+    def note_duplicate(self, org_id: str, record: SubscriptionRecord, *, reported: bool) -> None:
+        """Count an organization with several live subscriptions once per invocation (`reported`:
+        the sync already logged it and counted the metric)."""
+        if org_id in self.duplicate_orgs:
+            return
+        self.duplicate_orgs.add(org_id)
+        self.count("duplicates")
+        if not reported:
+            metrics.add_metric(name="DuplicateSubscription", unit="Count", value=1)
+            logger.warning(
+                "organization has more than one live subscription",
+                extra={
+                    "org_id": org_id,
+                    "kept_subscription_id": record.subscription_id,
+                    "other_live_subscription_ids": list(record.other_live_ids),
+                },
+            )
 
     def stripe_page(self) -> None:
         cursor = self.checkpoint.stripe_cursor
         params: SubscriptionListParams = {"status": "all", "limit": self.config.stripe_page_size}
         if cursor:
             params["starting_after"] = cursor
-        # Read time first: whatever the list returns was read at or after this instant.
-        read_at_ns = self.clock_ns()
         with stripe_errors("subscriptions.list"):
             try:
                 page = self.client.v1.subscriptions.list(params=params)
@@ -282,17 +313,17 @@ class _Run:
         links = self.repository.get_customer_orgs({_customer_id(subscription) for subscription in subscriptions})
         stored = self.repository.get_subscriptions(set(links.values()))
 
-        def check(subscription: dict[str, Any]) -> None:
+        def check_one(subscription: dict[str, Any]) -> None:
             self.count("checked")
             org_id = links.get(_customer_id(subscription))
             if org_id is None:
                 self.count("not_ours")
                 return
             self.pending_seen.append(str(subscription["id"]))
-            self.repair_if_differs(org_id, subscription, read_at_ns, stored)
+            self.check(org_id, subscription, stored)
 
         for subscription in subscriptions:
-            self.step(partial(check, subscription), stripe_cursor=str(subscription["id"]))
+            self.step(partial(check_one, subscription), stripe_cursor=str(subscription["id"]))
         if not page.has_more or not subscriptions:
             self.checkpoint = replace(self.checkpoint, phase=PHASE_TABLE, stripe_cursor="", scan_cursor="")
         self.persist()
@@ -329,7 +360,6 @@ class _Run:
         return True
 
     def check_stored(self, record: SubscriptionRecord) -> None:
-        read_at_ns = self.clock_ns()
         subscription = self.retrieve(record.subscription_id)
         self.count("checked")
         log_keys = {"org_id": record.org_id, "subscription_id": record.subscription_id}
@@ -340,7 +370,7 @@ class _Run:
             self.count("not_ours")
             logger.warning("stored subscription belongs to another Stripe customer", extra=log_keys)
         else:
-            self.repair_if_differs(record.org_id, subscription, read_at_ns, {record.org_id: record})
+            self.check(record.org_id, subscription, {record.org_id: record})
 
     def complete(self) -> None:
         self.checkpoint = replace(

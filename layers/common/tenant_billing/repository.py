@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.errors import TransientStoreError
 from tenant_billing.items import (
+    SK_CHECKOUT,
     SK_CUSTOMER,
     SK_ENTITLEMENT,
     SK_EVENT,
     SK_ORG,
     SK_SUBSCRIPTION,
+    SK_SYNC,
     TTL_ATTRIBUTE,
+    CheckoutRecord,
     CustomerLink,
     EntitlementRecord,
     OrgBilling,
@@ -54,7 +57,8 @@ AttributeMap = dict[str, Any]
 
 class SaveOutcome(Enum):
     WRITTEN = "written"
-    # A newer read of Stripe (or a newer subscription of the org) is already stored.
+    # A newer read of Stripe is already stored (or, for a write of one subscription's read-back,
+    # the organization's stored subscription is another one).
     SUPERSEDED = "superseded"
     # The event marker already existed: another delivery of the same event took effect.
     DUPLICATE = "duplicate"
@@ -71,7 +75,7 @@ class EventLookup:
 
 RECONCILE_STATE_KEY = ("RECONCILE#state", "STATE")
 RECONCILE_SEEN_PREFIX = "RECONCILE#run#"
-RECONCILE_COUNTERS = ("checked", "repaired", "not_ours", "orphaned", "superseded")
+RECONCILE_COUNTERS = ("checked", "repaired", "not_ours", "orphaned", "duplicates", "superseded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +105,6 @@ class ScannedSubscription:
     cursor: str
 
 
-def subscription_precedes(candidate: SubscriptionRecord, stored: SubscriptionRecord) -> bool:
-    """Whether `candidate`, another subscription of the same org, may replace `stored`: the rule
-    `_subscription_guard` enforces (a live one beats an ended one, then the newer `created` wins)."""
-    from tenant_billing.entitlements import ENDED_STATUSES
-
-    stored_live = stored.status not in ENDED_STATUSES
-    if candidate.status not in ENDED_STATUSES:
-        return not stored_live or stored.created < candidate.created
-    return not stored_live and stored.created < candidate.created
-
-
 class BillingRepository(Protocol):
     def get_org_billing(self, org_id: str) -> OrgBilling: ...
 
@@ -130,7 +123,15 @@ class BillingRepository(Protocol):
         event_id: str | None,
         event_type: str,
         event_expires_at: int,
+        *,
+        whole_org: bool,
     ) -> SaveOutcome: ...
+
+    def record_checkout_session(self, org_id: str, session_id: str, expires_at: int, replaces: str | None) -> bool: ...
+
+    def claim_sync(self, org_id: str, now_ms: int, window_ms: int) -> bool: ...
+
+    def release_sync(self, org_id: str, claimed_ms: int) -> None: ...
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
 
@@ -188,7 +189,7 @@ def _customer_from_item(org_id: str, item: AttributeMap) -> CustomerLink:
     )
 
 
-def _subscription_to_item(record: SubscriptionRecord, live: bool) -> AttributeMap:
+def _subscription_to_item(record: SubscriptionRecord) -> AttributeMap:
     item: AttributeMap = {
         "pk": _s(org_pk(record.org_id)),
         "sk": _s(SK_SUBSCRIPTION),
@@ -200,7 +201,7 @@ def _subscription_to_item(record: SubscriptionRecord, live: bool) -> AttributeMa
         "sub_created": _n(record.created),
         "read_at_ns": _n(record.read_at_ns),
         "prices_known": {"BOOL": record.prices_known},
-        "live": {"BOOL": live},
+        "other_live_ids": {"L": [_s(other) for other in record.other_live_ids]},
     }
     if record.plan is not None:
         item["plan"] = _s(record.plan)
@@ -223,6 +224,7 @@ def _subscription_from_item(org_id: str, item: AttributeMap) -> SubscriptionReco
         created=_int(item, "sub_created") or 0,
         read_at_ns=_int(item, "read_at_ns") or 0,
         prices_known=_bool(item, "prices_known"),
+        other_live_ids=tuple(str(value["S"]) for value in item.get("other_live_ids", {}).get("L", [])),
     )
 
 
@@ -251,20 +253,19 @@ def _entitlement_from_item(org_id: str, item: AttributeMap) -> EntitlementRecord
     )
 
 
-def _subscription_guard(record: SubscriptionRecord, live: bool) -> tuple[str, AttributeMap]:
+def _subscription_guard(record: SubscriptionRecord, whole_org: bool) -> tuple[str, AttributeMap]:
     """The condition under which `record` may replace the stored subscription item.
 
-    Same subscription: only a later Stripe read wins, so an out-of-order or slow read never
-    regresses state. Another subscription of the same org: a live one beats an ended one, and
-    between two of the same kind the more recently created wins.
+    Only a later Stripe read wins, so an out-of-order or slow read never regresses state. A
+    `whole_org` record was chosen from all of the customer's subscriptions (see
+    subscription_choice), so it may replace any stored one; a record read back from a change of one
+    subscription may only update that same subscription, never switch the organization to it.
     """
-    values: AttributeMap = {":sid": _s(record.subscription_id), ":read": _n(record.read_at_ns), ":created": _n(record.created)}
-    values[":false"] = {"BOOL": False}
-    other = "live = :false OR sub_created < :created" if live else "live = :false AND sub_created < :created"
-    condition = (
-        f"attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read) OR (subscription_id <> :sid AND ({other}))"
-    )
-    return condition, values
+    values: AttributeMap = {":read": _n(record.read_at_ns)}
+    if whole_org:
+        return "attribute_not_exists(pk) OR read_at_ns < :read", values
+    values[":sid"] = _s(record.subscription_id)
+    return "attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read)", values
 
 
 # --- the DynamoDB implementation --------------------------------------------------------------
@@ -329,10 +330,14 @@ class DynamoBillingRepository:
         customer = by_sk.get(SK_CUSTOMER)
         subscription = by_sk.get(SK_SUBSCRIPTION)
         entitlement = by_sk.get(SK_ENTITLEMENT)
+        checkout = by_sk.get(SK_CHECKOUT)
         return OrgBilling(
             customer=_customer_from_item(org_id, customer) if customer else None,
             subscription=_subscription_from_item(org_id, subscription) if subscription else None,
             entitlement=_entitlement_from_item(org_id, entitlement) if entitlement else None,
+            checkout=CheckoutRecord(org_id, _str(checkout, "session_id"), _int(checkout, "expires_at") or 0)
+            if checkout
+            else None,
         )
 
     def claim_customer(self, org_id: str, idempotency_key: str, now: int) -> CustomerLink:
@@ -421,21 +426,20 @@ class DynamoBillingRepository:
         event_id: str | None,
         event_type: str,
         event_expires_at: int,
+        *,
+        whole_org: bool,
     ) -> SaveOutcome:
         """Subscription, entitlement and the event marker in one transaction: all or nothing.
 
-        Without an event id (a change our API just made and read back from Stripe), only the
-        subscription and the entitlement are written, under the same guard.
+        Without an event id (a sync, or a change our API just made and read back from Stripe),
+        only the subscription and the entitlement are written, under the same guard.
         """
-        from tenant_billing.entitlements import ENDED_STATUSES
-
-        live = record.status not in ENDED_STATUSES
-        condition, values = _subscription_guard(record, live)
+        condition, values = _subscription_guard(record, whole_org)
         items: list[AttributeMap] = [
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _subscription_to_item(record, live),
+                    "Item": _subscription_to_item(record),
                     "ConditionExpression": condition,
                     "ExpressionAttributeValues": values,
                 }
@@ -460,6 +464,55 @@ class DynamoBillingRepository:
         if reasons[0] == "ConditionalCheckFailed":
             return SaveOutcome.SUPERSEDED
         raise TransientStoreError("billing storage is temporarily unavailable, try again")
+
+    def record_checkout_session(self, org_id: str, session_id: str, expires_at: int, replaces: str | None) -> bool:
+        """Make `session_id` the organization's one open Checkout Session, if the stored one is
+        still `replaces` (None: no session stored yet). False when a concurrent checkout recorded
+        another session first: the caller must then expire its own."""
+        item: AttributeMap = {
+            "pk": _s(org_pk(org_id)),
+            "sk": _s(SK_CHECKOUT),
+            "session_id": _s(session_id),
+            "expires_at": _n(expires_at),
+        }
+        request: AttributeMap = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+        if replaces is not None:
+            request["ConditionExpression"] = "session_id = :previous"
+            request["ExpressionAttributeValues"] = {":previous": _s(replaces)}
+        try:
+            with _translated_errors():
+                self._client.put_item(**request)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def claim_sync(self, org_id: str, now_ms: int, window_ms: int) -> bool:
+        """Take the organization's on-demand sync slot: False when a sync read Stripe less than
+        `window_ms` ago (the caller answers with what is stored)."""
+        try:
+            with _translated_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={"pk": _s(org_pk(org_id)), "sk": _s(SK_SYNC), "synced_at_ms": _n(now_ms)},
+                    ConditionExpression="attribute_not_exists(pk) OR synced_at_ms <= :cutoff",
+                    ExpressionAttributeValues={":cutoff": _n(now_ms - window_ms)},
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_sync(self, org_id: str, claimed_ms: int) -> None:
+        """Give the slot back after a failed Stripe read, so the caller's retry reads Stripe again."""
+        try:
+            with _translated_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={"pk": _s(org_pk(org_id)), "sk": _s(SK_SYNC)},
+                    ConditionExpression="synced_at_ms = :mine",
+                    ExpressionAttributeValues={":mine": _n(claimed_ms)},
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
         """Record an event that changes no state; False when it was already recorded."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tenant_billing.api_models import BillingStatusResponse, EntitlementView, SubscriptionView
 from tenant_billing.catalog import Catalog
-from tenant_billing.items import EntitlementRecord, SubscriptionRecord
+from tenant_billing.items import EntitlementRecord, OrgBilling, SubscriptionRecord
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 
@@ -53,7 +53,10 @@ def status_response(
 
 
 def get_billing_status(org_id: str, repository: BillingRepository, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
-    billing = repository.get_org_billing(org_id)
+    return stored_status(repository.get_org_billing(org_id), settings, catalog)
+
+
+def stored_status(billing: OrgBilling, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
     return status_response(
         billing.subscription,
         billing.entitlement,

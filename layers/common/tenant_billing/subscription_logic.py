@@ -28,6 +28,7 @@ from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import ConflictError, InvalidRequestError
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import metrics
+from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, iso_timestamp, status_response
@@ -214,7 +215,7 @@ def change_subscription(
         if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
             # Stripe already has this change (an earlier attempt whose answer was lost) but the
             # table does not yet: store what Stripe says, and the retry succeeds.
-            return _store_and_answer(caller.org_id, plan.current, plan.read_at_ns, repository, settings, catalog)
+            return _store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe_client)
         raise _no_change()
     _check_proration_date(request.proration_date, plan.current)
     params: SubscriptionUpdateParams = {
@@ -227,7 +228,7 @@ def change_subscription(
     with stripe_errors("subscriptions.update"):
         updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params)
     metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, updated.to_dict(), read_at_ns, repository, settings, catalog)
+    return _store_and_answer(plan.record, updated.to_dict(), read_at_ns, repository, settings, catalog, stripe_client)
 
 
 def cancel_subscription(
@@ -256,7 +257,7 @@ def cancel_subscription(
         else:
             result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at_period_end": True})
     metrics.add_metric(name="SubscriptionCanceled" if immediately else "SubscriptionCancelScheduled", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, result.to_dict(), read_at_ns, repository, settings, catalog)
+    return _store_and_answer(record, result.to_dict(), read_at_ns, repository, settings, catalog, stripe_client)
 
 
 def resume_subscription(
@@ -277,17 +278,25 @@ def resume_subscription(
     with stripe_errors("subscriptions.update"):
         result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at_period_end": False})
     metrics.add_metric(name="SubscriptionResumed", unit="Count", value=1)
-    return _store_and_answer(caller.org_id, result.to_dict(), read_at_ns, repository, settings, catalog)
+    return _store_and_answer(record, result.to_dict(), read_at_ns, repository, settings, catalog, stripe_client)
 
 
 def _store_and_answer(
-    org_id: str,
+    record: SubscriptionRecord,
     subscription: Mapping[str, Any],
     read_at_ns: int,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
+    stripe_client: stripe.StripeClient,
 ) -> BillingStatusResponse:
-    _, state = store_stripe_subscription(org_id, subscription, read_at_ns, repository, settings, catalog)
+    """Store Stripe's answer to the change. An organization with more than one live subscription
+    is synced whole instead (one more Stripe read): the changed one may no longer be its best."""
+    if record.other_live_ids:
+        state = sync_org(record.org_id, record.customer_id, stripe_client, repository, settings, catalog).state
+    else:
+        _, state = store_stripe_subscription(record.org_id, subscription, read_at_ns, repository, settings, catalog)
+    if state is None:
+        return get_billing_status(record.org_id, repository, settings, catalog)
     configured = is_billing_configured(settings, catalog)
     return status_response(state.subscription, state.entitlement, catalog, configured, has_customer=True)

@@ -1,5 +1,5 @@
-"""Store a subscription exactly as Stripe returned it: the one path by which the webhook, the
-subscription endpoints and reconciliation write subscription state (guarded, all or nothing)."""
+"""Store subscription state exactly as Stripe returned it (guarded, all or nothing): the one path
+by which every writer of subscription state reaches the repository."""
 
 from __future__ import annotations
 
@@ -17,26 +17,22 @@ from tenant_billing.subscription_sync import SyncedState, synced_state
 EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
 
 
-def store_stripe_subscription(
-    org_id: str,
-    subscription: Mapping[str, Any],
-    read_at_ns: int,
+def store_state(
+    state: SyncedState,
     repository: BillingRepository,
-    settings: Settings,
-    catalog: Catalog,
     *,
+    whole_org: bool,
     event_id: str | None = None,
     event_type: str = "api",
-) -> tuple[SaveOutcome, SyncedState]:
-    """`read_at_ns` is when the Stripe call that returned `subscription` started: a read that
-    started later wins, so an older read can never overwrite a newer stored state."""
-    now = int(time.time())
-    state = synced_state(org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, now)
+) -> SaveOutcome:
+    """`whole_org`: the state was chosen from all of the customer's subscriptions (it may replace
+    any stored one); otherwise it is one subscription's read-back and may only update that one."""
     if state.unknown_prices:
         metrics.add_metric(name="UnknownSubscriptionPrice", unit="Count", value=1)
         logger.warning("subscription has prices outside the catalog", extra={"prices": list(state.unknown_prices)})
+    expires_at = int(time.time()) + EVENT_MARKER_TTL_SECONDS
     outcome = repository.save_subscription(
-        state.subscription, state.entitlement, event_id, event_type, now + EVENT_MARKER_TTL_SECONDS
+        state.subscription, state.entitlement, event_id, event_type, expires_at, whole_org=whole_org
     )
     logger.info(
         "subscription stored",
@@ -48,4 +44,20 @@ def store_stripe_subscription(
             "site_quantity": state.subscription.site_quantity,
         },
     )
-    return outcome, state
+    return outcome
+
+
+def store_stripe_subscription(
+    org_id: str,
+    subscription: Mapping[str, Any],
+    read_at_ns: int,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+) -> tuple[SaveOutcome, SyncedState]:
+    """Store the read-back of a change our API made to the organization's stored subscription.
+    `read_at_ns` is when the Stripe call that returned it started: a read that started later wins."""
+    state = synced_state(
+        org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
+    )
+    return store_state(state, repository, whole_org=False), state

@@ -1,14 +1,15 @@
 """From a Stripe subscription (as read from the API, the source of truth) to the stored
-subscription and entitlement records. Pure: the caller supplies the read time and the clock."""
+subscription and entitlement records, and which of a customer's subscriptions decides the
+organization's plan. Pure: the caller supplies the read time and the clock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tenant_billing.catalog import Catalog, PriceRef
-from tenant_billing.entitlements import PastDuePolicy, derive_entitlement
+from tenant_billing.entitlements import ENDED_STATUSES, PastDuePolicy, derive_entitlement, is_entitled_status
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 
 
@@ -45,6 +46,10 @@ def plan_and_quantity(items: list[Mapping[str, Any]], index: Mapping[str, PriceR
     return plan, quantity if plan else 0, unknown
 
 
+def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((subscription.get("items") or {}).get("data") or [])
+
+
 def _current_period_end(items: list[Mapping[str, Any]]) -> int | None:
     # Since API 2025-03-31.basil the billing period lives on the items, not the subscription.
     ends = [int(item["current_period_end"]) for item in items if item.get("current_period_end") is not None]
@@ -59,8 +64,9 @@ def synced_state(
     past_due_policy: PastDuePolicy,
     read_at_ns: int,
     now: int,
+    other_live_ids: tuple[str, ...] = (),
 ) -> SyncedState:
-    items: list[Mapping[str, Any]] = list((subscription.get("items") or {}).get("data") or [])
+    items = _items(subscription)
     plan, quantity, unknown = plan_and_quantity(items, catalog.price_index(price_ids))
     customer = subscription.get("customer")
     customer_id = str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
@@ -77,7 +83,41 @@ def synced_state(
         created=int(subscription.get("created") or 0),
         read_at_ns=read_at_ns,
         prices_known=not unknown and plan is not None,
+        other_live_ids=other_live_ids,
     )
     derived = derive_entitlement(catalog, plan, status, quantity, past_due_policy)
     entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits, now)
     return SyncedState(record, entitlement, unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    chosen: Mapping[str, Any]
+    # The customer's other subscriptions that have not ended (a duplicate when not empty).
+    other_live_ids: tuple[str, ...]
+
+
+def choose_subscription(
+    subscriptions: Sequence[Mapping[str, Any]], catalog: Catalog, price_ids: Mapping[str, str], past_due_policy: PastDuePolicy
+) -> Choice | None:
+    """The subscription whose entitlement the organization gets: one that pays for its plan, then
+    one that has not ended, then the one listing for the most, then the newest. So with two live
+    subscriptions the better one counts, and cancelling either leaves the other in force."""
+    index = catalog.price_index(price_ids)
+
+    def rank(subscription: Mapping[str, Any]) -> tuple[bool, bool, int, int, str]:
+        status = str(subscription.get("status"))
+        plan, quantity, _ = plan_and_quantity(_items(subscription), index)
+        return (
+            is_entitled_status(status, past_due_policy),
+            status not in ENDED_STATUSES,
+            catalog.monthly_value(plan, quantity),
+            int(subscription.get("created") or 0),
+            str(subscription.get("id")),
+        )
+
+    if not subscriptions:
+        return None
+    ordered = sorted(subscriptions, key=rank, reverse=True)
+    others = tuple(sorted(str(other["id"]) for other in ordered[1:] if other.get("status") not in ENDED_STATUSES))
+    return Choice(ordered[0], others)

@@ -1,8 +1,9 @@
 """Stripe webhook processing: which organization and subscription an event concerns, whether it
 already took effect, and the sync of Stripe's current state (never the payload's) into the table.
 
-Per event: one BatchGetItem (event marker + customer link), one Stripe read, one transaction
-(subscription + entitlement + event marker). A duplicate costs the BatchGetItem alone.
+Per event: one BatchGetItem (event marker + customer link), one Stripe read (the customer's
+subscriptions, see `org_sync`), one transaction (subscription + entitlement + event marker). A
+duplicate costs the BatchGetItem alone.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import stripe
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.observability import logger, metrics
+from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.stripe_gateway import stripe_errors
-from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, store_stripe_subscription
+from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -121,20 +122,6 @@ def _claimed_org(event: StripeEvent) -> str | None:
     return str(claimed) if claimed else None
 
 
-def _retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
-    """Stripe's current subscription, or None when Stripe has no such subscription for our key."""
-    try:
-        with stripe_errors("subscriptions.retrieve"):
-            try:
-                return client.v1.subscriptions.retrieve(subscription_id).to_dict()
-            except stripe.InvalidRequestError as exc:
-                if exc.code == "resource_missing":
-                    return None
-                raise
-    finally:
-        metrics.add_metric(name="StripeSubscriptionRead", unit="Count", value=1)
-
-
 def process_event(
     event: StripeEvent,
     repository: BillingRepository,
@@ -165,18 +152,23 @@ def process_event(
             logger.info("trial ends soon", extra={**log_keys, "trial_end": event.object.get("trial_end")})
             return Outcome.RECORDED
         return Outcome.DUPLICATE
-    # Read time first: a read that starts later can only see the same or a newer state.
-    read_at_ns = time.time_ns()
-    subscription = _retrieve_subscription(stripe_client(), target.subscription_id)
-    if subscription is None or _id_of(subscription.get("customer")) != target.customer_id:
+    result = sync_org(
+        org_id,
+        target.customer_id,
+        stripe_client(),
+        repository,
+        settings,
+        catalog,
+        must_include=target.subscription_id,
+        event_id=event.id,
+        event_type=event.type,
+    )
+    if result.outcome is None:
         metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
         logger.warning("subscription not found for this customer", extra=log_keys)
         return Outcome.NOT_OURS
-    outcome, _ = store_stripe_subscription(
-        org_id, subscription, read_at_ns, repository, settings, catalog, event_id=event.id, event_type=event.type
-    )
     return {
         SaveOutcome.WRITTEN: Outcome.SYNCED,
         SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
         SaveOutcome.SUPERSEDED: Outcome.SUPERSEDED,
-    }[outcome]
+    }[result.outcome]

@@ -1,0 +1,124 @@
+"""Read all of an organization's subscriptions from Stripe and store the one that decides its
+plan (see `choose_subscription`): how the webhook, POST /billing/sync, checkout and
+reconciliation write subscription state. One Stripe list call per sync, whatever the event.
+
+Stripe lets one customer hold several subscriptions (two Checkout tabs paid, the Dashboard, an
+old integration). Reading them all is what lets the organization keep its best live subscription
+when another one is canceled, and what detects the duplicate (metric `DuplicateSubscription`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from stripe.params import SubscriptionListParams
+
+from tenant_billing.catalog import Catalog
+from tenant_billing.items import SubscriptionRecord
+from tenant_billing.observability import logger, metrics
+from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.settings import Settings
+from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.subscription_store import store_state
+from tenant_billing.subscription_sync import SyncedState, choose_subscription, synced_state
+
+# Stripe lists newest first, 100 a page. A customer with more subscriptions than this (all
+# canceled but a few) is an account to look at, not one to page through on every event.
+MAX_PAGES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    # None: nothing was written (no subscription at all, or `skip_unchanged` and nothing changed).
+    outcome: SaveOutcome | None
+    # What Stripe's state means for the organization; None when the customer has no subscription.
+    state: SyncedState | None
+    subscription_ids: frozenset[str]
+
+
+def read_customer_subscriptions(client: stripe.StripeClient, customer_id: str) -> list[dict[str, Any]]:
+    """Every subscription of the customer, whatever its status (newest first)."""
+    params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
+    subscriptions: list[dict[str, Any]] = []
+    try:
+        with stripe_errors("subscriptions.list"):
+            for _ in range(MAX_PAGES):
+                page = client.v1.subscriptions.list(params=params)
+                subscriptions.extend(subscription.to_dict() for subscription in page.data)
+                if not page.has_more or not page.data:
+                    return subscriptions
+                params = {**params, "starting_after": str(subscriptions[-1]["id"])}
+    finally:
+        metrics.add_metric(name="StripeSubscriptionRead", unit="Count", value=1)
+    logger.warning("customer has more subscriptions than one sync reads", extra={"customer_id": customer_id})
+    return subscriptions
+
+
+def differs(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
+    """Whether `fresh` says something about the organization that `stored` does not."""
+    if stored is None:
+        return True
+    fields = (
+        "subscription_id",
+        "status",
+        "plan",
+        "site_quantity",
+        "current_period_end",
+        "cancel_at_period_end",
+        "other_live_ids",
+    )
+    return any(getattr(stored, name) != getattr(fresh, name) for name in fields)
+
+
+def sync_org(
+    org_id: str,
+    customer_id: str,
+    client: stripe.StripeClient,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    stored: SubscriptionRecord | None = None,
+    skip_unchanged: bool = False,
+    must_include: str | None = None,
+    event_id: str | None = None,
+    event_type: str = "api",
+) -> SyncResult:
+    """Store the organization's subscription as Stripe has it now, through the guarded write (a
+    read that started earlier than the stored one never overwrites it). With `must_include`,
+    nothing is written unless that subscription is one of the customer's."""
+    # Read time first: a read that starts later can only see the same or a newer state.
+    read_at_ns = time.time_ns()
+    subscriptions = read_customer_subscriptions(client, customer_id)
+    ids = frozenset(str(subscription["id"]) for subscription in subscriptions)
+    choice = choose_subscription(subscriptions, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS)
+    if choice is None or (must_include is not None and must_include not in ids):
+        return SyncResult(None, None, ids)
+    state = synced_state(
+        org_id,
+        choice.chosen,
+        catalog,
+        settings.price_ids,
+        settings.PAST_DUE_ENTITLEMENTS,
+        read_at_ns,
+        int(time.time()),
+        choice.other_live_ids,
+    )
+    if choice.other_live_ids:
+        metrics.add_metric(name="DuplicateSubscription", unit="Count", value=1)
+        logger.warning(
+            "organization has more than one live subscription",
+            extra={
+                "org_id": org_id,
+                "customer_id": customer_id,
+                "kept_subscription_id": state.subscription.subscription_id,
+                "other_live_subscription_ids": list(choice.other_live_ids),
+            },
+        )
+    if skip_unchanged and not differs(stored, state.subscription):
+        return SyncResult(None, state, ids)
+    outcome = store_state(state, repository, whole_org=True, event_id=event_id, event_type=event_type)
+    return SyncResult(outcome, state, ids)
