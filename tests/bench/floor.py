@@ -157,7 +157,9 @@ class FloorTarget:
     def _checkout(self) -> None:
         """Look for a subscription, expire the previous open session, create one and record it."""
         self._query_org()
-        self.stripe.v1.subscriptions.list(params={"customer": self.stripe_params["customer"], "status": "all", "limit": 100})
+        customer = self.stripe_params["customer"]
+        self.stripe.v1.subscriptions.list(params={"customer": customer, "status": "all", "limit": 100})
+        self.stripe.v1.checkout.sessions.list(params={"customer": customer, "status": "open", "limit": 100})
         if self._open_session:
             self.stripe.v1.checkout.sessions.expire(self._open_session)
         session = self.stripe.v1.checkout.sessions.create(params=cast("CheckoutSessionParams", self.stripe_params))

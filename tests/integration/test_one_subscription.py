@@ -67,35 +67,32 @@ def test_a_second_tab_expires_the_first_so_only_one_can_be_paid(stripe_fake: Fak
     assert [e["data"]["object"]["id"] for e in stripe_fake.events_of_type("checkout.session.expired")] == [first_id]
 
 
-def test_a_checkout_after_the_previous_session_expired_by_itself_does_not_expire_it_again(
-    stripe_fake: FakeStripe, dynamodb: Any
-) -> None:
+def test_a_session_stripe_expired_by_itself_is_not_expired_again(stripe_fake: FakeStripe) -> None:
     assert checkout()[0] == 200
     stripe_fake.advance_clock(25 * 3600)  # Checkout Sessions expire after 24 hours
     stripe_fake.reset_requests()
-    # Stripe's clock moved, ours did not: the expiry is attempted, Stripe says it is expired already.
     assert checkout()[0] == 200
-    paths = [(r.method, r.path.split("/cs_")[0]) for r in stripe_fake.requests]
-    assert paths == [
+    assert [(r.method, r.path) for r in stripe_fake.requests] == [
+        ("GET", "/v1/checkout/sessions"),
         ("GET", "/v1/subscriptions"),
-        ("POST", "/v1/checkout/sessions"),  # .../{id}/expire, refused: not open
-        ("GET", "/v1/checkout/sessions"),  # .../{id}: expired
         ("POST", "/v1/checkout/sessions"),
     ]
-    assert len(open_sessions(stripe_fake)) == 1
-    # Once our clock agrees that the recorded session expired, no expiry is attempted at all.
-    dynamodb.update_item(
-        TableName=TABLE_NAME,
-        Key={"pk": {"S": "ORG#org_demo"}, "sk": {"S": "CHECKOUT"}},
-        UpdateExpression="SET expires_at = :past",
-        ExpressionAttributeValues={":past": {"N": "1000"}},
-    )
-    stripe_fake.reset_requests()
-    assert checkout()[0] == 200
-    assert [(r.method, r.path) for r in stripe_fake.requests] == [("GET", "/v1/subscriptions"), ("POST", "/v1/checkout/sessions")]
 
 
-def test_an_existing_customer_costs_one_list_one_expiry_and_the_create(stripe_fake: FakeStripe) -> None:
+def test_an_open_session_the_table_never_recorded_is_expired_too(stripe_fake: FakeStripe, dynamodb: Any) -> None:
+    # A tab opened before this rule was deployed, or by another integration: no CHECKOUT item.
+    _, body = checkout()
+    old_tab = session_of(stripe_fake, body["url"])
+    dynamodb.delete_item(TableName=TABLE_NAME, Key={"pk": {"S": "ORG#org_demo"}, "sk": {"S": "CHECKOUT"}})
+    stripe_fake.checkout_sessions[old_tab]["created"] -= 3600  # opened an hour ago
+    _, body = checkout(plan="enterprise", sites=0)
+    assert stripe_fake.checkout_sessions[old_tab]["status"] == "expired"
+    assert open_sessions(stripe_fake) == [session_of(stripe_fake, body["url"])]
+    with pytest.raises(FakeStripeError, match="expired"):
+        stripe_fake.complete_checkout(old_tab)
+
+
+def test_an_existing_customer_costs_two_lists_one_expiry_and_the_create(stripe_fake: FakeStripe) -> None:
     assert checkout()[0] == 200
     (previous,) = open_sessions(stripe_fake)
     stripe_fake.reset_requests()
@@ -103,9 +100,15 @@ def test_an_existing_customer_costs_one_list_one_expiry_and_the_create(stripe_fa
         assert checkout()[0] == 200
     assert calls == {"Query": 1, "PutItem": 1}
     assert [(r.method, r.path) for r in stripe_fake.requests] == [
-        ("GET", "/v1/subscriptions"),
+        ("GET", "/v1/checkout/sessions"),
         ("POST", f"/v1/checkout/sessions/{previous}/expire"),
+        ("GET", "/v1/subscriptions"),
         ("POST", "/v1/checkout/sessions"),
+    ]
+    customer = stripe_fake.checkout_sessions[previous]["customer"]
+    assert [stripe_fake.requests[i].params for i in (0, 2)] == [
+        {"customer": customer, "status": "open", "limit": "100"},
+        {"customer": customer, "status": "all", "limit": "100"},
     ]
 
 
@@ -152,30 +155,33 @@ def test_the_paid_session_answers_the_next_checkout_before_its_webhook_lands(str
     assert len(live_subscriptions(stripe_fake)) == 1
 
 
-def test_a_session_paid_while_the_next_checkout_runs_is_not_paid_twice(stripe_fake: FakeStripe) -> None:
+@pytest.mark.parametrize("after", ["/v1/checkout/sessions", "/v1/subscriptions"])
+def test_a_session_paid_while_the_next_checkout_runs_is_not_paid_twice(stripe_fake: FakeStripe, after: str) -> None:
     status, body = checkout()
     first_id = session_of(stripe_fake, body["url"])
-    # The customer pays in the first tab right after the second checkout looked at Stripe's
-    # subscriptions and before it expires the first session.
+    # The customer pays in the first tab right after the second checkout read one of Stripe's lists.
     table = stripe_fake._route_table
-    index = next(
-        i for i, (method, pattern, _) in enumerate(table) if method == "GET" and pattern.pattern == "/v1/subscriptions\\Z"
-    )
+    index = next(i for i, (verb, pattern, _) in enumerate(table) if verb == "GET" and pattern.pattern == after + "\\Z")
     method, pattern, original = table[index]
 
     def list_then_pay(raw: dict[str, Any], ids: tuple[str, ...]) -> tuple[int, Any]:
         answer = original(raw, ids)
         table[index] = (method, pattern, original)
-        stripe_fake.complete_checkout(first_id)
+        if stripe_fake.checkout_sessions[first_id]["status"] == "open":
+            stripe_fake.complete_checkout(first_id)
         return answer
 
     table[index] = (method, pattern, list_then_pay)
     status, body = checkout(plan="enterprise")
-    assert (status, body["error"]["code"]) == (409, "subscription_exists")
-    assert table[index][2] is original  # the race really happened
-    assert len(live_subscriptions(stripe_fake)) == 1
-    assert open_sessions(stripe_fake) == []
-    assert status_of()["subscription"]["plan"] == "pro"
+    assert table[index][2] is original  # the list was read
+    if after == "/v1/checkout/sessions":
+        assert (status, body["error"]["code"]) == (409, "subscription_exists")
+        assert status_of()["subscription"]["plan"] == "pro"
+    else:
+        # Too late: the first session was expired before the list, so the payment was refused.
+        assert status == 200
+    assert len(live_subscriptions(stripe_fake)) <= 1
+    assert len(open_sessions(stripe_fake)) + len(live_subscriptions(stripe_fake)) == 1
 
 
 def test_a_completed_session_whose_subscription_ended_does_not_block_a_new_checkout(stripe_fake: FakeStripe) -> None:
@@ -201,6 +207,16 @@ def test_a_stripe_failure_while_expiring_leaves_the_old_session_recorded_and_cre
     # The retry expires it and hands out one new session.
     assert checkout()[0] == 200
     assert len(open_sessions(stripe_fake)) == 1 and open_sessions(stripe_fake) != [previous]
+
+
+def test_a_recorded_session_stripe_does_not_know_does_not_block_checkout(stripe_fake: FakeStripe) -> None:
+    # A key or account switch, a restored table: the recorded session is not among Stripe's open ones.
+    assert checkout()[0] == 200
+    (previous,) = open_sessions(stripe_fake)
+    del stripe_fake.checkout_sessions[previous]
+    status, body = checkout()
+    assert status == 200, body
+    assert len(open_sessions(stripe_fake)) == 1
 
 
 # --- two live subscriptions anyway (the Dashboard, an old integration, before this fix) ------------
@@ -278,6 +294,74 @@ def test_a_plan_change_on_an_organization_with_a_duplicate_syncs_it_whole(stripe
     assert status == 200, body
     # Pro is canceled; the organization falls back to its other live subscription (Starter).
     assert (body["subscription"]["plan"], body["subscription"]["status"]) == ("starter", "active")
+
+
+def test_cancelling_now_before_a_duplicates_webhook_landed_shows_the_other(stripe_fake: FakeStripe) -> None:
+    customer_id, _ = subscribed_org(stripe_fake)
+    subscribe_behind_our_back(stripe_fake, customer_id, "price_starter_base")  # its webhooks not yet here
+    event = api_event("POST", "/billing/subscription/cancel", org_id="org_demo", body={"immediately": True})
+    status, body = call(subscription_handler, event)
+    assert status == 200, body
+    assert (body["subscription"]["plan"], body["subscription"]["status"]) == ("starter", "active")
+
+
+def test_a_change_never_drops_a_duplicate_a_webhook_recorded_meanwhile(
+    stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer_id, _ = subscribed_org(stripe_fake)
+    events = subscribe_behind_our_back(stripe_fake, customer_id, "price_starter_base")
+    from tenant_billing.repository import DynamoBillingRepository
+
+    original = DynamoBillingRepository.save_subscription
+
+    def duplicate_lands_first(self: DynamoBillingRepository, record: Any, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs["whole_org"] and events:
+            for stripe_event in events:
+                assert deliver(stripe_event)[0] == 200
+            events.clear()
+        return original(self, record, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", duplicate_lands_first)
+    event = api_event("POST", "/billing/subscription/cancel", org_id="org_demo", body={})
+    status, body = call(subscription_handler, event)
+    assert status == 200, body
+    stored = status_of()
+    assert stored == body and stored["subscription"]["cancelAtPeriodEnd"] is True
+    from tenant_billing.repository import get_repository
+
+    record = get_repository().get_org_billing("org_demo").subscription
+    assert record is not None and len(record.other_live_ids) == 1
+
+
+def test_the_webhook_reads_a_subscription_the_customers_list_does_not_show(stripe_fake: FakeStripe) -> None:
+    # A deleted customer's subscriptions may be missing from its list: the event's one is read alone.
+    customer_id, subscription_id = subscribed_org(stripe_fake)
+    table = stripe_fake._route_table
+    index = next(i for i, (verb, pattern, _) in enumerate(table) if verb == "GET" and pattern.pattern == "/v1/subscriptions\\Z")
+    method, pattern, original = table[index]
+    table[index] = (method, pattern, lambda raw, ids: (200, {**original(raw, ids)[1], "data": [], "has_more": False}))
+    events = stripe_fake.cancel_subscription(subscription_id)
+    for stripe_event in events:
+        assert deliver(stripe_event)[1]["outcome"] in ("synced", "duplicate")
+    assert status_of()["subscription"]["status"] == "canceled"
+    assert customer_id
+
+
+def test_reconciliation_syncs_a_known_duplicate_that_became_the_best(stripe_fake: FakeStripe) -> None:
+    customer_id, _ = subscribed_org(stripe_fake)
+    for stripe_event in subscribe_behind_our_back(stripe_fake, customer_id, "price_starter_base"):
+        assert deliver(stripe_event)[0] == 200
+    starter_id = next(
+        s["id"] for s in live_subscriptions(stripe_fake) if s["items"]["data"][0]["price"]["id"] == "price_starter_base"
+    )
+    # Upgraded in the Dashboard to Enterprise; its webhooks were lost.
+    stripe_fake.update_subscription(
+        starter_id,
+        items=[{"id": stripe_fake.subscriptions[starter_id]["items"]["data"][0]["id"], "price": "price_enterprise_base"}],
+    )
+    result = reconcile_handler.lambda_handler({}, FakeLambdaContext(remaining_ms=900_000))
+    assert (result["repaired"], result["duplicates"]) == (1, 1)
+    assert status_of()["subscription"]["plan"] == "enterprise"
 
 
 def test_reconciliation_detects_a_duplicate_whose_webhooks_were_lost(

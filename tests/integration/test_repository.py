@@ -98,6 +98,9 @@ def test_one_subscriptions_read_back_never_switches_the_organization_to_it() -> 
     assert save(record(subscription_id="sub_new", status="past_due", read_at_ns=10), whole_org=False) is SaveOutcome.WRITTEN
     stored = get_repository().get_org_billing("org_r").subscription
     assert stored is not None and (stored.subscription_id, stored.status) == ("sub_new", "past_due")
+    # Nor over a duplicate that a whole-organization read recorded meanwhile.
+    assert save(record(subscription_id="sub_new", other_live_ids=("sub_dup",), read_at_ns=11)) is SaveOutcome.WRITTEN
+    assert save(record(subscription_id="sub_new", read_at_ns=12), whole_org=False) is SaveOutcome.SUPERSEDED
 
 
 def test_the_duplicate_list_round_trips() -> None:
@@ -108,13 +111,13 @@ def test_the_duplicate_list_round_trips() -> None:
 
 def test_one_checkout_session_is_recorded_at_a_time() -> None:
     repository = get_repository()
-    assert repository.record_checkout_session("org_r", "cs_1", 1_900_000_000, None)
+    assert repository.record_checkout_session("org_r", "cs_1", None)
     # A concurrent checkout that also saw no session loses; one that saw cs_1 replaces it once.
-    assert not repository.record_checkout_session("org_r", "cs_2", 1_900_000_000, None)
-    assert repository.record_checkout_session("org_r", "cs_3", 1_900_000_100, "cs_1")
-    assert not repository.record_checkout_session("org_r", "cs_4", 1_900_000_100, "cs_1")
+    assert not repository.record_checkout_session("org_r", "cs_2", None)
+    assert repository.record_checkout_session("org_r", "cs_3", "cs_1")
+    assert not repository.record_checkout_session("org_r", "cs_4", "cs_1")
     checkout = repository.get_org_billing("org_r").checkout
-    assert checkout is not None and (checkout.session_id, checkout.expires_at) == ("cs_3", 1_900_000_100)
+    assert checkout is not None and checkout.session_id == "cs_3"
 
 
 def test_the_sync_slot_is_taken_once_per_window_and_can_be_given_back() -> None:

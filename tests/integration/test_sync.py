@@ -3,6 +3,7 @@ no webhook, at most one Stripe read per organization per 5 seconds."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +29,10 @@ def status(org_id: str = "org_demo") -> Any:
 
 
 def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Move the function's clock (the sync window is measured by it) forward."""
-    import time
-
-    now = time.time_ns() + int(seconds * 1e9)
-    monkeypatch.setattr(sync_handler.time, "time_ns", lambda: now)
+    """Move the clock the sync window is measured by (the handler's time.time_ns) forward."""
+    shift = int(seconds * 1e9)
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() + shift)
 
 
 def test_a_member_sees_the_paid_plan_before_any_webhook(stripe_fake: FakeStripe) -> None:
@@ -98,13 +98,40 @@ def test_without_a_customer_no_stripe_call(stripe_fake: FakeStripe) -> None:
     assert stripe_fake.requests == []
 
 
-def test_stripe_down_is_502_and_the_retry_reads_stripe(stripe_fake: FakeStripe, table_items: Items) -> None:
+def test_stripe_down_is_502_and_reloads_add_no_stripe_reads(
+    stripe_fake: FakeStripe, table_items: Items, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subscribe(stripe_fake)
-    stripe_fake.fail_next(3, status=500)
+    stripe_fake.fail_next(1, status=429)  # the SDK does not retry a 429 Stripe does not ask to retry
     code, body = sync()
     assert (code, body["error"]["code"]) == (502, "stripe_unavailable")
-    assert not [item for item in table_items() if item["sk"]["S"] in ("SUBSCRIPTION", "SYNC")]
-    code, body = sync()  # at once: the failed read gave its slot back
+    assert not [item for item in table_items() if item["sk"]["S"] == "SUBSCRIPTION"]
+    # While Stripe is rate-limiting, reloads inside the window answer what is stored.
+    stripe_fake.reset_requests()
+    assert sync()[1]["subscription"] is None
+    assert stripe_fake.requests == []
+    later(monkeypatch, 5.0)
+    code, body = sync()
+    assert (code, body["subscription"]["plan"]) == (200, "pro")
+
+
+def test_a_storage_failure_gives_the_window_back(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenant_billing.errors import TransientStoreError
+    from tenant_billing.repository import DynamoBillingRepository
+
+    subscribe(stripe_fake)
+    original = DynamoBillingRepository.save_subscription
+    failures = [TransientStoreError("throttled")]
+
+    def throttled_once(self: DynamoBillingRepository, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", throttled_once)
+    code, body = sync()
+    assert (code, body["error"]["code"]) == (503, "temporarily_unavailable")
+    code, body = sync()  # at once: the failed sync gave its slot back
     assert (code, body["subscription"]["plan"]) == (200, "pro")
 
 

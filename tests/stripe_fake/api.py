@@ -44,6 +44,7 @@ class Api(Lifecycle):
             ("POST", r"/v1/customers/([^/]+)", self._update_customer),
             ("DELETE", r"/v1/customers/([^/]+)", self._delete_customer),
             ("POST", r"/v1/checkout/sessions", self._create_checkout_session),
+            ("GET", r"/v1/checkout/sessions", self._list_checkout_sessions),
             ("GET", r"/v1/checkout/sessions/([^/]+)", self._retrieve_checkout_session),
             ("GET", r"/v1/checkout/sessions/([^/]+)/line_items", self._list_checkout_line_items),
             ("POST", r"/v1/checkout/sessions/([^/]+)/expire", self._expire_checkout_session),
@@ -305,6 +306,18 @@ class Api(Lifecycle):
     def _retrieve_checkout_session(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.RETRIEVE, raw)
         return 200, self._expanded(self._existing_session(ids[0]), params.get("expand"))
+
+    def _list_checkout_sessions(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.CHECKOUT_SESSION_LIST, raw)
+        selected = [
+            session
+            for session in self.checkout_sessions.values()
+            if all(params[name] == session[name] for name in ("customer", "status", "subscription") if name in params)
+        ]
+        page = self._page(
+            self._newest_first(selected), params, "/v1/checkout/sessions", "checkout.session", universe=self.checkout_sessions
+        )
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
 
     def _list_checkout_line_items(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.LINE_ITEMS_LIST, raw)

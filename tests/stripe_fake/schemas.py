@@ -150,6 +150,17 @@ CHECKOUT_SESSION_CREATE = Obj(
 LINE_ITEMS_LIST = Obj(dict(_LIST_COMMON))
 CHECKOUT_SESSION_EXPIRE = Obj({"expand": EXPAND})
 
+# GET /v1/checkout/sessions
+CHECKOUT_SESSION_LIST = Obj(
+    {
+        **_LIST_COMMON,
+        "customer": Str(),
+        "status": Str(enum=("open", "complete", "expired")),
+        "subscription": Str(),
+        **unsupported("created", "customer_account", "customer_details", "payment_intent", "payment_link"),
+    }
+)
+
 # --- billing portal -------------------------------------------------------------------------------
 
 PORTAL_SESSION_CREATE = Obj(

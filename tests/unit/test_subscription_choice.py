@@ -59,10 +59,13 @@ def test_the_better_plan_wins_over_the_newer_one() -> None:
     assert choose(sub("odd", "active", 300, "price_unknown"), sub("starter", "active", 100, "price_s"))[0] == "starter"
 
 
-def test_past_due_counts_as_paying_only_under_the_plan_policy() -> None:
+def test_a_paid_subscription_beats_a_past_due_one_whatever_its_plan() -> None:
     subs = (sub("ent_past_due", "past_due", 200, "price_e"), sub("starter", "active", 100, "price_s"))
-    assert choose(*subs, policy="plan")[0] == "ent_past_due"
+    assert choose(*subs, policy="plan")[0] == "starter"
     assert choose(*subs, policy="fallback")[0] == "starter"
+    # Under the "plan" policy a past_due subscription still grants its plan: it beats an unpaid one.
+    unpaid = (sub("ent_unpaid", "unpaid", 300, "price_e"), sub("pro_past_due", "past_due", 100))
+    assert choose(*unpaid, policy="plan")[0] == "pro_past_due"
 
 
 def test_the_other_live_subscriptions_are_named() -> None:

@@ -27,6 +27,8 @@ from tenant_billing.stripe_gateway import stripe_errors
 # Stripe keeps idempotency keys for about 24 hours. An unfinished customer claim older than
 # this gets a fresh key instead of one Stripe may already have forgotten.
 CLAIM_KEY_MAX_AGE_SECONDS = 23 * 3600
+# An open session this recent that is not the recorded one is a concurrent checkout's, in flight.
+CONCURRENT_CHECKOUT_SECONDS = 60
 ORG_METADATA_KEY = "organization_id"
 PLAN_METADATA_KEY = "plan"
 
@@ -149,6 +151,22 @@ def _expire_session(client: stripe.StripeClient, session_id: str) -> str:
     return status
 
 
+def _expire_open_sessions(client: stripe.StripeClient, customer_id: str, recorded: str | None) -> bool:
+    """Expire every open Checkout Session of the customer (an older tab, one made before the open
+    session was recorded, or by another integration), so none of them can be paid any more. A
+    session created in the last moments that is not the recorded one belongs to a concurrent
+    checkout: the conditional write decides between the two. True when one was paid meanwhile."""
+    now = int(time.time())
+    with stripe_errors("checkout.sessions.list"):
+        page = client.v1.checkout.sessions.list(params={"customer": customer_id, "status": "open", "limit": 100})
+    paid = False
+    for session in page.data:
+        if session.id != recorded and session.created > now - CONCURRENT_CHECKOUT_SECONDS:
+            continue
+        paid = _expire_session(client, session.id) == "complete" or paid
+    return paid
+
+
 def _refuse_if_subscribed(
     org_id: str,
     customer_id: str,
@@ -177,12 +195,12 @@ def create_checkout(
     stripe_client: Callable[[], stripe.StripeClient],
 ) -> UrlResponse:
     """A Checkout Session URL for the plan, and at most one session per organization that can
-    still be paid: the previous one is expired first, and the new one is recorded with a
+    still be paid: every open one is expired first, and the new one is recorded with a
     conditional write, so of two concurrent checkouts only one URL is ever handed out.
 
     Validation and the configuration check come before any read or write. Stripe calls: with an
-    existing customer, one list of its subscriptions and the create (plus one expire when an
-    earlier session may still be open); with a new customer, the customer create and the create.
+    existing customer, the list of its open sessions, one expiry per open session, the list of its
+    subscriptions, and the create; with a new customer, the customer create and the session create.
     """
     require_billing_admin(caller)
     items = validate_plan_selection(request, catalog, settings)
@@ -194,17 +212,19 @@ def create_checkout(
     client = stripe_client()
     had_customer = billing.customer is not None and billing.customer.is_linked
     customer_id = ensure_customer(org_id, billing, repository, client)
-    # A customer created just now has no subscription in Stripe to look for. A trial only for an
-    # organization's first subscription: none stored and none in Stripe.
+    recorded = billing.checkout.session_id if billing.checkout is not None else None
+    # A customer created just now has no subscription nor session in Stripe to look for. A trial
+    # only for an organization's first subscription: none stored and none in Stripe.
     first_subscription = billing.subscription is None
     if had_customer:
+        # Sessions first: once none is open, a payment can only have happened before the list of
+        # subscriptions below, which then shows it.
+        if _expire_open_sessions(client, customer_id, recorded):
+            # One was paid just before its expiry: that subscription is the answer.
+            sync_org(org_id, customer_id, client, repository, settings, catalog)
+            raise _live_subscription_conflict()
         never_subscribed = _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, client)
         first_subscription = first_subscription and never_subscribed
-    previous = billing.checkout
-    still_open = previous is not None and previous.expires_at > int(time.time())
-    if still_open and previous is not None and _expire_session(client, previous.session_id) == "complete":
-        # Paid between our look at Stripe and the expiry: that subscription is the answer.
-        _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, client)
     params = checkout_session_params(
         org_id, customer_id, items, catalog.plans[items.plan_id], settings, first_subscription=first_subscription
     )
@@ -212,8 +232,7 @@ def create_checkout(
         session = client.v1.checkout.sessions.create(params=params)
     if not session.url:
         raise StripeUnavailableError("the payment provider returned no checkout URL")
-    replaces = previous.session_id if previous is not None else None
-    if not repository.record_checkout_session(org_id, session.id, int(session.expires_at), replaces):
+    if not repository.record_checkout_session(org_id, session.id, recorded):
         # A concurrent checkout recorded its session first: ours is never handed out, and expired.
         _expire_session(client, session.id)
         raise ConflictError(

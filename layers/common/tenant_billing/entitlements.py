@@ -14,7 +14,7 @@ SUBSCRIPTION_STATUSES = frozenset(
 )
 # Statuses that can never become active again: a new subscription is needed.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-_PAID_STATUSES = frozenset({"active", "trialing"})
+PAID_STATUSES = frozenset({"active", "trialing"})
 
 PastDuePolicy = Literal["plan", "fallback"]
 
@@ -27,7 +27,7 @@ class Entitlement:
 
 
 def is_entitled_status(status: str | None, past_due_policy: PastDuePolicy = "plan") -> bool:
-    if status in _PAID_STATUSES:
+    if status in PAID_STATUSES:
         return True
     return status == "past_due" and past_due_policy == "plan"
 

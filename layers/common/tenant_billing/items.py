@@ -93,8 +93,6 @@ class CheckoutRecord:
 
     org_id: str
     session_id: str
-    # Stripe's expires_at: past it Stripe has expired the session by itself.
-    expires_at: int
 
 
 @dataclass(frozen=True, slots=True)

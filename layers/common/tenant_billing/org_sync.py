@@ -57,6 +57,22 @@ def read_customer_subscriptions(client: stripe.StripeClient, customer_id: str) -
     return subscriptions
 
 
+def retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
+    """One subscription, or None when Stripe has no such subscription for our key."""
+    with stripe_errors("subscriptions.retrieve"):
+        try:
+            return client.v1.subscriptions.retrieve(subscription_id).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return None
+            raise
+
+
+def _customer_of(subscription: dict[str, Any]) -> str:
+    customer = subscription.get("customer")
+    return str(customer.get("id") if isinstance(customer, dict) else customer or "")
+
+
 def differs(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
     """Whether `fresh` says something about the organization that `stored` does not."""
     if stored is None:
@@ -93,6 +109,11 @@ def sync_org(
     # Read time first: a read that starts later can only see the same or a newer state.
     read_at_ns = time.time_ns()
     subscriptions = read_customer_subscriptions(client, customer_id)
+    if must_include is not None and all(str(subscription["id"]) != must_include for subscription in subscriptions):
+        # Not in the customer's list (a deleted customer's, or past the pages read): read it alone.
+        missing = retrieve_subscription(client, must_include)
+        if missing is not None and _customer_of(missing) == customer_id:
+            subscriptions.append(missing)
     ids = frozenset(str(subscription["id"]) for subscription in subscriptions)
     choice = choose_subscription(subscriptions, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS)
     if choice is None or (must_include is not None and must_include not in ids):

@@ -4,10 +4,10 @@ Phase "stripe" walks every subscription in Stripe (`status=all`, 100 a page, new
 page one BatchGetItem of the customers' reverse links, one of those organizations' subscription
 items, and for each organization whose stored state is stale a sync of all its subscriptions
 (`sync_org`: one Stripe list and a guarded write). An organization with more than one live
-subscription is counted (`duplicates`, metric `DuplicateSubscription`) in every run until an
-operator resolves it. Phase "table" scans the stored subscription items and reads from Stripe,
-one by one, those the first phase did not see: a subscription Stripe no longer has is counted as
-orphaned (never deleted).
+subscription is synced whole and counted (`duplicates`, metric `DuplicateSubscription`) in every
+run until an operator resolves it. Phase "table" scans the stored subscription items and reads
+from Stripe, one by one, those the first phase did not see: a subscription Stripe no longer has
+is counted as orphaned (never deleted).
 
 Safe to run twice at once and idempotent: one run at a time holds a lease in the table (a second
 one answers "busy"), every write goes through the repository guard with the time its Stripe read
@@ -34,7 +34,7 @@ from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingNotConfiguredError
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.org_sync import differs, sync_org
+from tenant_billing.org_sync import differs, retrieve_subscription, sync_org
 from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
@@ -157,7 +157,6 @@ class _Run:
         # Organizations this invocation synced whole: one Stripe list each, however many of their
         # subscriptions the walk meets.
         self.synced: set[str] = set()
-        self.duplicate_orgs: set[str] = set()
         self.lease_renew_at_ns = 0
 
     # --- bookkeeping ------------------------------------------------------------------------------
@@ -239,14 +238,14 @@ class _Run:
         return RunOutcome.COMPLETED
 
     def check(self, org_id: str, subscription: Mapping[str, Any], stored: dict[str, SubscriptionRecord]) -> None:
-        """Sync the organization whole if this subscription shows its stored state is stale."""
+        """Sync the organization whole if this subscription shows its stored state is stale, or if
+        it has several live subscriptions (any of them may have changed unseen): once per invocation."""
         record = stored.get(org_id)
         fresh = synced_state(
             org_id, subscription, self.catalog, self.settings.price_ids, self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
         ).subscription
-        if org_id in self.synced or not needs_sync(record, fresh):
-            if record is not None and record.subscription_id == fresh.subscription_id and record.other_live_ids:
-                self.note_duplicate(org_id, record, reported=False)
+        duplicate = record is not None and bool(record.other_live_ids)
+        if org_id in self.synced or not (duplicate or needs_sync(record, fresh)):
             return
         self.synced.add(org_id)
         result = sync_org(
@@ -261,7 +260,8 @@ class _Run:
             event_type=SOURCE,
         )
         if result.state is not None and result.state.subscription.other_live_ids:
-            self.note_duplicate(org_id, result.state.subscription, reported=True)
+            # Counted in every run until an operator resolves it (sync_org logged it, with the ids).
+            self.count("duplicates")
         if result.outcome is SaveOutcome.WRITTEN and result.state is not None:
             self.count("repaired")
             stored[org_id] = result.state.subscription
@@ -276,24 +276,6 @@ class _Run:
         elif result.outcome is not None:
             # A webhook (or another run) stored a newer read in the meantime: it stands.
             self.count("superseded")
-
-    def note_duplicate(self, org_id: str, record: SubscriptionRecord, *, reported: bool) -> None:
-        """Count an organization with several live subscriptions once per invocation (`reported`:
-        the sync already logged it and counted the metric)."""
-        if org_id in self.duplicate_orgs:
-            return
-        self.duplicate_orgs.add(org_id)
-        self.count("duplicates")
-        if not reported:
-            metrics.add_metric(name="DuplicateSubscription", unit="Count", value=1)
-            logger.warning(
-                "organization has more than one live subscription",
-                extra={
-                    "org_id": org_id,
-                    "kept_subscription_id": record.subscription_id,
-                    "other_live_subscription_ids": list(record.other_live_ids),
-                },
-            )
 
     def stripe_page(self) -> None:
         cursor = self.checkpoint.stripe_cursor
@@ -328,15 +310,6 @@ class _Run:
             self.checkpoint = replace(self.checkpoint, phase=PHASE_TABLE, stripe_cursor="", scan_cursor="")
         self.persist()
 
-    def retrieve(self, subscription_id: str) -> dict[str, Any] | None:
-        with stripe_errors("subscriptions.retrieve"):
-            try:
-                return self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
-            except stripe.InvalidRequestError as exc:
-                if exc.code == "resource_missing":
-                    return None
-                raise
-
     def table_page(self) -> bool:
         """One Scan page; False when time ran out part-way (the cursor is after the last item done)."""
         if self.seen is None:
@@ -360,7 +333,7 @@ class _Run:
         return True
 
     def check_stored(self, record: SubscriptionRecord) -> None:
-        subscription = self.retrieve(record.subscription_id)
+        subscription = retrieve_subscription(self.client, record.subscription_id)
         self.count("checked")
         log_keys = {"org_id": record.org_id, "subscription_id": record.subscription_id}
         if subscription is None:

@@ -127,7 +127,7 @@ class BillingRepository(Protocol):
         whole_org: bool,
     ) -> SaveOutcome: ...
 
-    def record_checkout_session(self, org_id: str, session_id: str, expires_at: int, replaces: str | None) -> bool: ...
+    def record_checkout_session(self, org_id: str, session_id: str, replaces: str | None) -> bool: ...
 
     def claim_sync(self, org_id: str, now_ms: int, window_ms: int) -> bool: ...
 
@@ -264,8 +264,13 @@ def _subscription_guard(record: SubscriptionRecord, whole_org: bool) -> tuple[st
     values: AttributeMap = {":read": _n(record.read_at_ns)}
     if whole_org:
         return "attribute_not_exists(pk) OR read_at_ns < :read", values
+    # Nor over a duplicate a whole-organization read recorded meanwhile (the caller then syncs).
     values[":sid"] = _s(record.subscription_id)
-    return "attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read)", values
+    values[":none"] = _n(0)
+    return (
+        "attribute_not_exists(pk) OR (subscription_id = :sid AND read_at_ns < :read AND size(other_live_ids) = :none)",
+        values,
+    )
 
 
 # --- the DynamoDB implementation --------------------------------------------------------------
@@ -335,9 +340,7 @@ class DynamoBillingRepository:
             customer=_customer_from_item(org_id, customer) if customer else None,
             subscription=_subscription_from_item(org_id, subscription) if subscription else None,
             entitlement=_entitlement_from_item(org_id, entitlement) if entitlement else None,
-            checkout=CheckoutRecord(org_id, _str(checkout, "session_id"), _int(checkout, "expires_at") or 0)
-            if checkout
-            else None,
+            checkout=CheckoutRecord(org_id, _str(checkout, "session_id")) if checkout else None,
         )
 
     def claim_customer(self, org_id: str, idempotency_key: str, now: int) -> CustomerLink:
@@ -465,16 +468,11 @@ class DynamoBillingRepository:
             return SaveOutcome.SUPERSEDED
         raise TransientStoreError("billing storage is temporarily unavailable, try again")
 
-    def record_checkout_session(self, org_id: str, session_id: str, expires_at: int, replaces: str | None) -> bool:
+    def record_checkout_session(self, org_id: str, session_id: str, replaces: str | None) -> bool:
         """Make `session_id` the organization's one open Checkout Session, if the stored one is
         still `replaces` (None: no session stored yet). False when a concurrent checkout recorded
         another session first: the caller must then expire its own."""
-        item: AttributeMap = {
-            "pk": _s(org_pk(org_id)),
-            "sk": _s(SK_CHECKOUT),
-            "session_id": _s(session_id),
-            "expires_at": _n(expires_at),
-        }
+        item: AttributeMap = {"pk": _s(org_pk(org_id)), "sk": _s(SK_CHECKOUT), "session_id": _s(session_id)}
         request: AttributeMap = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         if replaces is not None:
             request["ConditionExpression"] = "session_id = :previous"

@@ -29,7 +29,7 @@ from tenant_billing.errors import ConflictError, InvalidRequestError
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import metrics
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository
+from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, iso_timestamp, status_response
 from tenant_billing.stripe_gateway import stripe_errors
@@ -290,12 +290,15 @@ def _store_and_answer(
     catalog: Catalog,
     stripe_client: stripe.StripeClient,
 ) -> BillingStatusResponse:
-    """Store Stripe's answer to the change. An organization with more than one live subscription
-    is synced whole instead (one more Stripe read): the changed one may no longer be its best."""
-    if record.other_live_ids:
+    """Store Stripe's answer to the change. The organization is synced whole instead (one more
+    Stripe read) when the changed subscription may no longer be the one that decides its plan: it
+    has another live subscription, this one just ended, or a webhook stored something else meanwhile."""
+    state = None
+    if not record.other_live_ids and subscription.get("status") not in ENDED_STATUSES:
+        outcome, single = store_stripe_subscription(record.org_id, subscription, read_at_ns, repository, settings, catalog)
+        state = single if outcome is SaveOutcome.WRITTEN else None
+    if state is None:
         state = sync_org(record.org_id, record.customer_id, stripe_client, repository, settings, catalog).state
-    else:
-        _, state = store_stripe_subscription(record.org_id, subscription, read_at_ns, repository, settings, catalog)
     if state is None:
         return get_billing_status(record.org_id, repository, settings, catalog)
     configured = is_billing_configured(settings, catalog)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenant_billing.catalog import Catalog, PriceRef
-from tenant_billing.entitlements import ENDED_STATUSES, PastDuePolicy, derive_entitlement, is_entitled_status
+from tenant_billing.entitlements import ENDED_STATUSES, PAID_STATUSES, PastDuePolicy, derive_entitlement, is_entitled_status
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 
 
@@ -100,16 +100,17 @@ class Choice:
 def choose_subscription(
     subscriptions: Sequence[Mapping[str, Any]], catalog: Catalog, price_ids: Mapping[str, str], past_due_policy: PastDuePolicy
 ) -> Choice | None:
-    """The subscription whose entitlement the organization gets: one that pays for its plan, then
-    one that has not ended, then the one listing for the most, then the newest. So with two live
+    """The subscription whose entitlement the organization gets: one that grants its plan, then one
+    that is paid (not past_due), then one that has not ended, then the one listing for the most, then the newest. So with two live
     subscriptions the better one counts, and cancelling either leaves the other in force."""
     index = catalog.price_index(price_ids)
 
-    def rank(subscription: Mapping[str, Any]) -> tuple[bool, bool, int, int, str]:
+    def rank(subscription: Mapping[str, Any]) -> tuple[bool, bool, bool, int, int, str]:
         status = str(subscription.get("status"))
         plan, quantity, _ = plan_and_quantity(_items(subscription), index)
         return (
             is_entitled_status(status, past_due_policy),
+            status in PAID_STATUSES,
             status not in ENDED_STATUSES,
             catalog.monthly_value(plan, quantity),
             int(subscription.get("created") or 0),

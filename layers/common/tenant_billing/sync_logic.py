@@ -16,6 +16,7 @@ import stripe
 from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
+from tenant_billing.errors import StripeUnavailableError
 from tenant_billing.observability import logger
 from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
@@ -51,8 +52,11 @@ def sync_billing(
             stored=billing.subscription,
             skip_unchanged=True,
         )
+    except StripeUnavailableError:
+        # The slot stays taken: while Stripe is down or rate-limiting, reloads must not add reads.
+        raise
     except Exception:
-        # Give the slot back, so the caller's retry reads Stripe instead of the stale state.
+        # Our own failure (storage, configuration): give the slot back, so the retry reads Stripe.
         try:
             repository.release_sync(org_id, now_ms)
         except Exception:  # the original failure is the one to report; the slot expires by itself
