@@ -32,6 +32,7 @@ APP_PYTHONPATH = os.pathsep.join(
         "functions/invoices",
         "functions/reconcile",
         "functions/entitlement_events",
+        "functions/sync",
         ".",
     )
 )
@@ -59,7 +60,11 @@ def dev_stack() -> Iterator[dict[str, Any]]:
         process.kill()
         raise AssertionError("make dev did not become ready in 90 s")
     try:
-        yield {"gateway": f"http://localhost:{ports['port']}", "banner": "".join(banner)}
+        yield {
+            "gateway": f"http://localhost:{ports['port']}",
+            "stripe": f"http://127.0.0.1:{ports['stripe-port']}",  # the emulator: /v1 API and /_emulator hooks
+            "banner": "".join(banner),
+        }
     finally:
         process.send_signal(signal.SIGINT)
         try:

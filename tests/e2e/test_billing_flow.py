@@ -8,6 +8,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.helpers import wait_for_webhooks
 
 
 def shot(page: Page, name: str) -> None:
@@ -79,6 +80,9 @@ def test_subscribe_decline_and_cancel(page: Page, dev_stack: dict[str, Any]) -> 
     expect(page.locator("#resume")).to_be_visible()
     shot(page, "05-portal")
     page.click("#return")
+    # The portal's changes reach the backend by webhook, after the redirect; the page's POST /billing/sync
+    # reads Stripe at most every 5 s per organization, and this test returns faster than that.
+    wait_for_webhooks(dev_stack["stripe"])
     use_token(page, "Demo org admin")
     expect(page.locator("#period")).to_contain_text("Cancels")
     expect(page.locator("#status-state")).to_have_text("active")
@@ -86,6 +90,7 @@ def test_subscribe_decline_and_cancel(page: Page, dev_stack: dict[str, Any]) -> 
     page.wait_for_url("**/p/session/**")
     page.click("#cancel-now")
     page.click("#return")
+    wait_for_webhooks(dev_stack["stripe"])
     use_token(page, "Demo org admin")
     expect(page.locator("#status-state")).to_have_text("canceled")
     expect(page.locator("#limit-sites")).to_have_text("1")

@@ -4,11 +4,15 @@ clear error when a port is taken."""
 from __future__ import annotations
 
 import io
+import json
 import socket
+import time
+import urllib.request
 
 import pytest
 
 from tests.local_runner.dev import DevError, Ports, price_parameters, real_stripe_from_env, running_stack
+from tests.stripe_fake import TEST_API_KEY
 from tests.support.local_services import PortInUseError, free_port
 
 PRICES = {
@@ -72,3 +76,26 @@ def test_a_taken_port_is_a_clear_error() -> None:
             running_stack(ports, io.StringIO()),
         ):
             pass
+
+
+def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytest.CaptureFixture[str]) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    ports = Ports(gateway=free_port(), webhook=free_port(), stripe=free_port(), aws=free_port())
+    with running_stack(ports, io.StringIO()) as info:
+        stripe = info["stripe"]
+        hold = urllib.request.Request(f"{stripe}/_emulator/hold-webhooks?seconds=60", data=b"", method="POST")
+        with opener.open(hold, timeout=10) as response:
+            assert json.loads(response.read()) == {"held_for_seconds": 60}
+        create = urllib.request.Request(f"{stripe}/v1/customers", data=b"email=held%40example.com", method="POST")
+        create.add_header("Authorization", f"Bearer {TEST_API_KEY}")
+        with opener.open(create, timeout=10) as response:
+            assert response.status == 200
+        with opener.open(f"{stripe}/_emulator/deliveries", timeout=10) as response:
+            (delivery,) = json.loads(response.read())
+        assert (delivery["type"], delivery["pending"], delivery["attempts"]) == ("customer.created", True, 0)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 10
+    err = capsys.readouterr().err
+    assert "1 webhook deliveries still pending at shutdown were dropped" in err
+    assert "Traceback" not in err
+    assert TEST_API_KEY not in err

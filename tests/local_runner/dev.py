@@ -172,7 +172,11 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
     if info["real_stripe"]:
         lines += ["", f"  Real Stripe (test mode): run  stripe listen --forward-to {info['webhook']}"]
     else:
-        lines += ["", "  Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined."]
+        lines += [
+            "",
+            "  Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined;",
+            "  4000 0025 0000 3155 asks for 3-D Secure (complete or fail the challenge).",
+        ]
     lines += ["", "local billing stack ready (Ctrl-C stops everything)", ""]
     print("\n".join(lines), file=out, flush=True)
 

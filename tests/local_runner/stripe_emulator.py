@@ -2,23 +2,34 @@
 
 One HTTP server (127.0.0.1 by default) serves
 - `/v1/...`: the Stripe API (FakeStripe.handle), for STRIPE_API_BASE / StripeClient(base_addresses=...);
-- `/c/pay/{checkout_session_id}`: a hosted Checkout page (pay with a test card);
+- `/c/pay/{checkout_session_id}`: a hosted Checkout page (pay with a test card; 4000 0025 0000 3155
+  and 4000 0027 6000 3184 first go through a 3-D Secure challenge at `/c/pay/{id}/3ds`);
 - `/p/session/{token}`: a hosted Customer Portal page (cancel at period end, renew, cancel now);
-- `/_emulator/deliveries`: the webhook deliveries so far (JSON), for tests and diagnostics.
+- `/_emulator/deliveries`: every webhook delivery so far, pending ones included (JSON), for tests;
+- `POST /_emulator/hold-webhooks?seconds=10`: start no delivery attempt for that long (0 releases).
 
-What a customer does on a page runs the fake's simulation (complete_checkout, update_subscription,
-cancel_subscription) and the events it returns are POSTed, in order and signed like Stripe signs
-them, to the webhook URL before the browser is redirected. Plain HTML, no JavaScript, no assets.
+Every event the fake emits, whether a page action (paying, cancelling in the portal), an API call
+(`POST /v1/checkout/sessions/{id}/expire`, a subscription update) or Stripe's own clock (a session
+reaching `expires_at`) caused it, is POSTed to the webhook URL, signed like Stripe signs it, by a
+background worker: as with Stripe, after the browser was redirected, not before. Each event's first
+attempt waits `delivery_delay` seconds; a failed attempt (no 2xx, a redirect, a timeout, a refused
+connection) is retried with Stripe's exponential backoff scaled down from 3 days to about 5 minutes
+(`retry_delays`, the last one repeating, `max_attempts` in all). First attempts go out in emission
+order, one at a time; a retried event is passed by later ones, so the endpoint sees Stripe's lack of
+ordering too. Plain HTML, no JavaScript, no assets.
 
     server, base_url, fake = start_emulator(webhook_url="http://127.0.0.1:3001/webhook", webhook_secret="whsec_...")
     ...
-    server.shutdown(); server.server_close()
+    server.shutdown(); server.server_close()   # stops the delivery worker too (pending deliveries are dropped)
 """
 
 from __future__ import annotations
 
+import heapq
 import html
+import itertools
 import json
+import math
 import re
 import sys
 import threading
@@ -26,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -39,13 +50,29 @@ Obj = dict[str, Any]
 
 WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 WEBHOOK_TIMEOUT_SECONDS = 10.0
-# Pauses before the 1st, 2nd and 3rd retry of a delivery that failed.
-RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0)
+# How long after an event is emitted its first delivery attempt starts (the browser is redirected first).
+DELIVERY_DELAY_SECONDS = 0.5
+# Pauses before the 1st, 2nd, ... retry of a failed delivery; the last one repeats (Stripe: up to 3 days).
+RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# Attempts in all before giving up: 16 is about 5 minutes with RETRY_DELAYS.
+MAX_ATTEMPTS = 16
+MAX_HOLD_SECONDS = 600.0
+# Without a notification, the worker still looks for new events (and expired sessions) this often.
+POLL_SECONDS = 0.25
+SWEEP_SECONDS = 1.0
 MAX_FORM_BYTES = 64 * 1024
 
 CHECKOUT_PATH = "/c/pay/"
 PORTAL_PATH = "/p/session/"
 PORTAL_ACTIONS = ("cancel-at-period-end", "resume", "cancel-now")
+# Test cards whose payment needs 3-D Secure authentication (4000 0025 0000 3155, 4000 0027 6000 3184).
+THREE_D_SECURE_CARDS = frozenset({"4000002500003155", "4000002760003184"})
+AUTHENTICATION_FAILED = (
+    "We are unable to authenticate your payment method. Please choose a different payment method and try again."
+)
+TEST_CARDS_HINT = (
+    "Test cards: 4242 4242 4242 4242 succeeds, 4000 0025 0000 3155 asks for 3-D Secure, 4000 0000 0000 0002 is declined."
+)
 _LIVE_STATUSES = ("active", "trialing", "past_due")
 _ZERO_DECIMAL = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf", "xof", "xpf"}
@@ -65,13 +92,54 @@ _STATUS_LABELS = {
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event's delivery: `status` is the last HTTP status (None when the connection failed)."""
+    """One event's delivery so far.
+
+    `status` is the last attempt's HTTP status (None before the first attempt or when the connection
+    failed), `error` the last failure's reason (None once delivered). `pending` means more attempts will
+    come; an event neither delivered nor pending was given up after `max_attempts`.
+    """
 
     event_id: str
     type: str
+    object_id: str | None
     status: int | None
     attempts: int
     delivered: bool
+    pending: bool
+    error: str | None
+
+
+@dataclass
+class _Task:
+    """The mutable record behind a Delivery (guarded by StripeEmulator._cond)."""
+
+    event_id: str
+    type: str
+    object_id: str | None
+    body: bytes
+    attempts: int = 0
+    status: int | None = None
+    error: str | None = None
+    delivered: bool = False
+    given_up: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return not (self.delivered or self.given_up)
+
+    def snapshot(self) -> Delivery:
+        return Delivery(
+            self.event_id, self.type, self.object_id, self.status, self.attempts, self.delivered, self.pending, self.error
+        )
+
+
+@dataclass(frozen=True)
+class _Challenge:
+    """A payment waiting for its 3-D Secure challenge: what the customer typed on the Checkout page."""
+
+    card: str = field(repr=False)
+    email: str | None
+    name: str | None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -83,58 +151,206 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class StripeEmulator:
-    """The state behind the pages: the fake, where webhooks go, and what was delivered."""
+def _log(message: str) -> None:
+    """One line on stderr: never a key, a webhook secret, a body or a bearer URL (checkout/portal)."""
+    try:
+        sys.stderr.write(f"stripe-emulator: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed at interpreter shutdown
+        pass
 
-    def __init__(self, fake: FakeStripe, *, webhook_url: str, webhook_secret: str, base_url: str) -> None:
+
+class StripeEmulator:
+    """The state behind the pages: the fake, where webhooks go, and the deliveries (done and pending).
+
+    start() runs the delivery worker; stop() ends it. Tune `delivery_delay`, `retry_delays`,
+    `max_attempts` and `timeout` before or while it runs; hold(seconds) holds deliveries back.
+    """
+
+    def __init__(
+        self,
+        fake: FakeStripe,
+        *,
+        webhook_url: str,
+        webhook_secret: str,
+        base_url: str,
+        delivery_delay: float = DELIVERY_DELAY_SECONDS,
+    ) -> None:
         self.fake = fake
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.base_url = base_url
+        self.delivery_delay = delivery_delay
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.max_attempts = MAX_ATTEMPTS
         self.timeout = WEBHOOK_TIMEOUT_SECONDS
-        self.deliveries: list[Delivery] = []
-        self._deliveries_lock = threading.Lock()
-        # One delivery at a time, so events of concurrent page actions never interleave.
-        self._deliver_lock = threading.Lock()
+        # Guards everything below. Lock order: the fake's lock first, then this one (never the other way).
+        self._cond = threading.Condition()
+        self._tasks: list[_Task] = []  # every delivery, in the order its event was emitted
+        self._queue: list[tuple[float, int, _Task]] = []  # (due, tie-breaker, task): the next attempts
+        self._order = itertools.count()
+        self._held_until = 0.0
+        self._dirty = False  # something may have emitted events since the worker last looked
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        with fake._lock:
+            self._cursor = len(fake.events)  # events emitted before the emulator existed are not sent
+        self._challenges: dict[str, _Challenge] = {}
+        self._challenges_lock = threading.Lock()
         # No proxies (the endpoint is local) and no redirects (as Stripe).
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
-    # --- webhooks -------------------------------------------------------------------------------
+    # --- webhooks: the worker -------------------------------------------------------------------
 
-    def deliver(self, events: Iterable[Obj]) -> list[Delivery]:
-        """POST each event, in order, synchronously; retry failures, then warn and go on."""
-        results = []
-        with self._deliver_lock:
-            for event in events:
-                delivery = self._deliver_one(event)
-                with self._deliveries_lock:
-                    self.deliveries.append(delivery)
-                results.append(delivery)
-        return results
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="stripe-emulator-webhooks", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the worker (an attempt in flight finishes in the background); drop what is pending."""
+        with self._cond:
+            thread, self._thread = self._thread, None
+            self._stopping = True
+            pending = sum(1 for task in self._tasks if task.pending)
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+            if pending:
+                _log(f"{pending} webhook deliveries still pending at shutdown were dropped")
+
+    def notify(self) -> None:
+        """Something may have emitted events: look for them now rather than at the next poll."""
+        with self._cond:
+            self._dirty = True
+            self._cond.notify_all()
+
+    def hold(self, seconds: float) -> float:
+        """Start no delivery attempt for `seconds` from now (0 releases a hold); returns the hold's length."""
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_HOLD_SECONDS:
+            raise ValueError(f"seconds must be between 0 and {MAX_HOLD_SECONDS:g}")
+        with self._cond:
+            self._held_until = time.monotonic() + seconds
+            self._cond.notify_all()
+        return seconds
+
+    def held_for(self) -> float:
+        with self._cond:
+            return max(0.0, self._held_until - time.monotonic())
+
+    def enqueue(self, events: Iterable[Obj]) -> None:
+        """Deliver these events (in this order, after `delivery_delay`), as if the fake had emitted them."""
+        with self._cond:
+            self._add_tasks(events)
+
+    def collect(self) -> int:
+        """Queue the events the fake emitted since the last look; returns how many."""
+        fake = self.fake
+        with fake._lock:
+            events = fake.events
+            self._cursor = min(self._cursor, len(events))  # never below what was seen: rollbacks happen under the lock
+            new = events[self._cursor :]
+            self._cursor = len(events)
+            if new:
+                # Under the fake's lock, so events of two collectors cannot interleave out of order.
+                with self._cond:
+                    self._add_tasks(new)
+            return len(new)
+
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every event emitted so far was delivered or given up (False on timeout)."""
+        deadline = time.monotonic() + timeout
+        self.collect()
+        with self._cond:
+            while any(task.pending for task in self._tasks):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
 
     def deliveries_snapshot(self) -> list[Delivery]:
-        with self._deliveries_lock:
-            return list(self.deliveries)
+        with self._cond:
+            return [task.snapshot() for task in self._tasks]
 
-    def _deliver_one(self, event: Obj) -> Delivery:
-        event_id, event_type = str(event.get("id")), str(event.get("type"))
-        body = json.dumps(event, indent=2).encode()
-        status: int | None = None
-        reason = ""
-        attempts = 0
-        for delay in (0.0, *self.retry_delays):
-            if delay:
-                time.sleep(delay)
-            attempts += 1
-            status, reason = self._post(body)
-            if status is not None and 200 <= status < 300:
-                return Delivery(event_id, event_type, status, attempts, delivered=True)
-        sys.stderr.write(
-            f"stripe-emulator: WARNING: webhook {event_type} ({event_id}) to {self.webhook_url} "
-            f"failed after {attempts} attempts: {reason}; continuing\n"
-        )
-        return Delivery(event_id, event_type, status, attempts, delivered=False)
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return self.deliveries_snapshot()
+
+    def _add_tasks(self, events: Iterable[Obj]) -> None:
+        due = time.monotonic() + self.delivery_delay
+        for event in events:
+            obj = (event.get("data") or {}).get("object") or {}
+            object_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+            task = _Task(str(event.get("id")), str(event.get("type")), object_id, json.dumps(event, indent=2).encode())
+            self._tasks.append(task)
+            heapq.heappush(self._queue, (due, next(self._order), task))
+        self._cond.notify_all()
+
+    def _run(self) -> None:
+        next_sweep = 0.0
+        while True:
+            try:
+                if time.monotonic() >= next_sweep:
+                    # Stripe expires open sessions at expires_at (and says so) whether or not anyone asks.
+                    with self.fake._lock:
+                        self.fake._sweep_expired_sessions()
+                    next_sweep = time.monotonic() + SWEEP_SECONDS
+                self.collect()
+                with self._cond:
+                    if self._stopping:
+                        return
+                    task = self._take_due()
+                if task is not None:
+                    self._attempt(task)
+            except Exception as error:  # keep delivering; one line, no traceback
+                _log(f"webhook worker error: {type(error).__name__}")
+                time.sleep(POLL_SECONDS)
+
+    def _take_due(self) -> _Task | None:
+        """Pop the next due attempt, or wait (for a notification, the next due time or the poll) and return None."""
+        now = time.monotonic()
+        if self._queue and self._queue[0][0] <= now and now >= self._held_until:
+            return heapq.heappop(self._queue)[2]
+        if self._dirty:
+            self._dirty = False
+            return None
+        wake = now + POLL_SECONDS
+        if self._queue:
+            wake = min(wake, max(self._queue[0][0], self._held_until))
+        self._cond.wait(max(0.0, wake - now))
+        return None
+
+    def _attempt(self, task: _Task) -> None:
+        status, reason = self._post(task.body)
+        ok = status is not None and 200 <= status < 300
+        with self._cond:
+            if self._stopping:
+                return
+            task.attempts += 1
+            task.status = status
+            task.error = None if ok else reason
+            attempts = task.attempts
+            retry_in: float | None = None
+            if ok:
+                task.delivered = True
+            elif attempts >= self.max_attempts:
+                task.given_up = True
+            else:
+                retry_in = self.retry_delays[min(attempts, len(self.retry_delays)) - 1] if self.retry_delays else 0.0
+                heapq.heappush(self._queue, (time.monotonic() + retry_in, next(self._order), task))
+            self._cond.notify_all()
+        what = f"webhook {task.type} ({task.event_id})"
+        if ok:
+            if attempts > 1:
+                _log(f"{what} delivered on attempt {attempts}")
+        elif retry_in is None:
+            _log(f"WARNING: {what} failed {attempts} times, giving up: {reason}")
+        elif attempts in (1, 4):
+            _log(f"{what} failed (attempt {attempts} of up to {self.max_attempts}): {reason}; retrying in {retry_in:g} s")
 
     def _post(self, body: bytes) -> tuple[int | None, str]:
         """(HTTP status or None, a reason without the body or the secret)."""
@@ -145,6 +361,7 @@ class StripeEmulator:
             headers={
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": WEBHOOK_USER_AGENT,
+                # Signed at each attempt, as Stripe does: a retry carries a fresh timestamp.
                 "Stripe-Signature": signature_header([self.webhook_secret], int(time.time()), body),
             },
         )
@@ -161,12 +378,30 @@ class StripeEmulator:
             detail = error.reason if isinstance(error, urllib.error.URLError) else error
             return None, f"{type(error).__name__}: {detail}"
 
+    # --- 3-D Secure challenges ------------------------------------------------------------------
+
+    def start_challenge(self, session_id: str, challenge: _Challenge) -> None:
+        with self._challenges_lock:
+            self._challenges[session_id] = challenge
+
+    def challenge(self, session_id: str) -> _Challenge | None:
+        with self._challenges_lock:
+            return self._challenges.get(session_id)
+
+    def end_challenge(self, session_id: str) -> _Challenge | None:
+        with self._challenges_lock:
+            return self._challenges.pop(session_id, None)
+
     # --- reads (snapshots taken under the fake's lock) ------------------------------------------
 
     def checkout_view(self, session_id: str) -> tuple[Obj, list[Obj], Obj] | None:
-        """(session, line items, stored subscription_data), or None for an unknown session."""
+        """(session, line items, stored subscription_data), or None for an unknown session.
+
+        Sessions past their expires_at are expired first (with their checkout.session.expired event).
+        """
         fake = self.fake
         with fake._lock:
+            fake._sweep_expired_sessions()
             session = fake.checkout_sessions.get(session_id)
             private = fake._session_private.get(session_id)
             if session is None or private is None:
@@ -297,6 +532,10 @@ button{appearance:none;border:0;border-radius:6px;padding:12px 16px;font-size:15
 .notice{color:#983705;font-weight:500}
 .actions{display:flex;gap:10px;flex-wrap:wrap;margin-top:12px}.actions form{margin:0}
 .message{max-width:480px;margin:15vh auto;padding:0 24px;text-align:center}
+.challenge{max-width:440px;margin:10vh auto;padding:32px;border:1px solid #e3e8ee;border-radius:8px;text-align:center}
+.challenge dl{display:grid;grid-template-columns:auto 1fr;gap:6px 16px;text-align:left;margin:20px 0}
+.challenge dt{color:#697386}.challenge dd{margin:0;font-weight:500}
+.challenge .actions{justify-content:center}.challenge button{min-width:120px}.challenge .primary{width:auto;margin-top:0}
 """
 
 
@@ -376,11 +615,33 @@ def checkout_page(
 <label for="name">Cardholder name <span class="muted">(optional)</span></label>
 <input id="name" name="name" value="{e(form.get("name", ""))}" placeholder="Full name on card">
 <button id="pay" class="primary" type="submit">Subscribe</button>
-<p class="hint" id="test-cards">Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.</p>
+<p class="hint" id="test-cards">{e(TEST_CARDS_HINT)}</p>
 </form>
 </section>
 </div>"""
     return _document(f"Subscribe to {headline}", body)
+
+
+def challenge_page(emulator: StripeEmulator, session: Obj, line_items: list[Obj], challenge: _Challenge) -> bytes:
+    """Stripe's test 3-D Secure page: the issuer asks the cardholder to approve the payment."""
+    currency = str(session.get("currency") or (line_items[0]["currency"] if line_items else "usd"))
+    total = sum(int(item["price"]["unit_amount"]) * int(item["quantity"]) for item in line_items)
+    recurring = line_items[0]["price"].get("recurring") if line_items else None
+    action = f"{CHECKOUT_PATH}{session['id']}/3ds"
+    body = f"""<main class="challenge" id="challenge">
+<p><span class="badge">Test mode</span></p>
+<h1 id="challenge-title">3D Secure 2 Test Page</h1>
+<p class="muted">Your bank asks you to confirm this payment. In test mode, choose how the authentication ends.</p>
+<dl>
+<dt>Amount</dt><dd id="challenge-amount">{e(format_amount(total, currency))} / {e(format_interval(recurring))}</dd>
+<dt>Card</dt><dd id="challenge-card">\N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} {e(challenge.card[-4:])}</dd>
+</dl>
+<form method="post" action="{e(action)}" class="actions">
+<button id="complete" class="primary" type="submit" name="action" value="complete">Complete</button>
+<button id="fail" class="danger" type="submit" name="action" value="fail">Fail</button>
+</form>
+</main>"""
+    return _document("3D Secure 2 Test Page", body)
 
 
 def _customer_email(emulator: StripeEmulator, session: Obj) -> str | None:
@@ -469,23 +730,45 @@ def _subscription_card(emulator: StripeEmulator, token: str, subscription: Obj) 
 
 
 class EmulatorServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that also carries its emulator (`server.emulator.deliveries`)."""
+    """A ThreadingHTTPServer that also carries its emulator (`server.emulator.deliveries`).
+
+    shutdown() also stops the emulator's webhook worker.
+    """
 
     daemon_threads = True
     emulator: StripeEmulator
+
+    def shutdown(self) -> None:
+        emulator = getattr(self, "emulator", None)
+        if emulator is not None:
+            emulator.stop()
+        super().shutdown()
 
 
 Response = tuple[int, dict[str, str], bytes]
 
 _HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+_JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 def _html(status: int, page: bytes) -> Response:
     return status, dict(_HTML), page
 
 
+def _json(status: int, value: object) -> Response:
+    return status, dict(_JSON), json.dumps(value, indent=2).encode()
+
+
 def _redirect(location: str) -> Response:
     return 303, {"Location": location, "Cache-Control": "no-store"}, b""
+
+
+def _loggable(path: str) -> str:
+    """A request path for a log line: Checkout and portal paths are bearer URLs, so their ids are cut."""
+    for prefix in (CHECKOUT_PATH, PORTAL_PATH):
+        if path.startswith(prefix):
+            return prefix + "..."
+    return path if path.startswith(("/_emulator/", "/v1/")) else "(a page)"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -499,6 +782,13 @@ class _Handler(BaseHTTPRequestHandler):
         return cast(EmulatorServer, self.server).emulator
 
     def _serve(self) -> None:
+        try:
+            self._serve_request()
+        finally:
+            # An API call or a page action may have emitted events: the worker picks them up now.
+            self.emulator.notify()
+
+    def _serve_request(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         parts = urlsplit(self.path)
         if parts.path.startswith("/v1/"):
@@ -510,9 +800,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         try:
-            response = self._route(self.command, parts.path, body)
+            response = self._route(self.command, parts.path, parts.query, body)
         except Exception as error:
-            sys.stderr.write(f"stripe-emulator: error serving {self.command} {parts.path}: {type(error).__name__}: {error}\n")
+            _log(f"error serving {self.command} {_loggable(parts.path)}: {type(error).__name__}")
             response = _html(500, message_page("Something went wrong", "The Stripe emulator failed on this request."))
         self._send(*response)
 
@@ -534,13 +824,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _route(self, method: str, path: str, body: bytes) -> Response:
+    def _route(self, method: str, path: str, query: str, body: bytes) -> Response:
         segments = [unquote(segment) for segment in path.strip("/").split("/")]
         if path.startswith(CHECKOUT_PATH) and len(segments) == 3:
             if method in ("GET", "HEAD"):
                 return self._checkout_get(segments[2])
             if method == "POST":
                 return self._checkout_post(segments[2], _form(body))
+            return _html(405, message_page("Method not allowed", "Use GET or POST."))
+        if path.startswith(CHECKOUT_PATH) and len(segments) == 4 and segments[3] == "3ds":
+            if method in ("GET", "HEAD"):
+                return self._challenge_get(segments[2])
+            if method == "POST":
+                return self._challenge_post(segments[2], _form(body).get("action", ""))
             return _html(405, message_page("Method not allowed", "Use GET or POST."))
         if path.startswith(PORTAL_PATH) and len(segments) == 3 and method in ("GET", "HEAD"):
             return self._portal_get(segments[2])
@@ -549,9 +845,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return _html(405, message_page("Method not allowed", "Use POST."))
             return self._portal_post(segments[2], segments[4], segments[5])
         if path == "/_emulator/deliveries" and method in ("GET", "HEAD"):
-            payload = json.dumps([asdict(d) for d in self.emulator.deliveries_snapshot()], indent=2).encode()
-            return 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, payload
+            self.emulator.collect()  # what the fake emitted so far is listed, if only as pending
+            return _json(200, [asdict(d) for d in self.emulator.deliveries_snapshot()])
+        if path == "/_emulator/hold-webhooks":
+            return self._hold(method, query, body)
         return _html(404, message_page("Page not found", "The Stripe emulator has no page at this address."))
+
+    def _hold(self, method: str, query: str, body: bytes) -> Response:
+        """POST ?seconds=N (or a form field): no delivery attempt starts for N seconds; 0 releases."""
+        if method == "POST":
+            values = {**_form(body), **_form(query.encode())}
+            try:
+                self.emulator.hold(float(values.get("seconds", "")))
+            except ValueError:
+                message = f"seconds must be a number between 0 and {MAX_HOLD_SECONDS:g}"
+                return _json(400, {"error": {"message": message, "param": "seconds"}})
+        elif method not in ("GET", "HEAD"):
+            return _json(405, {"error": {"message": "Use GET or POST."}})
+        return _json(200, {"held_for_seconds": round(self.emulator.held_for(), 3)})
 
     # --- Checkout -------------------------------------------------------------------------------
 
@@ -560,9 +871,18 @@ class _Handler(BaseHTTPRequestHandler):
         if session.get("ui_mode", "hosted_page") != "hosted_page":
             return _html(404, message_page("Checkout session not found", "This session has no hosted checkout page."))
         if status == "expired" or (status == "open" and self.emulator.fake.now() >= int(session["expires_at"])):
+            self.emulator.end_challenge(str(session["id"]))
             link = (str(session["cancel_url"]), "\N{LEFTWARDS ARROW} Back") if session.get("cancel_url") else None
-            return _html(410, message_page("This checkout session has expired", "Start checkout again to subscribe.", link))
+            return _html(
+                410,
+                message_page(
+                    "This checkout session has expired",
+                    "This payment page can no longer be paid. Start checkout again to subscribe.",
+                    link,
+                ),
+            )
         if status != "open":
+            self.emulator.end_challenge(str(session["id"]))
             link = (_success_url(session), "Continue") if session.get("success_url") else None
             return _html(410, message_page("This checkout session is complete", "You have already paid for this session.", link))
         return None
@@ -580,13 +900,27 @@ class _Handler(BaseHTTPRequestHandler):
         unavailable = self._checkout_unavailable(view[0])
         if unavailable is not None:
             return unavailable
-        card = re.sub(r"\s+", "", form.get("card_number", ""))
+        card = re.sub(r"[\s-]+", "", form.get("card_number", ""))
         if not card:
             return _html(400, checkout_page(self.emulator, *view, error="Your card number is incomplete.", form=form))
+        email, name = form.get("email", "").strip() or None, form.get("name", "").strip() or None
+        if card in THREE_D_SECURE_CARDS:
+            # The issuer wants the cardholder to authenticate first: nothing is charged until then.
+            self.emulator.start_challenge(session_id, _Challenge(card, email, name))
+            return _redirect(f"{CHECKOUT_PATH}{session_id}/3ds")
+        return self._complete(session_id, view, card, email, name, form)
+
+    def _complete(
+        self,
+        session_id: str,
+        view: tuple[Obj, list[Obj], Obj],
+        card: str,
+        email: str | None,
+        name: str | None,
+        form: Mapping[str, str],
+    ) -> Response:
         try:
-            events = self.emulator.fake.complete_checkout(
-                session_id, card, email=form.get("email", "").strip() or None, name=form.get("name", "").strip() or None
-            )
+            self.emulator.fake.complete_checkout(session_id, card, email=email, name=name)
         except CardDeclined:
             return _html(402, checkout_page(self.emulator, *view, error="Your card was declined.", form=form))
         except FakeStripeError:
@@ -594,8 +928,38 @@ class _Handler(BaseHTTPRequestHandler):
             refreshed = self.emulator.checkout_view(session_id)
             unavailable = self._checkout_unavailable(refreshed[0]) if refreshed else None
             return unavailable or _html(409, message_page("Checkout unavailable", "This checkout session can no longer be paid."))
-        self.emulator.deliver(events)
+        # The webhook worker delivers the events after this redirect, as Stripe does.
         return _redirect(_success_url(view[0]))
+
+    def _challenge_get(self, session_id: str) -> Response:
+        view = self.emulator.checkout_view(session_id)
+        if view is None:
+            return _html(404, message_page("Checkout session not found", "This checkout link is invalid."))
+        unavailable = self._checkout_unavailable(view[0])
+        if unavailable is not None:
+            return unavailable
+        challenge = self.emulator.challenge(session_id)
+        if challenge is None:
+            return _redirect(CHECKOUT_PATH + session_id)
+        return _html(200, challenge_page(self.emulator, view[0], view[1], challenge))
+
+    def _challenge_post(self, session_id: str, action: str) -> Response:
+        view = self.emulator.checkout_view(session_id)
+        if view is None:
+            return _html(404, message_page("Checkout session not found", "This checkout link is invalid."))
+        unavailable = self._checkout_unavailable(view[0])
+        if unavailable is not None:
+            return unavailable
+        if action not in ("complete", "fail"):
+            return _html(400, message_page("Unknown action", "Choose Complete or Fail."))
+        challenge = self.emulator.end_challenge(session_id)
+        if challenge is None:
+            return _redirect(CHECKOUT_PATH + session_id)
+        form = {"email": challenge.email or "", "name": challenge.name or ""}
+        if action == "fail":
+            # As Stripe: back on the payment page, the session still open, nothing created or charged.
+            return _html(402, checkout_page(self.emulator, *view, error=AUTHENTICATION_FAILED, form=form))
+        return self._complete(session_id, view, challenge.card, challenge.email, challenge.name, form)
 
     # --- Customer Portal ------------------------------------------------------------------------
 
@@ -618,12 +982,11 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.emulator.fake
         try:
             if action == "cancel-now":
-                events = fake.cancel_subscription(subscription_id)
+                fake.cancel_subscription(subscription_id)
             else:
-                events = fake.update_subscription(subscription_id, cancel_at_period_end=action == "cancel-at-period-end")
+                fake.update_subscription(subscription_id, cancel_at_period_end=action == "cancel-at-period-end")
         except FakeStripeError as error:
             return _html(409, message_page("Not available", str(error), back))
-        self.emulator.deliver(events)
         return _redirect(f"{self.emulator.base_url}{PORTAL_PATH}{token}")
 
     do_GET = _serve
@@ -655,6 +1018,7 @@ def _bind(host: str, port: int) -> tuple[EmulatorServer, str]:
 
 def _start(server: EmulatorServer, emulator: StripeEmulator) -> None:
     server.emulator = emulator
+    emulator.start()
     # A short poll interval makes shutdown() quick (tests start and stop many servers).
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="stripe-emulator", daemon=True)
     thread.start()

@@ -7,7 +7,7 @@ import copy
 import json
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import stripe
@@ -566,6 +566,21 @@ def test_expire_checkout_session_endpoint(fake: FakeStripe, client: stripe.Strip
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.expire(session.id)
     assert types(fake.events) == ["checkout.session.expired"]
+
+
+def test_list_checkout_sessions_by_customer_and_status(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    customer = new_customer(client)
+    other = new_customer(client)
+    first = client.v1.checkout.sessions.create(params=session_params(customer=customer.id))
+    second = client.v1.checkout.sessions.create(params=session_params(customer=customer.id))
+    client.v1.checkout.sessions.create(params=session_params(customer=other.id))
+    client.v1.checkout.sessions.expire(first.id)
+    listed = client.v1.checkout.sessions.list(params={"customer": customer.id, "status": "open"})
+    assert [session.id for session in listed.data] == [second.id]
+    everything = client.v1.checkout.sessions.list(params={"customer": customer.id})
+    assert [session.id for session in everything.data] == [second.id, first.id]  # newest first
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.checkout.sessions.list(params=cast(Any, {"status": "paid"}))
 
 
 def test_retrieve_missing_checkout_session_is_404(client: stripe.StripeClient) -> None:

@@ -3,7 +3,9 @@
 // It is also the reference a frontend team copies from. The parts worth copying:
 //   - callApi():           how to call the billing API with the caller's JWT as a bearer token,
 //   - ApiError / showError / handleActionError():  how to branch on `error.code` (never on the message),
-//   - showReturnBanner() / pollUntilActive(): what to do when Stripe Checkout sends the user back,
+//   - stripeReturn() / syncStatus(): when Checkout or the portal sends the user back, ask the backend
+//     to read Stripe (POST /billing/sync) before showing the plan: the webhook may not have arrived yet,
+//   - showReturnBanner() / pollUntilActive(): the banner, and waiting for a payment Stripe still confirms,
 //   - previewChange() / confirmChange(): show what a plan change costs before applying it,
 //   - loadInvoices():      paging with the opaque `nextCursor`.
 // Everything that comes from /dev/*.json (the callers' tokens, the plan catalog file) is the local
@@ -360,6 +362,35 @@ function siteQuantity(input) {
 // Actions
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * POST /billing/sync (no body, any member): the backend reads the organization's subscriptions from
+ * Stripe, stores them, and answers with the same body as GET /billing/status. Call it when Stripe
+ * sends the user back, before showing the plan: Stripe's webhook may arrive seconds later (or be
+ * retried for days), but the redirect means Stripe already knows. The backend reads Stripe at most
+ * once per organization every 5 s (inside that window it answers what it stored), so calling it on
+ * every return is cheap. Renders the answer and resolves with it (null on error).
+ *
+ * A backend without the endpoint answers 404: fall back to GET /billing/status. Any other error is
+ * shown, and the stored status is still rendered.
+ */
+async function syncStatus() {
+  const seq = ++state.statusSeq;
+  $("status").setAttribute("aria-busy", "true");
+  try {
+    const status = await callApi("/billing/sync", { method: "POST" });
+    if (seq !== state.statusSeq) return null; // a newer request (e.g. another caller) wins
+    state.status = status;
+    renderStatus();
+    return status;
+  } catch (err) {
+    if (seq !== state.statusSeq) return null;
+    if (err.status !== 404) showError(err);
+    return refreshStatus();
+  } finally {
+    if (seq === state.statusSeq) $("status").removeAttribute("aria-busy");
+  }
+}
+
 /** GET /billing/status; renders it and resolves with it (null on error, shown in #error). */
 async function refreshStatus() {
   const seq = ++state.statusSeq;
@@ -502,11 +533,19 @@ function selectCaller(index) {
 }
 
 /**
- * Stripe Checkout sends the user back to /app/settings?billing=success or /app/billing?billing=canceled.
- * Shows the banner and returns the outcome ("success", "canceled" or null).
+ * Where Stripe just sent the user back from: Checkout returns to its success_url
+ * (/app/settings?billing=success) or cancel_url (/app/billing?billing=canceled), the portal to its
+ * return_url (/app/billing). Returns "success", "canceled", "portal" or null (not a return).
  */
-function showReturnBanner() {
+function stripeReturn() {
   const outcome = new URLSearchParams(window.location.search).get("billing");
+  if (outcome === "success" || outcome === "canceled") return outcome;
+  if (window.location.pathname.replace(/\/$/, "") === "/app/billing") return "portal";
+  return null;
+}
+
+/** The banner after Checkout ("success" or "canceled"); nothing after the portal. */
+function showReturnBanner(outcome) {
   const messages = {
     success: "Thanks! Your subscription is being activated.",
     canceled: "Checkout canceled. No charge was made.",
@@ -520,9 +559,10 @@ function showReturnBanner() {
 }
 
 /**
- * "success" only means the payment page finished: the subscription reaches the backend through
- * Stripe's webhook a moment later, so poll the status every second for up to 10 s until it is
- * active or trialing.
+ * "success" only means the payment page finished. POST /billing/sync has usually brought the
+ * subscription in already; if not (a payment Stripe is still confirming, a sync answered from the
+ * stored state inside its 5 s window, a backend without /billing/sync), the webhook brings it a moment
+ * later: poll the status every second for up to 10 s until it is active or trialing.
  */
 async function pollUntilActive() {
   const detail = el("span", { class: "banner-detail" });
@@ -542,7 +582,8 @@ async function pollUntilActive() {
 // ---------------------------------------------------------------------------------------------
 
 async function init() {
-  const outcome = showReturnBanner();
+  const outcome = stripeReturn();
+  showReturnBanner(outcome);
   $("refresh").addEventListener("click", () => {
     clearError();
     refreshStatus();
@@ -610,7 +651,9 @@ async function init() {
   selectCaller(index);
 
   loadInvoices();
-  await refreshStatus();
+  // Back from Checkout or the portal: the first render of the plan is what Stripe says, not what
+  // the webhook has delivered so far.
+  await (outcome ? syncStatus() : refreshStatus());
   if (outcome === "success") {
     await pollUntilActive();
     loadInvoices(); // the first invoice

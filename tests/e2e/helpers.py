@@ -1,0 +1,104 @@
+"""What the browser tests share: the callers, screenshots, and the Stripe emulator behind `make dev`
+(its API, read with the fake's test key, and its /_emulator hooks)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from playwright.sync_api import BrowserContext, Page
+
+from tests.e2e.conftest import SCREENSHOTS
+from tests.stripe_fake import TEST_API_KEY
+
+CALLERS = {"Demo org admin": "0", "Demo org member": "1", "Other org admin": "2"}  # make dev's token order
+ORG_METADATA_KEY = "organization_id"  # what checkout puts on the subscription's metadata
+PAY = "4242 4242 4242 4242"
+THREE_D_SECURE = "4000 0025 0000 3155"
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# Records every text #status-state shows on a page, from the first one on: the first render included.
+STATUS_HISTORY_SCRIPT = """
+(() => {
+  const seen = [];
+  window.__statusHistory = seen;
+  const record = () => {
+    const text = document.getElementById("status-state")?.textContent;
+    if (text && text !== "\u2026" && seen[seen.length - 1] !== text) seen.push(text);
+  };
+  new MutationObserver(record).observe(document, { subtree: true, childList: true, characterData: true });
+})();
+"""
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def use_token(page: Page, label: str) -> None:
+    page.select_option("#token-select", value=CALLERS[label])
+    page.click("#refresh")
+
+
+def record_status_history(context: BrowserContext) -> None:
+    context.add_init_script(STATUS_HISTORY_SCRIPT)
+
+
+def status_history(page: Page) -> list[str]:
+    history: list[str] = page.evaluate("window.__statusHistory")
+    return history
+
+
+def _json(request: urllib.request.Request) -> Any:
+    with _OPENER.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def stripe_list(stripe: str, path: str, **params: str) -> list[dict[str, Any]]:
+    """Every object of a Stripe list endpoint of the emulator (one page of 100 is enough here)."""
+    request = urllib.request.Request(f"{stripe}{path}?{urlencode({'limit': '100', **params})}")
+    request.add_header("Authorization", f"Bearer {TEST_API_KEY}")
+    data: list[dict[str, Any]] = _json(request)["data"]
+    return data
+
+
+def org_subscriptions(stripe: str, org: str) -> list[dict[str, Any]]:
+    """The organization's subscriptions in Stripe, ended ones included."""
+    return [sub for sub in stripe_list(stripe, "/v1/subscriptions", status="all") if sub["metadata"].get(ORG_METADATA_KEY) == org]
+
+
+def paid_invoices(stripe: str, customer: str) -> list[dict[str, Any]]:
+    return [invoice for invoice in stripe_list(stripe, "/v1/invoices", customer=customer) if invoice["amount_paid"] > 0]
+
+
+def deliveries(stripe: str) -> list[dict[str, Any]]:
+    """The emulator's webhook deliveries: event_id, type, object_id, status, attempts, delivered, pending, error."""
+    listed: list[dict[str, Any]] = _json(urllib.request.Request(f"{stripe}/_emulator/deliveries"))
+    return listed
+
+
+def hold_webhooks(stripe: str, seconds: float) -> None:
+    request = urllib.request.Request(f"{stripe}/_emulator/hold-webhooks?seconds={seconds}", data=b"", method="POST")
+    assert _json(request) == {"held_for_seconds": seconds}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+def session_id(checkout_url: str) -> str:
+    return checkout_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def wait_for_webhooks(stripe: str, timeout: float = 15) -> None:
+    """Wait until the emulator has delivered every webhook so far (it delivers them after the redirect)."""
+    wait_for(lambda: not any(d["pending"] for d in deliveries(stripe)), timeout, "every webhook delivered")
