@@ -19,11 +19,12 @@ from tenant_billing.api_models import (
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.plan_change_logic import change_subscription, preview_change
 from tenant_billing.repository import get_repository
 from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
-from tenant_billing.subscription_logic import cancel_subscription, change_subscription, preview_change, resume_subscription
+from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
 
 app = build_resolver()
 ADMIN_ROUTES = frozenset(
@@ -39,14 +40,17 @@ ADMIN_ROUTES = frozenset(
 @app.get(
     "/billing/subscription/preview",
     summary="What a plan or site change costs now, and the next invoice's total",
-    description="Billing admins only. Amounts in the currency's minor unit (cents), from Stripe's invoice preview.",
+    description=(
+        "Billing admins only. Amounts in the currency's minor unit (cents), from Stripe's invoice preview. "
+        "`previewId` names this quote for 10 minutes: POST /billing/subscription with it is charged exactly `amountDueNow`."
+    ),
     tags=["Subscription"],
     responses=documented(ChangePreviewResponse, "The amounts of the change"),
 )
 @tracer.capture_method
 def preview(
     plan: Annotated[str, Query(max_length=64)],
-    site_quantity: Annotated[int, Query(alias="siteQuantity", ge=0)] = 0,
+    site_quantity: Annotated[int, Query(alias="siteQuantity")] = 0,
 ) -> ChangePreviewResponse:
     parse_query(app.current_event.query_string_parameters, frozenset({"plan", "siteQuantity"}))
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
@@ -56,7 +60,12 @@ def preview(
 @app.post(
     "/billing/subscription",
     summary="Change the plan or the number of site add-ons, prorated and invoiced now",
-    description="Billing admins only. The same validation and codes as checkout; 409 `no_subscription` without one.",
+    description=(
+        "Billing admins only. The same validation and codes as checkout; 409 `no_subscription` without one. Applied only "
+        "once paid: 402 `payment_failed` or `payment_requires_action` (with `hostedInvoiceUrl`, and `clientSecret` for "
+        "3-D Secure) leave the plan unchanged; 409 `payment_outstanding` while an invoice is unpaid; 409 "
+        "`change_in_progress` while another change runs; 400 `invalid_preview` for a previewId not issued for this change."
+    ),
     tags=["Subscription"],
     responses=documented(BillingStatusResponse, "The billing status after the change"),
 )

@@ -181,8 +181,8 @@ def test_an_in_sync_organization_is_not_written(stripe_fake: FakeStripe, table_i
     assert counts(result) == ("completed", 1, 0, 0, 0, 0)
     assert writes == {}
     assert billing_items(table_items) == before
-    # Lease, links, subscriptions, seen page + checkpoint, seen ids, scan, release.
-    assert calls == {"UpdateItem": 2, "BatchGetItem": 3, "TransactWriteItems": 1, "Scan": 1}
+    # Lease, links, subscriptions, entitlements, seen page + checkpoint, seen ids, scan, release.
+    assert calls == {"UpdateItem": 2, "BatchGetItem": 4, "TransactWriteItems": 1, "Scan": 1}
     assert stripe_calls(stripe_fake) == {"list": 1}
 
 

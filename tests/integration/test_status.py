@@ -44,6 +44,8 @@ def test_a_subscribed_organization_sees_its_plan_in_the_exact_shape() -> None:
             "siteQuantity": 3,
             "currentPeriodEnd": "2026-03-12T00:00:00Z",
             "cancelAtPeriodEnd": False,
+            "cancelAt": None,
+            "pendingChange": None,
         },
         "entitlement": {
             "features": ["page_builder", "media_library", "seo_toolkit", "analytics", "form_builder", "blog_engine"],

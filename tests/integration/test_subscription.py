@@ -83,7 +83,7 @@ def test_preview_reports_the_amount_due_now_and_the_next_invoice(stripe_fake: Fa
     [
         ("siteQuantity=2", "missing_field", "plan"),
         ("plan=gold", "unknown_plan", "plan"),
-        ("plan=pro&siteQuantity=-1", "invalid_field", "siteQuantity"),
+        ("plan=pro&siteQuantity=-1", "invalid_site_quantity", "siteQuantity"),  # as on checkout and change
         ("plan=pro&siteQuantity=2.5", "invalid_field", "siteQuantity"),
         ("plan=pro&siteQuantity=101", "invalid_site_quantity", "siteQuantity"),
         ("plan=starter&siteQuantity=1", "site_addon_unavailable", "siteQuantity"),
@@ -194,27 +194,28 @@ def test_stripe_down_during_a_change_is_502_and_changes_nothing(stripe_fake: Fak
     assert table_items() == before and items_of(stripe_fake, subscription_id) == items
 
 
-def test_a_change_reuses_the_previews_proration_date(stripe_fake: FakeStripe) -> None:
+def test_a_change_named_by_its_preview_is_charged_exactly_the_preview(stripe_fake: FakeStripe) -> None:
     subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
     preview = request("GET", "/billing/subscription/preview", query="plan=enterprise&siteQuantity=4")[1]
     status, _ = request(
-        "POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4, "prorationDate": preview["prorationDate"]}
+        "POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4, "previewId": preview["previewId"]}
     )
     assert status == 200
     (update,) = [r for r in stripe_fake.requests if r.method == "POST" and r.path == f"/v1/subscriptions/{subscription_id}"]
+    # The server's own proration moment, from the quote; the client never sent one.
     assert update.params["proration_date"] == str(preview["prorationDate"])
     # The proration invoice charged exactly what the preview said was due now.
     (charged,) = [invoice for invoice in stripe_fake.invoices.values() if invoice["billing_reason"] == "subscription_update"]
     assert charged["amount_due"] == preview["amountDueNow"]
 
 
-@pytest.mark.parametrize("age", [3700, -120])
-def test_a_stale_or_future_proration_date_is_refused(stripe_fake: FakeStripe, age: int) -> None:
+@pytest.mark.parametrize("age", [3700, -120, 0])
+def test_a_client_proration_date_is_refused(stripe_fake: FakeStripe, age: int) -> None:
     import time
 
     subscribe(stripe_fake, deliver_events=True)
     stripe_fake.reset_requests()
     body = {"plan": "enterprise", "prorationDate": int(time.time()) - age}
     status, got = request("POST", "/billing/subscription", body=body)
-    assert (status, got["error"]["code"], got["error"]["field"]) == (400, "invalid_field", "prorationDate")
+    assert (status, got["error"]["code"], got["error"]["field"]) == (400, "unknown_field", "prorationDate")
     assert stripe_fake.requests == []

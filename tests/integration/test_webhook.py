@@ -75,6 +75,8 @@ def test_checkout_then_events_show_the_paid_plan(stripe_fake: FakeStripe) -> Non
         "siteQuantity": 3,
         "currentPeriodEnd": sub_item_period_end(stripe_fake, subscription_id),
         "cancelAtPeriodEnd": False,
+        "cancelAt": None,
+        "pendingChange": None,
     }
     assert state["entitlement"]["limits"] == {"sites": 5, "pages_per_site": 100, "storage_gb": 10}
     assert "analytics" in state["entitlement"]["features"]

@@ -88,13 +88,19 @@ VALID_QUERY: dict[str, list[tuple[str, str]]] = {"preview": [("plan", "enterpris
 VALID_CHANGE = json.dumps({"plan": "enterprise", "siteQuantity": 4})
 # Refusals that only Stripe's state can decide may follow reads: "no change" (Stripe's items), a
 # prorationDate outside the current period, a cursor naming an invoice Stripe does not have.
-STRIPE_CHECKED_FIELDS = ("prorationDate", "cursor")
-# What an accepted request may write: the caller's own subscription and entitlement.
+STRIPE_CHECKED_FIELDS = ("previewId", "cursor")
+# What an accepted request may write: the caller's own subscription and entitlement, and a
+# preview's quote issued to the caller.
 OWN_SORT_KEYS = ("SUBSCRIPTION", "ENTITLEMENT")
 
 
-def own_keys(org_id: Any) -> set[Key]:
-    return {(f"ORG#{org_id}", sk) for sk in OWN_SORT_KEYS}
+def own_keys(org_id: Any, items: list[dict[str, Any]] | None = None) -> set[Key]:
+    quotes = {
+        (item["pk"]["S"], item["sk"]["S"])
+        for item in items or []
+        if item["sk"]["S"] == "QUOTE" and item.get("org_id", {}).get("S") == org_id
+    }
+    return {(f"ORG#{org_id}", sk) for sk in OWN_SORT_KEYS} | quotes
 
 
 class World:
@@ -158,7 +164,7 @@ class World:
             else:
                 assert requests == [], f"a refused request ({reply.status} {reply.code}) reached Stripe: {requests}"
         else:
-            assert changed <= own_keys(claimed_org), changed
+            assert changed <= own_keys(claimed_org, after), changed
         foreign = set().union(*(self.ids_of(org) for org in self.tenants if org != claimed_org))
         sent = json.dumps([[r.path, r.params] for r in requests])
         assert not {text for text in foreign if text in sent}, f"a request for {claimed_org!r} sent another org's ids"
@@ -395,19 +401,18 @@ def test_claims(world: World, route: str, claim_map: dict[str, Any]) -> None:
 # --- found by the fuzzing above: deterministic reproductions ------------------------------------
 
 
-def test_a_proration_date_before_the_current_period_is_a_400(stripe_fake: FakeStripe, table_items: Items) -> None:
-    """prorationDate within the last hour (so the handler lets it through) but before the current
-    billing period began (a subscription a few minutes old, or one renewed since the preview):
-    Stripe refuses it, and that is the caller's error (400 on prorationDate), not an operator's 503."""
+def test_a_client_proration_date_is_a_400_before_stripe(stripe_fake: FakeStripe, table_items: Items) -> None:
+    """A proration moment is the server's (a preview's quote): a client's, even one inside the
+    current period, is refused (400 on prorationDate) before anything reaches Stripe."""
     tenant = subscribe_synced(stripe_fake, ORG_A, plan="pro", sites=3)
     subscription = stripe_fake.subscriptions[tenant.subscription_id]
     period_start = subscription["items"]["data"][0]["current_period_start"]
     before, stripe_before, first = table_items(), copy.deepcopy(subscription), len(stripe_fake.requests)
-    reply = call_change({"plan": "enterprise", "siteQuantity": 4, "prorationDate": period_start - 60})
-    assert (reply.status, reply.code, reply.body["error"].get("field")) == (400, "invalid_field", "prorationDate"), reply
+    reply = call_change({"plan": "enterprise", "siteQuantity": 4, "prorationDate": period_start + 60})
+    assert (reply.status, reply.code, reply.body["error"].get("field")) == (400, "unknown_field", "prorationDate"), reply
     assert table_items() == before
     assert stripe_fake.subscriptions[tenant.subscription_id] == stripe_before
-    assert all(r.method == "GET" for r in stripe_fake.requests[first:]), "a refused change was sent to Stripe"
+    assert stripe_fake.requests[first:] == [], "a refused change reached Stripe"
 
 
 @pytest.mark.parametrize("invoice_id", ["in_", "in_doesnotexist"])

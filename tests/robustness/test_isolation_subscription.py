@@ -264,11 +264,14 @@ def test_an_immediate_cancellation_with_b_everywhere_ends_only_a(tenants: Tenant
     check(reply.status == 200 and reply.body["subscription"]["status"] == "canceled", f"{reply}")
     check(tenants.fake.subscriptions[tenants.a.subscription_id]["status"] == "canceled", "A is not canceled")
     check(tenants.fake.subscriptions[tenants.b.subscription_id]["status"] == "active", "B was canceled")
+    # The cancellation, then the read of A's own subscriptions (an ended one is synced whole).
+    requests = tenants.fake.requests[first:]
     check(
-        [(r.method, r.path) for r in tenants.fake.requests[first:]]
-        == [("DELETE", f"/v1/subscriptions/{tenants.a.subscription_id}")],
-        "",
+        [(r.method, r.path) for r in requests]
+        == [("DELETE", f"/v1/subscriptions/{tenants.a.subscription_id}"), ("GET", "/v1/subscriptions")],
+        f"{[(r.method, r.path) for r in requests]}",
     )
+    check(requests[1].params.get("customer") == tenants.a.customer_id, "the sync read another customer")
     tenants.assert_b_untouched(reply, first)
 
 

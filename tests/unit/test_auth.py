@@ -22,10 +22,31 @@ def test_a_member_is_not_a_billing_admin() -> None:
         require_billing_admin(caller)
 
 
-@pytest.mark.parametrize("claim", ["[member admin]", '["admin"]', "admin member", ["viewer", "admin"]])
+@pytest.mark.parametrize("claim", ["[member admin]", '["admin"]', '["viewer", "admin"]', ["viewer", "admin"], " admin "])
 def test_role_claim_lists(claim: Any) -> None:
     event = api_event("GET", "/billing/status", role=None, extra_claims={"org_role": claim})
     assert caller_from_event(event, get_settings()).is_billing_admin
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "not admin",
+        "read-only admin",
+        "admin member",
+        "admin,owner",
+        '"admin"',
+        "[]",
+        '["not admin"]',
+        [["admin"]],
+        1,
+        "[not admin]x",
+    ],
+)
+def test_only_real_lists_are_split(claim: Any) -> None:
+    # One role whose name contains "admin" is not the role "admin".
+    event = api_event("GET", "/billing/status", role=None, extra_claims={"org_role": claim})
+    assert not caller_from_event(event, get_settings()).is_billing_admin
 
 
 @pytest.mark.parametrize("org_id", [None, "", " ", "org#1 x", "a" * 200, 42, "../org"])

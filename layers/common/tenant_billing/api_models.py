@@ -9,12 +9,24 @@ class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+class PendingChangeView(_Out):
+    """A change Stripe applies only once its invoice is paid: not granted until then."""
+
+    plan: str | None
+    site_quantity: int = Field(alias="siteQuantity")
+    expires_at: str | None = Field(alias="expiresAt", description="when Stripe drops the change if still unpaid")
+
+
 class SubscriptionView(_Out):
     plan: str | None
     status: str
     site_quantity: int = Field(alias="siteQuantity")
     current_period_end: str | None = Field(alias="currentPeriodEnd")
     cancel_at_period_end: bool = Field(alias="cancelAtPeriodEnd")
+    cancel_at: str | None = Field(
+        default=None, alias="cancelAt", description="when Stripe will cancel, however the cancellation was scheduled"
+    )
+    pending_change: PendingChangeView | None = Field(default=None, alias="pendingChange")
 
 
 class EntitlementView(_Out):
@@ -50,10 +62,11 @@ CheckoutRequest = PlanSelection
 
 
 class PlanChange(PlanSelection):
-    """POST /billing/subscription: a plan selection, and optionally the preview's prorationDate so
-    the change is prorated exactly as the preview was (Stripe's recommendation)."""
+    """POST /billing/subscription: a plan selection, and optionally the `previewId` of the preview
+    whose amounts the caller accepted (the change is then charged exactly that). Without it the
+    server prorates at the current time. No client-chosen proration date is taken."""
 
-    proration_date: int | None = Field(default=None, alias="prorationDate")
+    preview_id: str | None = Field(default=None, alias="previewId", max_length=64)
 
 
 class PortalRequest(_In):
@@ -82,7 +95,12 @@ class ChangePreviewResponse(_Out):
     amount_due_now: int = Field(alias="amountDueNow")
     next_invoice_total: int = Field(alias="nextInvoiceTotal")
     next_invoice_date: str | None = Field(alias="nextInvoiceDate")
-    proration_date: int = Field(alias="prorationDate")
+    proration_date: int = Field(alias="prorationDate", description="when the server prorated (informational)")
+    preview_id: str = Field(
+        alias="previewId",
+        description="pass it to POST /billing/subscription within 10 minutes to be charged exactly amountDueNow",
+    )
+    expires_at: str = Field(alias="expiresAt", description="when previewId stops being accepted")
 
 
 class InvoiceView(_Out):
@@ -108,6 +126,16 @@ class ErrorDetail(_Out):
     code: str = Field(description="stable, machine-readable reason, e.g. invalid_site_quantity")
     message: str
     field: str | None = Field(default=None, description="the request field at fault, when there is one")
+    hosted_invoice_url: str | None = Field(
+        default=None,
+        alias="hostedInvoiceUrl",
+        description="payment_failed, payment_requires_action, payment_outstanding: pay here",
+    )
+    client_secret: str | None = Field(
+        default=None,
+        alias="clientSecret",
+        description="payment_requires_action: the PaymentIntent's client secret, to finish 3-D Secure with Stripe.js",
+    )
 
 
 class ErrorResponse(_Out):

@@ -3,6 +3,7 @@ authorizer verified (`requestContext.authorizer.jwt.claims`), never from the req
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,14 +32,21 @@ def _claims(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _roles(value: Any) -> frozenset[str]:
-    """A role claim may be one string, a list, a JSON array as text, or API Gateway's "[a b]"
-    rendering of a list claim."""
+    """The caller's roles. Only a real list is split: a list claim, a JSON array as text, or API
+    Gateway's "[a b]" rendering of a list claim. Any other string is one role, whatever it holds:
+    a role named "not admin" or "read-only admin" is not the role "admin"."""
     if isinstance(value, list):
-        return frozenset(str(role) for role in value)
-    if isinstance(value, str):
-        text = value.strip().removeprefix("[").removesuffix("]")
-        return frozenset(role for role in re.split(r"[\s,\"']+", text) if role)
-    return frozenset()
+        return frozenset(role for role in value if isinstance(role, str))
+    if not isinstance(value, str):
+        return frozenset()
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return frozenset({text}) if text else frozenset()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return frozenset(text[1:-1].split())
+    return frozenset(role for role in parsed if isinstance(role, str)) if isinstance(parsed, list) else frozenset()
 
 
 def caller_from_event(event: Mapping[str, Any], settings: Settings) -> Caller:

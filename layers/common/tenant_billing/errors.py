@@ -6,6 +6,8 @@ written for the caller: never a Stripe error message, a key or another organizat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class BillingError(Exception):
     """Base of every error a caller may see."""
@@ -54,9 +56,31 @@ class ForbiddenError(BillingError):
 class ConflictError(BillingError):
     status_code = 409
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, payment: PaymentLinks | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.payment = payment
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentLinks:
+    """What the caller needs to pay an open invoice: Stripe's hosted invoice page, and for a
+    payment that needs 3-D Secure the PaymentIntent's client secret (to finish it with Stripe.js).
+    Both are bearer values: returned to the organization's own caller, never logged."""
+
+    hosted_invoice_url: str | None
+    client_secret: str | None = None
+
+
+class PaymentRequiredError(BillingError):
+    """The change was not applied: its invoice was not paid (declined, or 3-D Secure pending)."""
+
+    status_code = 402
+
+    def __init__(self, message: str, *, code: str, payment: PaymentLinks) -> None:
+        super().__init__(message)
+        self.code = code
+        self.payment = payment
 
 
 class MethodNotAllowedError(BillingError):
@@ -93,6 +117,10 @@ class TransientStoreError(BillingError):
     status_code = 503
     code = "temporarily_unavailable"
     retryable = True
+
+
+class StaleReadError(TransientStoreError):
+    """Two reads of Stripe disagree and the clocks that ordered them cannot be trusted: retry."""
 
 
 class ConfigurationError(BillingError):

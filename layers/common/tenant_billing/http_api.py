@@ -27,8 +27,13 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     for status, description in (
         (400, "Invalid request: error.code and error.field say what and where"),
         (401, "No valid organization claim in the token"),
+        (402, "A plan change was not applied: its invoice is unpaid (payment_failed, payment_requires_action)"),
         (403, "The caller's role may not manage billing"),
-        (409, "Conflicts with the organization's billing state (subscription_exists, no_subscription, no_billing_account)"),
+        (
+            409,
+            "Conflicts with the organization's billing state (subscription_exists, checkout_in_progress, no_subscription,"
+            " no_billing_account, payment_outstanding, change_in_progress)",
+        ),
         (413, "The body is over 16 KiB"),
         (502, "Stripe is unavailable: retry later"),
         (503, "Billing is not configured or storage is unavailable: retry later"),

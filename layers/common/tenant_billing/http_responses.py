@@ -1,7 +1,8 @@
 """The one module that maps domain errors to HTTP responses.
 
 Every error body has the same shape: {"error": {"code": ..., "message": ..., "field": ...}}
-("field" only when the error concerns one).
+("field" only when the error concerns one; "hostedInvoiceUrl" and "clientSecret" only when an
+open invoice is to be paid).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def error_payload(exc: BillingError) -> tuple[int, dict[str, Any]]:
-    return exc.status_code, error_body(exc.code, exc.message, exc.field)
+    body = error_body(exc.code, exc.message, exc.field)
+    payment = getattr(exc, "payment", None)
+    if payment is not None:
+        body["error"]["hostedInvoiceUrl"] = payment.hosted_invoice_url
+        if payment.client_secret:
+            body["error"]["clientSecret"] = payment.client_secret
+    return exc.status_code, body
 
 
 def proxy_response(status_code: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ Layout (every item of one organization shares its partition, so one Query reads 
 | ORG#<org id>        | ENTITLEMENT    | features and limits derived from it             |
 | ORG#<org id>        | CHECKOUT       | the one Checkout Session that may still be paid |
 | ORG#<org id>        | SYNC           | when the last on-demand sync read Stripe        |
+| ORG#<org id>        | CHANGE_LOCK    | a plan change in flight (one at a time)         |
+| QUOTE#<preview id>  | QUOTE          | what a preview priced (expires by TTL)          |
 | CUSTOMER#<cus id>   | ORG            | reverse link: Stripe customer -> organization   |
 | EVENT#<evt id>      | EVENT          | a processed webhook event (expires by TTL)      |
 """
@@ -20,11 +22,14 @@ from dataclasses import dataclass, field
 ORG_PREFIX = "ORG#"
 CUSTOMER_PREFIX = "CUSTOMER#"
 EVENT_PREFIX = "EVENT#"
+QUOTE_PREFIX = "QUOTE#"
 SK_CUSTOMER = "CUSTOMER"
 SK_SUBSCRIPTION = "SUBSCRIPTION"
 SK_ENTITLEMENT = "ENTITLEMENT"
 SK_CHECKOUT = "CHECKOUT"
 SK_SYNC = "SYNC"
+SK_CHANGE_LOCK = "CHANGE_LOCK"
+SK_QUOTE = "QUOTE"
 SK_ORG = "ORG"
 SK_EVENT = "EVENT"
 TTL_ATTRIBUTE = "expires_at"
@@ -75,6 +80,12 @@ class SubscriptionRecord:
     prices_known: bool = True
     # The customer's other subscriptions that have not ended: a duplicate an operator must resolve.
     other_live_ids: tuple[str, ...] = ()
+    # A cancellation Stripe has scheduled (however it was set: cancel_at or cancel_at_period_end).
+    cancel_at: int | None = None
+    # A change Stripe applies only once its invoice is paid (`pending_update`); it grants nothing yet.
+    pending_plan: str | None = None
+    pending_site_quantity: int = 0
+    pending_expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,13 @@ import stripe
 from stripe.params import SubscriptionListParams
 
 from tenant_billing.catalog import Catalog
-from tenant_billing.items import SubscriptionRecord
+from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.subscription_store import store_state
-from tenant_billing.subscription_sync import SyncedState, choose_subscription, synced_state
+from tenant_billing.subscription_sync import SyncedState, choose_subscription, differs, entitlement_differs, synced_state
 
 # Stripe lists newest first, 100 a page. A customer with more subscriptions than this (all
 # canceled but a few) is an account to look at, not one to page through on every event.
@@ -73,22 +73,6 @@ def _customer_of(subscription: dict[str, Any]) -> str:
     return str(customer.get("id") if isinstance(customer, dict) else customer or "")
 
 
-def differs(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
-    """Whether `fresh` says something about the organization that `stored` does not."""
-    if stored is None:
-        return True
-    fields = (
-        "subscription_id",
-        "status",
-        "plan",
-        "site_quantity",
-        "current_period_end",
-        "cancel_at_period_end",
-        "other_live_ids",
-    )
-    return any(getattr(stored, name) != getattr(fresh, name) for name in fields)
-
-
 def sync_org(
     org_id: str,
     customer_id: str,
@@ -98,6 +82,7 @@ def sync_org(
     catalog: Catalog,
     *,
     stored: SubscriptionRecord | None = None,
+    stored_entitlement: EntitlementRecord | None = None,
     skip_unchanged: bool = False,
     must_include: str | None = None,
     event_id: str | None = None,
@@ -139,7 +124,9 @@ def sync_org(
                 "other_live_subscription_ids": list(choice.other_live_ids),
             },
         )
-    if skip_unchanged and not differs(stored, state.subscription):
+    # Unchanged: the subscription, and (when the caller knows it) the entitlement it derives today.
+    entitlement_changed = stored_entitlement is not None and entitlement_differs(stored_entitlement, state.entitlement)
+    if skip_unchanged and not differs(stored, state.subscription) and not entitlement_changed:
         return SyncResult(None, state, ids)
     outcome = store_state(state, repository, whole_org=True, event_id=event_id, event_type=event_type)
     return SyncResult(outcome, state, ids)

@@ -30,15 +30,15 @@ import stripe
 from stripe.params import SubscriptionListParams
 
 from tenant_billing.catalog import Catalog
-from tenant_billing.entitlements import ENDED_STATUSES
+from tenant_billing.entitlements import ENDED_STATUSES, derive_entitlement
 from tenant_billing.errors import BillingNotConfiguredError
-from tenant_billing.items import SubscriptionRecord
+from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.org_sync import differs, retrieve_subscription, sync_org
+from tenant_billing.org_sync import retrieve_subscription, sync_org
 from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
-from tenant_billing.subscription_sync import synced_state
+from tenant_billing.subscription_sync import differs, entitlement_differs, synced_state
 
 PHASE_IDLE = "idle"
 PHASE_STRIPE = "stripe"
@@ -237,15 +237,23 @@ class _Run:
                 return RunOutcome.PAUSED
         return RunOutcome.COMPLETED
 
-    def check(self, org_id: str, subscription: Mapping[str, Any], stored: dict[str, SubscriptionRecord]) -> None:
-        """Sync the organization whole if this subscription shows its stored state is stale, or if
-        it has several live subscriptions (any of them may have changed unseen): once per invocation."""
+    def check(
+        self,
+        org_id: str,
+        subscription: Mapping[str, Any],
+        stored: dict[str, SubscriptionRecord],
+        entitlement: EntitlementRecord | None = None,
+    ) -> None:
+        """Sync the organization whole if this subscription shows its stored state is stale, if its
+        stored entitlement is not what its subscription grants under today's catalog and policy, or
+        if it has several live subscriptions (any of them may have changed unseen): once per invocation."""
         record = stored.get(org_id)
         fresh = synced_state(
             org_id, subscription, self.catalog, self.settings.price_ids, self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
         ).subscription
         duplicate = record is not None and bool(record.other_live_ids)
-        if org_id in self.synced or not (duplicate or needs_sync(record, fresh)):
+        stale = duplicate or needs_sync(record, fresh) or self.grants_otherwise(record, entitlement)
+        if org_id in self.synced or not stale:
             return
         self.synced.add(org_id)
         result = sync_org(
@@ -256,6 +264,7 @@ class _Run:
             self.settings,
             self.catalog,
             stored=record,
+            stored_entitlement=entitlement,
             skip_unchanged=True,
             event_type=SOURCE,
         )
@@ -277,6 +286,16 @@ class _Run:
             # A webhook (or another run) stored a newer read in the meantime: it stands.
             self.count("superseded")
 
+    def grants_otherwise(self, record: SubscriptionRecord | None, entitlement: EntitlementRecord | None) -> bool:
+        """Whether the stored entitlement differs from what the stored subscription grants today."""
+        if record is None or entitlement is None:
+            return False
+        derived = derive_entitlement(
+            self.catalog, record.plan, record.status, record.site_quantity, self.settings.PAST_DUE_ENTITLEMENTS
+        )
+        expected = EntitlementRecord(record.org_id, derived.plan, record.status, derived.features, derived.limits)
+        return entitlement_differs(entitlement, expected)
+
     def stripe_page(self) -> None:
         cursor = self.checkpoint.stripe_cursor
         params: SubscriptionListParams = {"status": "all", "limit": self.config.stripe_page_size}
@@ -294,6 +313,7 @@ class _Run:
         subscriptions = [subscription.to_dict() for subscription in page.data]
         links = self.repository.get_customer_orgs({_customer_id(subscription) for subscription in subscriptions})
         stored = self.repository.get_subscriptions(set(links.values()))
+        entitlements = self.repository.get_entitlements(set(stored))
 
         def check_one(subscription: dict[str, Any]) -> None:
             self.count("checked")
@@ -302,7 +322,7 @@ class _Run:
                 self.count("not_ours")
                 return
             self.pending_seen.append(str(subscription["id"]))
-            self.check(org_id, subscription, stored)
+            self.check(org_id, subscription, stored, entitlements.get(org_id))
 
         for subscription in subscriptions:
             self.step(partial(check_one, subscription), stripe_cursor=str(subscription["id"]))

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.errors import TransientStoreError
 from tenant_billing.items import (
+    QUOTE_PREFIX,
+    SK_CHANGE_LOCK,
     SK_CHECKOUT,
     SK_CUSTOMER,
     SK_ENTITLEMENT,
     SK_EVENT,
     SK_ORG,
+    SK_QUOTE,
     SK_SUBSCRIPTION,
     SK_SYNC,
     TTL_ATTRIBUTE,
@@ -35,6 +38,7 @@ from tenant_billing.items import (
     event_pk,
     org_pk,
 )
+from tenant_billing.quotes import Quote
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -131,6 +135,14 @@ class BillingRepository(Protocol):
 
     def claim_sync(self, org_id: str, now_ms: int, window_ms: int) -> bool: ...
 
+    def save_quote(self, quote: Quote) -> None: ...
+
+    def get_quote(self, preview_id: str) -> Quote | None: ...
+
+    def acquire_change_lock(self, org_id: str, owner: str, now_ms: int, until_ms: int) -> bool: ...
+
+    def release_change_lock(self, org_id: str, owner: str) -> None: ...
+
     def release_sync(self, org_id: str, claimed_ms: int) -> None: ...
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
@@ -138,6 +150,8 @@ class BillingRepository(Protocol):
     def get_customer_orgs(self, customer_ids: Collection[str]) -> dict[str, str]: ...
 
     def get_subscriptions(self, org_ids: Collection[str]) -> dict[str, SubscriptionRecord]: ...
+
+    def get_entitlements(self, org_ids: Collection[str]) -> dict[str, EntitlementRecord]: ...
 
     def scan_subscriptions(self, cursor: str, limit: int) -> tuple[list[ScannedSubscription], str]: ...
 
@@ -202,9 +216,15 @@ def _subscription_to_item(record: SubscriptionRecord) -> AttributeMap:
         "read_at_ns": _n(record.read_at_ns),
         "prices_known": {"BOOL": record.prices_known},
         "other_live_ids": {"L": [_s(other) for other in record.other_live_ids]},
+        "pending_site_quantity": _n(record.pending_site_quantity),
     }
-    if record.plan is not None:
-        item["plan"] = _s(record.plan)
+    optional = {
+        "plan": record.plan and _s(record.plan),
+        "pending_plan": record.pending_plan and _s(record.pending_plan),
+        "cancel_at": record.cancel_at is not None and _n(record.cancel_at),
+        "pending_expires_at": record.pending_expires_at is not None and _n(record.pending_expires_at),
+    }
+    item.update({name: value for name, value in optional.items() if value})
     if record.current_period_end is not None:
         item["current_period_end"] = _n(record.current_period_end)
     return item
@@ -225,6 +245,10 @@ def _subscription_from_item(org_id: str, item: AttributeMap) -> SubscriptionReco
         read_at_ns=_int(item, "read_at_ns") or 0,
         prices_known=_bool(item, "prices_known"),
         other_live_ids=tuple(str(value["S"]) for value in item.get("other_live_ids", {}).get("L", [])),
+        cancel_at=_int(item, "cancel_at"),
+        pending_plan=_str(item, "pending_plan") or None,
+        pending_site_quantity=_int(item, "pending_site_quantity") or 0,
+        pending_expires_at=_int(item, "pending_expires_at"),
     )
 
 
@@ -499,6 +523,75 @@ class DynamoBillingRepository:
             return False
         return True
 
+    def save_quote(self, quote: Quote) -> None:
+        item: AttributeMap = {
+            "pk": _s(f"{QUOTE_PREFIX}{quote.preview_id}"),
+            "sk": _s(SK_QUOTE),
+            "org_id": _s(quote.org_id),
+            "subscription_id": _s(quote.subscription_id),
+            "plan": _s(quote.plan),
+            "site_quantity": _n(quote.site_quantity),
+            "proration_date": _n(quote.proration_date),
+            "amount_due_now": _n(quote.amount_due_now),
+            "currency": _s(quote.currency),
+            "items_fingerprint": _s(quote.items_fingerprint),
+            # Also the TTL attribute: DynamoDB deletes expired quotes (acceptance checks the time itself).
+            TTL_ATTRIBUTE: _n(quote.expires_at),
+        }
+        with _translated_errors():
+            self._client.put_item(TableName=self._table, Item=item)
+
+    def get_quote(self, preview_id: str) -> Quote | None:
+        with _translated_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": _s(f"{QUOTE_PREFIX}{preview_id}"), "sk": _s(SK_QUOTE)},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if not item:
+            return None
+        return Quote(
+            preview_id=preview_id,
+            org_id=_str(item, "org_id"),
+            subscription_id=_str(item, "subscription_id"),
+            plan=_str(item, "plan"),
+            site_quantity=_int(item, "site_quantity") or 0,
+            proration_date=_int(item, "proration_date") or 0,
+            amount_due_now=_int(item, "amount_due_now") or 0,
+            currency=_str(item, "currency"),
+            items_fingerprint=_str(item, "items_fingerprint"),
+            expires_at=_int(item, TTL_ATTRIBUTE) or 0,
+        )
+
+    def acquire_change_lock(self, org_id: str, owner: str, now_ms: int, until_ms: int) -> bool:
+        """One plan change of an organization at a time (a double click, two tabs): False while
+        another holds the lock. The lock lapses at `until_ms` should its holder die."""
+        try:
+            with _translated_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={"pk": _s(org_pk(org_id)), "sk": _s(SK_CHANGE_LOCK), "owner": _s(owner), "until_ms": _n(until_ms)},
+                    ConditionExpression="attribute_not_exists(pk) OR until_ms < :now",
+                    ExpressionAttributeValues={":now": _n(now_ms)},
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_change_lock(self, org_id: str, owner: str) -> None:
+        try:
+            with _translated_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={"pk": _s(org_pk(org_id)), "sk": _s(SK_CHANGE_LOCK)},
+                    ConditionExpression="#owner = :me",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":me": _s(owner)},
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return
+
     def release_sync(self, org_id: str, claimed_ms: int) -> None:
         """Give the slot back after a failed Stripe read, so the caller's retry reads Stripe again."""
         try:
@@ -569,6 +662,15 @@ class DynamoBillingRepository:
             org_id = item["pk"]["S"].removeprefix(prefix)
             records[org_id] = _subscription_from_item(org_id, item)
         return records
+
+    def get_entitlements(self, org_ids: Collection[str]) -> dict[str, EntitlementRecord]:
+        """The stored entitlement item of each organization that has one."""
+        keys = [{"pk": _s(org_pk(org_id)), "sk": _s(SK_ENTITLEMENT)} for org_id in sorted(set(org_ids))]
+        prefix = org_pk("")
+        return {
+            (org_id := item["pk"]["S"].removeprefix(prefix)): _entitlement_from_item(org_id, item)
+            for item in self._batch_get(keys)
+        }
 
     def scan_subscriptions(self, cursor: str, limit: int) -> tuple[list[ScannedSubscription], str]:
         """One page of a Scan for subscription items, from `cursor` ("" = the start). `limit` bounds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tenant_billing.api_models import BillingStatusResponse, EntitlementView, SubscriptionView
+from tenant_billing.api_models import BillingStatusResponse, EntitlementView, PendingChangeView, SubscriptionView
 from tenant_billing.catalog import Catalog
 from tenant_billing.items import EntitlementRecord, OrgBilling, SubscriptionRecord
 from tenant_billing.repository import BillingRepository
@@ -44,6 +44,14 @@ def status_response(
             site_quantity=subscription.site_quantity,
             current_period_end=iso_timestamp(subscription.current_period_end),
             cancel_at_period_end=subscription.cancel_at_period_end,
+            cancel_at=iso_timestamp(subscription.cancel_at),
+            pending_change=PendingChangeView(
+                plan=subscription.pending_plan,
+                site_quantity=subscription.pending_site_quantity,
+                expires_at=iso_timestamp(subscription.pending_expires_at),
+            )
+            if subscription.pending_plan is not None
+            else None,
         )
         if subscription
         else None,

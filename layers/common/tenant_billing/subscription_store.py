@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from tenant_billing.catalog import Catalog
+from tenant_billing.errors import StaleReadError
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.subscription_sync import SyncedState, synced_state
+from tenant_billing.subscription_sync import SyncedState, differs, synced_state
 
 # Stripe retries a delivery for up to 3 days and keeps events for 30: a marker outlives both.
 EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
@@ -61,3 +62,15 @@ def store_stripe_subscription(
         org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
     )
     return store_state(state, repository, whole_org=False), state
+
+
+def confirm_superseded(repository: BillingRepository, state: SyncedState) -> None:
+    """A write the guard refused because a later read is stored: fine when what is stored agrees
+    with our read. When it does not, the stored read's time may come from an instance whose clock
+    runs ahead (or ours behind), so neither read can be trusted to be the newer: answer a
+    retryable error, and the retry (a fresh read, later on every clock) settles it."""
+    stored = repository.get_org_billing(state.subscription.org_id).subscription
+    if differs(stored, state.subscription):
+        logger.warning("a newer read is stored and disagrees with ours; asking for a retry")
+        metrics.add_metric(name="StaleReadRetried", unit="Count", value=1)
+        raise StaleReadError("billing state changed while it was read, try again")

@@ -12,6 +12,20 @@ from tenant_billing.catalog import Catalog, PriceRef
 from tenant_billing.entitlements import ENDED_STATUSES, PAID_STATUSES, PastDuePolicy, derive_entitlement, is_entitled_status
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 
+# What the organization's billing shows; read times and `created` only order and rank.
+_COMPARED_FIELDS = (
+    "subscription_id",
+    "status",
+    "plan",
+    "site_quantity",
+    "current_period_end",
+    "cancel_at_period_end",
+    "cancel_at",
+    "pending_plan",
+    "pending_site_quantity",
+    "other_live_ids",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class SyncedState:
@@ -50,6 +64,23 @@ def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list((subscription.get("items") or {}).get("data") or [])
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _pending_items(items: list[Mapping[str, Any]], pending: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The items the subscription will have once its pending update is paid: the current ones,
+    each replaced by its pending version (same item id), plus the pending new ones."""
+    updates = [item for item in pending.get("subscription_items") or [] if isinstance(item, Mapping)]
+    by_id = {str(item.get("id")): item for item in updates}
+    merged = [by_id.pop(str(item.get("id")), item) for item in items]
+    return merged + list(by_id.values())
+
+
 def _current_period_end(items: list[Mapping[str, Any]]) -> int | None:
     # Since API 2025-03-31.basil the billing period lives on the items, not the subscription.
     ends = [int(item["current_period_end"]) for item in items if item.get("current_period_end") is not None]
@@ -67,7 +98,12 @@ def synced_state(
     other_live_ids: tuple[str, ...] = (),
 ) -> SyncedState:
     items = _items(subscription)
-    plan, quantity, unknown = plan_and_quantity(items, catalog.price_index(price_ids))
+    index = catalog.price_index(price_ids)
+    plan, quantity, unknown = plan_and_quantity(items, index)
+    pending = _mapping(subscription.get("pending_update"))
+    pending_plan, pending_quantity = None, 0
+    if pending:
+        pending_plan, pending_quantity, _ = plan_and_quantity(_pending_items(items, pending), index)
     customer = subscription.get("customer")
     customer_id = str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
     status = str(subscription["status"])
@@ -84,6 +120,10 @@ def synced_state(
         read_at_ns=read_at_ns,
         prices_known=not unknown and plan is not None,
         other_live_ids=other_live_ids,
+        cancel_at=_optional_int(subscription.get("cancel_at")),
+        pending_plan=pending_plan,
+        pending_site_quantity=pending_quantity,
+        pending_expires_at=_optional_int(pending.get("expires_at")),
     )
     derived = derive_entitlement(catalog, plan, status, quantity, past_due_policy)
     entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits, now)
@@ -122,3 +162,22 @@ def choose_subscription(
     ordered = sorted(subscriptions, key=rank, reverse=True)
     others = tuple(sorted(str(other["id"]) for other in ordered[1:] if other.get("status") not in ENDED_STATUSES))
     return Choice(ordered[0], others)
+
+
+def entitlement_differs(stored: EntitlementRecord | None, fresh: EntitlementRecord) -> bool:
+    """Whether the stored entitlement grants something else than the one Stripe's state derives."""
+    if stored is None:
+        return True
+    return (stored.plan, stored.status, set(stored.features), stored.limits) != (
+        fresh.plan,
+        fresh.status,
+        set(fresh.features),
+        fresh.limits,
+    )
+
+
+def differs(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
+    """Whether `fresh` says something about the organization that `stored` does not."""
+    if stored is None:
+        return True
+    return any(getattr(stored, name) != getattr(fresh, name) for name in _COMPARED_FIELDS)

@@ -22,6 +22,7 @@ from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, status_response, stored_status
+from tenant_billing.subscription_store import confirm_superseded
 
 SYNC_WINDOW_MS = 5_000
 
@@ -65,7 +66,8 @@ def sync_billing(
     if result.outcome is SaveOutcome.WRITTEN and result.state is not None:
         state = result.state
         return status_response(state.subscription, state.entitlement, catalog, configured=True, has_customer=True)
-    if result.outcome is SaveOutcome.SUPERSEDED:
-        # A newer read (a webhook's) was stored meanwhile: answer with it.
+    if result.outcome is SaveOutcome.SUPERSEDED and result.state is not None:
+        # A newer read (a webhook's) was stored meanwhile: answer with it, if it agrees with ours.
+        confirm_superseded(repository, result.state)
         return get_billing_status(org_id, repository, settings, catalog)
     return stored_status(billing, settings, catalog)

@@ -22,7 +22,7 @@ from tenant_billing.observability import logger, metrics
 from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS
+from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -33,7 +33,9 @@ SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.resumed",
     }
 )
-INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"})
+INVOICE_EVENTS = frozenset(
+    {"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.payment_action_required"}
+)
 CHECKOUT_COMPLETED = "checkout.session.completed"
 TRIAL_WILL_END = "customer.subscription.trial_will_end"
 HANDLED_EVENTS = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {CHECKOUT_COMPLETED, TRIAL_WILL_END}
@@ -167,6 +169,9 @@ def process_event(
         metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
         logger.warning("subscription not found for this customer", extra=log_keys)
         return Outcome.NOT_OURS
+    if result.outcome is SaveOutcome.SUPERSEDED and result.state is not None:
+        # Acknowledged only when the stored read agrees with ours; otherwise 503 and Stripe retries.
+        confirm_superseded(repository, result.state)
     return {
         SaveOutcome.WRITTEN: Outcome.SYNCED,
         SaveOutcome.DUPLICATE: Outcome.DUPLICATE,

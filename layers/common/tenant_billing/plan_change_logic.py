@@ -1,0 +1,276 @@
+"""Preview and apply a plan or site add-on change of an organization's subscription, payment first.
+
+- The preview prices the change at a moment the server chooses and keeps that quote (`quotes`);
+  the change names the quote (`previewId`) and is charged exactly what it showed. No client
+  amount or date is ever taken.
+- Stripe applies the change only once its prorated invoice is paid
+  (`payment_behavior=pending_if_incomplete`): a declined card or a 3-D Secure challenge leaves
+  plan and entitlements as they were, with the change pending (402 and the invoice to pay).
+- A subscription with an unpaid invoice (past_due, unpaid, incomplete, a pending change) is not
+  changed again (409 payment_outstanding), so one upgrade can never be invoiced twice.
+- One change per organization at a time (409 change_in_progress), whatever the double clicks.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from stripe.params import SubscriptionUpdateParams
+
+from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
+from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.catalog import Catalog
+from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
+from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError
+from tenant_billing.item_changes import ItemChange, item_changes
+from tenant_billing.items import SubscriptionRecord
+from tenant_billing.observability import logger, metrics
+from tenant_billing.quotes import (
+    QUOTE_TTL_SECONDS,
+    Quote,
+    accept_quote,
+    check_preview_id,
+    check_quote_items,
+    items_fingerprint,
+    new_preview_id,
+)
+from tenant_billing.repository import BillingRepository
+from tenant_billing.settings import Settings
+from tenant_billing.status_logic import iso_timestamp
+from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.subscription_logic import live_subscription, store_and_answer
+
+# Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
+PRORATION_BEHAVIOR = "always_invoice"
+# Stripe applies price and quantity changes only once the invoice they create is paid.
+PAYMENT_BEHAVIOR = "pending_if_incomplete"
+# Statuses whose latest invoice is unpaid: no further change until it is paid.
+OUTSTANDING_STATUSES = frozenset({"past_due", "unpaid", "incomplete"})
+# A change lock lapses after this long, should its holder die (above the function's timeout).
+CHANGE_LOCK_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    record: SubscriptionRecord
+    wanted: LineItems
+    changes: list[ItemChange]
+    # Stripe's subscription as read just now (latest_invoice expanded), and when that read started.
+    current: dict[str, Any]
+    read_at_ns: int
+
+
+def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((subscription.get("items") or {}).get("data") or [])
+
+
+def _latest_invoice(subscription: Mapping[str, Any]) -> Mapping[str, Any]:
+    invoice = subscription.get("latest_invoice")
+    return invoice if isinstance(invoice, Mapping) else {}
+
+
+def _refuse_if_outstanding(current: Mapping[str, Any]) -> None:
+    invoice = _latest_invoice(current)
+    if current.get("status") in OUTSTANDING_STATUSES or current.get("pending_update"):
+        raise ConflictError(
+            "the subscription has an unpaid invoice; pay it (hostedInvoiceUrl) before changing the plan",
+            code="payment_outstanding",
+            payment=PaymentLinks(str(invoice.get("hosted_invoice_url") or "") or None),
+        )
+
+
+def _plan_change(
+    caller: Caller,
+    request: PlanSelection,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: Callable[[], stripe.StripeClient],
+) -> tuple[_Plan, stripe.StripeClient]:
+    require_billing_admin(caller)
+    wanted = validate_plan_selection(request, catalog, settings)
+    require_configured(settings, catalog)
+    record = live_subscription(repository, caller.org_id)
+    stripe_client = client()
+    read_at_ns = time.time_ns()
+    with stripe_errors("subscriptions.retrieve"):
+        current = stripe_client.v1.subscriptions.retrieve(record.subscription_id, params={"expand": ["latest_invoice"]}).to_dict()
+    changes = item_changes(_items(current), wanted, catalog.price_index(settings.price_ids))
+    return _Plan(record, wanted, changes, current, read_at_ns), stripe_client
+
+
+def _no_change() -> InvalidRequestError:
+    return InvalidRequestError("the subscription already has this plan and quantity", field="plan", code="no_change")
+
+
+def preview_change(
+    caller: Caller,
+    request: PlanSelection,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: Callable[[], stripe.StripeClient],
+) -> ChangePreviewResponse:
+    """What a change costs now (the prorated invoice) and what the next regular invoice totals,
+    kept as a quote the change can name for QUOTE_TTL_SECONDS."""
+    plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    if not plan.changes:
+        raise _no_change()
+    _refuse_if_outstanding(plan.current)
+    proration_date = int(time.time())
+    items = [change.for_preview() for change in plan.changes]
+    with stripe_errors("invoices.create_preview"):
+        due_now = stripe_client.v1.invoices.create_preview(
+            params={
+                "customer": plan.record.customer_id,
+                "subscription": plan.record.subscription_id,
+                "subscription_details": {
+                    "items": items,
+                    "proration_behavior": PRORATION_BEHAVIOR,
+                    "proration_date": proration_date,
+                },
+            }
+        )
+        next_invoice = stripe_client.v1.invoices.create_preview(
+            params={
+                "customer": plan.record.customer_id,
+                "subscription": plan.record.subscription_id,
+                "subscription_details": {"items": items, "proration_behavior": "none"},
+            }
+        )
+    quote = Quote(
+        preview_id=new_preview_id(),
+        org_id=caller.org_id,
+        subscription_id=plan.record.subscription_id,
+        plan=plan.wanted.plan_id,
+        site_quantity=plan.wanted.site_quantity,
+        proration_date=proration_date,
+        amount_due_now=int(due_now.amount_due or 0),
+        currency=str(due_now.currency),
+        items_fingerprint=items_fingerprint(_items(plan.current)),
+        expires_at=proration_date + QUOTE_TTL_SECONDS,
+    )
+    repository.save_quote(quote)
+    return ChangePreviewResponse(
+        plan=quote.plan,
+        site_quantity=quote.site_quantity,
+        currency=quote.currency,
+        amount_due_now=quote.amount_due_now,
+        next_invoice_total=int(next_invoice.total or 0),
+        next_invoice_date=iso_timestamp(plan.record.current_period_end),
+        proration_date=proration_date,
+        preview_id=quote.preview_id,
+        expires_at=iso_timestamp(quote.expires_at) or "",
+    )
+
+
+def change_subscription(
+    caller: Caller,
+    request: PlanChange,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: Callable[[], stripe.StripeClient],
+) -> BillingStatusResponse:
+    """Swap the base price and add, update or remove the per-site item, prorated and charged now;
+    applied by Stripe only once paid."""
+    # Everything that refuses a bad request comes before the lock: a refusal writes nothing.
+    require_billing_admin(caller)
+    validate_plan_selection(request, catalog, settings)
+    require_configured(settings, catalog)
+    if request.preview_id is not None:
+        check_preview_id(request.preview_id)
+    owner = secrets.token_urlsafe(12)
+    now_ms = time.time_ns() // 1_000_000
+    if not repository.acquire_change_lock(caller.org_id, owner, now_ms, now_ms + CHANGE_LOCK_MS):
+        raise ConflictError("a change of this subscription is in progress; wait for it and reload", code="change_in_progress")
+    try:
+        return _change(caller, request, repository, settings, catalog, client)
+    finally:
+        repository.release_change_lock(caller.org_id, owner)
+
+
+def _change(
+    caller: Caller,
+    request: PlanChange,
+    repository: BillingRepository,
+    settings: Settings,
+    catalog: Catalog,
+    client: Callable[[], stripe.StripeClient],
+) -> BillingStatusResponse:
+    quote = None
+    if request.preview_id is not None:
+        # Checked against what is stored before anything reaches Stripe.
+        record = live_subscription(repository, caller.org_id)
+        quote = accept_quote(
+            repository.get_quote(request.preview_id),
+            org_id=caller.org_id,
+            subscription_id=record.subscription_id,
+            plan=request.plan,
+            site_quantity=request.site_quantity,
+            now=int(time.time()),
+        )
+    plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    if not plan.changes:
+        if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
+            # Stripe already has this change (an earlier attempt whose answer was lost) but the
+            # table does not yet: store what Stripe says, and the retry succeeds.
+            return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe_client)
+        raise _no_change()
+    _refuse_if_outstanding(plan.current)
+    params: SubscriptionUpdateParams = {
+        "items": [change.for_update() for change in plan.changes],
+        "proration_behavior": PRORATION_BEHAVIOR,
+        "payment_behavior": PAYMENT_BEHAVIOR,
+        # The invoice comes back with the answer; its payment is read only when it did not go through.
+        "expand": ["latest_invoice"],
+    }
+    if quote is not None:
+        check_quote_items(quote, items_fingerprint(_items(plan.current)))
+        params["proration_date"] = quote.proration_date
+    read_at_ns = time.time_ns()
+    with stripe_errors("subscriptions.update"):
+        updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params).to_dict()
+    answer = store_and_answer(plan.record, updated, read_at_ns, repository, settings, catalog, stripe_client)
+    if updated.get("pending_update"):
+        metrics.add_metric(name="SubscriptionChangeUnpaid", unit="Count", value=1)
+        raise _unpaid(updated, stripe_client)
+    metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
+    return answer
+
+
+def _payment_intent(invoice_id: str, client: stripe.StripeClient) -> Mapping[str, Any]:
+    """The PaymentIntent of the invoice's payment attempt, or {} when it has none."""
+    if not invoice_id:
+        return {}
+    with stripe_errors("invoices.retrieve"):
+        invoice = client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments.data.payment.payment_intent"]}).to_dict()
+    for invoice_payment in (invoice.get("payments") or {}).get("data") or []:
+        intent = (invoice_payment.get("payment") or {}).get("payment_intent")
+        if isinstance(intent, Mapping):
+            return intent
+    return {}
+
+
+def _unpaid(updated: Mapping[str, Any], client: stripe.StripeClient) -> PaymentRequiredError:
+    """The change waits for its invoice: why, and where to pay it. Plan and entitlements are as before."""
+    invoice = _latest_invoice(updated)
+    intent = _payment_intent(str(invoice.get("id") or ""), client)
+    hosted = str(invoice.get("hosted_invoice_url") or "") or None
+    logger.info("plan change awaits payment", extra={"payment_status": intent.get("status")})
+    if intent.get("status") == "requires_action":
+        return PaymentRequiredError(
+            "the payment needs the cardholder's authentication (3-D Secure): complete it to apply the change",
+            code="payment_requires_action",
+            payment=PaymentLinks(hosted, str(intent.get("client_secret") or "") or None),
+        )
+    return PaymentRequiredError(
+        "the payment was declined: the plan is unchanged; pay the invoice with another card to apply the change",
+        code="payment_failed",
+        payment=PaymentLinks(hosted),
+    )
