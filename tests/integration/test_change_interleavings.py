@@ -77,11 +77,11 @@ def run_example(fake: FakeStripe, actions: list[tuple[Any, ...]], seed: int) -> 
             if status == 200:
                 previews[(step[1], step[2])] = body["previewId"]
         elif kind in ("change", "double"):
-            body: dict[str, Any] = {"plan": step[1], "siteQuantity": step[2]}
+            wanted: dict[str, Any] = {"plan": step[1], "siteQuantity": step[2]}
             if kind == "change" and step[3] and (step[1], step[2]) in previews:
-                body["previewId"] = previews[(step[1], step[2])]
+                wanted["previewId"] = previews[(step[1], step[2])]
             for _ in range(2 if kind == "double" else 1):
-                status, answer = call("POST", "/billing/subscription", org_id, body=body)
+                status, answer = call("POST", "/billing/subscription", org_id, body=wanted)
                 assert status in (200, 400, 402, 409), answer
                 if status >= 400:
                     assert answer["error"]["code"] in {

@@ -201,7 +201,8 @@ def test_a_cancel_at_set_elsewhere_shows_and_resumes(stripe_fake: FakeStripe) ->
     subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
     client = make_stripe_client(stripe_fake)
     cancel_at = stripe_fake.now() + 10 * 86400
-    client.v1.subscriptions.update(subscription_id, params={"cancel_at": cancel_at})
+    # Set in the Dashboard without proration (a prorated early end credits the rest of the period).
+    client.v1.subscriptions.update(subscription_id, params={"cancel_at": cancel_at, "proration_behavior": "none"})
     for event in stripe_fake.events_of_type("customer.subscription.updated")[-1:]:
         assert deliver(event)[0] == 200
     subscription = status_of()["subscription"]

@@ -505,12 +505,22 @@ def test_portal_cancel_resume_and_cancel_now(emulated: Emulated, receiver: Recei
         return receiver.types()[before:]
 
     assert act("cancel-at-period-end") == ["customer.subscription.updated"]
-    assert emulated.fake.subscriptions[sub_id]["cancel_at_period_end"] is True
+    # As Stripe's portal does for a subscription in flexible billing mode: cancel_at is the period
+    # end, cancel_at_period_end stays false.
+    subscription = emulated.fake.subscriptions[sub_id]
+    period_end = subscription["items"]["data"][0]["current_period_end"]
+    assert (subscription["cancel_at"], subscription["cancel_at_period_end"]) == (period_end, False)
     page = http("GET", portal.url)[2]
     assert "Cancels on " in page
     assert 'id="resume"' in page
     assert 'id="cancel-at-period-end"' not in page
 
+    assert act("resume") == ["customer.subscription.updated"]
+    subscription = emulated.fake.subscriptions[sub_id]
+    assert (subscription["cancel_at"], subscription["cancel_at_period_end"]) == (None, False)
+    # A cancellation scheduled through the API (cancel_at_period_end) is renewed in the portal too.
+    emulated.client.v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})
+    assert 'id="resume"' in http("GET", portal.url)[2]
     assert act("resume") == ["customer.subscription.updated"]
     assert emulated.fake.subscriptions[sub_id]["cancel_at_period_end"] is False
 
@@ -553,6 +563,163 @@ def test_api_call_events_are_delivered(emulated: Emulated, receiver: Receiver) -
     assert (event["type"], event["data"]["object"]["id"]) == ("customer.subscription.updated", sub_id)
     assert event["request"]["id"] is not None
     assert customer_id == event["data"]["object"]["customer"]
+
+
+# --- the portal's card, the hosted invoice page, 3-D Secure for a PaymentIntent --------------------
+
+
+def subscribed_with_card(env: Emulated, card: str) -> tuple[str, str, str]:
+    """(customer id, subscription id, portal URL): paid in Checkout with 4242, then `card` saved in the portal."""
+    customer_id, url = new_checkout(env)
+    assert http("POST", url, PAY)[0] == 303
+    (sub_id,) = env.fake.subscriptions
+    portal: Any = env.client.v1.billing_portal.sessions.create(params={"customer": customer_id, "return_url": RETURN_URL})
+    status, headers, _ = http("POST", f"{portal.url}/payment-method", {"card_number": card})
+    assert (status, headers["Location"]) == (303, portal.url)
+    return customer_id, sub_id, portal.url
+
+
+def change_pending(env: Emulated, sub_id: str) -> Any:
+    """Two more sites, invoiced now, applied only once paid (as the product asks)."""
+    site_id = env.fake.subscriptions[sub_id]["items"]["data"][1]["id"]
+    return env.client.v1.subscriptions.update(
+        sub_id,
+        params={
+            "items": [{"id": site_id, "quantity": 5}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+            "expand": ["latest_invoice"],
+        },
+    )
+
+
+def site_quantity(env: Emulated, sub_id: str) -> int:
+    return int(env.fake.subscriptions[sub_id]["items"]["data"][1]["quantity"])
+
+
+def test_portal_updates_the_card_and_lists_the_invoices(emulated: Emulated, receiver: Receiver) -> None:
+    customer_id, sub_id, portal_url = subscribed_with_card(emulated, "4000 0000 0000 0341")
+    page = http("GET", portal_url)[2]
+    assert "Visa \N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} 0341" in page
+    customer = emulated.fake.customers[customer_id]
+    method = customer["invoice_settings"]["default_payment_method"]
+    assert emulated.fake.subscriptions[sub_id]["default_payment_method"] == method
+    (invoice,) = emulated.fake.invoices.values()
+    assert f'href="{invoice["hosted_invoice_url"]}"' in page
+    emulated.settle()
+    assert {"payment_method.attached", "customer.updated", "customer.subscription.updated"} <= set(receiver.types())
+    # A card that declines on every use is not saved.
+    status, _, page = http("POST", f"{portal_url}/payment-method", {"card_number": "4000 0000 0000 0002"})
+    assert status == 402
+    assert "Your card was declined." in page
+    assert http("POST", f"{portal_url}/payment-method", {"card_number": ""})[0] == 402
+    assert emulated.fake.customers[customer_id]["invoice_settings"]["default_payment_method"] == method
+
+
+def test_hosted_invoice_page_shows_a_declined_change_and_paying_it_applies_the_change(
+    emulated: Emulated, receiver: Receiver
+) -> None:
+    _, sub_id, _ = subscribed_with_card(emulated, "4000 0000 0000 0341")
+    updated = change_pending(emulated, sub_id)
+    assert updated.pending_update is not None and site_quantity(emulated, sub_id) == 3
+    url = updated.latest_invoice.hosted_invoice_url
+    assert url.startswith(f"{emulated.base_url}/i/test_")
+    status, _, page = http("GET", url)
+    assert status == 200
+    assert 'data-status="open"' in page
+    assert f'id="invoice-number">{updated.latest_invoice.number}<' in page
+    assert "Your card was declined." in page  # the off-session attempt
+    assert "Pro extra site &lt;b&gt;" in page  # the proration lines, escaped
+    assert 'id="pay-saved"' in page and "0341" in page
+    assert 'id="pay-card"' in page
+
+    emulated.settle()
+    before = len(receiver.requests)
+    status, _, page = http("POST", url, {"pay_with": "saved"})
+    assert (status, "Your card was declined." in page) == (402, True)
+    assert http("POST", url, {"pay_with": "card", "card_number": ""})[0] == 400
+    assert http("POST", url, {"pay_with": "card", "card_number": "1234"})[0] == 402
+    status, headers, _ = http("POST", url, {"pay_with": "card", "card_number": "4242 4242 4242 4242"})
+    assert (status, headers["Location"]) == (303, f"/i/{url.rsplit('/', 1)[-1]}")
+    status, _, page = http("GET", url)
+    assert 'data-status="paid"' in page and 'id="paid"' in page and 'id="pay-card"' not in page
+    assert site_quantity(emulated, sub_id) == 5
+    assert emulated.fake.subscriptions[sub_id]["pending_update"] is None
+    emulated.settle()
+    delivered = receiver.types()[before:]
+    assert delivered[-3:] == [
+        "invoice.payment_succeeded",
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.updated",
+    ]
+    assert_signed(receiver.received()[before:])
+    assert http("POST", url, {"pay_with": "saved"})[0] == 409  # nothing left to pay
+
+
+def test_hosted_invoice_page_runs_3d_secure(emulated: Emulated, receiver: Receiver) -> None:
+    _, sub_id, _ = subscribed_with_card(emulated, "4000 0027 6000 3184")
+    updated = change_pending(emulated, sub_id)
+    url = updated.latest_invoice.hosted_invoice_url
+    page = http("GET", url)[2]
+    assert 'id="action-required"' in page
+    # Pay with the saved card: the bank's challenge; Fail leaves the invoice open and the change pending.
+    status, headers, _ = http("POST", url, {"pay_with": "saved"})
+    assert (status, headers["Location"]) == (303, f"/i/{url.rsplit('/', 1)[-1]}/3ds")
+    status, _, page = http("GET", f"{url}/3ds")
+    assert status == 200
+    assert 'id="challenge-title"' in page and "3184" in page
+    status, _, page = http("POST", f"{url}/3ds", {"action": "fail"})
+    assert status == 402
+    assert AUTHENTICATION_FAILED in page
+    assert emulated.fake.subscriptions[sub_id]["pending_update"] is not None
+    assert http("GET", f"{url}/3ds")[0] == 303  # no challenge pending now
+    assert http("POST", f"{url}/3ds", {"action": "maybe"})[0] == 400
+    # Again, and Complete: paid, the change applied, the events delivered.
+    assert http("POST", url, {"pay_with": "saved"})[0] == 303
+    emulated.settle()
+    before = len(receiver.requests)
+    status, headers, _ = http("POST", f"{url}/3ds", {"action": "complete"})
+    assert status == 303
+    assert 'data-status="paid"' in http("GET", url)[2]
+    assert site_quantity(emulated, sub_id) == 5
+    emulated.settle()
+    assert "customer.subscription.pending_update_applied" in receiver.types()[before:]
+
+
+def test_a_payment_intent_challenge_for_stripe_js(emulated: Emulated) -> None:
+    _, sub_id, _ = subscribed_with_card(emulated, "4000 0027 6000 3184")
+    updated = change_pending(emulated, sub_id)
+    invoice: Any = emulated.client.v1.invoices.retrieve(
+        updated.latest_invoice.id, params={"expand": ["payments.data.payment.payment_intent"]}
+    )
+    intent = invoice.payments.data[0].payment.payment_intent
+    stripe_js = intent.next_action.use_stripe_sdk["stripe_js"]
+    assert stripe_js.startswith(f"{emulated.base_url}/3d_secure_2/hosted?")
+    assert "payment_intent_client_secret=" in stripe_js
+    assert http("GET", stripe_js.replace("_secret_", "_secret_x"))[0] == 404
+    assert http("GET", f"{stripe_js}&return_url=javascript:alert(1)")[0] == 400
+    status, _, page = http("GET", stripe_js)
+    assert status == 200 and 'id="challenge"' in page
+    done_url = f"{stripe_js}&return_url={RETURN_URL}?step=3ds"
+    status, headers, _ = http("POST", done_url, {"action": "complete"})
+    assert status == 303
+    assert headers["Location"].startswith(f"{RETURN_URL}?step=3ds&payment_intent={intent.id}&")
+    assert headers["Location"].endswith("redirect_status=succeeded")
+    confirmed: Any = emulated.client.v1.payment_intents.retrieve(intent.id)
+    assert confirmed.status == "succeeded"
+    assert site_quantity(emulated, sub_id) == 5
+    assert http("GET", stripe_js)[0] == 409  # nothing left to authenticate
+
+
+def test_unknown_and_voided_invoice_pages(emulated: Emulated) -> None:
+    assert http("GET", f"{emulated.base_url}/i/test_nope")[0] == 404
+    assert http("POST", f"{emulated.base_url}/i/test_nope", {"pay_with": "saved"})[0] == 404
+    _, sub_id, _ = subscribed_with_card(emulated, "4000 0000 0000 0341")
+    updated = change_pending(emulated, sub_id)
+    emulated.client.v1.invoices.void_invoice(updated.latest_invoice.id)
+    status, _, page = http("GET", updated.latest_invoice.hosted_invoice_url)
+    assert status == 200
+    assert 'id="voided"' in page and 'id="pay-card"' not in page
 
 
 # --- retries, holds, shutdown ----------------------------------------------------------------------

@@ -4,7 +4,16 @@ One HTTP server (127.0.0.1 by default) serves
 - `/v1/...`: the Stripe API (FakeStripe.handle), for STRIPE_API_BASE / StripeClient(base_addresses=...);
 - `/c/pay/{checkout_session_id}`: a hosted Checkout page (pay with a test card; 4000 0025 0000 3155
   and 4000 0027 6000 3184 first go through a 3-D Secure challenge at `/c/pay/{id}/3ds`);
-- `/p/session/{token}`: a hosted Customer Portal page (cancel at period end, renew, cancel now);
+- `/p/session/{token}`: a hosted Customer Portal page (cancel at period end, renew, cancel now,
+  update the card, invoice history); its "cancel at period end" is Stripe's for flexible billing
+  mode: `cancel_at` set to the period end, `cancel_at_period_end` false;
+- `/i/{token}`: the hosted invoice page of each finalized invoice (`hosted_invoice_url`): the invoice,
+  a Pay button (saved card) and a card form; a card that needs 3-D Secure goes through the challenge
+  at `/i/{token}/3ds` (Complete pays it, applying a pending update; Fail leaves it open);
+- `/3d_secure_2/hosted?payment_intent=...&payment_intent_client_secret=...[&return_url=...]`: the
+  challenge of a PaymentIntent in `requires_action` (its `next_action.use_stripe_sdk.stripe_js`), what
+  Stripe.js shows when a frontend confirms the payment in place; it redirects to `return_url` with
+  `payment_intent`, `payment_intent_client_secret` and `redirect_status` (succeeded / failed);
 - `/_emulator/deliveries`: every webhook delivery so far, pending ones included (JSON), for tests;
 - `POST /_emulator/hold-webhooks?seconds=10`: start no delivery attempt for that long (0 releases).
 
@@ -41,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from tenant_billing.webhook_signature import signature_header
 from tests.stripe_fake import CardDeclined, FakeStripe, FakeStripeError, SimulatedConnectionError
@@ -64,6 +73,8 @@ MAX_FORM_BYTES = 64 * 1024
 
 CHECKOUT_PATH = "/c/pay/"
 PORTAL_PATH = "/p/session/"
+INVOICE_PATH = "/i/"
+THREE_D_SECURE_PATH = "/3d_secure_2/hosted"
 PORTAL_ACTIONS = ("cancel-at-period-end", "resume", "cancel-now")
 # Test cards whose payment needs 3-D Secure authentication (4000 0025 0000 3155, 4000 0027 6000 3184).
 THREE_D_SECURE_CARDS = frozenset({"4000002500003155", "4000002760003184"})
@@ -72,6 +83,13 @@ AUTHENTICATION_FAILED = (
 )
 TEST_CARDS_HINT = (
     "Test cards: 4242 4242 4242 4242 succeeds, 4000 0025 0000 3155 asks for 3-D Secure, 4000 0000 0000 0002 is declined."
+)
+CARD_UPDATE_HINT = (
+    "Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0341 saves, but every charge is declined; "
+    "4000 0027 6000 3184 asks for 3-D Secure on every charge."
+)
+INVOICE_CARDS_HINT = (
+    "Test cards: 4242 4242 4242 4242 succeeds, 4000 0027 6000 3184 asks for 3-D Secure, 4000 0000 0000 0002 is declined."
 )
 _LIVE_STATUSES = ("active", "trialing", "past_due")
 _ZERO_DECIMAL = frozenset(
@@ -297,7 +315,7 @@ class StripeEmulator:
                 if time.monotonic() >= next_sweep:
                     # Stripe expires open sessions at expires_at (and says so) whether or not anyone asks.
                     with self.fake._lock:
-                        self.fake._sweep_expired_sessions()
+                        self.fake._run_clock()
                     next_sweep = time.monotonic() + SWEEP_SECONDS
                 self.collect()
                 with self._cond:
@@ -401,7 +419,7 @@ class StripeEmulator:
         """
         fake = self.fake
         with fake._lock:
-            fake._sweep_expired_sessions()
+            fake._run_clock()
             session = fake.checkout_sessions.get(session_id)
             private = fake._session_private.get(session_id)
             if session is None or private is None:
@@ -428,6 +446,49 @@ class StripeEmulator:
             subscriptions.sort(key=lambda sub: (sub["created"], order[sub["id"]]), reverse=True)
             customer = fake.customers.get(customer_id)
             return _copy(portal), _copy(customer) if customer else None, _copy(subscriptions)
+
+    def portal_extras(self, customer_id: str) -> tuple[Obj | None, list[Obj]]:
+        """(the card invoices are charged to, the customer's finalized invoices newest first)."""
+        fake = self.fake
+        with fake._lock:
+            customer = fake.customers.get(customer_id) or {}
+            method_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+            if not method_id:
+                live = [sub for sub in fake.subscriptions.values() if sub["customer"] == customer_id]
+                live.sort(key=lambda sub: sub["created"], reverse=True)
+                method_id = next((sub["default_payment_method"] for sub in live if sub.get("default_payment_method")), None)
+            method = fake.payment_methods.get(str(method_id)) if method_id else None
+            invoices = [
+                invoice
+                for invoice in fake._newest_first(fake.invoices.values())
+                if invoice["customer"] == customer_id and invoice["status"] != "draft"
+            ]
+            return (_copy(method) if method else None), _copy(invoices)
+
+    def invoice_view(self, token: str) -> tuple[Obj, Obj | None, Obj | None] | None:
+        """(invoice, its PaymentIntent, the saved card a Pay button would charge) for a hosted page token."""
+        fake = self.fake
+        with fake._lock:
+            fake._run_clock()
+            invoice = fake.invoices.get(fake._invoice_tokens.get(token, ""))
+            if invoice is None:
+                return None
+            intent = fake._invoice_intent(invoice)
+            subscription_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            subscription = fake.subscriptions.get(str(subscription_id))
+            method_id = fake._default_payment_method(subscription) if subscription is not None else None
+            method = fake.payment_methods.get(method_id or "")
+            return _copy(invoice), (_copy(intent) if intent else None), (_copy(method) if method else None)
+
+    def intent_view(self, intent_id: str, client_secret: str) -> tuple[Obj, Obj | None] | None:
+        """(PaymentIntent, its invoice) when `client_secret` is the PaymentIntent's, else None."""
+        fake = self.fake
+        with fake._lock:
+            intent = fake.payment_intents.get(intent_id)
+            if intent is None or not client_secret or intent["client_secret"] != client_secret:
+                return None
+            invoice = fake._intent_invoice(intent_id)
+            return _copy(intent), (_copy(invoice) if invoice else None)
 
     def product_name(self, price: Obj) -> str:
         with self.fake._lock:
@@ -528,7 +589,12 @@ button{appearance:none;border:0;border-radius:6px;padding:12px 16px;font-size:15
 .sub ul{margin:8px 0 12px;padding-left:18px}
 .status{padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;background:#e3e8ee;color:#3c4257}
 .status-active,.status-trialing{background:#d7f7c2;color:#006908}
-.status-past_due,.status-unpaid{background:#ffe7f2;color:#b3093c}
+.status-past_due,.status-unpaid,.status-open{background:#ffe7f2;color:#b3093c}
+.status-paid{background:#d7f7c2;color:#006908}.status-void{background:#e3e8ee;color:#697386}
+h1 .status{font-size:13px;vertical-align:middle;margin-left:8px}
+.invoice-row{align-items:center}.invoice-row>span{flex:1}.invoice-link{min-width:40px;text-align:right}
+.pay-invoice{margin-top:28px}.pay-invoice form{margin:0 0 12px}.card-update{max-width:420px}
+.card-update button{margin-top:12px}
 .notice{color:#983705;font-weight:500}
 .actions{display:flex;gap:10px;flex-wrap:wrap;margin-top:12px}.actions form{margin:0}
 .message{max-width:480px;margin:15vh auto;padding:0 24px;text-align:center}
@@ -627,14 +693,19 @@ def challenge_page(emulator: StripeEmulator, session: Obj, line_items: list[Obj]
     currency = str(session.get("currency") or (line_items[0]["currency"] if line_items else "usd"))
     total = sum(int(item["price"]["unit_amount"]) * int(item["quantity"]) for item in line_items)
     recurring = line_items[0]["price"].get("recurring") if line_items else None
-    action = f"{CHECKOUT_PATH}{session['id']}/3ds"
+    amount = f"{format_amount(total, currency)} / {format_interval(recurring)}"
+    return challenge_document(amount, challenge.card[-4:], f"{CHECKOUT_PATH}{session['id']}/3ds")
+
+
+def challenge_document(amount: str, last4: str, action: str) -> bytes:
+    """The 3-D Secure challenge: Complete or Fail, posted (field `action`) to `action`."""
     body = f"""<main class="challenge" id="challenge">
 <p><span class="badge">Test mode</span></p>
 <h1 id="challenge-title">3D Secure 2 Test Page</h1>
 <p class="muted">Your bank asks you to confirm this payment. In test mode, choose how the authentication ends.</p>
 <dl>
-<dt>Amount</dt><dd id="challenge-amount">{e(format_amount(total, currency))} / {e(format_interval(recurring))}</dd>
-<dt>Card</dt><dd id="challenge-card">\N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} {e(challenge.card[-4:])}</dd>
+<dt>Amount</dt><dd id="challenge-amount">{e(amount)}</dd>
+<dt>Card</dt><dd id="challenge-card">\N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} {e(last4)}</dd>
 </dl>
 <form method="post" action="{e(action)}" class="actions">
 <button id="complete" class="primary" type="submit" name="action" value="complete">Complete</button>
@@ -642,6 +713,97 @@ def challenge_page(emulator: StripeEmulator, session: Obj, line_items: list[Obj]
 </form>
 </main>"""
     return _document("3D Secure 2 Test Page", body)
+
+
+def card_label(method: Obj | None) -> str:
+    card = (method or {}).get("card") or {}
+    if not card:
+        return "no card"
+    return f"{str(card.get('brand') or 'card').title()} \N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} {card.get('last4')}"
+
+
+def invoice_page(
+    token: str,
+    invoice: Obj,
+    intent: Obj | None,
+    saved_card: Obj | None,
+    *,
+    error: str | None = None,
+    form: Mapping[str, str] | None = None,
+) -> bytes:
+    """Stripe's hosted invoice page: what is owed and why, and (while open) how to pay it."""
+    form = form or {}
+    currency = str(invoice["currency"])
+    status = str(invoice["status"])
+    amount_due = format_amount(int(invoice["amount_due"]), currency)
+    rows = []
+    for line in invoice["lines"]["data"]:
+        period = line.get("period") or {}
+        when = ""
+        if period.get("start") and period.get("end") and period["start"] != period["end"]:
+            when = f"{format_date(int(period['start']))} \N{EN DASH} {format_date(int(period['end']))}"
+        rows.append(
+            f'<li class="invoice-line"><div><span class="description">{e(line["description"])}</span>'
+            f'<small class="period">{e(when)}</small></div><span class="amount">'
+            f"{e(format_amount(int(line['amount']), currency))}</span></li>"
+        )
+    if invoice["starting_balance"]:
+        rows.append(
+            f'<li class="invoice-line"><span>Applied balance</span>'
+            f"<span>{e(format_amount(int(invoice['starting_balance']), currency))}</span></li>"
+        )
+    notices = []
+    if status == "paid":
+        paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+        when = f" on {format_date(int(paid_at))}" if paid_at else ""
+        notices.append(
+            f'<p class="notice" id="paid">Paid{e(when)}: {e(format_amount(int(invoice["amount_paid"]), currency))}</p>'
+        )
+    elif status == "void":
+        notices.append('<p class="notice" id="voided">This invoice has been voided and can no longer be paid.</p>')
+    elif status == "open" and intent is not None and intent.get("status") == "requires_action" and error is None:
+        notices.append('<p class="notice" id="action-required">Your bank asks you to confirm this payment.</p>')
+    last_error = (intent or {}).get("last_payment_error") or {}
+    if error is None and status == "open" and last_error:
+        error = str(last_error.get("message") or "The payment failed.")
+    error_html = f'<div id="error" class="error" role="alert">{e(error)}</div>' if error else ""
+    pay = ""
+    if status == "open":
+        action = f"{INVOICE_PATH}{token}"
+        saved = ""
+        if saved_card is not None:
+            saved = (
+                f'<form method="post" action="{e(action)}"><input type="hidden" name="pay_with" value="saved">'
+                f'<button id="pay-saved" class="primary" type="submit">Pay {e(amount_due)} with '
+                f'<span id="saved-card">{e(card_label(saved_card))}</span></button></form>'
+            )
+        pay = f"""<section class="pay-invoice">
+{error_html}
+{saved}
+<h2>{"Or pay with another card" if saved else "Pay with card"}</h2>
+<form method="post" action="{e(action)}" autocomplete="off">
+<input type="hidden" name="pay_with" value="card">
+<label for="card-number">Card number</label>
+<input id="card-number" name="card_number" inputmode="numeric" placeholder="4242 4242 4242 4242"
+ value="{e(form.get("card_number", ""))}">
+<button id="pay-card" class="primary" type="submit">Pay {e(amount_due)}</button>
+<p class="hint" id="test-cards">{e(INVOICE_CARDS_HINT)}</p>
+</form>
+</section>"""
+    else:
+        pay = error_html
+    body = f"""<main class="portal invoice" id="invoice" data-status="{e(status)}">
+<div class="topbar"><div><strong>{e(invoice.get("account_name") or "")}</strong></div><span class="badge">Test mode</span></div>
+<h1>Invoice <span id="invoice-number">{e(invoice.get("number") or "")}</span>
+<span class="status status-{e(status)}" id="invoice-status">{e(status.title())}</span></h1>
+<p class="headline" id="amount-due">{e(amount_due)} <span>{"paid" if status == "paid" else "due"}</span></p>
+<p class="muted" id="billed-to">Billed to {e(invoice.get("customer_email") or invoice["customer"])}</p>
+{"".join(notices)}
+<ul class="lines" id="invoice-lines">{"".join(rows)}</ul>
+<div class="total"><span>Amount due</span><strong id="total">{e(amount_due)}</strong></div>
+{pay}
+</main>"""
+    return _document(f"Invoice {invoice.get('number') or ''}", body)
 
 
 def _customer_email(emulator: StripeEmulator, session: Obj) -> str | None:
@@ -653,7 +815,15 @@ def _customer_email(emulator: StripeEmulator, session: Obj) -> str | None:
         return str(customer["email"]) if customer and customer.get("email") else None
 
 
-def portal_page(emulator: StripeEmulator, token: str, portal: Obj, customer: Obj | None, subscriptions: list[Obj]) -> bytes:
+def portal_page(
+    emulator: StripeEmulator,
+    token: str,
+    portal: Obj,
+    customer: Obj | None,
+    subscriptions: list[Obj],
+    *,
+    error: str | None = None,
+) -> bytes:
     return_url = portal.get("return_url")
     back = ""
     if return_url:
@@ -665,13 +835,42 @@ def portal_page(emulator: StripeEmulator, token: str, portal: Obj, customer: Obj
     cards = [_subscription_card(emulator, token, sub) for sub in subscriptions]
     if not cards:
         cards = ['<p class="muted" id="no-subscriptions">No subscriptions.</p>']
+    method, invoices = emulator.portal_extras(str(portal["customer"]))
+    error_html = f'<div id="error" class="error" role="alert">{e(error)}</div>' if error else ""
+    invoice_rows = []
+    for invoice in invoices[:10]:
+        status = str(invoice["status"])
+        link = invoice.get("hosted_invoice_url")
+        label = "Pay" if status == "open" else "View"
+        view = f'<a class="invoice-link" href="{e(link)}">{label}</a>' if link else ""
+        invoice_rows.append(
+            f'<li class="invoice-row" data-status="{e(status)}"><span>{e(format_date(int(invoice["created"])))}</span>'
+            f"<span>{e(format_amount(int(invoice['amount_due']), str(invoice['currency'])))}</span>"
+            f'<span class="status status-{e(status)}">{e(status.title())}</span>{view}</li>'
+        )
+    invoices_html = (
+        f'<ul class="lines" id="invoices">{"".join(invoice_rows)}</ul>'
+        if invoice_rows
+        else '<p class="muted" id="no-invoices">No invoices.</p>'
+    )
     body = f"""<main class="portal">
 <div class="topbar"><div>{back}</div><span class="badge">Test mode</span></div>
 <h1>Billing</h1>
 <p class="muted" id="customer">{who}</p>
+{error_html}
 <h2>Subscriptions</h2>
 {"".join(cards)}
 <p class="muted small" id="quantity-note">Changing plans or quantities is not offered in this emulated portal.</p>
+<h2>Payment method</h2>
+<p id="payment-method">{e(card_label(method))}</p>
+<form method="post" action="{e(f"{PORTAL_PATH}{token}/payment-method")}" autocomplete="off" class="card-update">
+<label for="card-number">New card number</label>
+<input id="card-number" name="card_number" inputmode="numeric" placeholder="4242 4242 4242 4242">
+<button id="update-card" class="secondary" type="submit">Update payment method</button>
+<p class="hint" id="card-hint">{e(CARD_UPDATE_HINT)}</p>
+</form>
+<h2>Invoice history</h2>
+{invoices_html}
 </main>"""
     return _document("Billing", body)
 
@@ -764,8 +963,8 @@ def _redirect(location: str) -> Response:
 
 
 def _loggable(path: str) -> str:
-    """A request path for a log line: Checkout and portal paths are bearer URLs, so their ids are cut."""
-    for prefix in (CHECKOUT_PATH, PORTAL_PATH):
+    """A request path for a log line: Checkout, portal and invoice paths are bearer URLs, so their ids are cut."""
+    for prefix in (CHECKOUT_PATH, PORTAL_PATH, INVOICE_PATH):
         if path.startswith(prefix):
             return prefix + "..."
     return path if path.startswith(("/_emulator/", "/v1/")) else "(a page)"
@@ -844,6 +1043,26 @@ class _Handler(BaseHTTPRequestHandler):
             if method != "POST":
                 return _html(405, message_page("Method not allowed", "Use POST."))
             return self._portal_post(segments[2], segments[4], segments[5])
+        if path.startswith(PORTAL_PATH) and len(segments) == 4 and segments[3] == "payment-method":
+            if method != "POST":
+                return _html(405, message_page("Method not allowed", "Use POST."))
+            return self._portal_card(segments[2], _form(body))
+        if path.startswith(INVOICE_PATH) and len(segments) == 2:
+            if method in ("GET", "HEAD"):
+                return self._invoice_get(segments[1])
+            if method == "POST":
+                return self._invoice_post(segments[1], _form(body))
+            return _html(405, message_page("Method not allowed", "Use GET or POST."))
+        if path.startswith(INVOICE_PATH) and len(segments) == 3 and segments[2] == "3ds":
+            if method in ("GET", "HEAD"):
+                return self._invoice_challenge_get(segments[1])
+            if method == "POST":
+                return self._invoice_challenge_post(segments[1], _form(body).get("action", ""))
+            return _html(405, message_page("Method not allowed", "Use GET or POST."))
+        if path == THREE_D_SECURE_PATH:
+            if method in ("GET", "HEAD", "POST"):
+                return self._intent_challenge(method, _form(query.encode()), _form(body) if method == "POST" else {})
+            return _html(405, message_page("Method not allowed", "Use GET or POST."))
         if path == "/_emulator/deliveries" and method in ("GET", "HEAD"):
             self.emulator.collect()  # what the fake emitted so far is listed, if only as pending
             return _json(200, [asdict(d) for d in self.emulator.deliveries_snapshot()])
@@ -984,10 +1203,134 @@ class _Handler(BaseHTTPRequestHandler):
             if action == "cancel-now":
                 fake.cancel_subscription(subscription_id)
             else:
-                fake.update_subscription(subscription_id, cancel_at_period_end=action == "cancel-at-period-end")
+                # Flexible billing mode: the portal schedules the cancellation as cancel_at (the
+                # period end), not cancel_at_period_end; renewing clears it.
+                fake.update_subscription(subscription_id, cancel_at="max_period_end" if action == "cancel-at-period-end" else "")
         except FakeStripeError as error:
             return _html(409, message_page("Not available", str(error), back))
         return _redirect(f"{self.emulator.base_url}{PORTAL_PATH}{token}")
+
+    def _portal_card(self, token: str, form: Mapping[str, str]) -> Response:
+        """Update payment method: the card becomes the default of the customer and of their subscriptions."""
+        view = self.emulator.portal_view(token)
+        if view is None:
+            return _html(404, message_page("Portal session not found", "This billing portal link is invalid."))
+        card = re.sub(r"[\s-]+", "", form.get("card_number", ""))
+        error = None
+        if not card:
+            error = "Your card number is incomplete."
+        else:
+            try:
+                self.emulator.fake.set_default_card(str(view[0]["customer"]), card)
+            except CardDeclined as declined:
+                error = (
+                    "Your card number is invalid." if declined.decline_code == "card_not_supported" else "Your card was declined."
+                )
+            except FakeStripeError:
+                error = "This customer can no longer be updated."
+        if error is not None:
+            return _html(402, portal_page(self.emulator, token, *view, error=error))
+        return _redirect(f"{self.emulator.base_url}{PORTAL_PATH}{token}")
+
+    # --- hosted invoice page --------------------------------------------------------------------
+
+    def _invoice_page(
+        self, token: str, status: int = 200, *, error: str | None = None, form: Mapping[str, str] | None = None
+    ) -> Response:
+        view = self.emulator.invoice_view(token)
+        if view is None:
+            return _html(404, message_page("Invoice not found", "This invoice link is invalid."))
+        return _html(status, invoice_page(token, *view, error=error, form=form))
+
+    def _invoice_get(self, token: str) -> Response:
+        return self._invoice_page(token)
+
+    def _invoice_post(self, token: str, form: dict[str, str]) -> Response:
+        """Pay: with the saved card (pay_with=saved) or the card typed in (card_number)."""
+        view = self.emulator.invoice_view(token)
+        if view is None:
+            return _html(404, message_page("Invoice not found", "This invoice link is invalid."))
+        invoice = view[0]
+        if invoice["status"] != "open":
+            return self._invoice_page(token, 409)
+        card: str | None = None
+        if form.get("pay_with", "card") != "saved":
+            card = re.sub(r"[\s-]+", "", form.get("card_number", ""))
+            if not card:
+                return self._invoice_page(token, 400, error="Your card number is incomplete.", form=form)
+        fake = self.emulator.fake
+        try:
+            fake.pay_invoice(str(invoice["id"]), card)
+        except CardDeclined:
+            return self._invoice_page(token, 402, error="Your card number is invalid.", form=form)
+        except FakeStripeError:
+            return self._invoice_page(token, 409)
+        intent = fake.invoice_payment_intent(str(invoice["id"])) or {}
+        if intent.get("status") == "succeeded":
+            return _redirect(f"{INVOICE_PATH}{token}")
+        if intent.get("status") == "requires_action":
+            return _redirect(f"{INVOICE_PATH}{token}/3ds")
+        return self._invoice_page(token, 402, form={})
+
+    def _invoice_challenge_get(self, token: str) -> Response:
+        view = self.emulator.invoice_view(token)
+        if view is None:
+            return _html(404, message_page("Invoice not found", "This invoice link is invalid."))
+        invoice, intent, _ = view
+        if invoice["status"] != "open" or intent is None or intent["status"] != "requires_action":
+            return _redirect(f"{INVOICE_PATH}{token}")
+        amount = format_amount(int(intent["amount"]), str(intent["currency"]))
+        return _html(200, challenge_document(amount, _intent_last4(self.emulator, intent), f"{INVOICE_PATH}{token}/3ds"))
+
+    def _invoice_challenge_post(self, token: str, action: str) -> Response:
+        view = self.emulator.invoice_view(token)
+        if view is None:
+            return _html(404, message_page("Invoice not found", "This invoice link is invalid."))
+        if action not in ("complete", "fail"):
+            return _html(400, message_page("Unknown action", "Choose Complete or Fail."))
+        invoice, intent, _ = view
+        if invoice["status"] != "open" or intent is None or intent["status"] != "requires_action":
+            return _redirect(f"{INVOICE_PATH}{token}")
+        try:
+            self.emulator.fake.authenticate_payment(str(intent["id"]), succeed=action == "complete")
+        except FakeStripeError:
+            return _redirect(f"{INVOICE_PATH}{token}")
+        if action == "fail":
+            return self._invoice_page(token, 402, error=AUTHENTICATION_FAILED)
+        return _redirect(f"{INVOICE_PATH}{token}")
+
+    # --- 3-D Secure for a PaymentIntent (what Stripe.js runs for next_action) -------------------
+
+    def _intent_challenge(self, method: str, query: dict[str, str], form: dict[str, str]) -> Response:
+        intent_id = query.get("payment_intent", "")
+        secret = query.get("payment_intent_client_secret", "")
+        view = self.emulator.intent_view(intent_id, secret)
+        if view is None:
+            return _html(404, message_page("Authentication not found", "This authentication link is invalid."))
+        intent, _ = view
+        return_url = query.get("return_url", "")
+        if return_url and urlsplit(return_url).scheme not in ("http", "https"):
+            return _html(400, message_page("Invalid return_url", "return_url must be an http(s) URL."))
+        if intent["status"] != "requires_action":
+            return _html(409, message_page("Nothing to authenticate", f"This payment is {intent['status']}."))
+        if method != "POST":
+            amount = format_amount(int(intent["amount"]), str(intent["currency"]))
+            action = f"{THREE_D_SECURE_PATH}?{urlencode(query)}"
+            return _html(200, challenge_document(amount, _intent_last4(self.emulator, intent), action))
+        action = form.get("action", "")
+        if action not in ("complete", "fail"):
+            return _html(400, message_page("Unknown action", "Choose Complete or Fail."))
+        try:
+            self.emulator.fake.authenticate_payment(intent_id, succeed=action == "complete")
+        except FakeStripeError:
+            return _html(409, message_page("Nothing to authenticate", "This payment no longer needs authentication."))
+        outcome = "succeeded" if action == "complete" else "failed"
+        if return_url:
+            extra = urlencode({"payment_intent": intent_id, "payment_intent_client_secret": secret, "redirect_status": outcome})
+            return _redirect(f"{return_url}{'&' if urlsplit(return_url).query else '?'}{extra}")
+        if action == "fail":
+            return _html(402, message_page("Authentication failed", AUTHENTICATION_FAILED))
+        return _html(200, message_page("Authentication complete", "Your payment was confirmed. You can close this window."))
 
     do_GET = _serve
     do_HEAD = _serve
@@ -996,6 +1339,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return None
+
+
+def _intent_last4(emulator: StripeEmulator, intent: Obj) -> str:
+    with emulator.fake._lock:
+        method = emulator.fake.payment_methods.get(str(intent.get("payment_method") or ""))
+        return str(((method or {}).get("card") or {}).get("last4") or "")
 
 
 def _success_url(session: Obj) -> str:
@@ -1029,8 +1378,9 @@ def serve_emulator(
 ) -> tuple[EmulatorServer, str]:
     """Serve `fake` (API, hosted pages, webhooks) in a daemon thread: (server, base URL).
 
-    Stop with server.shutdown() and server.server_close(). The fake's checkout/portal URL bases should
-    point at `{base}/c/pay/` and `{base}/p/session/` (start_emulator does that for you).
+    Stop with server.shutdown() and server.server_close(). The fake's URL bases should point at
+    `{base}/c/pay/`, `{base}/p/session/`, `{base}/i/` and `{base}/` (hooks, for 3-D Secure):
+    start_emulator does that for you.
     """
     server, base_url = _bind(host, port)
     _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
@@ -1045,15 +1395,17 @@ def start_emulator(
     port: int = 0,
     fake: FakeStripe | None = None,
 ) -> tuple[EmulatorServer, str, FakeStripe]:
-    """Bind, point the fake's Checkout and portal URLs at this server (creating the fake if none), serve."""
+    """Bind, point the fake's Checkout, portal, hosted invoice and 3-D Secure URLs at this server
+    (creating the fake if none), serve."""
     server, base_url = _bind(host, port)
     try:
         if fake is None:
-            fake = FakeStripe(checkout_url_base=f"{base_url}{CHECKOUT_PATH}", portal_url_base=f"{base_url}{PORTAL_PATH}")
-        else:
-            with fake._lock:
-                fake.checkout_url_base = f"{base_url}{CHECKOUT_PATH}"
-                fake.portal_url_base = f"{base_url}{PORTAL_PATH}"
+            fake = FakeStripe()
+        with fake._lock:
+            fake.checkout_url_base = f"{base_url}{CHECKOUT_PATH}"
+            fake.portal_url_base = f"{base_url}{PORTAL_PATH}"
+            fake.invoice_url_base = f"{base_url}{INVOICE_PATH}"
+            fake.hooks_url_base = f"{base_url}/"
         _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
     except BaseException:
         server.server_close()

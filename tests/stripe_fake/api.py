@@ -13,6 +13,7 @@ from tests.stripe_fake.errors import ParamError, StripeAPIError, exclusive, reso
 from tests.stripe_fake.lifecycle import Lifecycle
 from tests.stripe_fake.objects import DAY, Obj
 from tests.stripe_fake.params import Raw, apply_metadata, validate_params
+from tests.stripe_fake.payments import Emits, decline_error
 from tests.stripe_fake.store import SessionPrivate, previous_attributes
 
 type Handler = Callable[[dict[str, Raw], tuple[str, ...]], tuple[int, Obj]]
@@ -56,6 +57,11 @@ class Api(Lifecycle):
             ("GET", r"/v1/invoices", self._list_invoices),
             ("POST", r"/v1/invoices/create_preview", self._create_invoice_preview),
             ("GET", r"/v1/invoices/([^/]+)", self._retrieve_invoice),
+            ("POST", r"/v1/invoices/([^/]+)/void", self._void_invoice_endpoint),
+            ("POST", r"/v1/invoices/([^/]+)/pay", self._pay_invoice_endpoint),
+            ("GET", r"/v1/invoice_payments", self._list_invoice_payments),
+            ("GET", r"/v1/invoice_payments/([^/]+)", self._retrieve_invoice_payment),
+            ("GET", r"/v1/payment_intents/([^/]+)", self._retrieve_payment_intent),
             ("GET", r"/v1/prices/([^/]+)", self._retrieve_price),
             ("GET", r"/v1/products/([^/]+)", self._retrieve_product),
             ("GET", r"/v1/events", self._list_events),
@@ -412,6 +418,8 @@ class Api(Lifecycle):
 
     def _update_subscription(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.SUBSCRIPTION_UPDATE, raw)
+        if params.get("payment_behavior") == "pending_if_incomplete":
+            _check_pending_update_params(params)
         subscription = self._existing_subscription(ids[0])
         self._apply_subscription_update(subscription, params)
         return 200, self._expanded(self.subscriptions[ids[0]], params.get("expand"))
@@ -436,6 +444,145 @@ class Api(Lifecycle):
         if invoice is None:
             raise resource_missing("invoice", ids[0], param="id", status=404)
         return 200, self._expanded(invoice, params.get("expand"))
+
+    def _existing_invoice(self, invoice_id: str) -> Obj:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise resource_missing("invoice", invoice_id, param="invoice", status=404)
+        return invoice
+
+    def _void_invoice_endpoint(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        """Void an open invoice; a pending update waiting for it is discarded, a subscription past_due
+        only because of it is active again."""
+        params = validate_params(schemas.INVOICE_VOID, raw)
+        invoice = self._existing_invoice(ids[0])
+        if invoice["status"] not in ("open", "uncollectible"):
+            raise StripeAPIError(
+                400, f"You can only void open or uncollectible invoices. This invoice is {invoice['status']}.", param="invoice"
+            )
+        emits: Emits = []
+        self._void_invoice(invoice, emits)
+        subscription_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+        subscription = self.subscriptions.get(str(subscription_id))
+        if subscription is not None:
+            previous = copy.deepcopy(subscription)
+            if subscription["latest_invoice"] == invoice["id"]:
+                subscription["pending_update"] = None
+            still_open = any(
+                other["status"] == "open"
+                and ((other.get("parent") or {}).get("subscription_details") or {}).get("subscription") == subscription_id
+                for other in self.invoices.values()
+            )
+            if subscription["status"] == "past_due" and not still_open:
+                subscription["status"] = "active"
+            changes = previous_attributes(previous, subscription)
+            if changes:
+                self._snap(emits, "customer.subscription.updated", subscription, changes)
+        self._emit_all(emits)
+        return 200, self._expanded(invoice, params.get("expand"))
+
+    def _pay_invoice_endpoint(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        """Attempt to pay an open invoice now (with its default payment method or `payment_method`).
+
+        A decline (402 card_error) or a card that needs authentication (402
+        invoice_payment_intent_requires_action) is recorded on the invoice and its PaymentIntent.
+        """
+        params = validate_params(schemas.INVOICE_PAY, raw)
+        invoice = self._existing_invoice(ids[0])
+        if invoice["status"] == "paid":
+            raise StripeAPIError(400, "Invoice is already paid", param="invoice")
+        if invoice["status"] != "open" or self._invoice_intent(invoice) is None:
+            raise StripeAPIError(400, f"You can only pay open invoices. This invoice is {invoice['status']}.", param="invoice")
+        subscription_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+        subscription = self.subscriptions.get(str(subscription_id))
+        payment_method: str | None = params.get("payment_method")
+        if payment_method is not None:
+            method = self.payment_methods.get(payment_method)
+            if method is None:
+                raise resource_missing("payment_method", payment_method, param="payment_method")
+            if method["customer"] != invoice["customer"]:
+                raise StripeAPIError(
+                    400,
+                    f"The payment method {payment_method} is not attached to the invoice's customer {invoice['customer']}.",
+                    param="payment_method",
+                )
+        elif subscription is not None:
+            payment_method = self._default_payment_method(subscription)
+        emits: Emits = []
+        outcome = self._attempt_payment(
+            invoice, emits, payment_method=payment_method, off_session=bool(params.get("off_session", False))
+        )
+        if outcome.status == "succeeded":
+            self._after_invoice_paid(invoice, emits)
+        self._emit_all(emits)
+        if outcome.status == "requires_action":
+            raise StripeAPIError(
+                402,
+                "This payment requires additional user action before it can be completed successfully. Payment can be "
+                "completed using the PaymentIntent associated with the invoice. For more details see: "
+                "https://stripe.com/docs/billing/subscriptions/overview#requires-action",
+                type_="card_error",
+                code="invoice_payment_intent_requires_action",
+                keep_changes=True,
+            )
+        if outcome.status == "declined":
+            if outcome.decline_code is None:
+                raise StripeAPIError(
+                    400,
+                    "This customer has no attached payment source or default payment method.",
+                    code="resource_missing",
+                    keep_changes=True,
+                )
+            code, message = decline_error(outcome.decline_code)
+            raise StripeAPIError(
+                402, message, type_="card_error", code=code, extra={"decline_code": outcome.decline_code}, keep_changes=True
+            )
+        return 200, self._expanded(invoice, params.get("expand"))
+
+    def _list_invoice_payments(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.INVOICE_PAYMENT_LIST, raw)
+        payment_filter: dict[str, Any] = params.get("payment") or {}
+        selected = []
+        for payment in self.invoice_payments.values():
+            if "invoice" in params and payment["invoice"] != params["invoice"]:
+                continue
+            if "status" in params and payment["status"] != params["status"]:
+                continue
+            if payment_filter:
+                if payment_filter["type"] != payment["payment"]["type"]:
+                    continue
+                if (
+                    "payment_intent" in payment_filter
+                    and payment["payment"]["payment_intent"] != payment_filter["payment_intent"]
+                ):
+                    continue
+                if "payment_record" in payment_filter:
+                    continue
+            selected.append(payment)
+        page = self._page(
+            self._newest_first(selected), params, "/v1/invoice_payments", "invoice payment", universe=self.invoice_payments
+        )
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
+
+    def _retrieve_invoice_payment(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.RETRIEVE, raw)
+        payment = self.invoice_payments.get(ids[0])
+        if payment is None:
+            raise resource_missing("invoice_payment", ids[0], param="id", status=404)
+        return 200, self._expanded(payment, params.get("expand"))
+
+    def _retrieve_payment_intent(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.PAYMENT_INTENT_RETRIEVE, raw)
+        intent = self.payment_intents.get(ids[0])
+        if intent is None:
+            raise resource_missing("payment_intent", ids[0], param="intent", status=404)
+        if "client_secret" in params and params["client_secret"] != intent["client_secret"]:
+            raise StripeAPIError(
+                400,
+                "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
+                param="client_secret",
+            )
+        return 200, self._expanded(intent, params.get("expand"))
 
     def _list_invoices(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.INVOICE_LIST, raw)
@@ -541,3 +688,23 @@ class Api(Lifecycle):
         selected = [e for e in self.events if any(fnmatch.fnmatchcase(e["type"], p) for p in patterns)]
         page = self._page(self._newest_first(selected), params, "/v1/events", "event", universe=self._events_by_id)
         return 200, copy.deepcopy(page)
+
+
+def _check_pending_update_params(params: dict[str, Any]) -> None:
+    """payment_behavior=pending_if_incomplete accepts only what a pending update can hold."""
+    allowed = "items (price, quantity), proration, billing cycle anchor, trial, metadata, discounts and cancel_at_period_end"
+    for name in params:
+        if name not in schemas.PENDING_UPDATE_PARAMS:
+            raise ParamError(
+                f"You cannot pass `{name}` with `payment_behavior=pending_if_incomplete`: a pending update can only "
+                f"change {allowed}.",
+                param=name,
+            )
+    for index, item in enumerate(params.get("items") or []):
+        for name in item:
+            if name not in schemas.PENDING_UPDATE_ITEM_PARAMS:
+                raise ParamError(
+                    f"You cannot pass `items[{index}][{name}]` with `payment_behavior=pending_if_incomplete`: a pending "
+                    f"update can only change {allowed}.",
+                    param=f"items[{index}][{name}]",
+                )

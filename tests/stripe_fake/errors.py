@@ -12,6 +12,8 @@ class StripeAPIError(Exception):
 
     `stored` says whether an idempotent request that ended with this error keeps it as its result
     (Stripe saves results only once an endpoint began executing: not for parameter validation errors).
+    `keep_changes` says the request's changes stand despite the error (a failed payment attempt of
+    POST /v1/invoices/{id}/pay is recorded); by default a failed request changes nothing.
     """
 
     def __init__(
@@ -24,6 +26,7 @@ class StripeAPIError(Exception):
         param: str | None = None,
         stored: bool = True,
         extra: dict[str, Any] | None = None,
+        keep_changes: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +36,7 @@ class StripeAPIError(Exception):
         self.param = param
         self.stored = stored
         self.extra = extra or {}
+        self.keep_changes = keep_changes
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {}

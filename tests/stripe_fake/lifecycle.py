@@ -1,12 +1,12 @@
 """What customers and Stripe itself do outside our API calls: pay in Checkout, renew, fail, cancel...
 
 Each public method returns the events it emitted (in emission order); they are also in `events`.
+Payments follow the customer's card (see payments.py for what each test card does).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,28 +15,20 @@ from tests.stripe_fake import objects
 from tests.stripe_fake.errors import CardDeclined, FakeStripeError, StripeAPIError
 from tests.stripe_fake.objects import Obj, add_interval
 from tests.stripe_fake.params import apply_metadata, join
-from tests.stripe_fake.store import Charge, Store, previous_attributes
+from tests.stripe_fake.payments import (
+    AUTHENTICATION_FAILURE_MESSAGE,
+    CHARGE_DECLINED_CARDS,
+    DECLINE_CARDS,
+    SUCCESS_CARDS,
+    Emits,
+    Outcome,
+    Payments,
+    decline_error,
+    normalize_card,
+)
+from tests.stripe_fake.store import Charge, previous_attributes
 
-# Stripe's test cards: number -> (brand, funding) for cards that pay, decline code for cards that decline.
-SUCCESS_CARDS: dict[str, tuple[str, str]] = {
-    "4242424242424242": ("visa", "credit"),
-    "4000056655665556": ("visa", "debit"),
-    "5555555555554444": ("mastercard", "credit"),
-    "2223003122003222": ("mastercard", "credit"),
-    "378282246310005": ("amex", "credit"),
-    "4000002500003155": ("visa", "credit"),  # 3-D Secure: the fake treats the challenge as passed
-    "4000002760003184": ("visa", "credit"),  # 3-D Secure 2
-}
-DECLINE_CARDS: dict[str, str] = {
-    "4000000000000002": "generic_decline",
-    "4000000000009995": "insufficient_funds",
-    "4000000000009987": "lost_card",
-    "4000000000009979": "stolen_card",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000000119": "processing_error",
-    "4100000000000019": "fraudulent",
-}
+__all__ = ["DECLINE_CARDS", "SUCCESS_CARDS", "Lifecycle", "UpdatePlan", "next_period_end", "prorate"]
 
 _ENDED = ("canceled", "incomplete_expired")
 # Statuses in which item changes are prorated (a trial bills nothing to prorate).
@@ -44,6 +36,12 @@ _PRORATED = ("active", "past_due")
 # Statuses of subscriptions that have a next invoice to preview.
 _INVOICING = ("active", "past_due", "trialing", "unpaid")
 PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
+REQUIRES_ACTION_MESSAGE = (
+    "Payment for this subscription requires additional user action before it can be completed successfully. "
+    "Payment can be completed using the PaymentIntent associated with `subscription.latest_invoice`. "
+    "Additional information is available here: https://stripe.com/docs/billing/subscriptions/overview#requires-action"
+)
+_UNSET: Any = object()
 
 
 def prorate(amount: int, remaining: int, length: int) -> int:
@@ -85,7 +83,7 @@ class UpdatePlan:
         return self.items_changed and (self.interval_changed or self.behavior == "always_invoice")
 
 
-class Lifecycle(Store):
+class Lifecycle(Payments):
     # --- Checkout -------------------------------------------------------------------------------
 
     def complete_checkout(
@@ -98,7 +96,11 @@ class Lifecycle(Store):
     ) -> list[Obj]:
         """The customer pays in Checkout (subscription mode): customer (if new), subscription, paid invoice.
 
-        A declined or unknown card raises CardDeclined and changes nothing.
+        Checkout runs any 3-D Secure challenge itself (treated as passed here) and saves the card as
+        the subscription's default payment method, set up for off-session charges. A declined or
+        unknown card raises CardDeclined and changes nothing; so does 4000 0000 0000 0341 when the
+        first invoice has an amount due (it attaches, but every charge is declined: with a trial, it
+        gets through Checkout and the first charge after the trial fails).
         """
         with self._collect() as batch:
             session = self.checkout_sessions.get(session_id)
@@ -108,11 +110,13 @@ class Lifecycle(Store):
                 raise FakeStripeError(f"Checkout Session {session_id} has expired (expires_at {session['expires_at']})")
             if session["status"] != "open":
                 raise FakeStripeError(f"Checkout Session {session_id} is already {session['status']}")
-            card = re.sub(r"[\s-]", "", card_number)
+            card = normalize_card(card_number)
             if card in DECLINE_CARDS:
                 raise CardDeclined(card, DECLINE_CARDS[card])
             if card not in SUCCESS_CARDS:
                 raise CardDeclined(card, "card_not_supported")
+            if card in CHARGE_DECLINED_CARDS and session["amount_total"] > 0:
+                raise CardDeclined(card, CHARGE_DECLINED_CARDS[card])
             customer_id = session["customer"]
             if customer_id is not None and self.customers[customer_id].get("deleted"):
                 raise FakeStripeError(f"Customer {customer_id} was deleted")
@@ -136,27 +140,7 @@ class Lifecycle(Store):
                 if customer != previous:
                     self._emit("customer.updated", customer, previous_attributes(previous, customer))
 
-            brand, funding = SUCCESS_CARDS[card]
-            payment_method = {
-                "id": self.new_id("pm_"),
-                "object": "payment_method",
-                "allow_redisplay": "limited",
-                "billing_details": {"address": None, "email": customer["email"], "name": name, "phone": None},
-                "card": {
-                    "brand": brand,
-                    "country": "US",
-                    "exp_month": 12,
-                    "exp_year": objects_year(now) + 3,
-                    "funding": funding,
-                    "last4": card[-4:],
-                },
-                "created": now,
-                "customer": customer["id"],
-                "livemode": False,
-                "metadata": {},
-                "type": "card",
-            }
-            self.payment_methods[payment_method["id"]] = payment_method
+            payment_method = self._new_payment_method(card, customer_id=customer["id"], email=customer["email"], name=name)
 
             subscription_data = private.subscription_data
             subscription_id = self.new_id("sub_")
@@ -201,12 +185,18 @@ class Lifecycle(Store):
                     Charge(item, 0, f"Trial period for {self._product_name(item['price'])}", period, False)
                     for item, *_ in charges
                 ]
-            invoice, invoice_events = self._create_and_pay_invoice(
-                subscription, billing_reason="subscription_create", period=(now, now), charges=charges
+            emits: Emits = []
+            invoice = self._open_invoice(
+                subscription, billing_reason="subscription_create", period=(now, now), charges=charges, emits=emits
             )
+            if invoice["status"] == "open":
+                # On-session, with the challenge (if any) passed on the Checkout page.
+                outcome = self._attempt_payment(
+                    invoice, emits, payment_method=payment_method["id"], off_session=False, authenticated=True
+                )
+                assert outcome.status == "succeeded", outcome
             self._emit("customer.subscription.created", subscription)
-            for type_, snapshot in invoice_events:
-                self._emit(type_, snapshot)
+            self._emit_all(emits)
 
             session["status"] = "complete"
             session["payment_status"] = "no_payment_required" if invoice["amount_paid"] == 0 else "paid"
@@ -240,20 +230,29 @@ class Lifecycle(Store):
 
     # --- subscriptions --------------------------------------------------------------------------
 
+    # --- subscriptions --------------------------------------------------------------------------
+
     def update_subscription(
         self,
         subscription_id: str,
         *,
         items: list[dict[str, Any]] | None = None,
         cancel_at_period_end: bool | None = None,
+        cancel_at: int | str | None = None,
         metadata: dict[str, str] | None = None,
         proration_behavior: str = "create_prorations",
         proration_date: int | None = None,
     ) -> list[Obj]:
-        """A change made elsewhere (e.g. the Customer Portal). `items` ([{"price", "quantity"}]) replaces the set.
+        """A change made elsewhere (e.g. the Customer Portal or the Dashboard), with Stripe's default
+        payment_behavior (allow_incomplete). `items` ([{"price", "quantity"}]) replaces the set.
+
+        `cancel_at` is a timestamp, "max_period_end" / "min_period_end", or "" to clear a scheduled
+        cancellation. The Customer Portal of a subscription in flexible billing mode (as the fake's
+        are) schedules "cancel at period end" as cancel_at="max_period_end": cancel_at set,
+        cancel_at_period_end false.
 
         Prorated like POST /v1/subscriptions/{id}: `proration_behavior` create_prorations (pending
-        invoice items for the next invoice), always_invoice (an invoice paid now) or none;
+        invoice items for the next invoice), always_invoice (an invoice charged now) or none;
         `proration_date` (default now) must lie in the current period.
         """
         if proration_behavior not in PRORATION_BEHAVIORS:
@@ -279,6 +278,8 @@ class Lifecycle(Store):
                 params["items"] = operations
             if cancel_at_period_end is not None:
                 params["cancel_at_period_end"] = cancel_at_period_end
+            if cancel_at is not None:
+                params["cancel_at"] = None if cancel_at == "" else cancel_at
             if metadata is not None:
                 params["metadata"] = metadata
             try:
@@ -288,11 +289,18 @@ class Lifecycle(Store):
             return batch
 
     def renew_subscription(self, subscription_id: str) -> list[Obj]:
-        """The current period ends and the renewal invoice is paid (or the subscription ends if set to cancel)."""
+        """The current period ends: the renewal invoice is charged to the default card off-session
+        (or the subscription ends if set to cancel). A pending update expires first (it never outlives
+        the period). If the card declines or needs 3-D Secure the invoice stays open and the
+        subscription goes past_due (invoice.payment_failed, and invoice.payment_action_required)."""
         with self._collect() as batch:
             subscription = self._subscription(subscription_id)
             if subscription["status"] not in ("active", "trialing"):
                 raise FakeStripeError(f"Cannot renew a subscription in status {subscription['status']}")
+            emits: Emits = []
+            if subscription["pending_update"] is not None:
+                self._expire_pending_update(subscription, emits)
+            self._emit_all(emits)
             period_end = subscription["items"]["data"][0]["current_period_end"]
             cancel_at = subscription["cancel_at"]
             if subscription["cancel_at_period_end"] or (cancel_at is not None and cancel_at <= period_end):
@@ -301,63 +309,205 @@ class Lifecycle(Store):
             previous = copy.deepcopy(subscription)
             old_period, new_period = self._advance_period(subscription)
             subscription["status"] = "active"
-            _, invoice_events = self._create_and_pay_invoice(
+            invoice_emits: Emits = []
+            invoice = self._open_invoice(
                 subscription,
                 billing_reason="subscription_cycle",
                 period=old_period,
                 charges=self._pending_charges(subscription_id) + self._full_charges(subscription, new_period),
+                emits=invoice_emits,
             )
-            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
-            for type_, snapshot in invoice_events:
-                self._emit(type_, snapshot)
+            outcome = Outcome("succeeded")
+            if invoice["status"] == "open":
+                payment_method = self._default_payment_method(subscription)
+                outcome = self._attempt_payment(invoice, invoice_emits, payment_method=payment_method, off_session=True)
+            if outcome.status == "succeeded":
+                self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+                self._emit_all(invoice_emits)
+            else:
+                subscription["status"] = "past_due"
+                self._emit_all(invoice_emits)
+                self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
             return batch
 
     def fail_payment(self, subscription_id: str) -> list[Obj]:
-        """The renewal payment fails: an open subscription_cycle invoice and status past_due.
+        """The renewal payment fails whatever the card: an open subscription_cycle invoice and status past_due.
 
         On a subscription already past_due with an open invoice, records one more failed attempt.
         """
+        declined = Outcome("declined", "generic_decline")
         with self._collect() as batch:
             subscription = self._subscription(subscription_id)
             latest = self.invoices.get(subscription["latest_invoice"] or "")
+            emits: Emits = []
+            payment_method = self._default_payment_method(subscription)
             if subscription["status"] in ("past_due", "unpaid") and latest is not None and latest["status"] == "open":
-                self._record_failed_attempt(latest)
-                self._emit("invoice.payment_failed", latest)
+                self._attempt_payment(latest, emits, payment_method=payment_method, off_session=True, forced=declined)
+                self._emit_all(emits)
                 return batch
             if subscription["status"] not in ("active", "trialing"):
                 raise FakeStripeError(f"Cannot fail a payment of a subscription in status {subscription['status']}")
+            if subscription["pending_update"] is not None:
+                self._expire_pending_update(subscription, emits)
+                self._emit_all(emits)
+                emits = []
             previous = copy.deepcopy(subscription)
             old_period, new_period = self._advance_period(subscription)
-            invoice = self._new_invoice(
+            invoice = self._open_invoice(
                 subscription,
                 billing_reason="subscription_cycle",
                 period=old_period,
                 charges=self._pending_charges(subscription_id) + self._full_charges(subscription, new_period),
+                emits=emits,
             )
-            self._emit("invoice.created", invoice)
-            self._finalize_invoice(invoice)
-            self._emit("invoice.finalized", invoice)
-            self._record_failed_attempt(invoice)
-            self._emit("invoice.payment_failed", invoice)
-            subscription["status"] = "past_due"
+            if invoice["status"] == "open":
+                self._attempt_payment(invoice, emits, payment_method=payment_method, off_session=True, forced=declined)
+                subscription["status"] = "past_due"
+            self._emit_all(emits)
             self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
             return batch
 
     def pay_latest_invoice(self, subscription_id: str) -> list[Obj]:
-        """The open latest invoice gets paid (e.g. the customer updated the card): back to active."""
+        """The open latest invoice gets paid, whatever the card (e.g. the customer paid another way):
+        a pending update is applied, a past_due subscription is active again."""
         with self._collect() as batch:
             subscription = self._subscription(subscription_id)
             invoice = self.invoices.get(subscription["latest_invoice"] or "")
             if invoice is None or invoice["status"] != "open":
                 raise FakeStripeError(f"Subscription {subscription_id} has no open latest invoice")
-            self._mark_paid(invoice)
-            self._emit("invoice.paid", invoice)
-            self._emit("invoice.payment_succeeded", invoice)
-            if subscription["status"] in ("past_due", "unpaid", "incomplete"):
-                previous = copy.deepcopy(subscription)
-                subscription["status"] = "active"
-                self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            emits: Emits = []
+            intent = self._invoice_intent(invoice)
+            if intent is None:
+                self._mark_paid(invoice)
+                self._snap(emits, "invoice.paid", invoice)
+                self._snap(emits, "invoice.payment_succeeded", invoice)
+            else:
+                intent["payment_method"] = intent["payment_method"] or self._default_payment_method(subscription)
+                self._settle(invoice, intent, emits, count_attempt=intent["status"] != "requires_action")
+            self._after_invoice_paid(invoice, emits)
+            self._emit_all(emits)
             return batch
+
+    # --- the customer's card and payments --------------------------------------------------------
+
+    def set_default_card(self, customer_id: str, card_number: str) -> list[Obj]:
+        """The customer saves a new card as the default (the Customer Portal's "update payment method").
+
+        The card is attached (set up for off-session use, any 3-D Secure passed) and becomes the
+        customer's invoice_settings.default_payment_method and the default payment method of each
+        of their subscriptions that has one. Nothing is charged: open invoices keep their payment
+        state (pay them with pay_invoice). Cards that decline on every use raise CardDeclined and
+        change nothing; 4000 0000 0000 0341 attaches fine (its charges are what fail).
+        """
+        with self._collect() as batch:
+            customer = self.customers.get(customer_id)
+            if customer is None or customer.get("deleted"):
+                raise FakeStripeError(f"No such customer: '{customer_id}'")
+            card = normalize_card(card_number)
+            if card in DECLINE_CARDS:
+                raise CardDeclined(card, DECLINE_CARDS[card])
+            if card not in SUCCESS_CARDS:
+                raise CardDeclined(card, "card_not_supported")
+            method = self._new_payment_method(card, customer_id=customer_id, email=customer["email"], name=customer["name"])
+            self._emit("payment_method.attached", method)
+            previous = copy.deepcopy(customer)
+            customer["invoice_settings"]["default_payment_method"] = method["id"]
+            self._emit("customer.updated", customer, previous_attributes(previous, customer))
+            for subscription in self._newest_first(self.subscriptions.values()):
+                if subscription["customer"] != customer_id or subscription["status"] in _ENDED:
+                    continue
+                if subscription["default_payment_method"] is None:
+                    continue
+                before = copy.deepcopy(subscription)
+                subscription["default_payment_method"] = method["id"]
+                self._emit("customer.subscription.updated", subscription, previous_attributes(before, subscription))
+            return batch
+
+    def pay_invoice(self, invoice_id: str, card_number: str | None = None) -> list[Obj]:
+        """The customer pays an open invoice on its hosted page, on-session: with the saved default
+        card (card_number None) or with a card typed in (used for this payment only).
+
+        Succeeded: the invoice is paid; a pending update waiting for it applies, a past_due
+        subscription is active again. Declined: the attempt is recorded (payment_intent.payment_failed,
+        invoice.payment_failed) and the invoice stays open. Needs 3-D Secure (4000 0027 6000 3184
+        always, 4000 0025 0000 3155 when typed in): the PaymentIntent is requires_action until
+        authenticate_payment(). Read the outcome with invoice_payment_intent(invoice_id). A number
+        that is no test card raises CardDeclined (card_not_supported) and charges nothing.
+        """
+        with self._collect() as batch:
+            invoice = self.invoices.get(invoice_id)
+            if invoice is None:
+                raise FakeStripeError(f"No such invoice: '{invoice_id}'")
+            if invoice["status"] != "open" or self._invoice_intent(invoice) is None:
+                raise FakeStripeError(f"Invoice {invoice_id} is {invoice['status']}: there is nothing to pay")
+            subscription_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            subscription = self.subscriptions.get(str(subscription_id))
+            if card_number is None:
+                payment_method = self._default_payment_method(subscription) if subscription is not None else None
+                if payment_method is None:
+                    raise FakeStripeError(f"Invoice {invoice_id}: the customer has no saved card; type one in")
+                set_up = True
+            else:
+                card = normalize_card(card_number)
+                if card not in SUCCESS_CARDS and card not in DECLINE_CARDS:
+                    raise CardDeclined(card, "card_not_supported")
+                customer = self.customers[invoice["customer"]]
+                payment_method = self._new_payment_method(card, customer_id=None, email=customer["email"], name=None)["id"]
+                set_up = False
+            emits: Emits = []
+            outcome = self._attempt_payment(invoice, emits, payment_method=payment_method, off_session=False, set_up=set_up)
+            if outcome.status == "succeeded":
+                self._after_invoice_paid(invoice, emits)
+            self._emit_all(emits)
+            return batch
+
+    def authenticate_payment(self, payment_intent_id: str, *, succeed: bool = True) -> list[Obj]:
+        """The cardholder completes (or fails) the 3-D Secure challenge of a PaymentIntent in
+        requires_action: on the hosted invoice page, or in the frontend with Stripe.js and the
+        PaymentIntent's client_secret. Completed: as a successful payment (see pay_invoice). Failed:
+        requires_payment_method with last_payment_error payment_intent_authentication_failure; the
+        invoice stays open."""
+        with self._collect() as batch:
+            intent = self.payment_intents.get(payment_intent_id)
+            if intent is None:
+                raise FakeStripeError(f"No such payment_intent: '{payment_intent_id}'")
+            if intent["status"] != "requires_action":
+                raise FakeStripeError(f"PaymentIntent {payment_intent_id} is {intent['status']}, not requires_action")
+            invoice = self._intent_invoice(payment_intent_id)
+            assert invoice is not None
+            emits: Emits = []
+            if succeed:
+                self._settle(invoice, intent, emits, count_attempt=False)
+                self._after_invoice_paid(invoice, emits)
+            else:
+                intent["status"] = "requires_payment_method"
+                intent["next_action"] = None
+                intent["last_payment_error"] = {
+                    "code": "payment_intent_authentication_failure",
+                    "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+                    "message": AUTHENTICATION_FAILURE_MESSAGE,
+                    "payment_method": copy.deepcopy(self.payment_methods.get(str(intent["payment_method"]))),
+                    "type": "invalid_request_error",
+                }
+                self._snap(emits, "payment_intent.payment_failed", intent)
+                self._snap(emits, "invoice.payment_failed", invoice)
+            self._emit_all(emits)
+            return batch
+
+    def invoice_payment_intent(self, invoice_id: str) -> Obj | None:
+        """A copy of the PaymentIntent of an invoice (None when nothing was due)."""
+        with self._lock:
+            invoice = self.invoices.get(invoice_id)
+            intent = self._invoice_intent(invoice) if invoice is not None else None
+            return copy.deepcopy(intent) if intent is not None else None
+
+    def tick(self) -> list[Obj]:
+        """Stripe's own clock, now (after advance_clock): Checkout Sessions and pending updates past
+        their expires_at expire. Returns those events. Every request and helper does this first too."""
+        with self._lock:
+            start = len(self.events)
+            self._run_clock()
+            return self.events[start:]
 
     def cancel_subscription(self, subscription_id: str) -> list[Obj]:
         """The subscription is canceled immediately (customer.subscription.deleted)."""
@@ -409,6 +559,8 @@ class Lifecycle(Store):
 
     # --- shared building blocks -----------------------------------------------------------------
 
+    # --- shared building blocks -----------------------------------------------------------------
+
     def _invoice_prefix(self) -> str:
         return "".join(self._random.choice("0123456789ABCDEF") for _ in range(8))
 
@@ -421,12 +573,11 @@ class Lifecycle(Store):
             item["current_period_start"], item["current_period_end"] = new_period
         return old_period, new_period
 
-    def _record_failed_attempt(self, invoice: Obj) -> None:
-        invoice["attempted"] = True
-        invoice["attempt_count"] += 1
-        invoice["next_payment_attempt"] = self.now() + 3 * objects.DAY
-
     def _cancel_now(self, subscription: Obj, *, details: dict[str, Any] | None = None) -> None:
+        if subscription.get("pending_update") is not None:
+            emits: Emits = []
+            self._expire_pending_update(subscription, emits)
+            self._emit_all(emits)
         now = self.now()
         if subscription["canceled_at"] is None:
             subscription["canceled_at"] = now
@@ -445,30 +596,90 @@ class Lifecycle(Store):
         self._emit("customer.subscription.deleted", subscription)
 
     def _apply_subscription_update(self, subscription: Obj, params: dict[str, Any]) -> None:
-        """POST /v1/subscriptions/{id} semantics (validated params); emits the events. Raises StripeAPIError."""
+        """POST /v1/subscriptions/{id} semantics (validated params); emits the events.
+
+        When the change is invoiced now (always_invoice, or a new billing interval) and something is
+        due, the invoice is charged off-session to the default card and `payment_behavior` decides:
+        allow_incomplete (the default) applies the change whatever the payment did, a failed or
+        unauthenticated payment leaves the invoice open and the subscription past_due;
+        pending_if_incomplete applies it only if the payment succeeded, else the subscription keeps
+        its items and carries a pending_update until that invoice is paid (or the update expires);
+        error_if_incomplete answers 402 and applies nothing; default_incomplete applies the change,
+        attempts no payment (the PaymentIntent awaits confirmation) and makes the subscription past_due.
+        Raises StripeAPIError; the request's rollback undoes whatever was done before.
+        """
         now = self.now()
+        behavior = params.get("payment_behavior", "allow_incomplete")
+        emits: Emits = []
+        pending = subscription.get("pending_update")
+        if pending is not None and (
+            "items" in params
+            or (
+                "cancel_at_period_end" in params
+                and pending["cancel_at_period_end"] is not None
+                and pending["cancel_at_period_end"] != params["cancel_at_period_end"]
+            )
+        ):
+            # A later update that conflicts with the pending one expires it (its invoice is voided).
+            self._expire_pending_update(subscription, emits)
         plan = self._plan_subscription_update(subscription, params)
         new = plan.new
-        invoice_events: list[tuple[str, Obj]] = []
+        invoice_emits: Emits = []
+        outcome: Outcome | None = None
+        invoice: Obj | None = None
         if plan.immediate and plan.charges:
             # Stripe creates the prorations as invoice items and invoices them at once, with the
             # subscription's other pending items: newest items first, then the subscription lines.
-            pending = self._pending_charges(subscription["id"])
+            pending_items = self._pending_charges(subscription["id"])
             created = self._record_invoice_items(new, [c for c in plan.charges if c.proration])
-            charges = created + pending + [c for c in plan.charges if not c.proration]
+            charges = created + pending_items + [c for c in plan.charges if not c.proration]
             if charges:
-                _, invoice_events = self._create_and_pay_invoice(
-                    new, billing_reason="subscription_update", period=(now, now), charges=charges
+                invoice = self._open_invoice(
+                    new, billing_reason="subscription_update", period=(now, now), charges=charges, emits=invoice_emits
                 )
+                if invoice["status"] == "open" and behavior == "default_incomplete":
+                    # No attempt: the invoice's PaymentIntent awaits explicit confirmation.
+                    new["status"] = "past_due"
+                elif invoice["status"] == "open":
+                    payment_method = self._default_payment_method(new)
+                    outcome = self._attempt_payment(invoice, invoice_emits, payment_method=payment_method, off_session=True)
         elif plan.behavior == "create_prorations":
             self._record_invoice_items(new, plan.charges)
+        if outcome is not None and outcome.status != "succeeded" and invoice is not None:
+            if behavior == "error_if_incomplete":
+                raise self._incomplete_error(outcome)
+            if behavior == "pending_if_incomplete":
+                stored = copy.deepcopy(subscription)
+                stored["latest_invoice"] = invoice["id"]
+                stored["pending_update"] = self._pending_update(subscription, new, params, anchor_changed=plan.interval_changed)
+                new = stored
+            else:
+                new["status"] = "past_due"
+        self._emit_all(emits)
         changes = previous_attributes(subscription, new)
-        if not changes:
+        if not changes and not invoice_emits:
             return
         self.subscriptions[subscription["id"]] = new
-        self._emit("customer.subscription.updated", new, changes)
-        for type_, snapshot in invoice_events:
-            self._emit(type_, snapshot)
+        if changes:
+            self._emit("customer.subscription.updated", new, changes)
+        self._emit_all(invoice_emits)
+
+    @staticmethod
+    def _incomplete_error(outcome: Outcome) -> StripeAPIError:
+        """The 402 of payment_behavior=error_if_incomplete when the invoice could not be paid."""
+        if outcome.status == "requires_action":
+            return StripeAPIError(
+                402, REQUIRES_ACTION_MESSAGE, type_="card_error", code="subscription_payment_intent_requires_action"
+            )
+        if outcome.decline_code is None:
+            return StripeAPIError(
+                400,
+                "This customer has no attached payment source or default payment method. "
+                "Please consider adding a default payment method.",
+                code="resource_missing",
+            )
+        code, message = decline_error(outcome.decline_code)
+        return StripeAPIError(402, message, type_="card_error", code=code, extra={"decline_code": outcome.decline_code})
 
     def _plan_subscription_update(self, subscription: Obj, params: dict[str, Any], *, prefix: str = "") -> UpdatePlan:
         """Validate an update (POST /v1/subscriptions/{id} params, or a preview's subscription_details)
@@ -480,9 +691,10 @@ class Lifecycle(Store):
             if set(params) - allowed:
                 raise StripeAPIError(400, "A canceled subscription can only update its cancellation_details and metadata.")
         if "cancel_at" in params and "cancel_at_period_end" in params:
+            # Even cancel_at="" with cancel_at_period_end=false: either alone clears a scheduled cancellation.
             raise StripeAPIError(
                 400,
-                "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+                "Received both cancel_at_period_end and cancel_at parameters. Please pass in only one.",
                 code="parameters_exclusive",
                 param=join(prefix, "cancel_at"),
             )
@@ -537,6 +749,16 @@ class Lifecycle(Store):
                     cancel_at = min(ends)
                 elif cancel_at <= now:
                     raise StripeAPIError(400, "cancel_at must be in the future.", param=join(prefix, "cancel_at"))
+                elif cancel_at < max(ends) and plan.behavior != "none":
+                    raise StripeAPIError(
+                        400,
+                        "The Stripe fake does not implement the proration of a cancel_at before the end of the current "
+                        "period (Stripe credits the unused time when proration_behavior is not none); it exists in the "
+                        "real API. Pass proration_behavior=none, or a cancel_at at the period end (max_period_end), or "
+                        "extend tests/stripe_fake.",
+                        code="parameter_unsupported_by_fake",
+                        param=join(prefix, "cancel_at"),
+                    )
                 new["cancel_at"] = cancel_at
                 new["cancel_at_period_end"] = False
                 new["canceled_at"] = now
@@ -788,10 +1010,6 @@ class Lifecycle(Store):
     @staticmethod
     def _no_upcoming_invoice(customer_id: str) -> StripeAPIError:
         return StripeAPIError(404, f"No upcoming invoices for customer: {customer_id}", code="invoice_upcoming_none")
-
-
-def objects_year(timestamp: int) -> int:
-    return datetime.fromtimestamp(timestamp, tz=UTC).year
 
 
 def next_period_end(anchor: int, after: int, recurring: dict[str, Any]) -> int:

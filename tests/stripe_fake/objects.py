@@ -553,7 +553,6 @@ def invoice(
         "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
         "collection_method": "charge_automatically",
-        "confirmation_secret": None,
         "created": created,
         "currency": subscription["currency"],
         "custom_fields": None,
@@ -627,6 +626,119 @@ def invoice(
         "total_pretax_credit_amounts": [],
         "total_taxes": [],
         "webhooks_delivered_at": None,
+    }
+
+
+def payment_method_card(
+    pm_id: str,
+    *,
+    brand: str,
+    funding: str,
+    last4: str,
+    exp_year: int,
+    created: int,
+    customer_id: str | None,
+    email: str | None,
+    name: str | None,
+) -> Obj:
+    """A card PaymentMethod (pm_...). The card number itself is never part of an API object."""
+    return {
+        "id": pm_id,
+        "object": "payment_method",
+        "allow_redisplay": "limited",
+        "billing_details": {"address": None, "email": email, "name": name, "phone": None},
+        "card": {
+            "brand": brand,
+            "country": "US",
+            "exp_month": 12,
+            "exp_year": exp_year,
+            "funding": funding,
+            "last4": last4,
+        },
+        "created": created,
+        "customer": customer_id,
+        "livemode": False,
+        "metadata": {},
+        "type": "card",
+    }
+
+
+def payment_intent(
+    pi_id: str,
+    *,
+    amount: int,
+    currency: str,
+    customer_id: str,
+    description: str | None,
+    created: int,
+    client_secret: str,
+) -> Obj:
+    """The PaymentIntent Stripe creates when it finalizes an invoice with an amount due (status requires_payment_method)."""
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "allowed_payment_method_types": None,
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "client_secret": client_secret,
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": currency,
+        "customer": customer_id,
+        "customer_account": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": {},
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {
+            "card": {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"}
+        },
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def invoice_payment(
+    payment_id: str, *, invoice_id: str, amount_requested: int, currency: str, created: int, payment_intent_id: str
+) -> Obj:
+    """The default invoice_payment (inpay_...) Stripe creates at finalization: links the invoice to its PaymentIntent."""
+    return {
+        "id": payment_id,
+        "object": "invoice_payment",
+        "amount_paid": None,
+        "amount_requested": amount_requested,
+        "created": created,
+        "currency": currency,
+        "invoice": invoice_id,
+        "is_default": True,
+        "livemode": False,
+        "payment": {"payment_intent": payment_intent_id, "type": "payment_intent"},
+        "status": "open",
+        "status_transitions": {"canceled_at": None, "paid_at": None},
     }
 
 

@@ -232,6 +232,18 @@ SUBSCRIPTION_UPDATE = Obj(
     }
 )  # fmt: skip
 
+# payment_behavior=pending_if_incomplete takes only what a pending update can hold
+# (https://docs.stripe.com/billing/subscriptions/pending-updates-reference, plus metadata since
+# 2026-05-27.dahlia, discounts since 2026-05-27.dahlia / 2026-07-29.dahlia and cancel_at_period_end
+# since 2026-09-30.endive). Those the fake does not implement are Unsupported above anyway.
+PENDING_UPDATE_PARAMS = frozenset(
+    {
+        "add_invoice_items", "billing_cycle_anchor", "cancel_at_period_end", "discounts", "expand", "items", "metadata",
+        "payment_behavior", "proration_behavior", "proration_date", "trial_end", "trial_from_plan",
+    }
+)  # fmt: skip
+PENDING_UPDATE_ITEM_PARAMS = frozenset({"id", "price", "quantity", "deleted", "discounts"})
+
 SUBSCRIPTION_CANCEL = Obj(
     {
         "cancellation_details": _CANCELLATION_DETAILS,
@@ -293,6 +305,37 @@ INVOICE_CREATE_PREVIEW = Obj(
         ),
     }
 )  # fmt: skip
+
+# POST /v1/invoices/{id}/void
+INVOICE_VOID = Obj({"expand": EXPAND})
+
+# POST /v1/invoices/{id}/pay
+INVOICE_PAY = Obj(
+    {
+        "off_session": Bool(),
+        "payment_method": Str(),
+        "expand": EXPAND,
+        **unsupported("forgive", "mandate", "paid_out_of_band", "source"),
+    }
+)
+
+# GET /v1/invoice_payments
+INVOICE_PAYMENT_LIST = Obj(
+    {
+        **_LIST_COMMON,
+        "invoice": Str(),
+        "payment": Obj(
+            {"type": Str(enum=("payment_intent", "payment_record")), "payment_intent": Str(), "payment_record": Str()},
+            required=frozenset({"type"}),
+        ),
+        "status": Str(enum=("canceled", "open", "paid")),
+        **unsupported("created"),
+    }
+)
+
+# --- payment intents ------------------------------------------------------------------------------
+
+PAYMENT_INTENT_RETRIEVE = Obj({"client_secret": Str(), "expand": EXPAND})
 
 # --- events ---------------------------------------------------------------------------------------
 

@@ -116,8 +116,9 @@ class FakeStripe(Api):
     """A stateful fake of the Stripe API; thread-safe (one lock around all state).
 
     Inspect `requests`, `customers`, `checkout_sessions`, `portal_sessions`, `subscriptions`,
-    `invoices`, `invoice_items` (prorations; `invoice` None while pending), `prices`, `products`
-    and `events` (every event emitted, in emission order).
+    `invoices`, `invoice_items` (prorations; `invoice` None while pending), `payment_methods`,
+    `payment_intents`, `invoice_payments`, `prices`, `products` and `events` (every event emitted,
+    in emission order).
     """
 
     def __init__(
@@ -127,6 +128,8 @@ class FakeStripe(Api):
         clock: Callable[[], float] = time.time,
         checkout_url_base: str = "https://checkout.stripe.com/c/pay/",
         portal_url_base: str = "https://billing.stripe.com/p/session/",
+        invoice_url_base: str = "https://invoice.stripe.com/i/acct_fake/",
+        hooks_url_base: str = "https://hooks.stripe.com/",
         default_portal_configuration: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -135,6 +138,8 @@ class FakeStripe(Api):
             clock=clock,
             checkout_url_base=checkout_url_base,
             portal_url_base=portal_url_base,
+            invoice_url_base=invoice_url_base,
+            hooks_url_base=hooks_url_base,
             default_portal_configuration=default_portal_configuration,
             seed=seed,
         )
@@ -295,7 +300,7 @@ class FakeStripe(Api):
         except StripeAPIError as error:
             return error.status, _dump(error.body()), None
 
-        self._sweep_expired_sessions()
+        self._run_clock()
         now = self.now()
         if idempotency_key is not None:
             previous = self._idempotency.get(idempotency_key)
@@ -330,8 +335,9 @@ class FakeStripe(Api):
             status, obj = self._dispatch(method, path, raw)
             payload = _dump(obj)
         except StripeAPIError as error:
-            # A failed request changes nothing, even when it failed late (e.g. on an `expand` path).
-            if checkpoint is not None:
+            # A failed request changes nothing, even when it failed late (e.g. on an `expand` path),
+            # unless what it did stands (a declined payment attempt is recorded).
+            if checkpoint is not None and not error.keep_changes:
                 self._rollback(checkpoint)
             status, payload, stored = error.status, _dump(error.body()), error.stored
         except BaseException:

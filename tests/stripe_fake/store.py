@@ -28,7 +28,12 @@ _ALNUM = string.ascii_letters + string.digits
 EXPANDABLE: dict[str, frozenset[str]] = {
     "checkout.session": frozenset({"customer", "subscription", "invoice", "payment_intent", "setup_intent", "line_items"}),
     "subscription": frozenset({"customer", "latest_invoice", "default_payment_method", "schedule", "pending_setup_intent"}),
-    "invoice": frozenset({"customer", "default_payment_method"}),
+    # payments and confirmation_secret are includable: absent unless expanded.
+    "invoice": frozenset({"customer", "default_payment_method", "payments", "confirmation_secret"}),
+    "invoice_payment": frozenset({"invoice"}),
+    "invoice_payment.payment": frozenset({"payment_intent"}),
+    "payment_intent": frozenset({"customer", "payment_method", "latest_charge"}),
+    "payment_method": frozenset({"customer"}),
     "subscription_details": frozenset({"subscription"}),
     "price": frozenset({"product"}),
     "plan": frozenset({"product"}),
@@ -38,7 +43,11 @@ EXPANDABLE: dict[str, frozenset[str]] = {
     "billing_portal.session": frozenset(),
     "event": frozenset(),
 }  # fmt: skip
+# Stripe: "Expansions have a maximum depth of four levels (for example, the deepest expansion allowed
+# when listing charges is data.payment_intent.customer.default_source)": a list's `data` counts.
 MAX_EXPAND_DEPTH = 4
+# Includable invoice fields (present only when expanded).
+INVOICE_INCLUDABLE = ("payments", "confirmation_secret")
 
 
 class Charge(NamedTuple):
@@ -74,12 +83,17 @@ class Store:
         clock: Callable[[], float] = time.time,
         checkout_url_base: str = "https://checkout.stripe.com/c/pay/",
         portal_url_base: str = "https://billing.stripe.com/p/session/",
+        invoice_url_base: str = "https://invoice.stripe.com/i/acct_fake/",
+        hooks_url_base: str = "https://hooks.stripe.com/",
         default_portal_configuration: bool = True,
         seed: int | None = None,
     ) -> None:
         self.api_keys = frozenset(api_keys)
         self.checkout_url_base = checkout_url_base
         self.portal_url_base = portal_url_base
+        # hosted_invoice_url = invoice_url_base + token; 3-D Secure pages (next_action) under hooks_url_base.
+        self.invoice_url_base = invoice_url_base
+        self.hooks_url_base = hooks_url_base
         self._clock = clock
         self._clock_offset = 0
         self._lock = threading.RLock()
@@ -96,6 +110,13 @@ class Store:
         self.subscriptions: dict[str, Obj] = {}
         self.invoices: dict[str, Obj] = {}
         self.payment_methods: dict[str, Obj] = {}
+        self.payment_intents: dict[str, Obj] = {}
+        self.invoice_payments: dict[str, Obj] = {}
+        # What API objects never show: the test card number behind each payment method, the hosted
+        # invoice page token of each invoice, and each invoice's default invoice payment.
+        self._pm_cards: dict[str, str] = {}
+        self._invoice_tokens: dict[str, str] = {}
+        self._invoice_default_payment: dict[str, str] = {}
         # Invoice items (ii_...): prorations, pending (invoice None) until an invoice takes them.
         self.invoice_items: dict[str, Obj] = {}
         self.events: list[Obj] = []
@@ -155,8 +176,13 @@ class Store:
         "subscriptions",
         "invoices",
         "payment_methods",
+        "payment_intents",
+        "invoice_payments",
         "invoice_items",
         "_session_private",
+        "_pm_cards",
+        "_invoice_tokens",
+        "_invoice_default_payment",
     )
     # Only ever added to: a shallow copy is enough.
     _APPEND_ONLY_ATTRIBUTES = ("_events_by_id", "_order", "_seq")
@@ -218,7 +244,7 @@ class Store:
     def _collect(self) -> Iterator[list[Obj]]:
         """Collect the events emitted inside the block (the return value of a simulation step)."""
         with self._lock:
-            self._sweep_expired_sessions()
+            self._run_clock()
             batch: list[Obj] = []
             self._batch = batch
             try:
@@ -249,6 +275,8 @@ class Store:
             self.products,
             self.checkout_sessions,
             self.payment_methods,
+            self.payment_intents,
+            self.invoice_payments,
             self.portal_configurations,
         ):
             if object_id in collection:
@@ -261,7 +289,7 @@ class Store:
         result = copy.deepcopy(obj)
         for path in expand or []:
             segments = path.split(".")
-            if len(segments) > MAX_EXPAND_DEPTH + (1 if is_list else 0):
+            if len(segments) > MAX_EXPAND_DEPTH:
                 raise StripeAPIError(
                     400, f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property. Property: {path}"
                 )
@@ -283,6 +311,16 @@ class Store:
         expandable = key in EXPANDABLE.get(kind, frozenset())
         if kind == "checkout.session" and key == "line_items" and "line_items" not in container:
             container["line_items"] = self._session_line_items_list(container["id"])
+        if kind == "invoice" and key in INVOICE_INCLUDABLE and key not in container:
+            container[key] = self._invoice_includable(container, key)
+        if kind == "payment_intent" and key == "latest_charge" and isinstance(container.get(key), str):
+            raise StripeAPIError(
+                400,
+                f"The Stripe fake keeps no Charge objects, so {full_path} cannot be expanded; it can in the real API. "
+                "Extend tests/stripe_fake if you need it.",
+                code="parameter_unsupported_by_fake",
+                param="expand",
+            )
         if key not in container:
             raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
         value = container[key]
@@ -304,6 +342,17 @@ class Store:
                 self._expand_path(value, segments[1:], full_path)
             else:
                 raise StripeAPIError(400, f"This property cannot be expanded ({full_path}).")
+
+    def _invoice_includable(self, invoice: Obj, key: str) -> Any:
+        """invoice.payments (its invoice payments, newest first) or invoice.confirmation_secret."""
+        invoice_id = str(invoice.get("id") or "")
+        payment_id = self._invoice_default_payment.get(invoice_id)
+        payment = self.invoice_payments.get(payment_id or "")
+        if key == "payments":
+            data = [copy.deepcopy(payment)] if payment is not None else []
+            return objects.list_object(data, f"/v1/invoice_payments?invoice={invoice_id}")
+        intent = self.payment_intents.get(str(payment["payment"]["payment_intent"])) if payment is not None else None
+        return {"client_secret": intent["client_secret"], "type": "payment_intent"} if intent is not None else None
 
     def _session_line_items_list(self, session_id: str) -> Obj:
         private = self._session_private[session_id]
@@ -357,10 +406,12 @@ class Store:
             page, has_more = items[:limit], len(items) > limit
         return objects.list_object(page, url, has_more=has_more)
 
-    # --- checkout session expiry ----------------------------------------------------------------
+    # --- Stripe's own clock ----------------------------------------------------------------------
 
-    def _sweep_expired_sessions(self) -> None:
-        """Stripe expires open Checkout Sessions at expires_at and sends checkout.session.expired."""
+    def _run_clock(self) -> None:
+        """What Stripe does on its own when the time comes: it expires open Checkout Sessions at
+        expires_at (checkout.session.expired) and pending updates at their expires_at (see
+        _expire_due_pending_updates). These events belong to no request and to no helper's batch."""
         now = self.now()
         saved, self._request_context = self._request_context, (None, None)
         batch, self._batch = self._batch, None
@@ -368,9 +419,13 @@ class Store:
             for session in list(self.checkout_sessions.values()):
                 if session["status"] == "open" and now >= session["expires_at"]:
                     self._expire_session(session)
+            self._expire_due_pending_updates(now)
         finally:
             self._request_context = saved
             self._batch = batch
+
+    def _expire_due_pending_updates(self, now: int) -> None:
+        """Overridden where payments live (payments.py)."""
 
     def _expire_session(self, session: Obj) -> None:
         session["status"] = "expired"
@@ -467,49 +522,6 @@ class Store:
         subscription["latest_invoice"] = invoice_id
         return invoice
 
-    def _finalize_invoice(self, invoice: Obj) -> None:
-        customer = self.customers[invoice["customer"]]
-        sequence = customer["next_invoice_sequence"]
-        customer["next_invoice_sequence"] = sequence + 1
-        token = self.new_id("", 40)
-        invoice["status"] = "open"
-        invoice["number"] = f"{customer['invoice_prefix']}-{sequence:04d}"
-        invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/acct_fake/test_{token}"
-        invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_fake/test_{token}/pdf"
-        invoice["effective_at"] = self.now()
-        invoice["status_transitions"]["finalized_at"] = self.now()
-        # The balance is used up (or, for a negative total, credited to the customer) at finalization.
-        invoice["ending_balance"] = min(invoice["total"] + invoice["starting_balance"], 0)
-        customer["balance"] = invoice["ending_balance"]
-
-    def _mark_paid(self, invoice: Obj) -> None:
-        invoice["status"] = "paid"
-        invoice["attempted"] = True
-        if invoice["amount_due"] > 0:
-            invoice["attempt_count"] += 1
-        invoice["amount_paid"] = invoice["amount_due"]
-        invoice["amount_remaining"] = 0
-        invoice["next_payment_attempt"] = None
-        invoice["status_transitions"]["paid_at"] = self.now()
-
-    def _create_and_pay_invoice(
-        self,
-        subscription: Obj,
-        *,
-        billing_reason: str,
-        period: tuple[int, int],
-        charges: Iterable[Charge | tuple[Obj, int, str, tuple[int, int], bool]],
-    ) -> tuple[Obj, list[tuple[str, Obj]]]:
-        """Create, finalize and pay an invoice; returns it and the (event type, snapshot) pairs to emit."""
-        invoice = self._new_invoice(subscription, billing_reason=billing_reason, period=period, charges=charges)
-        snapshots: list[tuple[str, Obj]] = [("invoice.created", copy.deepcopy(invoice))]
-        self._finalize_invoice(invoice)
-        snapshots.append(("invoice.finalized", copy.deepcopy(invoice)))
-        self._mark_paid(invoice)
-        snapshots.append(("invoice.paid", copy.deepcopy(invoice)))
-        snapshots.append(("invoice.payment_succeeded", copy.deepcopy(invoice)))
-        return invoice, snapshots
-
     def _full_charges(self, subscription: Obj, period: tuple[int, int]) -> list[Charge]:
         return [
             Charge(item, item["price"]["unit_amount"] * item["quantity"], self._line_description(item), period, False)
@@ -545,6 +557,8 @@ def key_kind(container: Obj) -> str:
         return "subscription_details"
     if "default_payment_method" in container and "footer" in container:
         return "invoice_settings"
+    if "payment_intent" in container and "type" in container and "object" not in container:
+        return "invoice_payment.payment"
     return ""
 
 

@@ -100,6 +100,20 @@ def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
 
 
+# An invoice created, finalized (with its PaymentIntent) and paid at once.
+PAID_INVOICE = [
+    "invoice.created",
+    "payment_intent.created",
+    "invoice.finalized",
+    "payment_intent.succeeded",
+    "invoice_payment.paid",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+]
+# An invoice with nothing due: no PaymentIntent, paid at finalization.
+FREE_INVOICE = ["invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"]
+
+
 # --- authentication, API version, HTTP surface -------------------------------------------------
 
 
@@ -845,15 +859,8 @@ def test_complete_checkout_creates_a_paid_subscription(fake: FakeStripe, client:
     customer = new_customer(client)
     session = client.v1.checkout.sessions.create(params=session_params(customer=customer.id))
     events = fake.complete_checkout(session.id)
-    assert types(events) == [
-        "customer.subscription.created",
-        "invoice.created",
-        "invoice.finalized",
-        "invoice.paid",
-        "invoice.payment_succeeded",
-        "checkout.session.completed",
-    ]
-    assert fake.events[-6:] == events
+    assert types(events) == ["customer.subscription.created", *PAID_INVOICE, "checkout.session.completed"]
+    assert fake.events[-9:] == events
     for event in events:
         assert event["id"].startswith("evt_")
         assert (event["object"], event["api_version"], event["livemode"], event["pending_webhooks"]) == (
@@ -886,7 +893,7 @@ def test_complete_checkout_creates_a_paid_subscription(fake: FakeStripe, client:
         assert (item["current_period_start"], item["current_period_end"]) == (START, FEB_28)
         assert item["price"]["recurring"]["interval"] == "month"
 
-    created, finalized, paid, succeeded = (event["data"]["object"] for event in events[1:5])
+    created, finalized, paid, succeeded = (events[n]["data"]["object"] for n in (1, 3, 6, 7))
     assert (created["status"], finalized["status"], paid["status"]) == ("draft", "open", "paid")
     assert created["number"] is None
     assert finalized["number"].endswith("-0001")
@@ -901,6 +908,14 @@ def test_complete_checkout_creates_a_paid_subscription(fake: FakeStripe, client:
     }
     for removed in ("subscription", "paid", "charge", "payment_intent"):
         assert removed not in paid
+    for includable in ("payments", "confirmation_secret"):  # only when expanded
+        assert includable not in paid
+    intent = events[2]["data"]["object"]
+    assert (intent["object"], intent["status"], intent["amount"]) == ("payment_intent", "requires_payment_method", 11700)
+    assert events[4]["data"]["object"]["status"] == "succeeded"
+    invoice_payment = events[5]["data"]["object"]
+    assert (invoice_payment["invoice"], invoice_payment["status"], invoice_payment["amount_paid"]) == (paid["id"], "paid", 11700)
+    assert invoice_payment["payment"] == {"type": "payment_intent", "payment_intent": intent["id"]}
     assert [line["parent"]["subscription_item_details"]["subscription_item"] for line in paid["lines"]["data"]] == [
         i["id"] for i in items
     ]
@@ -953,18 +968,15 @@ def test_trial_subscription(fake: FakeStripe, client: stripe.StripeClient) -> No
     assert subscription["status"] == "trialing"
     assert (subscription["trial_start"], subscription["trial_end"]) == (START, START + 14 * DAY)
     assert subscription["items"]["data"][0]["current_period_end"] == START + 14 * DAY
+    assert types(events) == ["customer.subscription.created", *FREE_INVOICE, "checkout.session.completed"]
     invoice = events[-2]["data"]["object"]
     assert (invoice["amount_due"], invoice["status"]) == (0, "paid")
+    expanded: Any = client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]})
+    assert expanded.payments.data == []
     assert events[-1]["data"]["object"]["payment_status"] == "no_payment_required"
     assert types(fake.trial_will_end(subscription_id)) == ["customer.subscription.trial_will_end"]
     renewal = fake.renew_subscription(subscription_id)
-    assert types(renewal) == [
-        "customer.subscription.updated",
-        "invoice.created",
-        "invoice.finalized",
-        "invoice.paid",
-        "invoice.payment_succeeded",
-    ]
+    assert types(renewal) == ["customer.subscription.updated", *PAID_INVOICE]
     assert renewal[0]["data"]["previous_attributes"]["status"] == "trialing"
     assert renewal[-1]["data"]["object"]["amount_paid"] == 11700
 
@@ -1032,14 +1044,8 @@ def test_api_subscription_update(fake: FakeStripe, client: stripe.StripeClient, 
     )
     assert updated["items"].data[1].quantity == 4
     assert updated.metadata.to_dict() == {"org_id": "org_demo", "plan": "pro"}
-    new_events = fake.events[-5:]
-    assert types(new_events) == [
-        "customer.subscription.updated",
-        "invoice.created",
-        "invoice.finalized",
-        "invoice.paid",
-        "invoice.payment_succeeded",
-    ]
+    new_events = fake.events[-8:]
+    assert types(new_events) == ["customer.subscription.updated", *PAID_INVOICE]
     assert new_events[0]["request"] == {"id": fake.requests[-1].request_id, "idempotency_key": "upgrade-1"}
     previous = new_events[0]["data"]["previous_attributes"]
     assert set(previous) == {"items", "latest_invoice", "metadata"}
@@ -1093,6 +1099,41 @@ def test_api_subscription_update_rejections(
     assert state_of(fake) == before
 
 
+def test_cancel_at_and_cancel_at_period_end(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id, _ = subscribed(fake, client)
+
+    def update(**params: Any) -> tuple[bool, int | None, int | None]:
+        updated = client.v1.subscriptions.update(subscription_id, params=cast(Any, params))
+        return updated.cancel_at_period_end, updated.cancel_at, updated.canceled_at
+
+    # cancel_at_period_end=true also sets cancel_at (the period end); either parameter alone clears both.
+    assert update(cancel_at_period_end=True) == (True, FEB_28, START)
+    assert update(cancel_at="") == (False, None, None)
+    assert update(cancel_at_period_end=True) == (True, FEB_28, START)
+    assert update(cancel_at_period_end=False) == (False, None, None)
+    # A cancellation at the period end as cancel_at (the Dashboard; the portal in flexible billing mode).
+    assert update(cancel_at="max_period_end") == (False, FEB_28, START)
+    assert update(cancel_at_period_end=False) == (False, None, None)
+    [portal] = fake.update_subscription(subscription_id, cancel_at="max_period_end")
+    assert portal["data"]["object"]["cancel_at"] == FEB_28
+    assert portal["data"]["object"]["cancel_at_period_end"] is False
+    assert fake.update_subscription(subscription_id, cancel_at="")[0]["data"]["object"]["cancel_at"] is None
+    # Both in one request are refused, even to clear (Stripe: "Received both ... Please pass in only one.").
+    with pytest.raises(stripe.InvalidRequestError, match="Received both cancel_at_period_end and cancel_at") as raised:
+        update(cancel_at="", cancel_at_period_end=False)
+    assert raised.value.param == "cancel_at"
+    # Before the period end Stripe prorates the unused time; the fake only takes that without prorations.
+    with pytest.raises(stripe.InvalidRequestError) as unsupported:
+        update(cancel_at=START + 10 * DAY)
+    assert unsupported.value.code == "parameter_unsupported_by_fake"
+    assert update(cancel_at=START + 10 * DAY, proration_behavior="none") == (False, START + 10 * DAY, START)
+    with pytest.raises(stripe.InvalidRequestError, match="future"):
+        update(cancel_at=START - 1, proration_behavior="none")
+    ended = fake.renew_subscription(subscription_id)
+    assert types(ended) == ["customer.subscription.deleted"]
+    assert ended[0]["data"]["object"]["ended_at"] == START + 10 * DAY
+
+
 def test_api_cancel_subscription(fake: FakeStripe, client: stripe.StripeClient) -> None:
     subscription_id, _ = subscribed(fake, client)
     canceled = client.v1.subscriptions.cancel(
@@ -1114,8 +1155,15 @@ def test_api_cancel_subscription(fake: FakeStripe, client: stripe.StripeClient) 
 def test_failed_payment_and_recovery(fake: FakeStripe, client: stripe.StripeClient) -> None:
     subscription_id, _ = subscribed(fake, client)
     failed = fake.fail_payment(subscription_id)
-    assert types(failed) == ["invoice.created", "invoice.finalized", "invoice.payment_failed", "customer.subscription.updated"]
-    invoice = failed[2]["data"]["object"]
+    assert types(failed) == [
+        "invoice.created",
+        "payment_intent.created",
+        "invoice.finalized",
+        "payment_intent.payment_failed",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+    ]
+    invoice = failed[4]["data"]["object"]
     assert (invoice["billing_reason"], invoice["status"], invoice["attempt_count"], invoice["amount_remaining"]) == (
         "subscription_cycle",
         "open",
@@ -1129,11 +1177,18 @@ def test_failed_payment_and_recovery(fake: FakeStripe, client: stripe.StripeClie
     assert updated["object"]["status"] == "past_due"
     assert updated["previous_attributes"]["status"] == "active"
     assert updated["object"]["items"]["data"][0]["current_period_start"] == FEB_28
-    assert types(fake.fail_payment(subscription_id)) == ["invoice.payment_failed"]
+    assert failed[3]["data"]["object"]["last_payment_error"]["decline_code"] == "generic_decline"
+    assert types(fake.fail_payment(subscription_id)) == ["payment_intent.payment_failed", "invoice.payment_failed"]
     assert fake.invoices[invoice["id"]]["attempt_count"] == 2
 
     recovered = fake.pay_latest_invoice(subscription_id)
-    assert types(recovered) == ["invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated"]
+    assert types(recovered) == [
+        "payment_intent.succeeded",
+        "invoice_payment.paid",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "customer.subscription.updated",
+    ]
     assert recovered[-1]["data"]["previous_attributes"] == {"status": "past_due"}
     assert fake.subscriptions[subscription_id]["status"] == "active"
     with pytest.raises(FakeStripeError):
@@ -1222,7 +1277,7 @@ def test_events_api(fake: FakeStripe, client: stripe.StripeClient) -> None:
     assert fetched.last_response is not None
     assert json.loads(fetched.last_response.body) == events[0]
     listed = client.v1.events.list(params={"type": "invoice.*"})
-    assert [e.type for e in listed.data] == list(reversed(types(events[1:5])))
+    assert [e.type for e in listed.data] == list(reversed([t for t in types(events) if t.startswith("invoice.")]))
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.events.retrieve("evt_nope")
 

@@ -10,12 +10,12 @@ import copy
 import json
 from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import stripe
 
-from tests.stripe_fake import FakeStripe, FakeStripeError, make_stripe_client
+from tests.stripe_fake import CardDeclined, FakeStripe, FakeStripeError, make_stripe_client
 from tests.support.clock import ManualClock
 
 # 2026-01-31 00:00:00 UTC: the first period ends Feb 28 (28 days), the next one Mar 31.
@@ -58,9 +58,15 @@ def prorated(amount: int, at: int, start: int = START, end: int = FEB_28) -> int
 
 
 def subscribe(
-    fake: FakeStripe, client: stripe.StripeClient, *, sites: int = 2, base: str = "price_pro_base", email: str = "o@example.com"
+    fake: FakeStripe,
+    client: stripe.StripeClient,
+    *,
+    sites: int = 2,
+    base: str = "price_pro_base",
+    email: str = "o@example.com",
+    card: str = "4242424242424242",
 ) -> str:
-    """A customer who paid in Checkout for `base` and `sites` x Pro site; returns the subscription id."""
+    """A customer who paid in Checkout (with `card`) for `base` and `sites` x Pro site; returns the subscription id."""
     line_items: Any = [{"price": base, "quantity": 1}]
     if sites:
         line_items.append({"price": "price_pro_site", "quantity": sites})
@@ -73,7 +79,7 @@ def subscribe(
             "success_url": "https://app.example.com/billing/success",
         }
     )
-    events = fake.complete_checkout(session.id)
+    events = fake.complete_checkout(session.id, card)
     subscription_id: str = events[0]["data"]["object"]["id"]
     return subscription_id
 
@@ -105,6 +111,9 @@ def state_of(fake: FakeStripe) -> str:
             "subscriptions": fake.subscriptions,
             "invoices": fake.invoices,
             "invoice_items": fake.invoice_items,
+            "payment_methods": fake.payment_methods,
+            "payment_intents": fake.payment_intents,
+            "invoice_payments": fake.invoice_payments,
             "events": fake.events,
         },
         sort_keys=True,
@@ -113,6 +122,17 @@ def state_of(fake: FakeStripe) -> str:
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
+
+
+PAID_INVOICE = [
+    "invoice.created",
+    "payment_intent.created",
+    "invoice.finalized",
+    "payment_intent.succeeded",
+    "invoice_payment.paid",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+]
 
 
 def preview(client: stripe.StripeClient, subscription_id: str, **details: Any) -> Any:
@@ -262,13 +282,7 @@ def test_always_invoice_charges_what_the_preview_showed(
         subscription_id, params={"items": changes, "proration_behavior": "always_invoice", "proration_date": MID}
     )
     new_events = fake.events[emitted:]
-    assert types(new_events) == [
-        "customer.subscription.updated",
-        "invoice.created",
-        "invoice.finalized",
-        "invoice.paid",
-        "invoice.payment_succeeded",
-    ]
+    assert types(new_events) == ["customer.subscription.updated", *PAID_INVOICE]
     previous = new_events[0]["data"]["previous_attributes"]
     assert set(previous) == {"items", "latest_invoice"}
     assert previous["items"]["data"] == before["items"]["data"]
@@ -417,13 +431,7 @@ def test_the_simulation_prorates_like_the_api(fake: FakeStripe, client: stripe.S
         proration_behavior="always_invoice",
         proration_date=MID,
     )
-    assert types(events) == [
-        "customer.subscription.updated",
-        "invoice.created",
-        "invoice.finalized",
-        "invoice.paid",
-        "invoice.payment_succeeded",
-    ]
+    assert types(events) == ["customer.subscription.updated", *PAID_INVOICE]
     assert events[-1]["data"]["object"]["amount_paid"] == prorated(3 * 1900, MID) - prorated(2 * 1900, MID)
     [pending] = fake.update_subscription(subscription_id, items=[{"price": "price_pro_base", "quantity": 1}])
     assert pending["type"] == "customer.subscription.updated"
@@ -562,6 +570,640 @@ def test_update_rejects_a_proration_date_outside_the_period(fake: FakeStripe, cl
             )
         assert raised.value.param == "proration_date"
     assert state_of(fake) == before
+
+
+# --- payments on subscription changes -------------------------------------------------------------
+#
+# Who pays decides: the card the customer gave Checkout (saved for off-session use), or the one
+# they saved later in the portal (set_default_card). An always_invoice change is charged at once.
+
+OK = "4242424242424242"
+SCA_ONCE = "4000002500003155"  # authenticates in Checkout, then off-session charges go through
+SCA_ALWAYS = "4000002760003184"  # every charge needs the cardholder
+DECLINES_LATER = "4000000000000341"  # attaches, every charge is declined
+THREE_DS_MESSAGE = "requires additional user action"
+
+
+def upgrade_params(fake: FakeStripe, subscription_id: str, **extra: Any) -> Any:
+    """Pro -> Enterprise at MID, invoiced now (the site item's price stays: Pro site)."""
+    base_id = item_ids(fake, subscription_id)[0]
+    return {
+        "items": [{"id": base_id, "price": "price_enterprise_base", "quantity": 1}],
+        "proration_behavior": "always_invoice",
+        "proration_date": MID,
+        **extra,
+    }
+
+
+def customer_of(fake: FakeStripe, subscription_id: str) -> str:
+    return str(fake.subscriptions[subscription_id]["customer"])
+
+
+def with_card(fake: FakeStripe, client: stripe.StripeClient, card: str) -> str:
+    """A Pro subscription paid with 4242 in Checkout whose default card is then `card` (saved in the portal)."""
+    subscription_id = subscribe(fake, client)
+    if card != OK:
+        fake.set_default_card(customer_of(fake, subscription_id), card)
+    return subscription_id
+
+
+def intent_of(client: stripe.StripeClient, invoice_id: str) -> Any:
+    """The invoice's PaymentIntent, through the one expansion path that reaches it from the invoice."""
+    invoice: Any = client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments.data.payment.payment_intent"]})
+    [payment] = invoice.payments.data
+    return payment.payment.payment_intent
+
+
+@pytest.mark.parametrize(
+    ("card", "via_checkout", "intent_status", "failure_events"),
+    [
+        pytest.param(OK, True, "succeeded", [], id="4242"),
+        pytest.param(SCA_ONCE, True, "succeeded", [], id="3155-set-up-in-checkout"),
+        pytest.param(
+            DECLINES_LATER,
+            False,
+            "requires_payment_method",
+            ["payment_intent.payment_failed", "invoice.payment_failed"],
+            id="0341",
+        ),
+        pytest.param(
+            SCA_ALWAYS,
+            True,
+            "requires_action",
+            ["payment_intent.requires_action", "invoice.payment_failed", "invoice.payment_action_required"],
+            id="3184",
+        ),
+    ],
+)
+def test_allow_incomplete_is_the_default_and_applies_the_change_whatever_the_card(
+    fake: FakeStripe,
+    client: stripe.StripeClient,
+    clock: ManualClock,
+    card: str,
+    via_checkout: bool,
+    intent_status: str,
+    failure_events: list[str],
+) -> None:
+    subscription_id = subscribe(fake, client, card=card) if via_checkout else with_card(fake, client, card)
+    clock.now = MID
+    params = upgrade_params(fake, subscription_id)
+    shown = preview(client, subscription_id, **{k: v for k, v in params.items() if k != "expand"})
+    emitted = len(fake.events)
+    updated: Any = client.v1.subscriptions.update(subscription_id, params=cast(Any, {**params, "expand": ["latest_invoice"]}))
+    paid = intent_status == "succeeded"
+    expected = ["customer.subscription.updated", "invoice.created", "payment_intent.created", "invoice.finalized"]
+    expected += PAID_INVOICE[3:] if paid else failure_events
+    assert types(fake.events[emitted:]) == expected
+    # The change is applied either way; only the status tells whether it was paid.
+    assert updated["items"].data[0].price.id == "price_enterprise_base"
+    assert updated.pending_update is None
+    assert updated.status == ("active" if paid else "past_due")
+    invoice = updated.latest_invoice
+    assert (invoice.status, invoice.amount_due, invoice.attempt_count, invoice.attempted) == (
+        "paid" if paid else "open",
+        shown["amount_due"],
+        1,
+        True,
+    )
+    assert invoice.hosted_invoice_url.startswith("https://invoice.stripe.com/i/acct_fake/test_")
+    intent = intent_of(client, invoice.id)
+    assert (intent.status, intent.amount, intent.customer) == (intent_status, shown["amount_due"], updated.customer)
+    assert intent.client_secret.startswith(f"{intent.id}_secret_")
+    assert intent.payment_method == updated.default_payment_method
+    if card == DECLINES_LATER:
+        error = intent.last_payment_error
+        assert (error.type, error.code, error.decline_code, error.message) == (
+            "card_error",
+            "card_declined",
+            "generic_decline",
+            "Your card was declined.",
+        )
+        assert invoice.next_payment_attempt == MID + 3 * DAY
+    if card == SCA_ALWAYS:
+        assert intent.last_payment_error is None
+        assert intent.next_action.type == "use_stripe_sdk"
+        assert intent.next_action.use_stripe_sdk["stripe_js"].startswith("https://hooks.stripe.com/3d_secure_2/hosted?")
+
+
+def test_a_card_that_declines_every_charge_gets_through_checkout_only_without_a_charge(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    customer: Any = client.v1.customers.create(params={"email": "o@example.com"})
+    params: Any = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": "price_pro_base", "quantity": 1}],
+        "success_url": "https://app.example.com/billing/success",
+    }
+    session: Any = client.v1.checkout.sessions.create(params=params)
+    before = state_of(fake)
+    with pytest.raises(CardDeclined) as declined:
+        fake.complete_checkout(session.id, "4000 0000 0000 0341")
+    assert declined.value.decline_code == "generic_decline"
+    assert state_of(fake) == before
+    # With a trial nothing is charged: the card is saved, and the first charge after the trial fails.
+    trial: Any = client.v1.checkout.sessions.create(params=cast(Any, {**params, "subscription_data": {"trial_period_days": 7}}))
+    subscription_id = fake.complete_checkout(trial.id, "4000 0000 0000 0341")[0]["data"]["object"]["id"]
+    renewal = fake.renew_subscription(subscription_id)
+    assert types(renewal)[-3:] == ["payment_intent.payment_failed", "invoice.payment_failed", "customer.subscription.updated"]
+    assert fake.subscriptions[subscription_id]["status"] == "past_due"
+
+
+def test_renewals_follow_the_card(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    subscription_id = subscribe(fake, client, card=SCA_ALWAYS)  # Checkout ran the challenge
+    renewal = fake.renew_subscription(subscription_id)
+    assert types(renewal) == [
+        "invoice.created",
+        "payment_intent.created",
+        "invoice.finalized",
+        "payment_intent.requires_action",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+        "customer.subscription.updated",
+    ]
+    invoice = renewal[-2]["data"]["object"]
+    assert (invoice["status"], invoice["billing_reason"]) == ("open", "subscription_cycle")
+    assert renewal[-1]["data"]["object"]["status"] == "past_due"
+    intent = fake.invoice_payment_intent(invoice["id"])
+    assert intent is not None and intent["status"] == "requires_action"
+    # The cardholder authenticates (Stripe.js with the client_secret, or the hosted invoice page).
+    done = fake.authenticate_payment(intent["id"])
+    assert types(done) == [*PAID_INVOICE[3:], "customer.subscription.updated"]
+    assert done[-1]["data"]["previous_attributes"] == {"status": "past_due"}
+    assert fake.invoices[invoice["id"]]["attempt_count"] == 1  # the challenge finished the same attempt
+
+
+def pending_change(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock, card: str) -> tuple[str, Any]:
+    subscription_id = with_card(fake, client, card)
+    clock.now = MID
+    updated: Any = client.v1.subscriptions.update(
+        subscription_id, params=upgrade_params(fake, subscription_id, payment_behavior="pending_if_incomplete")
+    )
+    return subscription_id, updated
+
+
+def test_pending_if_incomplete_applies_nothing_until_the_declined_invoice_is_paid(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = with_card(fake, client, DECLINES_LATER)
+    before = copy.deepcopy(fake.subscriptions[subscription_id])
+    clock.now = MID
+    params = upgrade_params(fake, subscription_id, payment_behavior="pending_if_incomplete")
+    shown = preview(client, subscription_id, **{k: v for k, v in params.items() if k != "payment_behavior"})
+    emitted = len(fake.events)
+    updated: Any = client.v1.subscriptions.update(
+        subscription_id, params=cast(Any, {**params, "expand": ["latest_invoice"]})
+    )  # 200
+    assert types(fake.events[emitted:]) == [
+        "customer.subscription.updated",
+        "invoice.created",
+        "payment_intent.created",
+        "invoice.finalized",
+        "payment_intent.payment_failed",
+        "invoice.payment_failed",
+    ]
+    assert set(fake.events[emitted]["data"]["previous_attributes"]) == {"latest_invoice", "pending_update"}
+    # Nothing of the change is applied: items, status and period as before.
+    assert updated.status == "active"
+    assert [(i.id, i.price.id, i.quantity) for i in updated["items"].data] == [
+        (i["id"], i["price"]["id"], i["quantity"]) for i in before["items"]["data"]
+    ]
+    pending = updated.pending_update.to_dict()
+    assert pending["expires_at"] == MID + 23 * 3600
+    assert (pending["billing_cycle_anchor"], pending["cancel_at_period_end"], pending["metadata"]) == (None, None, None)
+    assert (pending["trial_end"], pending["trial_from_plan"], pending["discounts"]) == (None, None, None)
+    assert [(i["id"], i["price"]["id"], i["quantity"]) for i in pending["subscription_items"]] == [
+        (before["items"]["data"][0]["id"], "price_enterprise_base", 1),
+        (before["items"]["data"][1]["id"], "price_pro_site", 2),
+    ]
+    invoice = updated.latest_invoice
+    assert (invoice.status, invoice.amount_due, invoice.billing_reason) == ("open", shown["amount_due"], "subscription_update")
+    assert intent_of(client, invoice.id).status == "requires_payment_method"
+    # Paying again with the same card: declined again, still pending with the same expiry.
+    fake.pay_invoice(invoice.id)
+    assert fake.subscriptions[subscription_id]["pending_update"]["expires_at"] == MID + 23 * 3600
+    # The customer pays on the hosted invoice page with a card that works: the change applies.
+    clock.advance(600)
+    paid = fake.pay_invoice(invoice.id, OK)
+    assert types(paid) == [
+        *PAID_INVOICE[3:],
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.updated",
+    ]
+    assert set(paid[-1]["data"]["previous_attributes"]) == {"items", "pending_update"}
+    after = fake.subscriptions[subscription_id]
+    assert after["pending_update"] is None
+    assert [(i["price"]["id"], i["quantity"]) for i in after["items"]["data"]] == [
+        ("price_enterprise_base", 1),
+        ("price_pro_site", 2),
+    ]
+    assert (fake.invoices[invoice.id]["status"], fake.invoices[invoice.id]["attempt_count"]) == ("paid", 3)
+    # The card typed in paid this invoice only: the saved default stays.
+    assert fake.payment_intents[intent_of(client, invoice.id).id]["payment_method"] != after["default_payment_method"]
+
+
+def test_pending_if_incomplete_with_3d_secure_waits_for_the_challenge(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, SCA_ALWAYS)
+    assert updated.pending_update is not None
+    assert types(fake.events[-3:]) == [
+        "payment_intent.requires_action",
+        "invoice.payment_failed",
+        "invoice.payment_action_required",
+    ]
+    invoice: Any = client.v1.invoices.retrieve(
+        str(updated.latest_invoice), params={"expand": ["payments", "confirmation_secret"]}
+    )
+    intent_id = invoice.payments.data[0].payment.payment_intent
+    assert isinstance(intent_id, str)
+    intent: Any = client.v1.payment_intents.retrieve(intent_id)
+    assert (intent.status, intent.client_secret) == ("requires_action", invoice.confirmation_secret.client_secret)
+    assert invoice.confirmation_secret.type == "payment_intent"
+    # A failed challenge leaves everything pending.
+    fake.authenticate_payment(intent_id, succeed=False)
+    failed: Any = client.v1.payment_intents.retrieve(intent_id)
+    assert (failed.status, failed.last_payment_error.code) == ("requires_payment_method", "payment_intent_authentication_failure")
+    assert fake.subscriptions[subscription_id]["pending_update"] is not None
+    with pytest.raises(FakeStripeError, match="not requires_action"):
+        fake.authenticate_payment(intent_id)
+    # Paying with the saved card asks for the challenge again; completing it applies the change.
+    fake.pay_invoice(invoice.id)
+    assert fake.payment_intents[intent_id]["status"] == "requires_action"
+    done = fake.authenticate_payment(intent_id)
+    assert "customer.subscription.pending_update_applied" in types(done)
+    assert fake.subscriptions[subscription_id]["items"]["data"][0]["price"]["id"] == "price_enterprise_base"
+    with_secret: Any = client.v1.payment_intents.retrieve(intent_id, params={"client_secret": intent.client_secret})
+    assert with_secret.status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.retrieve(intent_id, params={"client_secret": "pi_x_secret_wrong"})
+    assert raised.value.param == "client_secret"
+
+
+def test_pending_if_incomplete_is_applied_at_once_when_the_payment_succeeds(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, OK)
+    assert updated.pending_update is None
+    assert updated["items"].data[0].price.id == "price_enterprise_base"
+    assert fake.invoices[str(updated.latest_invoice)]["status"] == "paid"
+    # A downgrade charges nothing (the credit goes to the balance): applied at once too.
+    downgrade: Any = client.v1.subscriptions.update(
+        subscription_id,
+        params={
+            "items": [{"id": item_ids(fake, subscription_id)[0], "price": "price_pro_base"}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+    assert (downgrade.pending_update, downgrade["items"].data[0].price.id) == (None, "price_pro_base")
+
+
+def test_a_pending_update_expires_after_23_hours_and_its_invoice_is_voided(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    invoice_id = str(updated.latest_invoice)
+    intent_id = intent_of(client, invoice_id).id
+    pending = copy.deepcopy(fake.subscriptions[subscription_id]["pending_update"])
+    clock.advance(23 * 3600 - 1)
+    assert fake.tick() == []
+    clock.advance(1)
+    expired = fake.tick()
+    assert types(expired) == [
+        "payment_intent.canceled",
+        "invoice.voided",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.updated",
+    ]
+    assert expired[-1]["data"]["previous_attributes"] == {"pending_update": pending}
+    subscription: Any = client.v1.subscriptions.retrieve(subscription_id, params={"expand": ["latest_invoice"]})
+    assert (subscription.pending_update, subscription.status) == (None, "active")
+    assert subscription["items"].data[0].price.id == "price_pro_base"
+    assert subscription.latest_invoice.status == "void"
+    assert subscription.latest_invoice.status_transitions.voided_at == MID + 23 * 3600
+    intent: Any = client.v1.payment_intents.retrieve(intent_id)
+    assert (intent.status, intent.cancellation_reason) == ("canceled", "void_invoice")
+    with pytest.raises(FakeStripeError, match="void"):
+        fake.pay_invoice(invoice_id, OK)
+
+
+def test_a_pending_update_never_outlives_the_period(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id = with_card(fake, client, DECLINES_LATER)
+    clock.now = FEB_28 - 3600
+    site_id = item_ids(fake, subscription_id)[1]
+    updated: Any = client.v1.subscriptions.update(
+        subscription_id,
+        params={
+            "items": [{"id": site_id, "quantity": 9}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+    assert updated.pending_update.expires_at == FEB_28
+    # The renewal (at the period end) finds it expired; the renewal bills the old items.
+    renewal = fake.renew_subscription(subscription_id)
+    assert types(renewal)[:4] == [
+        "payment_intent.canceled",
+        "invoice.voided",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.updated",
+    ]
+    assert fake.subscriptions[subscription_id]["items"]["data"][1]["quantity"] == 2
+
+
+def test_pending_updates_take_metadata_and_cancel_at_period_end_since_endive(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = with_card(fake, client, DECLINES_LATER)
+    clock.now = MID
+    params = upgrade_params(fake, subscription_id, payment_behavior="pending_if_incomplete", cancel_at_period_end=True)
+    params["metadata"] = {"plan": "enterprise"}
+    updated: Any = client.v1.subscriptions.update(subscription_id, params=params)
+    assert (updated.metadata.to_dict(), updated.cancel_at_period_end) == ({}, False)
+    assert (updated.pending_update.metadata.to_dict(), updated.pending_update.cancel_at_period_end) == (
+        {"plan": "enterprise"},
+        True,
+    )
+    fake.pay_invoice(str(updated.latest_invoice), OK)
+    after = fake.subscriptions[subscription_id]
+    assert after["metadata"] == {"plan": "enterprise"}
+    assert (after["cancel_at_period_end"], after["cancel_at"], after["canceled_at"]) == (True, FEB_28, MID)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        pytest.param({"description": "Enterprise"}, "description", id="description"),
+        pytest.param({"cancel_at": FEB_28}, "cancel_at", id="cancel_at"),
+        pytest.param({"cancellation_details": {"comment": "x"}}, "cancellation_details", id="cancellation_details"),
+        pytest.param({"pause_collection": {"behavior": "void"}}, "pause_collection", id="pause_collection"),
+    ],
+)
+def test_pending_if_incomplete_refuses_what_a_pending_update_cannot_hold(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock, extra: Any, param: str
+) -> None:
+    subscription_id = with_card(fake, client, DECLINES_LATER)
+    clock.now = MID
+    before = state_of(fake)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.subscriptions.update(
+            subscription_id, params=upgrade_params(fake, subscription_id, payment_behavior="pending_if_incomplete", **extra)
+        )
+    assert (raised.value.http_status, raised.value.param) == (400, param)
+    assert "pending_if_incomplete" in str(raised.value.user_message)
+    items: Any = [{"id": item_ids(fake, subscription_id)[1], "quantity": 3, "metadata": {"a": "b"}}]
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.subscriptions.update(subscription_id, params={"items": items, "payment_behavior": "pending_if_incomplete"})
+    assert raised.value.param == "items[0][metadata]"
+    assert state_of(fake) == before
+
+
+def test_a_conflicting_update_expires_the_pending_one(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    first_invoice = str(updated.latest_invoice)
+    # Metadata alone does not conflict: the pending update stays.
+    client.v1.subscriptions.update(subscription_id, params={"metadata": {"note": "x"}})
+    assert fake.subscriptions[subscription_id]["pending_update"] is not None
+    # New items do: the old pending update expires (its invoice voided), the new change is charged.
+    fake.set_default_card(customer_of(fake, subscription_id), OK)
+    emitted = len(fake.events)
+    site_id = item_ids(fake, subscription_id)[1]
+    changed: Any = client.v1.subscriptions.update(
+        subscription_id,
+        params={
+            "items": [{"id": site_id, "quantity": 5}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+    assert types(fake.events[emitted : emitted + 4]) == [
+        "payment_intent.canceled",
+        "invoice.voided",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.updated",
+    ]
+    assert fake.invoices[first_invoice]["status"] == "void"
+    assert changed.pending_update is None
+    assert [(i.price.id, i.quantity) for i in changed["items"].data] == [("price_pro_base", 1), ("price_pro_site", 5)]
+
+
+def test_canceling_discards_a_pending_update(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    client.v1.subscriptions.cancel(subscription_id)
+    assert types(fake.events[-5:]) == [
+        "payment_intent.canceled",
+        "invoice.voided",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    ]
+    assert fake.invoices[str(updated.latest_invoice)]["status"] == "void"
+
+
+@pytest.mark.parametrize(
+    ("card", "code", "decline_code", "message"),
+    [
+        pytest.param(DECLINES_LATER, "card_declined", "generic_decline", "Your card was declined.", id="0341"),
+        pytest.param(SCA_ALWAYS, "subscription_payment_intent_requires_action", None, THREE_DS_MESSAGE, id="3184"),
+    ],
+)
+def test_error_if_incomplete_answers_402_and_applies_nothing(
+    fake: FakeStripe,
+    client: stripe.StripeClient,
+    clock: ManualClock,
+    card: str,
+    code: str,
+    decline_code: str | None,
+    message: str,
+) -> None:
+    subscription_id = with_card(fake, client, card)
+    clock.now = MID
+    params = upgrade_params(fake, subscription_id, payment_behavior="error_if_incomplete")
+    before = state_of(fake)
+    with pytest.raises(stripe.CardError) as raised:
+        client.v1.subscriptions.update(subscription_id, params=params, options={"idempotency_key": "change-1"})
+    error: Any = raised.value
+    assert (error.http_status, error.code, error.error.type) == (402, code, "card_error")
+    assert error.error.decline_code == decline_code
+    assert message in str(error.user_message)
+    assert state_of(fake) == before
+    # The 402 is the key's stored result.
+    with pytest.raises(stripe.CardError):
+        client.v1.subscriptions.update(subscription_id, params=params, options={"idempotency_key": "change-1"})
+    assert fake.requests[-1].replayed
+
+
+def test_default_incomplete_applies_the_change_and_waits_for_confirmation(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = subscribe(fake, client)
+    clock.now = MID
+    emitted = len(fake.events)
+    updated: Any = client.v1.subscriptions.update(
+        subscription_id, params=upgrade_params(fake, subscription_id, payment_behavior="default_incomplete")
+    )
+    assert types(fake.events[emitted:]) == [
+        "customer.subscription.updated",
+        "invoice.created",
+        "payment_intent.created",
+        "invoice.finalized",
+    ]
+    assert (updated.status, updated["items"].data[0].price.id, updated.pending_update) == (
+        "past_due",
+        "price_enterprise_base",
+        None,
+    )
+    invoice = fake.invoices[str(updated.latest_invoice)]
+    assert (invoice["status"], invoice["attempt_count"], invoice["attempted"]) == ("open", 0, False)
+    assert intent_of(client, invoice["id"]).status == "requires_payment_method"
+    assert types(fake.pay_latest_invoice(subscription_id))[-1] == "customer.subscription.updated"
+    assert fake.subscriptions[subscription_id]["status"] == "active"
+
+
+def test_expansion_paths_to_the_payment(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, SCA_ALWAYS)
+    invoice_id = str(updated.latest_invoice)
+    plain: Any = client.v1.invoices.retrieve(invoice_id)
+    assert "payments" not in plain and "confirmation_secret" not in plain  # includable: only when expanded
+    sub: Any = client.v1.subscriptions.retrieve(
+        subscription_id, params={"expand": ["latest_invoice.payments", "latest_invoice.confirmation_secret"]}
+    )
+    [payment] = sub.latest_invoice.payments.data
+    assert (payment.object, payment.is_default, payment.status, payment.invoice) == ("invoice_payment", True, "open", invoice_id)
+    assert payment.amount_requested == sub.latest_invoice.amount_due
+    assert payment.payment.type == "payment_intent" and isinstance(payment.payment.payment_intent, str)
+    assert sub.latest_invoice.payments.url == f"/v1/invoice_payments?invoice={invoice_id}"
+    assert sub.latest_invoice.confirmation_secret.client_secret.startswith(payment.payment.payment_intent)
+    # Four levels at most (a list's `data` counts): from the subscription the PaymentIntent is one too deep.
+    with pytest.raises(stripe.InvalidRequestError, match="more than 4 levels"):
+        client.v1.subscriptions.retrieve(
+            subscription_id, params={"expand": ["latest_invoice.payments.data.payment.payment_intent"]}
+        )
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        client.v1.subscriptions.retrieve(subscription_id, params={"expand": ["latest_invoice.payment_intent"]})
+    listed: Any = client.v1.invoice_payments.list(params={"invoice": invoice_id, "expand": ["data.payment.payment_intent"]})
+    assert listed.data[0].payment.payment_intent.status == "requires_action"
+    by_intent: Any = client.v1.invoice_payments.list(
+        params={"payment": {"type": "payment_intent", "payment_intent": payment.payment.payment_intent}}
+    )
+    assert [p.id for p in by_intent.data] == [payment.id]
+    fetched: Any = client.v1.invoice_payments.retrieve(payment.id, params={"expand": ["invoice"]})
+    assert fetched.invoice.id == invoice_id
+    charged = next(pi for pi in fake.payment_intents.values() if pi["status"] == "succeeded")  # Checkout's
+    assert charged["latest_charge"].startswith("ch_")
+    with pytest.raises(stripe.InvalidRequestError, match="fake keeps no Charge"):
+        client.v1.payment_intents.retrieve(charged["id"], params={"expand": ["latest_charge"]})
+    intent: Any = client.v1.payment_intents.retrieve(payment.payment.payment_intent, params={"expand": ["payment_method"]})
+    assert intent.payment_method.card.last4 == "3184"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.payment_intents.retrieve("pi_nope")
+    assert missing.value.http_status == 404
+
+
+def test_pay_endpoint_records_declines_and_applies_a_paid_pending_update(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    invoice_id = str(updated.latest_invoice)
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.invoices.pay(invoice_id)
+    assert (declined.value.http_status, declined.value.code, cast(Any, declined.value).error.decline_code) == (
+        402,
+        "card_declined",
+        "generic_decline",
+    )
+    assert fake.invoices[invoice_id]["attempt_count"] == 2  # recorded, not rolled back
+    fake.set_default_card(customer_of(fake, subscription_id), SCA_ALWAYS)
+    with pytest.raises(stripe.CardError) as action:
+        client.v1.invoices.pay(invoice_id)
+    assert action.value.code == "invoice_payment_intent_requires_action"
+    assert intent_of(client, invoice_id).status == "requires_action"
+    fake.set_default_card(customer_of(fake, subscription_id), OK)
+    paid: Any = client.v1.invoices.pay(invoice_id)
+    assert paid.status == "paid"
+    assert fake.subscriptions[subscription_id]["pending_update"] is None
+    assert fake.subscriptions[subscription_id]["items"]["data"][0]["price"]["id"] == "price_enterprise_base"
+    with pytest.raises(stripe.InvalidRequestError, match="already paid"):
+        client.v1.invoices.pay(invoice_id)
+
+
+def test_voiding_the_invoice_discards_the_pending_update(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    voided: Any = client.v1.invoices.void_invoice(str(updated.latest_invoice))
+    assert voided.status == "void"
+    assert fake.subscriptions[subscription_id]["pending_update"] is None
+    assert types(fake.events[-3:]) == ["payment_intent.canceled", "invoice.voided", "customer.subscription.updated"]
+    with pytest.raises(stripe.InvalidRequestError, match="only void open"):
+        client.v1.invoices.void_invoice(str(updated.latest_invoice))
+    # A past_due subscription whose only open invoice is voided is active again.
+    fake.fail_payment(subscription_id)
+    assert fake.subscriptions[subscription_id]["status"] == "past_due"
+    client.v1.invoices.void_invoice(str(fake.subscriptions[subscription_id]["latest_invoice"]))
+    assert fake.subscriptions[subscription_id]["status"] == "active"
+
+
+def test_voiding_gives_back_the_credit_the_invoice_used(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id = with_card(fake, client, DECLINES_LATER)
+    site_id = item_ids(fake, subscription_id)[1]
+    clock.now = MID
+    # A downgrade leaves a credit on the customer's balance...
+    client.v1.subscriptions.update(
+        subscription_id, params={"items": [{"id": site_id, "deleted": True}], "proration_behavior": "always_invoice"}
+    )
+    customer_id = customer_of(fake, subscription_id)
+    credit = fake.customers[customer_id]["balance"]
+    assert credit == -prorated(2 * 1900, MID)
+    # ...which the next (pending) upgrade's invoice uses up; voiding that invoice gives it back.
+    updated: Any = client.v1.subscriptions.update(
+        subscription_id, params=upgrade_params(fake, subscription_id, payment_behavior="pending_if_incomplete")
+    )
+    invoice = fake.invoices[str(updated.latest_invoice)]
+    assert (invoice["starting_balance"], fake.customers[customer_id]["balance"]) == (credit, 0)
+    client.v1.invoices.void_invoice(invoice["id"])
+    assert fake.customers[customer_id]["balance"] == credit
+
+
+def test_set_default_card_is_the_portals_update_payment_method(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    subscription_id = subscribe(fake, client)
+    customer_id = customer_of(fake, subscription_id)
+    old_method = fake.subscriptions[subscription_id]["default_payment_method"]
+    events = fake.set_default_card(customer_id, "4000 0000 0000 0341")
+    assert types(events) == ["payment_method.attached", "customer.updated", "customer.subscription.updated"]
+    method = events[0]["data"]["object"]
+    assert (method["card"]["last4"], method["customer"], method["type"]) == ("0341", customer_id, "card")
+    assert "number" not in method["card"]
+    assert events[1]["data"]["previous_attributes"] == {"invoice_settings": {"default_payment_method": None}}
+    assert events[2]["data"]["previous_attributes"] == {"default_payment_method": old_method}
+    customer: Any = client.v1.customers.retrieve(customer_id, params={"expand": ["invoice_settings.default_payment_method"]})
+    assert customer.invoice_settings.default_payment_method.card.last4 == "0341"
+    before = state_of(fake)
+    for card in ("4000000000000002", "4000000000009995", "1234"):
+        with pytest.raises(CardDeclined):
+            fake.set_default_card(customer_id, card)
+    assert state_of(fake) == before
+    with pytest.raises(FakeStripeError):
+        fake.set_default_card("cus_nope", OK)
+
+
+def test_on_the_hosted_page_3155_typed_in_needs_the_challenge_but_saved_it_does_not(
+    fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
+) -> None:
+    subscription_id, updated = pending_change(fake, client, clock, DECLINES_LATER)
+    invoice_id = str(updated.latest_invoice)
+    fake.pay_invoice(invoice_id, "4000 0025 0000 3155")  # one-time use: authentication required
+    intent = fake.invoice_payment_intent(invoice_id)
+    assert intent is not None and intent["status"] == "requires_action"
+    assert fake.subscriptions[subscription_id]["pending_update"] is not None
+    with pytest.raises(CardDeclined):
+        fake.pay_invoice(invoice_id, "1234")  # no test card: nothing is charged
+    fake.set_default_card(customer_of(fake, subscription_id), SCA_ONCE)  # set up in the portal
+    paid = fake.pay_invoice(invoice_id)
+    assert "customer.subscription.pending_update_applied" in types(paid)
 
 
 # --- lists ---------------------------------------------------------------------------------------

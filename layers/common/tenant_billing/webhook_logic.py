@@ -31,6 +31,9 @@ SUBSCRIPTION_EVENTS = frozenset(
         "customer.subscription.deleted",
         "customer.subscription.paused",
         "customer.subscription.resumed",
+        # A change that waited for its payment was applied, or dropped unpaid.
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.pending_update_expired",
     }
 )
 INVOICE_EVENTS = frozenset(
