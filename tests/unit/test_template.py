@@ -142,8 +142,15 @@ EXPECTED_ACTIONS = {
     "BillingStatusFunction": {"dynamodb:Query"},
     "BillingCheckoutFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"},
     "BillingPortalFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
-    "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
-    "BillingSubscriptionFunction": {"dynamodb:Query", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+    "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "secretsmanager:GetSecretValue"},
+    "BillingSubscriptionFunction": {
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "secretsmanager:GetSecretValue",
+    },
+    "BillingSyncFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "secretsmanager:GetSecretValue"},
     "BillingInvoicesFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
     "EntitlementEventsFunction": {"events:PutEvents"},
     "BillingReconcileFunction": {

@@ -1,0 +1,163 @@
+"""Least privilege, checked from the code's own calls: each function runs its flows, rare paths
+included (a refused older write read back, a quote, a lock, a sync slot given back), every
+DynamoDB call it makes is recorded, and the actions those calls need must be in that function's
+policy in template.yaml. A missing action would be an AccessDenied in production only."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+import checkout_handler
+import portal_handler
+import reconcile_handler
+import status_handler
+import subscription_handler
+import sync_handler
+from tenant_billing.aws_clients import dynamodb_client
+from tests.conftest import FakeLambdaContext
+from tests.stripe_fake import FakeStripe, make_stripe_client
+from tests.support.api_events import api_event
+from tests.support.flows import call, deliver, subscribe
+from tests.support.template import resources_of_type
+
+pytestmark = pytest.mark.usefixtures("billing")
+# What each item of a TransactWriteItems needs (the transaction itself needs no action of its own).
+TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+
+
+@contextmanager
+def dynamodb_actions() -> Iterator[set[str]]:
+    actions: set[str] = set()
+
+    def record(params: dict[str, Any], event_name: str, **kwargs: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if operation == "TransactWriteItems":
+            actions.update(f"dynamodb:{TRANSACT_ACTIONS[kind]}" for item in params["TransactItems"] for kind in item)
+        else:
+            actions.add(f"dynamodb:{operation}")
+
+    client = dynamodb_client()
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    try:
+        yield actions
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb", record)
+
+
+def allowed(logical_id: str) -> set[str]:
+    function = resources_of_type("AWS::Serverless::Function")[logical_id]
+    found: set[str] = set()
+    for policy in function["Properties"].get("Policies", []):
+        for statement in policy["Statement"]:
+            action = statement["Action"]
+            found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def api(
+    module: Any, method: str, path: str, *, role: str = "admin", body: Any = None, query: dict[str, str] | None = None
+) -> Any:
+    event = api_event(method, path, role=role, body=body)
+    if query:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = "&".join(f"{key}={value}" for key, value in query.items())
+    return call(module, event)
+
+
+def skewed(monkeypatch: pytest.MonkeyPatch, seconds: int, action: Callable[[], Any]) -> Any:
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() + seconds * 1_000_000_000)
+    try:
+        return action()
+    finally:
+        monkeypatch.setattr(time, "time_ns", real)
+
+
+def test_checkout(stripe_fake: FakeStripe) -> None:
+    with dynamodb_actions() as actions:
+        assert api(checkout_handler, "POST", "/billing/checkout", body={"plan": "pro"})[0] == 200
+        assert api(checkout_handler, "POST", "/billing/checkout", body={"plan": "pro"})[0] == 200
+        session_id = next(sid for sid, s in stripe_fake.checkout_sessions.items() if s["status"] == "open")
+        stripe_fake.complete_checkout(session_id)  # paid, its webhook not yet here: stored by checkout
+        assert api(checkout_handler, "POST", "/billing/checkout", body={"plan": "pro"})[0] == 409
+    assert actions <= allowed("BillingCheckoutFunction"), actions
+
+
+def test_status_portal_and_invoices(stripe_fake: FakeStripe) -> None:
+    subscribe(stripe_fake, deliver_events=True)
+    for module, logical_id, method, path in [
+        (status_handler, "BillingStatusFunction", "GET", "/billing/status"),
+        (portal_handler, "BillingPortalFunction", "POST", "/billing/portal"),
+    ]:
+        with dynamodb_actions() as actions:
+            assert api(module, method, path, body={} if method == "POST" else None)[0] == 200
+        assert actions <= allowed(logical_id), (logical_id, actions)
+
+
+def test_sync(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenant_billing.errors import TransientStoreError
+    from tenant_billing.repository import DynamoBillingRepository
+
+    subscribe(stripe_fake)
+    with dynamodb_actions() as actions:
+        original = DynamoBillingRepository.save_subscription
+        failures = [TransientStoreError("throttled")]
+
+        def throttled_once(self: DynamoBillingRepository, *args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoBillingRepository, "save_subscription", throttled_once)
+        assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 503  # the slot is given back
+        assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 200
+        assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 200  # inside the window
+    assert actions <= allowed("BillingSyncFunction"), actions
+
+
+def test_subscription_changes(stripe_fake: FakeStripe) -> None:
+    subscribe(stripe_fake, sites=3, deliver_events=True)
+    with dynamodb_actions() as actions:
+        status, quote = api(
+            subscription_handler, "GET", "/billing/subscription/preview", query={"plan": "enterprise", "siteQuantity": "4"}
+        )
+        assert status == 200
+        body = {"plan": "enterprise", "siteQuantity": 4, "previewId": quote["previewId"]}
+        assert api(subscription_handler, "POST", "/billing/subscription", body=body)[0] == 200
+        assert api(subscription_handler, "POST", "/billing/subscription/cancel", body={})[0] == 200
+        assert api(subscription_handler, "POST", "/billing/subscription/resume", body={})[0] == 200
+        assert api(subscription_handler, "POST", "/billing/subscription/cancel", body={"immediately": True})[0] == 200
+    assert actions <= allowed("BillingSubscriptionFunction"), actions
+
+
+def test_webhook_including_a_refused_older_write(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+    subscription_id, events = subscribe(stripe_fake)
+    with dynamodb_actions() as actions:
+        assert skewed(monkeypatch, 5, lambda: deliver(events[-1]))[0] == 200
+        change = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
+        assert deliver(change[-1])[0] == 503  # refused as older, read back, disagrees
+    assert actions <= allowed("StripeWebhookFunction"), actions
+
+
+def test_reconciliation_with_a_repair_and_a_duplicate(stripe_fake: FakeStripe) -> None:
+    subscription_id, _ = subscribe(stripe_fake)  # never delivered: repaired
+    customer_id = stripe_fake.subscriptions[subscription_id]["customer"]
+    client = make_stripe_client(stripe_fake)
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer": customer_id,
+            "line_items": [{"price": "price_starter_base", "quantity": 1}],
+            "success_url": "https://x.example/ok",
+        }
+    )
+    stripe_fake.complete_checkout(session.id)
+    with dynamodb_actions() as actions:
+        result = reconcile_handler.lambda_handler({}, FakeLambdaContext(remaining_ms=900_000))
+        assert (result["repaired"], result["duplicates"]) == (1, 1)
+    assert actions <= allowed("BillingReconcileFunction"), actions
