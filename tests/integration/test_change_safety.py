@@ -275,3 +275,52 @@ def test_reconciliation_repairs_an_entitlement_the_policy_no_longer_grants(
     status = status_of()
     assert (status["subscription"]["status"], status["entitlement"]["limits"]["sites"]) == ("past_due", 1)
     assert reconcile_handler.lambda_handler({}, FakeLambdaContext(remaining_ms=900_000))["repaired"] == 0
+
+
+# --- a quote buys one change, and a credit is never backdated ------------------------------------
+
+
+def balance(fake: FakeStripe, subscription_id: str) -> int:
+    return int(fake.customers[fake.subscriptions[subscription_id]["customer"]]["balance"])
+
+
+def test_a_downgrade_quote_cannot_be_replayed_after_an_upgrade(stripe_fake: FakeStripe) -> None:
+    # Enterprise -> Pro and back keeps the item ids: the same items again, but not the same quote.
+    subscribe(stripe_fake, plan="enterprise", sites=4, deliver_events=True)
+    quote = preview("plan=pro&siteQuantity=4")
+    body = {"plan": "pro", "siteQuantity": 4, "previewId": quote["previewId"]}
+    assert request("POST", "/billing/subscription", body=body)[0] == 200
+    assert request("POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4})[0] == 200
+    stripe_fake.advance_clock(300)
+    status, answer = request("POST", "/billing/subscription", body=body)
+    assert (status, answer["error"]["code"]) == (400, "invalid_preview")
+
+
+def test_a_quote_redeemed_late_does_not_backdate_a_credit(stripe_fake: FakeStripe) -> None:
+    # Preview a downgrade, keep Enterprise for ~10 minutes, then redeem and upgrade again: each
+    # cycle used to credit the minutes of Enterprise the customer had.
+    subscription_id, _ = subscribe(stripe_fake, plan="enterprise", sites=4, deliver_events=True)
+    start = balance(stripe_fake, subscription_id)
+    for _ in range(3):
+        quote = preview("plan=pro&siteQuantity=4")
+        stripe_fake.advance_clock(590)
+        body = {"plan": "pro", "siteQuantity": 4, "previewId": quote["previewId"]}
+        assert request("POST", "/billing/subscription", body=body)[0] == 200
+        assert request("POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4})[0] == 200
+    updates = [i for i in stripe_fake.invoices.values() if i["billing_reason"] == "subscription_update"]
+    credit_gained = start - balance(stripe_fake, subscription_id)
+    assert sum(invoice["amount_paid"] for invoice in updates) >= credit_gained
+    downgrades = [
+        r for r in stripe_fake.requests if r.method == "POST" and r.params.get("items") and "proration_date" in r.params
+    ]
+    assert downgrades == []  # credits are prorated at the moment of the change
+
+
+def test_resume_asks_stripe_when_the_cancellations_webhook_is_late(stripe_fake: FakeStripe) -> None:
+    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    client = make_stripe_client(stripe_fake)
+    client.v1.subscriptions.update(subscription_id, params={"cancel_at": "max_period_end", "proration_behavior": "none"})
+    # Not delivered: the table still shows nothing scheduled.
+    status, body = request("POST", "/billing/subscription/resume", body={})
+    assert status == 200, body
+    assert (stripe_fake.subscriptions[subscription_id]["cancel_at"], body["subscription"]["cancelAt"]) == (None, None)

@@ -140,3 +140,21 @@ def test_the_action_required_webhook_is_handled(stripe_fake: FakeStripe) -> None
     (event,) = stripe_fake.events_of_type("invoice.payment_action_required")[-1:]
     status, body = deliver(event)
     assert (status, body["outcome"]) in ((200, "synced"), (200, "superseded"))
+
+
+def test_a_change_that_removes_an_item_is_paid_at_once_or_not_made(stripe_fake: FakeStripe) -> None:
+    # Pro with 3 sites to bare Enterprise: the site item goes (pending updates cannot hold a
+    # deletion), the base costs more. Declined: nothing changes, and no invoice is left to pay.
+    subscription_id, _ = subscribed(stripe_fake, card=DECLINES_LATER)
+    status, body = change({"plan": "enterprise", "siteQuantity": 0})
+    assert (status, body["error"]["code"]) == (402, "payment_failed")
+    (update,) = [r for r in stripe_fake.requests if r.method == "POST" and r.path == f"/v1/subscriptions/{subscription_id}"]
+    assert update.params["payment_behavior"] == "error_if_incomplete"
+    assert items_of(stripe_fake, subscription_id) == [("price_pro_base", 1), ("price_pro_site", 3)]
+    deliver_all(stripe_fake)
+    assert (status_of()["subscription"]["plan"], status_of()["entitlement"]["limits"]["sites"]) == ("pro", 5)
+    # With a card that pays, the same change goes through at once.
+    stripe_fake.set_default_card(stripe_fake.subscriptions[subscription_id]["customer"], "4242424242424242")
+    status, body = change({"plan": "enterprise", "siteQuantity": 0})
+    assert (status, body["subscription"]["plan"]) == (200, "enterprise")
+    assert items_of(stripe_fake, subscription_id) == [("price_enterprise_base", 1)]

@@ -26,7 +26,7 @@ from tenant_billing.api_models import BillingStatusResponse, ChangePreviewRespon
 from tenant_billing.auth import Caller, require_billing_admin
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
-from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError
+from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError, TransientStoreError
 from tenant_billing.item_changes import ItemChange, item_changes
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import logger, metrics
@@ -152,7 +152,7 @@ def preview_change(
         proration_date=proration_date,
         amount_due_now=int(due_now.amount_due or 0),
         currency=str(due_now.currency),
-        items_fingerprint=items_fingerprint(_items(plan.current)),
+        items_fingerprint=_fingerprint(plan.current),
         expires_at=proration_date + QUOTE_TTL_SECONDS,
     )
     repository.save_quote(quote)
@@ -183,38 +183,64 @@ def change_subscription(
     require_billing_admin(caller)
     validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
-    if request.preview_id is not None:
-        check_preview_id(request.preview_id)
+    quote = _accepted_quote(caller, request, repository) if request.preview_id is not None else None
     owner = secrets.token_urlsafe(12)
     now_ms = time.time_ns() // 1_000_000
     if not repository.acquire_change_lock(caller.org_id, owner, now_ms, now_ms + CHANGE_LOCK_MS):
         raise ConflictError("a change of this subscription is in progress; wait for it and reload", code="change_in_progress")
     try:
-        return _change(caller, request, repository, settings, catalog, client)
+        return _change(caller, request, quote, repository, settings, catalog, client)
     finally:
-        repository.release_change_lock(caller.org_id, owner)
+        try:
+            repository.release_change_lock(caller.org_id, owner)
+        except TransientStoreError:  # the answer stands; the lock lapses by itself
+            logger.warning("could not release the change lock")
+
+
+def _accepted_quote(caller: Caller, request: PlanChange, repository: BillingRepository) -> Quote:
+    """The caller's quote for exactly this change of its stored subscription, checked against what
+    is stored before anything reaches Stripe."""
+    assert request.preview_id is not None
+    check_preview_id(request.preview_id)
+    record = live_subscription(repository, caller.org_id)
+    return accept_quote(
+        repository.get_quote(request.preview_id),
+        org_id=caller.org_id,
+        subscription_id=record.subscription_id,
+        plan=request.plan,
+        site_quantity=request.site_quantity,
+        now=int(time.time()),
+    )
+
+
+def _update_params(changes: list[ItemChange], quote: Quote | None) -> SubscriptionUpdateParams:
+    params: SubscriptionUpdateParams = {
+        "items": [change.for_update() for change in changes],
+        "proration_behavior": PRORATION_BEHAVIOR,
+        "payment_behavior": PAYMENT_BEHAVIOR,
+        # The invoice comes back with the answer; its payment is read only when it did not go through.
+        "expand": ["latest_invoice"],
+    }
+    if any(change.deleted for change in changes):
+        # Stripe's pending updates hold prices and quantities, not item deletions: such a change
+        # is applied only if paid at once, or not at all (a 402, nothing changed).
+        params["payment_behavior"] = "error_if_incomplete"
+    if quote is not None and quote.amount_due_now > 0:
+        # Charged exactly what was previewed. A credit is never backdated: prorated now, it is at
+        # most what was previewed (the customer kept the better plan until now).
+        params["proration_date"] = quote.proration_date
+    return params
 
 
 def _change(
     caller: Caller,
     request: PlanChange,
+    quote: Quote | None,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
 ) -> BillingStatusResponse:
-    quote = None
-    if request.preview_id is not None:
-        # Checked against what is stored before anything reaches Stripe.
-        record = live_subscription(repository, caller.org_id)
-        quote = accept_quote(
-            repository.get_quote(request.preview_id),
-            org_id=caller.org_id,
-            subscription_id=record.subscription_id,
-            plan=request.plan,
-            site_quantity=request.site_quantity,
-            now=int(time.time()),
-        )
     plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
     if not plan.changes:
         if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
@@ -223,25 +249,49 @@ def _change(
             return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe_client)
         raise _no_change()
     _refuse_if_outstanding(plan.current)
-    params: SubscriptionUpdateParams = {
-        "items": [change.for_update() for change in plan.changes],
-        "proration_behavior": PRORATION_BEHAVIOR,
-        "payment_behavior": PAYMENT_BEHAVIOR,
-        # The invoice comes back with the answer; its payment is read only when it did not go through.
-        "expand": ["latest_invoice"],
-    }
     if quote is not None:
-        check_quote_items(quote, items_fingerprint(_items(plan.current)))
-        params["proration_date"] = quote.proration_date
+        check_quote_items(quote, _fingerprint(plan.current))
+        if not repository.consume_quote(quote.preview_id):
+            raise InvalidRequestError(
+                "the preview was used already; preview the change again", field="previewId", code="invalid_preview"
+            )
+    params = _update_params(plan.changes, quote)
     read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.update"):
-        updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params).to_dict()
+        try:
+            updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params).to_dict()
+        except stripe.CardError as exc:
+            # error_if_incomplete: Stripe changed nothing.
+            raise _declined(exc) from None
     answer = store_and_answer(plan.record, updated, read_at_ns, repository, settings, catalog, stripe_client)
     if updated.get("pending_update"):
         metrics.add_metric(name="SubscriptionChangeUnpaid", unit="Count", value=1)
         raise _unpaid(updated, stripe_client)
     metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
     return answer
+
+
+def _fingerprint(subscription: Mapping[str, Any]) -> str:
+    """The subscription's items and its latest invoice: any invoiced change since a preview (even
+    one that came back to the same items) voids the quote."""
+    return items_fingerprint(
+        _items(subscription), str(_latest_invoice(subscription).get("id") or subscription.get("latest_invoice"))
+    )
+
+
+def _declined(exc: stripe.CardError) -> PaymentRequiredError:
+    metrics.add_metric(name="SubscriptionChangeUnpaid", unit="Count", value=1)
+    if exc.code == "subscription_payment_intent_requires_action":
+        return PaymentRequiredError(
+            "the payment needs the cardholder's authentication (3-D Secure); nothing was changed, try again",
+            code="payment_requires_action",
+            payment=PaymentLinks(None),
+        )
+    return PaymentRequiredError(
+        "the payment was declined: the plan is unchanged; update the card and try again",
+        code="payment_failed",
+        payment=PaymentLinks(None),
+    )
 
 
 def _payment_intent(invoice_id: str, client: stripe.StripeClient) -> Mapping[str, Any]:

@@ -139,6 +139,8 @@ class BillingRepository(Protocol):
 
     def get_quote(self, preview_id: str) -> Quote | None: ...
 
+    def consume_quote(self, preview_id: str) -> bool: ...
+
     def acquire_change_lock(self, org_id: str, owner: str, now_ms: int, until_ms: int) -> bool: ...
 
     def release_change_lock(self, org_id: str, owner: str) -> None: ...
@@ -563,6 +565,19 @@ class DynamoBillingRepository:
             items_fingerprint=_str(item, "items_fingerprint"),
             expires_at=_int(item, TTL_ATTRIBUTE) or 0,
         )
+
+    def consume_quote(self, preview_id: str) -> bool:
+        """A quote buys one change: False when it was consumed already (or never existed)."""
+        try:
+            with _translated_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={"pk": _s(f"{QUOTE_PREFIX}{preview_id}"), "sk": _s(SK_QUOTE)},
+                    ConditionExpression="attribute_exists(pk)",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def acquire_change_lock(self, org_id: str, owner: str, now_ms: int, until_ms: int) -> bool:
         """One plan change of an organization at a time (a double click, two tabs): False while

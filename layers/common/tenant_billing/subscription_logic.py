@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import stripe
-from stripe.params import SubscriptionUpdateParams
 
 from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.auth import Caller, require_billing_admin
@@ -75,24 +74,21 @@ def resume_subscription(
     client: Callable[[], stripe.StripeClient],
 ) -> BillingStatusResponse:
     """Undo a scheduled cancellation, however it was scheduled (`cancel_at_period_end`, or a
-    `cancel_at` set in the Dashboard, the portal or the API). A no-op when none is scheduled."""
+    `cancel_at` set in the Dashboard, the portal or the API). Stripe is asked, not only the table:
+    a cancellation whose webhook has not arrived yet is undone too."""
     require_billing_admin(caller)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
-    if not record.cancel_at_period_end and record.cancel_at is None:
-        return get_billing_status(caller.org_id, repository, settings, catalog)
     stripe_client = client()
     read_at_ns = time.time_ns()
-    # Stripe takes one of the two per request; clearing `cancel_at` ("") clears both.
-    params: SubscriptionUpdateParams = {"cancel_at": ""} if record.cancel_at is not None else {"cancel_at_period_end": False}
+    # Stripe takes one of the two per request, and clearing `cancel_at` ("") clears both; it is a
+    # no-op on a subscription with nothing scheduled.
     with stripe_errors("subscriptions.update"):
-        result = stripe_client.v1.subscriptions.update(record.subscription_id, params=params).to_dict()
-        if result.get("cancel_at_period_end") or result.get("cancel_at") is not None:
-            # Still scheduled (the other field held it): clear that one too.
-            remaining: SubscriptionUpdateParams = (
-                {"cancel_at_period_end": False} if result.get("cancel_at_period_end") else {"cancel_at": ""}
-            )
-            result = stripe_client.v1.subscriptions.update(record.subscription_id, params=remaining).to_dict()
+        result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at": ""}).to_dict()
+        if result.get("cancel_at_period_end"):
+            result = stripe_client.v1.subscriptions.update(
+                record.subscription_id, params={"cancel_at_period_end": False}
+            ).to_dict()
     metrics.add_metric(name="SubscriptionResumed", unit="Count", value=1)
     return store_and_answer(record, result, read_at_ns, repository, settings, catalog, stripe_client)
 
