@@ -134,6 +134,17 @@ def test_a_paid_upgrade_applies_at_once(stripe_fake: FakeStripe) -> None:
     assert items_of(stripe_fake, subscription_id) == [("price_enterprise_base", 1), ("price_enterprise_site", 4)]
 
 
+def test_a_reload_during_3d_secure_still_gets_what_finishes_it(stripe_fake: FakeStripe) -> None:
+    subscribed(stripe_fake, card=ALWAYS_AUTHENTICATE)
+    first = change({"plan": "enterprise", "siteQuantity": 4})[1]["error"]
+    status, body = change({"plan": "enterprise", "siteQuantity": 4})
+    assert (status, body["error"]["code"]) == (409, "payment_outstanding")
+    assert (body["error"]["hostedInvoiceUrl"], body["error"]["clientSecret"]) == (
+        first["hostedInvoiceUrl"],
+        first["clientSecret"],
+    )
+
+
 def test_the_action_required_webhook_is_handled(stripe_fake: FakeStripe) -> None:
     subscribed(stripe_fake, card=ALWAYS_AUTHENTICATE)
     assert change({"plan": "enterprise", "siteQuantity": 4})[0] == 402

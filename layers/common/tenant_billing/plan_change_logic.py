@@ -74,14 +74,21 @@ def _latest_invoice(subscription: Mapping[str, Any]) -> Mapping[str, Any]:
     return invoice if isinstance(invoice, Mapping) else {}
 
 
-def _refuse_if_outstanding(current: Mapping[str, Any]) -> None:
+def _refuse_if_outstanding(current: Mapping[str, Any], client: stripe.StripeClient) -> None:
+    """No change while an invoice is unpaid: the caller gets that invoice to pay (and, for a
+    payment waiting for 3-D Secure, its client secret, so a reload can still finish it in place)."""
+    if current.get("status") not in OUTSTANDING_STATUSES and not current.get("pending_update"):
+        return
     invoice = _latest_invoice(current)
-    if current.get("status") in OUTSTANDING_STATUSES or current.get("pending_update"):
-        raise ConflictError(
-            "the subscription has an unpaid invoice; pay it (hostedInvoiceUrl) before changing the plan",
-            code="payment_outstanding",
-            payment=PaymentLinks(str(invoice.get("hosted_invoice_url") or "") or None),
-        )
+    secret = None
+    if invoice.get("status") == "open":
+        intent = _payment_intent(str(invoice.get("id") or ""), client)
+        secret = str(intent.get("client_secret") or "") or None if intent.get("status") == "requires_action" else None
+    raise ConflictError(
+        "the subscription has an unpaid invoice; pay it (hostedInvoiceUrl) before changing the plan",
+        code="payment_outstanding",
+        payment=PaymentLinks(str(invoice.get("hosted_invoice_url") or "") or None, secret),
+    )
 
 
 def _plan_change(
@@ -121,7 +128,7 @@ def preview_change(
     plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
     if not plan.changes:
         raise _no_change()
-    _refuse_if_outstanding(plan.current)
+    _refuse_if_outstanding(plan.current, stripe_client)
     proration_date = int(time.time())
     items = [change.for_preview() for change in plan.changes]
     with stripe_errors("invoices.create_preview"):
@@ -248,7 +255,7 @@ def _change(
             # table does not yet: store what Stripe says, and the retry succeeds.
             return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe_client)
         raise _no_change()
-    _refuse_if_outstanding(plan.current)
+    _refuse_if_outstanding(plan.current, stripe_client)
     if quote is not None:
         check_quote_items(quote, _fingerprint(plan.current))
         if not repository.consume_quote(quote.preview_id):
