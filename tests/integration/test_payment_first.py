@@ -153,19 +153,30 @@ def test_the_action_required_webhook_is_handled(stripe_fake: FakeStripe) -> None
     assert (status, body["outcome"]) in ((200, "synced"), (200, "superseded"))
 
 
-def test_a_change_that_removes_an_item_is_paid_at_once_or_not_made(stripe_fake: FakeStripe) -> None:
-    # Pro with 3 sites to bare Enterprise: the site item goes (pending updates cannot hold a
-    # deletion), the base costs more. Declined: nothing changes, and no invoice is left to pay.
-    subscription_id, _ = subscribed(stripe_fake, card=DECLINES_LATER)
+def test_an_upgrade_that_drops_the_sites_can_wait_for_3d_secure(stripe_fake: FakeStripe) -> None:
+    # Pro with 3 sites to bare Enterprise costs more. A deletion cannot wait in a pending update,
+    # so the site item is kept at quantity 0 on Enterprise's price, and the change waits like any.
+    subscription_id, _ = subscribed(stripe_fake, card=ALWAYS_AUTHENTICATE)
     status, body = change({"plan": "enterprise", "siteQuantity": 0})
-    assert (status, body["error"]["code"]) == (402, "payment_failed")
+    assert (status, body["error"]["code"]) == (402, "payment_requires_action")
+    assert body["error"]["hostedInvoiceUrl"] and body["error"]["clientSecret"]
+    assert items_of(stripe_fake, subscription_id) == [("price_pro_base", 1), ("price_pro_site", 3)]
+    intent = stripe_fake.invoice_payment_intent(stripe_fake.subscriptions[subscription_id]["latest_invoice"])
+    assert intent is not None
+    stripe_fake.authenticate_payment(intent["id"])
+    deliver_all(stripe_fake)
+    assert items_of(stripe_fake, subscription_id) == [("price_enterprise_base", 1), ("price_enterprise_site", 0)]
+    shown = status_of()
+    assert (shown["subscription"]["plan"], shown["subscription"]["siteQuantity"]) == ("enterprise", 0)
+    assert shown["entitlement"]["limits"]["sites"] == 5
+
+
+def test_a_change_that_deletes_an_item_is_paid_at_once_or_not_made(stripe_fake: FakeStripe) -> None:
+    # Dropping the add-on on the same plan, or moving to a plan without one, deletes the item:
+    # sent with error_if_incomplete (a credit here: nothing to pay, so it is made at once).
+    subscription_id, _ = subscribed(stripe_fake, card=DECLINES_LATER)
+    status, body = change({"plan": "starter", "siteQuantity": 0})
+    assert status == 200, body
     (update,) = [r for r in stripe_fake.requests if r.method == "POST" and r.path == f"/v1/subscriptions/{subscription_id}"]
     assert update.params["payment_behavior"] == "error_if_incomplete"
-    assert items_of(stripe_fake, subscription_id) == [("price_pro_base", 1), ("price_pro_site", 3)]
-    deliver_all(stripe_fake)
-    assert (status_of()["subscription"]["plan"], status_of()["entitlement"]["limits"]["sites"]) == ("pro", 5)
-    # With a card that pays, the same change goes through at once.
-    stripe_fake.set_default_card(stripe_fake.subscriptions[subscription_id]["customer"], "4242424242424242")
-    status, body = change({"plan": "enterprise", "siteQuantity": 0})
-    assert (status, body["subscription"]["plan"]) == (200, "enterprise")
-    assert items_of(stripe_fake, subscription_id) == [("price_enterprise_base", 1)]
+    assert items_of(stripe_fake, subscription_id) == [("price_starter_base", 1)]

@@ -39,6 +39,8 @@ class LineItems:
     base_price_id: str
     site_price_id: str | None
     site_quantity: int
+    # The plan's per-site price even at quantity 0 (a plan change may keep an emptied site item).
+    plan_site_price_id: str | None = None
 
 
 def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: Settings) -> LineItems:
@@ -60,7 +62,7 @@ def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: 
     base_price_id = prices.get(plan.base_price.env)
     if not base_price_id:
         raise BillingNotConfiguredError("billing is not configured")
-    return LineItems(request.plan, base_price_id, site_price_id if quantity > 0 else None, quantity)
+    return LineItems(request.plan, base_price_id, site_price_id if quantity > 0 else None, quantity, site_price_id)
 
 
 def require_configured(settings: Settings, catalog: Catalog) -> None:

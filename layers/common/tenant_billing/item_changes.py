@@ -48,8 +48,10 @@ def item_changes(current_items: list[Mapping[str, Any]], wanted: LineItems, inde
     """The item changes that turn the subscription's items into `wanted` (empty: nothing to do).
 
     The base item keeps its id when the plan changes (a price swap, prorated), and so does the
-    per-site item; a per-site item is added when there was none and deleted at quantity 0.
-    Items whose price is not in the catalog are left alone.
+    per-site item; a per-site item is added when there was none. At quantity 0 it is deleted, but
+    on a change to another plan that sells sites it is kept at quantity 0 on that plan's price: a
+    deletion cannot wait in Stripe's pending update, so an upgrade that also drops the sites could
+    otherwise never wait for 3-D Secure. Items whose price is not in the catalog are left alone.
     """
     base = next((item for item in current_items if (ref := index.get(_price_id(item))) and ref.kind == "base"), None)
     site = next((item for item in current_items if (ref := index.get(_price_id(item))) and ref.kind == "site"), None)
@@ -64,5 +66,10 @@ def item_changes(current_items: list[Mapping[str, Any]], wanted: LineItems, inde
         elif _price_id(site) != wanted.site_price_id or int(site.get("quantity") or 0) != wanted.site_quantity:
             changes.append(ItemChange(item_id=str(site["id"]), price=wanted.site_price_id, quantity=wanted.site_quantity))
     elif site is not None:
-        changes.append(ItemChange(item_id=str(site["id"]), deleted=True))
+        plan_changes = base is not None and _price_id(base) != wanted.base_price_id
+        if plan_changes and wanted.plan_site_price_id:
+            if (_price_id(site), int(site.get("quantity") or 0)) != (wanted.plan_site_price_id, 0):
+                changes.append(ItemChange(item_id=str(site["id"]), price=wanted.plan_site_price_id, quantity=0))
+        elif _price_id(site) != wanted.plan_site_price_id or int(site.get("quantity") or 0) != 0:
+            changes.append(ItemChange(item_id=str(site["id"]), deleted=True))
     return changes
