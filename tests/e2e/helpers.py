@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.conftest import SCREENSHOTS
 from tests.stripe_fake import TEST_API_KEY
@@ -19,6 +19,8 @@ CALLERS = {"Demo org admin": "0", "Demo org member": "1", "Other org admin": "2"
 ORG_METADATA_KEY = "organization_id"  # what checkout puts on the subscription's metadata
 PAY = "4242 4242 4242 4242"
 THREE_D_SECURE = "4000 0025 0000 3155"
+DECLINES_LATER = "4000 0000 0000 0341"  # saves fine (the portal's "Update payment method"), every charge declines
+ALWAYS_THREE_D_SECURE = "4000 0027 6000 3184"  # every charge asks for 3-D Secure, saved or not
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -68,6 +70,23 @@ def stripe_list(stripe: str, path: str, **params: str) -> list[dict[str, Any]]:
     return data
 
 
+def stripe_get(stripe: str, path: str) -> dict[str, Any]:
+    """One object of the emulator's Stripe API, e.g. /v1/subscriptions/sub_... (read it field by field in
+    asserts: invoices carry bearer URLs that a failed assert must not print)."""
+    request = urllib.request.Request(f"{stripe}{path}")
+    request.add_header("Authorization", f"Bearer {TEST_API_KEY}")
+    obj: dict[str, Any] = _json(request)
+    return obj
+
+
+def stripe_post(stripe: str, path: str, **params: str) -> dict[str, Any]:
+    """A write to the emulator's Stripe API with the test key, as the Dashboard or a script would make it."""
+    request = urllib.request.Request(f"{stripe}{path}", data=urlencode(params).encode(), method="POST")
+    request.add_header("Authorization", f"Bearer {TEST_API_KEY}")
+    obj: dict[str, Any] = _json(request)
+    return obj
+
+
 def org_subscriptions(stripe: str, org: str) -> list[dict[str, Any]]:
     """The organization's subscriptions in Stripe, ended ones included."""
     return [sub for sub in stripe_list(stripe, "/v1/subscriptions", status="all") if sub["metadata"].get(ORG_METADATA_KEY) == org]
@@ -102,3 +121,54 @@ def session_id(checkout_url: str) -> str:
 def wait_for_webhooks(stripe: str, timeout: float = 15) -> None:
     """Wait until the emulator has delivered every webhook so far (it delivers them after the redirect)."""
     wait_for(lambda: not any(d["pending"] for d in deliveries(stripe)), timeout, "every webhook delivered")
+
+
+def subscribe(page: Page, plan: str, sites: int, card: str = PAY) -> None:
+    """From the demo page, through the emulator's Checkout with `card`, back to the paid plan."""
+    card_el = page.locator(f'article.plan[data-plan="{plan}"]')
+    if sites:
+        card_el.locator(".site-quantity").fill(str(sites))
+    card_el.locator(".choose-plan").click()
+    page.wait_for_url("**/c/pay/**")
+    page.fill("#card-number", card)
+    page.click("#pay")
+    page.wait_for_url("**/app/settings?billing=success")
+    expect(page.locator("#status-state")).to_have_text("active")
+    expect(page.locator("#status-plan")).to_have_attribute("data-plan", plan)
+
+
+def change_card_in_portal(page: Page, card: str) -> None:
+    """Manage subscription -> the emulated portal's "Update payment method" -> back on the demo page."""
+    page.click("#manage-subscription")
+    page.wait_for_url("**/p/session/**")
+    page.fill("#card-number", card)
+    page.click("#update-card")
+    expect(page.locator("#payment-method")).to_contain_text(card.replace(" ", "")[-4:])
+    page.click("#return")
+    page.wait_for_url("**/app/billing")
+    expect(page.locator("#status-state")).to_have_text("active")
+
+
+def preview_and_confirm(page: Page, plan: str, sites: int) -> int:
+    """Preview a change on the demo page, confirm it; returns the previewed amount due now, in cents."""
+    page.select_option("#change-plan-select", plan)
+    if page.locator("#change-sites").is_enabled():
+        page.fill("#change-sites", str(sites))
+    page.click("#preview-change")
+    result = page.locator("#preview-result")
+    expect(result).to_contain_text("Due now: $")
+    due_now = result.inner_text().split("Due now: $", 1)[1].split(" ", 1)[0]
+    expect(page.locator("#confirm-change")).to_be_enabled()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/billing/subscription")) as sent:
+        page.click("#confirm-change")
+    # The preview's quote and nothing the server should price itself (no amount, no prorationDate).
+    body = sent.value.post_data_json
+    assert isinstance(body, dict)
+    assert sorted(body) == ["plan", "previewId", "siteQuantity"], sorted(body)
+    assert (body["plan"], body["siteQuantity"]) == (plan, sites)
+    return round(float(due_now.replace(",", "")) * 100)
+
+
+def item_amounts(subscription: dict[str, Any]) -> dict[int, int]:
+    """{unit amount: quantity} of a subscription's items: which plan and how many sites it bills."""
+    return {int(item["price"]["unit_amount"]): int(item["quantity"]) for item in subscription["items"]["data"]}

@@ -1,13 +1,16 @@
 """Managing a live subscription from the demo page against `make dev`: invoices, a previewed plan
-change, cancel at period end, resume, cancel now; a member may not preview a change."""
+change, cancel at period end, resume, cancel now; a member may not preview a change; a cancellation
+scheduled as `cancel_at` (the portal, the API) shows and resumes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.helpers import org_subscriptions, stripe_get, stripe_post, subscribe, wait_for_webhooks
 
 
 def shot(page: Page, name: str) -> None:
@@ -97,3 +100,70 @@ def test_change_cancel_resume_and_invoices(page: Page, dev_stack: dict[str, Any]
     expect(page.locator("#resume")).to_be_hidden()
     expect(page.locator("#error")).to_be_empty()
     shot(page, "14-canceled-now")
+
+
+def cancellation(stripe: str, subscription_id: str) -> tuple[int | None, bool]:
+    """(cancel_at, cancel_at_period_end) as Stripe has them."""
+    subscription = stripe_get(stripe, f"/v1/subscriptions/{subscription_id}")
+    return subscription["cancel_at"], subscription["cancel_at_period_end"]
+
+
+def day(timestamp: int) -> str:
+    """A timestamp as the page writes dates: "January 1, 2027" (UTC)."""
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def test_a_scheduled_cancel_at_shows_and_resumes(page: Page, dev_stack: dict[str, Any]) -> None:
+    gateway, stripe = dev_stack["gateway"], dev_stack["stripe"]
+    page.goto(f"{gateway}/")
+    use_token(page, "Other org admin")
+    expect(page.locator("#status-state")).to_have_text("none")
+    subscribe(page, "pro", 2)
+    (subscription,) = org_subscriptions(stripe, "org_other")
+    subscription_id = str(subscription["id"])
+    period_end = max(int(item["current_period_end"]) for item in subscription["items"]["data"])
+    expect(page.locator("#period")).to_have_text(f"Renews on {day(period_end)}")
+
+    # The portal schedules the cancellation as Stripe's does in flexible billing mode: cancel_at, not
+    # cancel_at_period_end.
+    page.click("#manage-subscription")
+    page.wait_for_url("**/p/session/**")
+    page.click("#cancel-at-period-end")
+    expect(page.locator(".cancels-on")).to_have_text(f"Cancels on {day(period_end)}")
+    assert cancellation(stripe, subscription_id) == (period_end, False)
+    page.click("#return")
+    page.wait_for_url("**/app/billing")
+    wait_for_webhooks(stripe)  # the page's sync on return may answer inside its 5 s window, before the webhook
+    use_token(page, "Other org admin")
+    expect(page.locator("#period")).to_have_text(f"Cancels on {day(period_end)}")
+    expect(page.locator("#status-state")).to_have_text("active")
+    expect(page.locator("#resume")).to_be_visible()
+    expect(page.locator("#cancel-at-period-end")).to_be_hidden()
+    expect(page.locator("#cancel-now")).to_be_hidden()
+    shot(page, "15-cancel-at-from-the-portal")
+
+    # Resume clears it in Stripe.
+    page.click("#resume")
+    expect(page.locator("#period")).to_have_text(f"Renews on {day(period_end)}")
+    expect(page.locator("#cancel-at-period-end")).to_be_visible()
+    expect(page.locator("#resume")).to_be_hidden()
+    expect(page.locator("#error")).to_be_empty()
+    assert cancellation(stripe, subscription_id) == (None, False)
+
+    # A cancel_at set some other way (the Dashboard, the API), before the period ends: that date shows.
+    cancel_at = period_end - 7 * 86_400
+    stripe_post(stripe, f"/v1/subscriptions/{subscription_id}", cancel_at=str(cancel_at), proration_behavior="none")
+    wait_for_webhooks(stripe)
+    use_token(page, "Other org admin")
+    expect(page.locator("#period")).to_have_text(f"Cancels on {day(cancel_at)}")
+    expect(page.locator("#resume")).to_be_visible()
+    page.click("#resume")
+    expect(page.locator("#period")).to_have_text(f"Renews on {day(period_end)}")
+    assert cancellation(stripe, subscription_id) == (None, False)
+
+    # The portal agrees: nothing is scheduled any more.
+    page.click("#manage-subscription")
+    page.wait_for_url("**/p/session/**")
+    expect(page.locator(f"#subscription-{subscription_id} .cancels-on")).to_have_count(0)
+    expect(page.locator("#cancel-at-period-end")).to_be_visible()

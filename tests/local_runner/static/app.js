@@ -6,13 +6,46 @@
 //   - stripeReturn() / syncStatus(): when Checkout or the portal sends the user back, ask the backend
 //     to read Stripe (POST /billing/sync) before showing the plan: the webhook may not have arrived yet,
 //   - showReturnBanner() / pollUntilActive(): the banner, and waiting for a payment Stripe still confirms,
-//   - previewChange() / confirmChange(): show what a plan change costs before applying it,
+//   - previewChange() / confirmChange(): show what a plan change costs (a server-side quote, `previewId`)
+//     before applying exactly that quote,
+//   - showPayment() / watchPayment(): a change is applied only once its invoice is paid (402
+//     payment_failed / payment_requires_action, 409 payment_outstanding): say why, link to Stripe's
+//     hosted invoice page (card, 3-D Secure), and ask the backend to read Stripe when the user comes back,
+//   - renderStatus(): a pending change is shown as pending, never as granted; a scheduled cancellation
+//     (`cancelAt`, however it was set) as "Cancels on",
 //   - loadInvoices():      paging with the opaque `nextCursor`.
 // Everything that comes from /dev/*.json (the callers' tokens, the plan catalog file) is the local
 // gateway's convenience: a real frontend gets its token from its identity provider.
 
 const ENDED_STATUSES = new Set(["canceled", "incomplete_expired"]); // a new subscription is needed
 const PAID_STATUSES = new Set(["active", "trialing"]);
+const OUTSTANDING_STATUSES = new Set(["past_due", "unpaid", "incomplete"]); // an unpaid invoice: no change until paid
+// Errors about paying for a change. Branch on these codes, never on the message. `message` when an invoice
+// waits to be paid (`hostedInvoiceUrl`); `nothingMade` for a 402 without one: a change that is made only if
+// paid at once (one that removes the per-site add-on) and was not made at all.
+const PAYMENT_TEXT = {
+  payment_failed: {
+    message: "Your card was declined, so your plan has not changed. Pay the invoice with another card: the change applies once it is paid.",
+    nothingMade: "Your card was declined. Nothing was changed and nothing was charged: update the card under Manage subscription, then try again.",
+    action: "Pay the invoice",
+  },
+  payment_requires_action: {
+    message: "Your bank asks you to confirm this payment (3-D Secure). Your plan has not changed yet: it changes once the payment is confirmed.",
+    nothingMade:
+      "Your bank asks you to confirm this payment (3-D Secure), but a change that removes the extra sites is made only if it is paid at once: " +
+      "nothing was changed and nothing was charged. Keep the extra sites in this change and remove them afterwards, or use another card (Manage subscription).",
+    action: "Confirm the payment",
+  },
+  payment_outstanding: {
+    message: "An invoice of this subscription is unpaid, so the plan cannot be changed now. Pay it first.",
+    action: "Pay the open invoice",
+  },
+};
+// After the user opens the invoice to pay (in another tab), ask the backend to read Stripe every few
+// seconds while this tab is visible, for a few minutes at most (the backend reads Stripe at most once per
+// organization every 5 s whatever the page does).
+const PAYMENT_POLL_MS = 3000;
+const PAYMENT_WATCH_MS = 5 * 60_000;
 const LIVE_HINT = "Change your plan under Change plan, or in Manage subscription";
 const CALLER_KEY = "billing-demo.caller"; // localStorage: the label of the chosen caller
 
@@ -24,7 +57,12 @@ const state = {
   status: null, // the last GET /billing/status answer, null while unknown
   statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
   busy: false, // a checkout, portal or subscription request is in flight (or the browser is leaving for Stripe)
-  previewKey: null, // "plan:siteQuantity" of the last successful preview: only that change may be confirmed
+  // The last successful preview: {key: "plan:siteQuantity", previewId}. Only that change may be confirmed,
+  // and it is confirmed with that quote (the server's proration moment and amount, never the page's).
+  preview: null,
+  // The invoice a change waits for or is blocked by: {code, change, pending, watching, until}, null when none.
+  payment: null,
+  paymentTimer: null, // the next watchPayment() tick
   invoiceCursor: null, // nextCursor of the last invoice page, null when there are no more
   invoiceSeq: 0, // like statusSeq, for the invoice list
 };
@@ -35,13 +73,22 @@ const $ = (id) => document.getElementById(id);
 // Calling the API
 // ---------------------------------------------------------------------------------------------
 
-/** A failed call. `code` is stable and meant for code; `message` is meant for people. */
+/**
+ * A failed call. `code` is stable and meant for code; `message` is meant for people.
+ *
+ * `hostedInvoiceUrl` (payment_failed, payment_requires_action, payment_outstanding) is Stripe's hosted
+ * page of the invoice to pay: a bearer link, shown as a link, never logged. The 402 of
+ * payment_requires_action also carries `clientSecret`, for a frontend that loads Stripe.js and finishes
+ * 3-D Secure in place (`stripe.handleNextAction({clientSecret})`); this page sends the user to the
+ * hosted invoice page instead, which does the same with no Stripe.js, so it does not keep it.
+ */
 class ApiError extends Error {
-  constructor(status, code, message, field = undefined) {
+  constructor(status, code, message, field = undefined, hostedInvoiceUrl = null) {
     super(message);
     this.status = status; // HTTP status, 0 when the server was not reached
     this.code = code;
     this.field = field; // the request field at fault, when there is one
+    this.hostedInvoiceUrl = hostedInvoiceUrl || null;
   }
 }
 
@@ -70,7 +117,7 @@ async function callApi(path, { method = "GET", body } = {}) {
   if (response.ok) return data;
   // The API's own errors always look like {"error": {"code", "message", "field"?}}.
   const error = data?.error;
-  if (error?.code) throw new ApiError(response.status, error.code, error.message, error.field);
+  if (error?.code) throw new ApiError(response.status, error.code, error.message, error.field, error.hostedInvoiceUrl);
   // API Gateway's JWT authorizer answers 401 {"message": "Unauthorized"} before our code runs.
   if (response.status === 401) throw new ApiError(401, "unauthorized", data?.message || "Unauthorized");
   throw new ApiError(response.status, `http_${response.status}`, data?.message || `Request failed (HTTP ${response.status})`);
@@ -99,8 +146,31 @@ function clearError() {
   $("error").textContent = "";
 }
 
-/** Show a checkout/portal error, then react to what its code means. */
-function handleActionError(err, quantityInput = null) {
+/**
+ * Show a checkout, portal or subscription error, then react to what its code means. `change` is the
+ * plan change that was sent, when it was one.
+ */
+function handleActionError(err, quantityInput = null, change = null) {
+  if (err.code in PAYMENT_TEXT) {
+    // Not applied: the change waits for its invoice (402), or an unpaid invoice blocks it (409).
+    clearError();
+    showPayment(err, change);
+    refreshStatus(); // shows the change as pending; plan and entitlements are as before
+    loadInvoices(); // the invoice to pay
+    return;
+  }
+  switch (err.code) {
+    case "change_in_progress": // another tab (or a double click elsewhere) is changing the plan right now
+      showError(new ApiError(err.status, err.code, "Another plan change of this organization is in progress. Wait a moment: the page reloads the plan"));
+      setTimeout(refreshStatus, 2000);
+      return;
+    case "invalid_preview": // the quote expired (10 minutes) or the subscription changed since
+      showError(new ApiError(err.status, err.code, "This preview has expired or no longer matches the subscription: press Preview again"));
+      clearPreview();
+      updateActions();
+      $("preview-change").focus();
+      return;
+  }
   showError(err);
   switch (err.code) {
     case "invalid_site_quantity":
@@ -174,6 +244,32 @@ function limitItems(limits, suffixes = {}) {
 /** A subscription that has not ended: checkout answers 409 subscription_exists, use the portal. */
 const isLive = (sub) => Boolean(sub) && !ENDED_STATUSES.has(sub.status);
 const isPaid = (sub) => Boolean(sub) && PAID_STATUSES.has(sub.status);
+/** A cancellation is scheduled: `cancelAt` however it was set (Dashboard, portal, API), or at period end. */
+const isCancelling = (sub) => Boolean(sub?.cancelAt || sub?.cancelAtPeriodEnd);
+const cancelDate = (sub) => sub.cancelAt ?? (sub.cancelAtPeriodEnd ? sub.currentPeriodEnd : null);
+/** Nothing waits for a payment: no pending change, no unpaid invoice holding the subscription. */
+const paymentSettled = (sub) => !sub?.pendingChange && !OUTSTANDING_STATUSES.has(sub?.status);
+
+/** What the catalog lists a plan with `sites` extra sites for, per month (to say upgrade or downgrade). */
+function monthlyPrice(planKey, sites) {
+  const plan = state.catalog.plans[planKey];
+  return plan ? plan.basePrice.unitAmount + sites * (plan.sitePrice?.unitAmount ?? 0) : 0;
+}
+
+const planName = (key) => state.catalog.plans[key]?.name ?? key;
+const sitesText = (n) => (n > 0 ? ` with ${n} extra site${n === 1 ? "" : "s"}` : "");
+
+/** "Upgrade to Enterprise with 4 extra sites pending payment: ..." (granted only once paid). */
+function pendingText(sub, pending) {
+  const before = monthlyPrice(sub.plan, sub.siteQuantity);
+  const after = monthlyPrice(pending.plan, pending.siteQuantity);
+  const kind = after > before ? "Upgrade" : after < before ? "Downgrade" : "Change";
+  const lapses = pending.expiresAt ? `; Stripe drops it on ${formatDate(pending.expiresAt)} if it is still unpaid` : "";
+  return (
+    `${kind} to ${planName(pending.plan)}${sitesText(pending.siteQuantity)} pending payment: ` +
+    `your plan stays ${planName(sub.plan)} until its invoice is paid${lapses}.`
+  );
+}
 
 /**
  * The plan whose entitlements the organization has. The status answer carries the entitlement's
@@ -216,13 +312,25 @@ function renderStatus() {
   $("limit-sites").textContent = status.entitlement.limits.sites ?? "—";
 
   let period = "";
-  if (sub?.currentPeriodEnd && !ENDED_STATUSES.has(sub.status)) {
-    period = `${sub.cancelAtPeriodEnd ? "Cancels on" : "Renews on"} ${formatDate(sub.currentPeriodEnd)}`;
+  if (isLive(sub)) {
+    const cancelsOn = cancelDate(sub);
+    if (cancelsOn) period = `Cancels on ${formatDate(cancelsOn)}`;
+    else if (sub.currentPeriodEnd) period = `Renews on ${formatDate(sub.currentPeriodEnd)}`;
   }
   $("period").textContent = period;
+  // A change waiting for its invoice grants nothing: the plan, features and limits above are what is paid.
+  const pending = isLive(sub) ? sub.pendingChange : null;
+  const pendingEl = $("pending-change");
+  pendingEl.hidden = !pending;
+  pendingEl.textContent = pending ? pendingText(sub, pending) : "";
+  pendingEl.dataset.plan = pending?.plan ?? "";
   $("features").replaceChildren(...featureItems(status.entitlement.features));
   $("limits").replaceChildren(...limitItems(status.entitlement.limits));
   if (isLive(sub)) fillChangeForm(sub);
+  if (state.payment) {
+    if (pending) state.payment.pending = pending; // the change the invoice is for, as Stripe has it
+    if (state.payment.watching && paymentSettled(sub)) finishPayment(sub);
+  }
   updateActions();
 }
 
@@ -241,11 +349,12 @@ function updateActions() {
 
   // Cancel while it runs, resume while a cancellation is pending. Shown to every role, like the
   // rest of the page: the backend decides who may do it.
-  $("cancel-at-period-end").hidden = $("cancel-now").hidden = !live || sub.cancelAtPeriodEnd;
-  $("resume").hidden = !live || !sub.cancelAtPeriodEnd;
+  const cancelling = live && isCancelling(sub);
+  $("cancel-at-period-end").hidden = $("cancel-now").hidden = !live || cancelling;
+  $("resume").hidden = !cancelling;
   $("change-plan").hidden = !live;
   for (const id of ["cancel-at-period-end", "cancel-now", "resume", "preview-change"]) $(id).disabled = state.busy;
-  $("confirm-change").disabled = state.busy || state.previewKey !== changeKey(wantedChange());
+  $("confirm-change").disabled = state.busy || state.preview?.key !== changeKey(wantedChange());
 }
 
 /** Pre-fill the change form with the subscription's plan and site quantity. */
@@ -271,7 +380,7 @@ function wantedChange() {
 const changeKey = (change) => `${change.plan}:${change.siteQuantity}`;
 
 function clearPreview() {
-  state.previewKey = null; // any edit needs a new preview before it can be confirmed
+  state.preview = null; // any edit needs a new preview (a new quote) before it can be confirmed
   $("preview-result").textContent = "";
 }
 
@@ -287,6 +396,7 @@ function renderInvoices(invoices, append) {
 
 function invoiceRow(invoice) {
   const link = (href, text) => (href ? el("a", { href, target: "_blank", rel: "noopener", text }) : "");
+  const open = invoice.status === "open"; // unpaid: its hosted page takes the payment
   const day = (iso) => (iso ? formatDate(iso) : "—");
   const { periodStart: start, periodEnd: end } = invoice;
   const period = start === end ? day(start) : `${day(start)} – ${day(end)}`;
@@ -296,7 +406,7 @@ function invoiceRow(invoice) {
     el("td", {}, el("span", { class: "invoice-status", "data-status": invoice.status ?? "", text: invoice.status ?? "—" })),
     el("td", { class: "amount", text: money(invoice.amountDue, invoice.currency, true) }),
     el("td", { class: "amount", text: money(invoice.amountPaid, invoice.currency, true) }),
-    el("td", { class: "links" }, link(invoice.hostedInvoiceUrl, "View"), " ", link(invoice.invoicePdf, "PDF")),
+    el("td", { class: "links" }, link(invoice.hostedInvoiceUrl, open ? "Pay" : "View"), " ", link(invoice.invoicePdf, "PDF")),
   );
 }
 
@@ -449,15 +559,16 @@ function applyStatus(status) {
 }
 
 /** Run one subscription request: no double submits, busy marker on the button, errors shown. */
-async function runAction(button, action) {
+async function runAction(button, action, change = null) {
   clearError();
+  if (!state.payment) $("payment").hidden = true; // a "nothing was changed" note is old news now
   state.busy = true;
   updateActions();
   button.setAttribute("aria-busy", "true");
   try {
     await action();
   } catch (err) {
-    handleActionError(err, $("change-sites"));
+    handleActionError(err, $("change-sites"), change);
   } finally {
     state.busy = false;
     button.removeAttribute("aria-busy");
@@ -465,27 +576,126 @@ async function runAction(button, action) {
   }
 }
 
-/** GET /billing/subscription/preview: what the change costs now, and the next invoice. */
+/**
+ * GET /billing/subscription/preview: what the change costs now, and the next invoice. The answer is a
+ * quote the server keeps for 10 minutes (`previewId`, until `expiresAt`): confirming names it, so the
+ * change is charged exactly `amountDueNow`.
+ */
 function previewChange() {
   const wanted = wantedChange();
   return runAction($("preview-change"), async () => {
     const query = new URLSearchParams({ plan: wanted.plan, siteQuantity: String(wanted.siteQuantity) });
     const preview = await callApi(`/billing/subscription/preview?${query}`);
     if (changeKey(wanted) !== changeKey(wantedChange())) return; // edited meanwhile: stale
-    state.previewKey = changeKey(wanted);
+    state.preview = { key: changeKey(wanted), previewId: preview.previewId };
     const when = preview.nextInvoiceDate ? ` on ${formatDate(preview.nextInvoiceDate)}` : "";
+    const until = preview.expiresAt
+      ? ` · Price held until ${new Date(preview.expiresAt).toLocaleTimeString("en-US", { timeStyle: "short" })}`
+      : "";
     $("preview-result").textContent =
       `Due now: ${money(preview.amountDueNow, preview.currency, true)} · ` +
-      `Next invoice: ${money(preview.nextInvoiceTotal, preview.currency, true)}${when}`;
+      `Next invoice: ${money(preview.nextInvoiceTotal, preview.currency, true)}${when}${until}`;
   });
 }
 
-/** POST /billing/subscription: applies the previewed change (prorated, invoiced now). */
+/**
+ * POST /billing/subscription with the preview's quote: {"plan", "siteQuantity", "previewId"} (no amount,
+ * no date: the server prices the change). 200: paid and applied. 402: not applied, the invoice waits for
+ * a payment (handleActionError -> showPayment).
+ */
 function confirmChange() {
-  return runAction($("confirm-change"), async () => {
-    applyStatus(await callApi("/billing/subscription", { method: "POST", body: wantedChange() }));
-    loadInvoices(); // the proration invoice
-  });
+  const wanted = wantedChange();
+  const preview = state.preview;
+  if (preview?.key !== changeKey(wanted)) return; // the button is disabled then
+  const body = { plan: wanted.plan, siteQuantity: wanted.siteQuantity, previewId: preview.previewId };
+  return runAction(
+    $("confirm-change"),
+    async () => {
+      applyStatus(await callApi("/billing/subscription", { method: "POST", body }));
+      loadInvoices(); // the proration invoice
+    },
+    wanted,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paying for a change: Stripe applies it only once its invoice is paid
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A change that was not applied (402) or not accepted (409 payment_outstanding): say why, and link to
+ * the invoice's hosted page, where the user pays with another card or passes 3-D Secure. It opens in a
+ * new tab (Stripe's hosted invoice page has no way back to the app); watchPayment() takes over from the
+ * click on. A 402 without an invoice changed nothing in Stripe: nothing to pay, nothing to wait for.
+ */
+function showPayment(err, change) {
+  const text = PAYMENT_TEXT[err.code];
+  const invoice = Boolean(err.hostedInvoiceUrl);
+  const nothingMade = !invoice && err.status === 402 && Boolean(text.nothingMade);
+  stopPayment();
+  if (!nothingMade) state.payment = { code: err.code, change, pending: null, watching: false, until: 0 };
+  const box = $("payment");
+  box.dataset.code = err.code;
+  $("payment-message").textContent = `${nothingMade ? text.nothingMade : text.message} (${err.code})`;
+  const link = $("pay-invoice");
+  link.hidden = !invoice;
+  if (invoice) link.href = err.hostedInvoiceUrl;
+  else link.removeAttribute("href");
+  link.textContent = text.action;
+  $("check-payment").hidden = nothingMade;
+  const note = $("payment-note");
+  note.hidden = nothingMade;
+  note.textContent = invoice
+    ? "The invoice opens in a new tab. Come back here once it is paid: the page then checks with Stripe."
+    : "Pay it from the invoice list below, then come back here.";
+  box.hidden = false;
+}
+
+/** Forget the payment being waited for (done, another caller, or a new one). */
+function stopPayment() {
+  clearTimeout(state.paymentTimer);
+  state.paymentTimer = null;
+  state.payment = null;
+  $("payment").hidden = true;
+}
+
+/**
+ * The user went to pay (or says they did): POST /billing/sync now and every few seconds while this tab
+ * is visible, for a few minutes, until nothing waits for a payment any more (renderStatus ->
+ * finishPayment). The webhook would bring the applied change too; the sync does not wait for it.
+ */
+function watchPayment() {
+  const payment = state.payment;
+  if (!payment) return;
+  payment.watching = true;
+  payment.until = Date.now() + PAYMENT_WATCH_MS;
+  if (state.paymentTimer === null) state.paymentTimer = setTimeout(paymentTick, PAYMENT_POLL_MS);
+}
+
+async function paymentTick() {
+  state.paymentTimer = null;
+  if (!state.payment?.watching || Date.now() > state.payment.until) return; // "check now" starts it again
+  if (document.visibilityState === "visible" && !state.busy) await syncStatus();
+  if (state.payment?.watching && state.paymentTimer === null) state.paymentTimer = setTimeout(paymentTick, PAYMENT_POLL_MS);
+}
+
+/** Back in this tab while a payment is awaited: ask Stripe at once rather than at the next tick. */
+function paymentReturn() {
+  if (state.payment?.watching && document.visibilityState === "visible") syncStatus();
+}
+
+/** Nothing waits for a payment any more: the change applied (paid), or Stripe dropped it. */
+function finishPayment(sub) {
+  const target = state.payment.change ?? state.payment.pending;
+  stopPayment();
+  const applied = target && sub && sub.plan === target.plan && sub.siteQuantity === target.siteQuantity;
+  const banner = $("return-banner");
+  banner.textContent = applied
+    ? `Payment received: your plan is now ${planName(sub.plan)}${sitesText(sub.siteQuantity)}.`
+    : "Nothing is waiting for a payment any more.";
+  banner.dataset.billing = "paid";
+  banner.hidden = false;
+  loadInvoices();
 }
 
 /** POST /billing/subscription/cancel: at period end (can be resumed) or now (cannot). */
@@ -596,6 +806,12 @@ async function init() {
   $("preview-change").addEventListener("click", previewChange);
   $("confirm-change").addEventListener("click", confirmChange);
   $("invoices-more").addEventListener("click", () => loadInvoices(true));
+  $("pay-invoice").addEventListener("click", watchPayment); // opens in a new tab (target=_blank)
+  $("check-payment").addEventListener("click", () => {
+    watchPayment();
+    syncStatus();
+  });
+  document.addEventListener("visibilitychange", paymentReturn);
   $("change-plan-select").addEventListener("change", () => {
     syncSitesInput();
     clearPreview();
@@ -608,6 +824,7 @@ async function init() {
   $("token-select").addEventListener("change", (event) => {
     selectCaller(Number(event.target.value));
     clearError();
+    stopPayment(); // another organization's invoice is not this caller's to pay
     state.status = null; // never show one organization's status or invoices under another caller
     state.invoiceCursor = null;
     renderStatus();
@@ -620,6 +837,7 @@ async function init() {
     if (event.persisted) {
       state.busy = false;
       updateActions();
+      paymentReturn();
     }
   });
 
