@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tenant_billing.catalog import PriceRef
@@ -17,7 +18,7 @@ INDEX = {
 }
 
 
-def items(*rows: tuple[str, str, int]) -> list[dict[str, Any]]:
+def items(*rows: tuple[str, str, int]) -> list[Mapping[str, Any]]:
     return [{"id": item_id, "price": {"id": price}, "quantity": quantity} for item_id, price, quantity in rows]
 
 
