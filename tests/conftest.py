@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import json
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -15,13 +16,25 @@ from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_t
 
 TABLE_NAME = "billing-test"
 SECRET_NAME = "billing/stripe-test"
-TEST_PRICES = {
-    "STRIPE_PRICE_STARTER_BASE": "price_starter_base",
-    "STRIPE_PRICE_PRO_BASE": "price_pro_base",
-    "STRIPE_PRICE_PRO_SITE": "price_pro_site",
-    "STRIPE_PRICE_ENTERPRISE_BASE": "price_enterprise_base",
-    "STRIPE_PRICE_ENTERPRISE_SITE": "price_enterprise_site",
-}
+# Every price of the catalog, by name, as STRIPE_PRICES gives it: "pro_base" -> "price_pro_base".
+TEST_PRICES = {name: f"price_{name}" for name in get_catalog().price_names()}
+
+
+def prices_env(prices: Mapping[str, object]) -> dict[str, str]:
+    """The environment the template gives the functions for these prices (StripePrices)."""
+    return {"STRIPE_PRICES": json.dumps(dict(prices))}
+
+
+def configure_prices(
+    monkeypatch: pytest.MonkeyPatch, changed: Mapping[str, object] | None = None, *, without: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """Set STRIPE_PRICES to TEST_PRICES with some names left out or changed, and forget cached settings."""
+    prices: dict[str, object] = {name: value for name, value in TEST_PRICES.items() if name not in without}
+    prices |= changed or {}
+    for name, value in prices_env(prices).items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    return prices
 
 
 @dataclass
@@ -44,12 +57,14 @@ def reset_caches() -> None:
     from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
     from tenant_billing.stripe_credentials import clear_credentials_cache
     from tenant_billing.stripe_gateway import clear_client_cache
+    from tenant_billing.stripe_prices import resolve_lookup_keys
 
     dynamodb_client.cache_clear()
     secretsmanager_client.cache_clear()
     _session.cache_clear()
     clear_credentials_cache()
     clear_client_cache()
+    resolve_lookup_keys.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +81,7 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "STRIPE_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}",
         "APP_BASE_URL": "https://app.example.com",
         **POWERTOOLS_ENV,
-        **TEST_PRICES,
+        **prices_env(TEST_PRICES),
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

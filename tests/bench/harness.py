@@ -32,12 +32,18 @@ from typing import Any
 from tests.bench import importtime, report, shipped, sizes
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
-from tests.local_runner.dev import price_parameters
 from tests.local_runner.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
 from tests.local_runner.template_model import FunctionSpec, load_local_stack
 from tests.stripe_fake import FakeStripe, RecordedRequest
 from tests.support.api_events import api_event
-from tests.support.local_services import LOCAL_TABLE, LOCAL_WEBHOOK_SECRET, LocalServices, StripeTarget, local_services
+from tests.support.local_services import (
+    LOCAL_TABLE,
+    LOCAL_WEBHOOK_SECRET,
+    LocalServices,
+    StripeTarget,
+    local_services,
+    price_parameters,
+)
 from tests.support.template import REPO_ROOT
 from tests.support.webhook_events import signed_delivery
 
@@ -131,7 +137,7 @@ def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSp
         "CorsAllowedOrigins": "http://localhost:3000",
         "JwtIssuer": LOCAL_ISSUER,
         "JwtAudience": LOCAL_AUDIENCE,
-        **price_parameters(target.price_ids),
+        **price_parameters(target.prices),
     }
     resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
     stack = load_local_stack(overrides, resources)

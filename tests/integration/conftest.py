@@ -4,7 +4,7 @@ the Stripe secret in Secrets Manager) and the Stripe fake reached through the re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from unittest.mock import patch
@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tenant_billing.catalog import Catalog, get_catalog
 from tests.conftest import SECRET_NAME, TABLE_NAME, TEST_PRICES, reset_caches
 from tests.stripe_fake import TEST_API_KEY, FakeStripe, FakeStripeHTTPClient
 from tests.support.flows import WEBHOOK_SECRET
@@ -54,14 +55,18 @@ def stripe_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     return arn
 
 
+def add_catalog_prices(fake: FakeStripe, catalog: Catalog, prices: Mapping[str, str]) -> FakeStripe:
+    """The catalog's prices in the fake, at the catalog's amounts, under the ids `prices` gives them."""
+    for _, _, price in catalog.prices():
+        if price.name in prices and prices[price.name] not in fake.prices:
+            product = price.name.replace("_", " ").title()
+            fake.add_price(prices[price.name], product_name=product, unit_amount=price.unit_amount, currency=catalog.currency)
+    return fake
+
+
 def new_stripe_fake() -> FakeStripe:
     """A Stripe fake holding the catalog's prices."""
-    fake = FakeStripe()
-    amounts = {"STARTER_BASE": 2900, "PRO_BASE": 7900, "PRO_SITE": 1900, "ENTERPRISE_BASE": 19900, "ENTERPRISE_SITE": 900}
-    for env_name, price_id in TEST_PRICES.items():
-        suffix = env_name.removeprefix("STRIPE_PRICE_")
-        fake.add_price(price_id, product_name=suffix.replace("_", " ").title(), unit_amount=amounts[suffix])
-    return fake
+    return add_catalog_prices(FakeStripe(), get_catalog(), TEST_PRICES)
 
 
 @contextmanager

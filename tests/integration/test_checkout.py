@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 import checkout_handler
-from tests.conftest import FakeLambdaContext
+from tests.conftest import TEST_PRICES, FakeLambdaContext, configure_prices
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.support.api_events import api_event, load_event, response_json
 from tests.support.store import store_subscription
@@ -109,7 +109,7 @@ def test_bad_requests_are_refused_with_nothing_written_or_sent(
 
 @pytest.mark.usefixtures("billing")
 def test_site_quantity_without_a_configured_add_on_price(monkeypatch: pytest.MonkeyPatch, table_items: Items) -> None:
-    monkeypatch.setenv("STRIPE_PRICE_PRO_SITE", "")
+    configure_prices(monkeypatch, without=("pro_site",))
     status, body = checkout({"plan": "pro", "siteQuantity": 2})
     assert (status, body["error"]["code"], body["error"]["field"]) == (400, "site_addon_unavailable", "siteQuantity")
     assert checkout({"plan": "pro"})[0] == 200
@@ -146,9 +146,12 @@ def test_an_ended_subscription_may_subscribe_again(stripe_fake: FakeStripe, stat
 
 
 @pytest.mark.usefixtures("dynamodb", "stripe_fake")
-@pytest.mark.parametrize("unset", ["STRIPE_SECRET_ARN", "STRIPE_PRICE_STARTER_BASE"])
+@pytest.mark.parametrize("unset", ["STRIPE_SECRET_ARN", "starter_base"])
 def test_not_configured_is_503(monkeypatch: pytest.MonkeyPatch, table_items: Items, unset: str) -> None:
-    monkeypatch.setenv(unset, "")
+    if unset in TEST_PRICES:
+        configure_prices(monkeypatch, without=(unset,))
+    else:
+        monkeypatch.setenv(unset, "")
     status, body = checkout({"plan": "pro"})
     assert (status, body["error"]["code"]) == (503, "billing_not_configured")
     assert table_items() == []
@@ -208,7 +211,7 @@ def test_a_rejected_key_is_503_misconfigured(monkeypatch: pytest.MonkeyPatch, ca
 
 @pytest.mark.usefixtures("billing")
 def test_a_price_stripe_does_not_know_is_503_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STRIPE_PRICE_PRO_BASE", "price_deleted_in_dashboard")
+    configure_prices(monkeypatch, {"pro_base": "price_deleted_in_dashboard"})
     status, body = checkout({"plan": "pro"})
     assert (status, body["error"]["code"]) == (503, "billing_misconfigured")
     assert "price_deleted_in_dashboard" not in json.dumps(body)

@@ -11,20 +11,16 @@ import urllib.request
 
 import pytest
 
-from tests.local_runner.dev import DevError, Ports, price_parameters, real_stripe_from_env, running_stack
+from tests.local_runner.dev import DevError, Ports, real_stripe_from_env, running_stack
 from tests.stripe_fake import TEST_API_KEY
-from tests.support.local_services import PortInUseError, free_port
+from tests.support.local_services import PortInUseError, free_port, price_parameters
 
-PRICES = {
-    "STRIPE_PRICE_STARTER_BASE": "price_s",
-    "STRIPE_PRICE_PRO_BASE": "price_p",
-    "STRIPE_PRICE_ENTERPRISE_BASE": "price_e",
-}
+PRICES = {"starter_base": "price_s", "pro_base": "price_p", "enterprise_base": {"lookupKey": "enterprise_monthly"}}
 
 
 @pytest.fixture(autouse=True)
 def _no_stripe_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *PRICES, "STRIPE_PRICE_PRO_SITE", "STRIPE_PRICE_ENTERPRISE_SITE"):
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICES"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -35,17 +31,12 @@ def test_without_a_key_the_emulator_is_used() -> None:
 def test_real_stripe_in_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abc")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_stripe_listen")
-    for name, value in PRICES.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("STRIPE_PRICES", json.dumps(PRICES))
     target = real_stripe_from_env()
     assert target is not None
     assert target.api_base == ""
-    assert target.price_ids == PRICES
-    assert price_parameters(target.price_ids) == {
-        "StripePriceStarterBase": "price_s",
-        "StripePriceProBase": "price_p",
-        "StripePriceEnterpriseBase": "price_e",
-    }
+    assert target.prices == PRICES
+    assert {name: json.loads(value) for name, value in price_parameters(target.prices).items()} == {"StripePrices": PRICES}
 
 
 @pytest.mark.parametrize(
@@ -53,7 +44,15 @@ def test_real_stripe_in_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ({"STRIPE_SECRET_KEY": "sk_live_abc"}, "test-mode"),
         ({"STRIPE_SECRET_KEY": "sk_test_abc"}, "STRIPE_WEBHOOK_SECRET"),
-        ({"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x"}, "STRIPE_PRICE_STARTER_BASE"),
+        ({"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x"}, "starter_base"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x", "STRIPE_PRICES": '{"starter": "price_s"}'},
+            "'starter' not in plans.json",
+        ),
+        (
+            {"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_x", "STRIPE_PRICES": '{"pro_base": "pro"}'},
+            "'pro_base': 'pro' is not a Stripe price id",
+        ),
     ],
 )
 def test_real_stripe_refuses_live_keys_and_half_configurations(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import status_handler
-from tests.conftest import FakeLambdaContext
+from tests.conftest import TEST_PRICES, FakeLambdaContext, configure_prices
 from tests.support.api_events import api_event, load_event, response_json
 from tests.support.aws_calls import count_dynamodb_calls
 from tests.support.store import store_subscription
@@ -95,9 +95,12 @@ def test_status_costs_exactly_one_dynamodb_query() -> None:
 
 
 @pytest.mark.usefixtures("dynamodb")
-@pytest.mark.parametrize("unset", ["STRIPE_SECRET_ARN", "STRIPE_PRICE_PRO_BASE"])
+@pytest.mark.parametrize("unset", ["STRIPE_SECRET_ARN", "pro_base"])
 def test_configured_is_false_without_the_secret_or_a_base_price(monkeypatch: pytest.MonkeyPatch, unset: str) -> None:
-    monkeypatch.setenv(unset, "")
+    if unset in TEST_PRICES:
+        configure_prices(monkeypatch, without=(unset,))
+    else:
+        monkeypatch.setenv(unset, "")
     with count_dynamodb_calls() as calls:
         status, body = call(load_event("status.json"))
     assert (status, body["configured"]) == (200, False)
@@ -106,8 +109,7 @@ def test_configured_is_false_without_the_secret_or_a_base_price(monkeypatch: pyt
 
 @pytest.mark.usefixtures("dynamodb")
 def test_site_prices_are_optional_for_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STRIPE_PRICE_PRO_SITE", "")
-    monkeypatch.setenv("STRIPE_PRICE_ENTERPRISE_SITE", "")
+    configure_prices(monkeypatch, without=("pro_site", "enterprise_site"))
     assert call(load_event("status.json"))[1]["configured"] is True
 
 

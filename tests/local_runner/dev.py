@@ -5,13 +5,15 @@ emulator (the Stripe fake with hosted Checkout and portal pages that deliver sig
 the local API gateway (every route of template.yaml, JWT authorizer, CORS) and the webhook's
 Function URL, each function in its own process with its own environment from the template.
 
-With STRIPE_SECRET_KEY (a test-mode key), STRIPE_WEBHOOK_SECRET and the STRIPE_PRICE_* ids in the
-environment, it talks to real Stripe instead of the emulator.
+With STRIPE_SECRET_KEY (a test-mode key), STRIPE_WEBHOOK_SECRET and STRIPE_PRICES (the catalog's
+prices, in the format of the StripePrices parameter) in the environment, it talks to real Stripe
+instead of the emulator.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -21,7 +23,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tenant_billing.catalog import CATALOG_PATH
+from tenant_billing.catalog import CATALOG_PATH, get_catalog
+from tenant_billing.settings import parse_prices
 from tests.local_runner.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
 from tests.local_runner.gateway import ApiGateway, FunctionProcess, FunctionUrl, serve
 from tests.local_runner.template_model import load_local_stack
@@ -33,8 +36,8 @@ from tests.support.local_services import (
     add_local_prices,
     check_port_free,
     embedded_aws,
+    price_parameters,
 )
-from tests.support.template import load_template
 
 DEMO_ORG = "org_demo"
 
@@ -72,21 +75,17 @@ def real_stripe_from_env() -> StripeTarget | None:
     webhook_secret = os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
     if not webhook_secret:
         raise DevError("set STRIPE_WEBHOOK_SECRET to the secret `stripe listen --print-secret` shows")
-    prices = {name: value for name, value in os.environ.items() if name.startswith("STRIPE_PRICE_") and value}
-    missing = [
-        name
-        for name in ("STRIPE_PRICE_STARTER_BASE", "STRIPE_PRICE_PRO_BASE", "STRIPE_PRICE_ENTERPRISE_BASE")
-        if name not in prices
-    ]
-    if missing:
-        raise DevError(f"with real Stripe, also set {', '.join(missing)} (your test-mode price ids)")
-    return StripeTarget(api_base="", secret_key=key, webhook_secret=webhook_secret, price_ids=prices)
-
-
-def price_parameters(price_ids: dict[str, str]) -> dict[str, str]:
-    """Template parameters behind the STRIPE_PRICE_* variables (read from Globals)."""
-    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
-    return {variables[name]["Ref"]: value for name, value in price_ids.items() if isinstance(variables.get(name), dict)}
+    raw = os.environ.get("STRIPE_PRICES", "")
+    try:
+        prices: dict[str, object] = json.loads(raw) if raw.strip() else {}
+        parse_prices(prices)
+    except ValueError as exc:
+        raise DevError(f"STRIPE_PRICES: {exc}") from None
+    if missing := [name for name in get_catalog().base_price_names() if name not in prices]:
+        raise DevError(
+            f"with real Stripe, also set {', '.join(missing)} in STRIPE_PRICES (your test-mode price ids or lookup keys)"
+        )
+    return StripeTarget(api_base="", secret_key=key, webhook_secret=webhook_secret, prices=prices)
 
 
 @contextmanager
@@ -117,7 +116,7 @@ def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any
             "CorsAllowedOrigins": gateway_url,
             "JwtIssuer": LOCAL_ISSUER,
             "JwtAudience": LOCAL_AUDIENCE,
-            **price_parameters(target.price_ids),
+            **price_parameters(target.prices),
         }
         resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
         template_stack = load_local_stack(overrides, resources)

@@ -62,6 +62,7 @@ class Api(Lifecycle):
             ("GET", r"/v1/invoice_payments", self._list_invoice_payments),
             ("GET", r"/v1/invoice_payments/([^/]+)", self._retrieve_invoice_payment),
             ("GET", r"/v1/payment_intents/([^/]+)", self._retrieve_payment_intent),
+            ("GET", r"/v1/prices", self._list_prices),
             ("GET", r"/v1/prices/([^/]+)", self._retrieve_price),
             ("GET", r"/v1/products/([^/]+)", self._retrieve_product),
             ("GET", r"/v1/events", self._list_events),
@@ -658,6 +659,17 @@ class Api(Lifecycle):
             subscription = found
         invoice = self._preview_invoice(subscription, details)
         return 200, self._expanded(invoice, params.get("expand"))
+
+    def _list_prices(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.PRICE_LIST, raw)
+        selected = [
+            price
+            for price in self.prices.values()
+            if ("active" not in params or price["active"] == params["active"])
+            and ("lookup_keys" not in params or price["lookup_key"] in params["lookup_keys"])
+        ]
+        page = self._page(self._newest_first(selected), params, "/v1/prices", "price", universe=self.prices)
+        return 200, self._expanded(page, params.get("expand"), is_list=True)
 
     def _retrieve_price(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.RETRIEVE, raw)

@@ -266,6 +266,18 @@ SUBSCRIPTION_LIST = Obj(
     }
 )  # fmt: skip
 
+# --- prices ---------------------------------------------------------------------------------------
+
+# GET /v1/prices
+PRICE_LIST = Obj(
+    {
+        **_LIST_COMMON,
+        "active": Bool(),
+        "lookup_keys": Arr(Str(max_length=200), max_items=10),
+        **unsupported("created", "currency", "product", "recurring", "type"),
+    }
+)
+
 # --- invoices -------------------------------------------------------------------------------------
 
 INVOICE_LIST = Obj(

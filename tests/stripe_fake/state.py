@@ -168,6 +168,8 @@ class FakeStripe(Api):
         if interval not in (None, "day", "week", "month", "year"):
             raise ValueError(f"interval must be day, week, month, year or None, not {interval!r}")
         with self._lock:
+            if lookup_key is not None and any(p["lookup_key"] == lookup_key for p in self.prices.values()):
+                raise ValueError(f"a price already has the lookup key {lookup_key!r} (Stripe keeps them unique)")
             now = self.now()
             product_id = product_id or self.new_id("prod_", 14)
             if product_id not in self.products:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -16,21 +16,53 @@ from typing import Any, cast
 import boto3
 from moto.server import ThreadedMotoServer
 
+from tenant_billing.catalog import Catalog, get_catalog
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.stripe_fake.server import serve_in_thread
-from tests.support.template import create_table_from_template, resource
+from tests.support.template import create_table_from_template, load_template, resource
 
 LOCAL_REGION = "us-east-1"
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 LOCAL_TABLE = "billing-local"
 LOCAL_SECRET_NAME = "billing/stripe-local"
-LOCAL_PRICES = {
-    "STRIPE_PRICE_STARTER_BASE": ("price_local_starter_base", "Starter", 2900),
-    "STRIPE_PRICE_PRO_BASE": ("price_local_pro_base", "Pro", 7900),
-    "STRIPE_PRICE_PRO_SITE": ("price_local_pro_site", "Pro extra site", 1900),
-    "STRIPE_PRICE_ENTERPRISE_BASE": ("price_local_enterprise_base", "Enterprise", 19900),
-    "STRIPE_PRICE_ENTERPRISE_SITE": ("price_local_enterprise_site", "Enterprise extra site", 900),
-}
+# The one template parameter that gives the catalog's prices their Stripe prices.
+PRICES_PARAMETER = "StripePrices"
+
+
+@dataclass(frozen=True)
+class LocalPrice:
+    price_id: str
+    product_name: str
+    unit_amount: int
+    currency: str
+
+
+def local_prices(catalog: Catalog) -> dict[str, LocalPrice]:
+    """Every catalog price, by name, as the emulator holds it: its own id, the catalog's amount."""
+    return {
+        price.name: LocalPrice(
+            f"price_local_{price.name}",
+            catalog.plans[plan_id].name + (" extra site" if kind == "site" else ""),
+            price.unit_amount,
+            catalog.currency,
+        )
+        for plan_id, kind, price in catalog.prices()
+    }
+
+
+def price_parameters(prices: Mapping[str, object]) -> dict[str, str]:
+    """The template parameter for these prices ({price name: price id or {"lookupKey": ...}})."""
+    if PRICES_PARAMETER not in load_template()["Parameters"]:
+        raise KeyError(f"template.yaml has no {PRICES_PARAMETER} parameter")
+    return {PRICES_PARAMETER: json.dumps(dict(prices), separators=(",", ":"))}
+
+
+def price_environment(prices: Mapping[str, object]) -> dict[str, str]:
+    """What the template gives the functions for these prices: each Globals variable that refers
+    to the prices parameter (read from template.yaml, not named here)."""
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    value = price_parameters(prices)[PRICES_PARAMETER]
+    return {name: value for name, ref in variables.items() if ref == {"Ref": PRICES_PARAMETER}}
 
 
 class PortInUseError(RuntimeError):
@@ -80,13 +112,18 @@ class StripeTarget:
     api_base: str
     secret_key: str = TEST_API_KEY
     webhook_secret: str = LOCAL_WEBHOOK_SECRET
-    price_ids: dict[str, str] = field(default_factory=lambda: {env: price for env, (price, _, _) in LOCAL_PRICES.items()})
+    # {price name: price id or {"lookupKey": ...}}, as the StripePrices parameter takes them.
+    prices: dict[str, object] = field(
+        default_factory=lambda: {name: price.price_id for name, price in local_prices(get_catalog()).items()}
+    )
 
 
 def add_local_prices(fake: FakeStripe) -> FakeStripe:
-    for price_id, name, amount in LOCAL_PRICES.values():
-        if price_id not in fake.prices:
-            fake.add_price(price_id, product_name=name, unit_amount=amount)
+    for price in local_prices(get_catalog()).values():
+        if price.price_id not in fake.prices:
+            fake.add_price(
+                price.price_id, product_name=price.product_name, unit_amount=price.unit_amount, currency=price.currency
+            )
     return fake
 
 
@@ -116,7 +153,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
             "TABLE_NAME": LOCAL_TABLE,
             "STRIPE_SECRET_ARN": services.secret_arn,
             **({"STRIPE_API_BASE": target.api_base} if target.api_base else {}),
-            **target.price_ids,
+            **price_environment(target.prices),
         }
         yield services
     finally:

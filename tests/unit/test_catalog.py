@@ -23,11 +23,11 @@ def test_the_shipped_catalog_is_valid_and_matches_the_pricing() -> None:
         for plan_id, plan in catalog.plans.items()
     }
     assert amounts == {"starter": (2900, None), "pro": (7900, 1900), "enterprise": (19900, 900)}
-    assert catalog.base_price_envs() == ["STRIPE_PRICE_STARTER_BASE", "STRIPE_PRICE_PRO_BASE", "STRIPE_PRICE_ENTERPRISE_BASE"]
+    assert catalog.base_price_names() == ["starter_base", "pro_base", "enterprise_base"]
 
 
 def test_price_index_maps_configured_ids_to_plan_and_kind() -> None:
-    index = get_catalog().price_index({"STRIPE_PRICE_PRO_BASE": "price_a", "STRIPE_PRICE_PRO_SITE": "price_b"})
+    index = get_catalog().price_index({"pro_base": "price_a", "pro_site": "price_b"})
     assert {price: (ref.plan, ref.kind) for price, ref in index.items()} == {
         "price_a": ("pro", "base"),
         "price_b": ("pro", "site"),
@@ -54,12 +54,12 @@ def mutate_unknown_field(doc: dict[str, Any]) -> None:
     doc["plans"]["pro"]["discount"] = 10
 
 
-def mutate_shared_price_variable(doc: dict[str, Any]) -> None:
-    doc["plans"]["pro"]["sitePrice"]["env"] = "STRIPE_PRICE_PRO_BASE"
+def mutate_shared_price_name(doc: dict[str, Any]) -> None:
+    doc["plans"]["pro"]["sitePrice"]["name"] = "pro_base"
 
 
-def mutate_bad_env_name(doc: dict[str, Any]) -> None:
-    doc["plans"]["pro"]["basePrice"]["env"] = "PRO_PRICE"
+def mutate_bad_price_name(doc: dict[str, Any]) -> None:
+    doc["plans"]["pro"]["basePrice"]["name"] = "STRIPE_PRICE_PRO_BASE"
 
 
 def mutate_no_plans(doc: dict[str, Any]) -> None:
@@ -83,8 +83,8 @@ def mutate_limit_not_integer(doc: dict[str, Any]) -> None:
         mutate_negative_limit,
         mutate_addon_limit,
         mutate_unknown_field,
-        mutate_shared_price_variable,
-        mutate_bad_env_name,
+        mutate_shared_price_name,
+        mutate_bad_price_name,
         mutate_no_plans,
         mutate_negative_max,
         mutate_limit_not_integer,
@@ -106,7 +106,7 @@ def test_an_operator_can_add_a_plan_without_code() -> None:
     doc = shipped()
     doc["plans"]["team"] = {
         "name": "Team",
-        "basePrice": {"env": "STRIPE_PRICE_TEAM_BASE", "unitAmount": 4900},
+        "basePrice": {"name": "team_base", "unitAmount": 4900},
         "sitePrice": None,
         "trialDays": 14,
         "features": ["page_builder"],

@@ -1296,3 +1296,30 @@ def test_prices_and_products_can_be_read(fake: FakeStripe, client: stripe.Stripe
 def test_advance_clock(fake: FakeStripe, client: stripe.StripeClient) -> None:
     fake.advance_clock(3600)
     assert client.v1.customers.create().created == START + 3600
+
+
+def test_prices_are_listed_by_lookup_key(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    fake.add_price("price_team_base", product_name="Team", unit_amount=4900, lookup_key="team_monthly")
+    fake.add_price("price_team_old", product_name="Team", unit_amount=3900, lookup_key="team_2025", active=False)
+    listed = client.v1.prices.list(params={"lookup_keys": ["team_monthly", "team_2025", "nobody_has_this"]})
+    assert sorted(price.id for price in listed.data) == ["price_team_base", "price_team_old"]
+    active = client.v1.prices.list(params={"lookup_keys": ["team_monthly", "team_2025"], "active": True})
+    assert [price.id for price in active.data] == ["price_team_base"]
+    assert client.v1.prices.list(params={"lookup_keys": ["nobody_has_this"]}).data == []
+    with pytest.raises(ValueError, match="lookup key"):
+        fake.add_price("price_team_other", product_name="Team", unit_amount=1, lookup_key="team_monthly")
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        pytest.param({"lookup_keys": [f"key{n}" for n in range(11)]}, "lookup_keys", id="more-than-ten"),
+        pytest.param({"lookup_key": "team_monthly"}, "lookup_key", id="unknown"),
+        pytest.param({"product": "prod_x"}, "product", id="unsupported"),
+        pytest.param({"lookup_keys": "team_monthly"}, "lookup_keys", id="not-a-list"),
+    ],
+)
+def test_the_price_list_refuses_what_stripe_refuses(client: stripe.StripeClient, params: Any, param: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.prices.list(params=params)
+    assert raised.value.param == param

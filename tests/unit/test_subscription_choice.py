@@ -10,8 +10,8 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import PastDuePolicy
 from tenant_billing.subscription_sync import choose_subscription
 
-PRICES = {"STRIPE_PRICE_STARTER_BASE": "price_s", "STRIPE_PRICE_PRO_BASE": "price_p", "STRIPE_PRICE_PRO_SITE": "price_ps",
-          "STRIPE_PRICE_ENTERPRISE_BASE": "price_e", "STRIPE_PRICE_ENTERPRISE_SITE": "price_es"}  # fmt: skip
+PRICES = {"starter_base": "price_s", "pro_base": "price_p", "pro_site": "price_ps",
+          "enterprise_base": "price_e", "enterprise_site": "price_es"}  # fmt: skip
 
 
 def sub(sub_id: str, status: str, created: int, plan_price: str = "price_p", sites: int = 0, site_price: str = "price_ps") -> Any:

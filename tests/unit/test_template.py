@@ -131,11 +131,13 @@ def test_the_secret_holds_no_stripe_value_and_functions_get_only_its_arn() -> No
 
 
 def test_price_parameters_reach_the_functions() -> None:
+    """One parameter configures every price of the catalog; no price has a variable of its own."""
     variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
-    for name in ("STARTER_BASE", "PRO_BASE", "PRO_SITE", "ENTERPRISE_BASE", "ENTERPRISE_SITE"):
-        parameter = "StripePrice" + "".join(part.capitalize() for part in name.split("_"))
-        assert variables[f"STRIPE_PRICE_{name}"] == {"Ref": parameter}
-        assert parameter in load_template()["Parameters"]
+    assert variables["STRIPE_PRICES"] == {"Ref": "StripePrices"}
+    assert "StripePrices" in load_template()["Parameters"]
+    assert load_template()["Parameters"]["StripePrices"]["Default"] == "{}"
+    assert not [name for name in variables if name.startswith("STRIPE_PRICE_")]
+    assert not [name for name in load_template()["Parameters"] if name.startswith("StripePrice") and name != "StripePrices"]
 
 
 EXPECTED_ACTIONS = {

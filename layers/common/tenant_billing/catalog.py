@@ -1,7 +1,8 @@
 """The plan catalog: `plans.json` beside this module, validated once on first use.
 
-The catalog names the environment variable that holds each Stripe price id rather than the id
-itself, so one catalog serves test mode, live mode and the local emulator.
+The catalog names each of its prices ("pro_base") rather than holding Stripe's ids: the
+STRIPE_PRICES variable (template parameter `StripePrices`) gives each name its Stripe price, so one
+catalog serves test mode, live mode and the local emulator, and a plan is added by data alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from tenant_billing.errors import ConfigurationError
 CATALOG_PATH = Path(__file__).with_name("plans.json")
 
 PriceKind = Literal["base", "site"]
+# A price name: what STRIPE_PRICES keys its Stripe prices by.
+PRICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class _Strict(BaseModel):
@@ -27,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class BasePrice(_Strict):
-    env: str = Field(pattern=r"^STRIPE_PRICE_[A-Z0-9_]+$")
+    name: str = Field(pattern=PRICE_NAME_PATTERN)
     unit_amount: int = Field(alias="unitAmount", ge=0)
 
 
@@ -66,10 +69,9 @@ class Catalog(_Strict):
     def _check(self) -> Catalog:
         if self.fallback_plan not in self.plans:
             raise ValueError(f"fallbackPlan {self.fallback_plan!r} is not a plan")
-        envs = [plan.base_price.env for plan in self.plans.values()]
-        envs += [plan.site_price.env for plan in self.plans.values() if plan.site_price]
-        if len(set(envs)) != len(envs):
-            raise ValueError("each price variable may belong to one plan price only")
+        names = [price.name for _, _, price in self.prices()]
+        if len(set(names)) != len(names):
+            raise ValueError("each price name may belong to one plan price only")
         return self
 
     def plan(self, plan_id: str) -> Plan | None:
@@ -83,18 +85,26 @@ class Catalog(_Strict):
         sites = plan.site_price.unit_amount * site_quantity if plan.site_price else 0
         return plan.base_price.unit_amount + sites
 
-    def base_price_envs(self) -> list[str]:
-        return [plan.base_price.env for plan in self.plans.values()]
+    def prices(self) -> list[tuple[str, PriceKind, BasePrice]]:
+        """Every price of the catalog as (plan id, kind, price), in catalog order."""
+        found: list[tuple[str, PriceKind, BasePrice]] = []
+        for plan_id, plan in self.plans.items():
+            found.append((plan_id, "base", plan.base_price))
+            if plan.site_price:
+                found.append((plan_id, "site", plan.site_price))
+        return found
+
+    def price_names(self) -> list[str]:
+        return [price.name for _, _, price in self.prices()]
+
+    def base_price_names(self) -> list[str]:
+        return [plan.base_price.name for plan in self.plans.values()]
 
     def price_index(self, price_ids: Mapping[str, str]) -> dict[str, PriceRef]:
-        """Map configured Stripe price ids to (plan, kind), given {env name: price id}."""
-        index: dict[str, PriceRef] = {}
-        for plan_id, plan in self.plans.items():
-            if price_id := price_ids.get(plan.base_price.env):
-                index[price_id] = PriceRef(plan_id, "base")
-            if plan.site_price and (price_id := price_ids.get(plan.site_price.env)):
-                index[price_id] = PriceRef(plan_id, "site")
-        return index
+        """Map configured Stripe price ids to (plan, kind), given {price name: price id}."""
+        return {
+            price_ids[price.name]: PriceRef(plan_id, kind) for plan_id, kind, price in self.prices() if price_ids.get(price.name)
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import stripe
@@ -23,6 +23,7 @@ from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import is_billing_configured
 from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_prices import price_ids
 
 # Stripe keeps idempotency keys for about 24 hours. An unfinished customer claim older than
 # this gets a fresh key instead of one Stripe may already have forgotten.
@@ -43,7 +44,29 @@ class LineItems:
     plan_site_price_id: str | None = None
 
 
-def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: Settings) -> LineItems:
+@dataclass(frozen=True, slots=True)
+class PriceSelection:
+    """A valid plan selection by the catalog's price names (no Stripe id needed to check one)."""
+
+    plan_id: str
+    base_price: str
+    site_price: str | None
+    site_quantity: int
+    # The plan's per-site price name even at quantity 0 (when configured).
+    plan_site_price: str | None = None
+
+    def line_items(self, prices: Mapping[str, str]) -> LineItems:
+        """The Stripe price ids, from {price name: price id} (`stripe_prices.price_ids`)."""
+        base_price_id = prices.get(self.base_price)
+        if not base_price_id:
+            raise BillingNotConfiguredError("billing is not configured")
+        site_price_id = prices.get(self.site_price) if self.site_price else None
+        plan_site_price_id = prices.get(self.plan_site_price) if self.plan_site_price else None
+        quantity = self.site_quantity if site_price_id else 0
+        return LineItems(self.plan_id, base_price_id, site_price_id, quantity, plan_site_price_id)
+
+
+def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: Settings) -> PriceSelection:
     """Plan and quantity rules that need the catalog and the configured prices."""
     plan: Plan | None = catalog.plan(request.plan)
     if plan is None:
@@ -53,16 +76,15 @@ def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: 
         raise InvalidRequestError(
             f"siteQuantity must be between 0 and {catalog.max_site_quantity}", field="siteQuantity", code="invalid_site_quantity"
         )
-    prices = settings.price_ids
-    site_price_id = prices.get(plan.site_price.env) if plan.site_price else None
-    if quantity > 0 and not site_price_id:
+    configured = settings.STRIPE_PRICES
+    site_price = plan.site_price.name if plan.site_price and plan.site_price.name in configured else None
+    if quantity > 0 and not site_price:
         raise InvalidRequestError(
             f"the {request.plan} plan has no per-site add-on", field="siteQuantity", code="site_addon_unavailable"
         )
-    base_price_id = prices.get(plan.base_price.env)
-    if not base_price_id:
+    if plan.base_price.name not in configured:
         raise BillingNotConfiguredError("billing is not configured")
-    return LineItems(request.plan, base_price_id, site_price_id if quantity > 0 else None, quantity, site_price_id)
+    return PriceSelection(request.plan, plan.base_price.name, site_price if quantity > 0 else None, quantity, site_price)
 
 
 def require_configured(settings: Settings, catalog: Catalog) -> None:
@@ -205,8 +227,9 @@ def create_checkout(
     subscriptions, and the create; with a new customer, the customer create and the session create.
     """
     require_billing_admin(caller)
-    items = validate_plan_selection(request, catalog, settings)
+    selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
+    items = selection.line_items(price_ids(settings))
     org_id = caller.org_id
     billing = repository.get_org_billing(org_id)
     if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:

@@ -22,6 +22,7 @@ from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_store import store_state
 from tenant_billing.subscription_sync import SyncedState, choose_subscription, differs, entitlement_differs, synced_state
 
@@ -100,14 +101,15 @@ def sync_org(
         if missing is not None and _customer_of(missing) == customer_id:
             subscriptions.append(missing)
     ids = frozenset(str(subscription["id"]) for subscription in subscriptions)
-    choice = choose_subscription(subscriptions, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS)
+    prices = price_ids(settings)
+    choice = choose_subscription(subscriptions, catalog, prices, settings.PAST_DUE_ENTITLEMENTS)
     if choice is None or (must_include is not None and must_include not in ids):
         return SyncResult(None, None, ids)
     state = synced_state(
         org_id,
         choice.chosen,
         catalog,
-        settings.price_ids,
+        prices,
         settings.PAST_DUE_ENTITLEMENTS,
         read_at_ns,
         int(time.time()),

@@ -43,6 +43,7 @@ from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_logic import live_subscription, store_and_answer
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
@@ -100,14 +101,16 @@ def _plan_change(
     client: Callable[[], stripe.StripeClient],
 ) -> tuple[_Plan, stripe.StripeClient]:
     require_billing_admin(caller)
-    wanted = validate_plan_selection(request, catalog, settings)
+    selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
     stripe_client = client()
+    prices = price_ids(settings)
+    wanted = selection.line_items(prices)
     read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.retrieve"):
         current = stripe_client.v1.subscriptions.retrieve(record.subscription_id, params={"expand": ["latest_invoice"]}).to_dict()
-    changes = item_changes(_items(current), wanted, catalog.price_index(settings.price_ids))
+    changes = item_changes(_items(current), wanted, catalog.price_index(prices))
     return _Plan(record, wanted, changes, current, read_at_ns), stripe_client
 
 

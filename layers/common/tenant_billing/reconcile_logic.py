@@ -38,6 +38,7 @@ from tenant_billing.org_sync import retrieve_subscription, sync_org
 from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_sync import differs, entitlement_differs, synced_state
 
 PHASE_IDLE = "idle"
@@ -249,7 +250,7 @@ class _Run:
         if it has several live subscriptions (any of them may have changed unseen): once per invocation."""
         record = stored.get(org_id)
         fresh = synced_state(
-            org_id, subscription, self.catalog, self.settings.price_ids, self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
+            org_id, subscription, self.catalog, price_ids(self.settings), self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
         ).subscription
         duplicate = record is not None and bool(record.other_live_ids)
         stale = duplicate or needs_sync(record, fresh) or self.grants_otherwise(record, entitlement)

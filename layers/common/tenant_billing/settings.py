@@ -6,15 +6,68 @@ asks, and every later call returns the same validated object.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tenant_billing.catalog import PRICE_NAME_PATTERN, get_catalog
 from tenant_billing.errors import ConfigurationError
 
-PRICE_ENV_PREFIX = "STRIPE_PRICE_"
+PRICE_ID_PATTERN = re.compile(r"^price_[A-Za-z0-9_]+$")
+PRICES_FORMAT = '{"<price name>": "price_..." | {"lookupKey": "..."}}'
+
+
+class PriceSetting(BaseModel):
+    """One entry of STRIPE_PRICES: a Stripe price id, or the `lookup_key` of a Stripe price (which
+    the functions that talk to Stripe resolve to its id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    price_id: str = ""
+    lookup_key: str = ""
+
+
+def parse_price_entry(name: str, value: object) -> PriceSetting:
+    """One `name: value` of STRIPE_PRICES; the error names the entry and says what it should be."""
+    if not re.match(PRICE_NAME_PATTERN, name):
+        raise ValueError(f"{name!r} is not a price name (lowercase letters, digits and _, as in plans.json)")
+    if isinstance(value, str):
+        if not PRICE_ID_PATTERN.match(value):
+            raise ValueError(
+                f'{name!r}: {value!r} is not a Stripe price id (price_...); a lookup key is written {{"lookupKey": "..."}}'
+            )
+        return PriceSetting(price_id=value)
+    if isinstance(value, dict) and set(value) == {"lookupKey"}:
+        key = value["lookupKey"]
+        if isinstance(key, str) and 0 < len(key) <= 200 and key.strip() == key:
+            return PriceSetting(lookup_key=key)
+    raise ValueError(f'{name!r}: expected a price id ("price_...") or {{"lookupKey": "..."}} (1 to 200 characters)')
+
+
+def parse_prices(raw: object) -> dict[str, PriceSetting]:
+    """STRIPE_PRICES as the template passes it: a JSON object of plans.json's price names to their
+    prices; empty is none. The error names the entry at fault."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ValueError(f"not JSON; expected {PRICES_FORMAT}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object {PRICES_FORMAT}")
+    prices = {str(name): parse_price_entry(str(name), value) for name, value in raw.items()}
+    known = get_catalog().price_names()
+    if unknown := [name for name in prices if name not in known]:
+        raise ValueError(f"{', '.join(map(repr, unknown))} not in plans.json (its prices: {', '.join(known)})")
+    given = [price.price_id or f"lookupKey {price.lookup_key}" for price in prices.values()]
+    if repeated := sorted({price for price in given if given.count(price) > 1}):
+        raise ValueError(f"{', '.join(repeated)} given to more than one price name")
+    return prices
 
 
 class Settings(BaseModel):
@@ -31,11 +84,9 @@ class Settings(BaseModel):
     STRIPE_MAX_NETWORK_RETRIES: int = Field(default=2, ge=0, le=5)
     STRIPE_TIMEOUT_SECONDS: float = Field(default=8.0, gt=0, le=60)
 
-    STRIPE_PRICE_STARTER_BASE: str = ""
-    STRIPE_PRICE_PRO_BASE: str = ""
-    STRIPE_PRICE_PRO_SITE: str = ""
-    STRIPE_PRICE_ENTERPRISE_BASE: str = ""
-    STRIPE_PRICE_ENTERPRISE_SITE: str = ""
+    # The catalog's prices by name (template parameter StripePrices): {"pro_base": "price_..."} or
+    # {"pro_base": {"lookupKey": "..."}}. A name plans.json does not have is an error.
+    STRIPE_PRICES: dict[str, PriceSetting] = Field(default_factory=dict)
 
     APP_BASE_URL: str = "http://localhost:3000"
     CHECKOUT_SUCCESS_URL: str = ""
@@ -57,6 +108,11 @@ class Settings(BaseModel):
     EVENT_BUS_NAME: str = Field(default="default", min_length=1)
     ENTITLEMENT_EVENT_SOURCE: str = Field(default="saas.billing", min_length=1)
 
+    @field_validator("STRIPE_PRICES", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: object) -> object:
+        return parse_prices(value)
+
     @field_validator("ADMIN_ROLES", mode="before")
     @classmethod
     def _split_roles(cls, value: object) -> object:
@@ -76,11 +132,6 @@ class Settings(BaseModel):
     def _no_trailing_slash(cls, value: str) -> str:
         # Paths are appended to these, so "https://app.example.com/" must not give "//app".
         return value.rstrip("/")
-
-    @property
-    def price_ids(self) -> dict[str, str]:
-        """Configured price ids keyed by their environment variable name (empty ones left out)."""
-        return {name: value for name, value in self.model_dump().items() if name.startswith(PRICE_ENV_PREFIX) and value}
 
     @property
     def success_url(self) -> str:

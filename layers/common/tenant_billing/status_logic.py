@@ -12,9 +12,10 @@ from tenant_billing.settings import Settings
 
 
 def is_billing_configured(settings: Settings, catalog: Catalog) -> bool:
-    """The secret's ARN and every plan's base price are set. Reads the environment only."""
-    prices = settings.price_ids
-    return bool(settings.STRIPE_SECRET_ARN) and all(env in prices for env in catalog.base_price_envs())
+    """The secret's ARN and every plan's base price are set. Reads the environment only: a price
+    given by its lookup key counts as set (the functions that talk to Stripe resolve it)."""
+    prices = settings.STRIPE_PRICES
+    return bool(settings.STRIPE_SECRET_ARN) and all(name in prices for name in catalog.base_price_names())
 
 
 def iso_timestamp(epoch_seconds: int | None) -> str | None:

@@ -12,6 +12,7 @@ from tenant_billing.errors import StaleReadError
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
+from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_sync import SyncedState, differs, synced_state
 
 # Stripe retries a delivery for up to 3 days and keeps events for 30: a marker outlives both.
@@ -59,7 +60,7 @@ def store_stripe_subscription(
     """Store the read-back of a change our API made to the organization's stored subscription.
     `read_at_ns` is when the Stripe call that returned it started: a read that started later wins."""
     state = synced_state(
-        org_id, subscription, catalog, settings.price_ids, settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
+        org_id, subscription, catalog, price_ids(settings), settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
     )
     return store_state(state, repository, whole_org=False), state
 
