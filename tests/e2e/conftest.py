@@ -68,7 +68,7 @@ def dev_stack() -> Iterator[dict[str, Any]]:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         finally:
             if process.poll() is None:
                 process.kill()

@@ -50,6 +50,7 @@ class FunctionProcess:
         }
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
+        self._stopped = False
 
     def _start(self) -> subprocess.Popen[str]:
         module = "tests.local_runner.worker"
@@ -60,6 +61,8 @@ class FunctionProcess:
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            if self._stopped:
+                return {"error": "the local stack is stopping"}
             if self._process is None or self._process.poll() is not None:
                 self._process = self._start()
             stdin: IO[str] | None = self._process.stdin
@@ -78,14 +81,17 @@ class FunctionProcess:
             return reply
 
     def stop(self) -> None:
-        with self._lock:
-            if self._process and self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-            self._process = None
+        # Not behind the lock: a request in flight (a page polling /billing/sync while the stack
+        # stops) would hold it for as long as its own Stripe and AWS calls take. Ending the process
+        # ends that request too (it answers "the function process exited").
+        self._stopped = True
+        process, self._process = self._process, None
+        if process and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
