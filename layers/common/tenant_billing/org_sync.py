@@ -24,7 +24,14 @@ from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_store import store_state
-from tenant_billing.subscription_sync import SyncedState, choose_subscription, differs, entitlement_differs, synced_state
+from tenant_billing.subscription_sync import (
+    SyncedState,
+    choose_subscription,
+    customer_id_of,
+    differs,
+    entitlement_differs,
+    synced_state,
+)
 
 # Stripe lists newest first, 100 a page. A customer with more subscriptions than this (all
 # canceled but a few) is an account to look at, not one to page through on every event.
@@ -69,11 +76,6 @@ def retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> 
             raise
 
 
-def _customer_of(subscription: dict[str, Any]) -> str:
-    customer = subscription.get("customer")
-    return str(customer.get("id") if isinstance(customer, dict) else customer or "")
-
-
 def sync_org(
     org_id: str,
     customer_id: str,
@@ -98,7 +100,7 @@ def sync_org(
     if must_include is not None and all(str(subscription["id"]) != must_include for subscription in subscriptions):
         # Not in the customer's list (a deleted customer's, or past the pages read): read it alone.
         missing = retrieve_subscription(client, must_include)
-        if missing is not None and _customer_of(missing) == customer_id:
+        if missing is not None and customer_id_of(missing) == customer_id:
             subscriptions.append(missing)
     ids = frozenset(str(subscription["id"]) for subscription in subscriptions)
     prices = price_ids(settings)

@@ -45,6 +45,7 @@ from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_logic import live_subscription, store_and_answer
+from tenant_billing.subscription_sync import subscription_items
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
 PRORATION_BEHAVIOR = "always_invoice"
@@ -66,10 +67,6 @@ class _Plan:
     read_at_ns: int
 
 
-def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return list((subscription.get("items") or {}).get("data") or [])
-
-
 def _latest_invoice(subscription: Mapping[str, Any]) -> Mapping[str, Any]:
     invoice = subscription.get("latest_invoice")
     return invoice if isinstance(invoice, Mapping) else {}
@@ -84,7 +81,8 @@ def _refuse_if_outstanding(current: Mapping[str, Any], client: stripe.StripeClie
     secret = None
     if invoice.get("status") == "open":
         intent = _payment_intent(str(invoice.get("id") or ""), client)
-        secret = str(intent.get("client_secret") or "") or None if intent.get("status") == "requires_action" else None
+        if intent.get("status") == "requires_action":
+            secret = str(intent.get("client_secret") or "") or None
     raise ConflictError(
         "the subscription has an unpaid invoice; pay it (hostedInvoiceUrl) before changing the plan",
         code="payment_outstanding",
@@ -110,7 +108,7 @@ def _plan_change(
     read_at_ns = time.time_ns()
     with stripe_errors("subscriptions.retrieve"):
         current = stripe_client.v1.subscriptions.retrieve(record.subscription_id, params={"expand": ["latest_invoice"]}).to_dict()
-    changes = item_changes(_items(current), wanted, catalog.price_index(prices))
+    changes = item_changes(subscription_items(current), wanted, catalog.price_index(prices))
     return _Plan(record, wanted, changes, current, read_at_ns), stripe_client
 
 
@@ -285,7 +283,7 @@ def _fingerprint(subscription: Mapping[str, Any]) -> str:
     """The subscription's items and its latest invoice: any invoiced change since a preview (even
     one that came back to the same items) voids the quote."""
     return items_fingerprint(
-        _items(subscription), str(_latest_invoice(subscription).get("id") or subscription.get("latest_invoice"))
+        subscription_items(subscription), str(_latest_invoice(subscription).get("id") or subscription.get("latest_invoice"))
     )
 
 

@@ -39,7 +39,7 @@ from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, Rec
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.stripe_prices import price_ids
-from tenant_billing.subscription_sync import differs, entitlement_differs, synced_state
+from tenant_billing.subscription_sync import customer_id_of, differs, entitlement_differs, synced_state
 
 PHASE_IDLE = "idle"
 PHASE_STRIPE = "stripe"
@@ -100,11 +100,6 @@ class ReconcileResult:
 
 class _LeaseLost(Exception):
     """Another run took the lease over: stop at once, write nothing more."""
-
-
-def _customer_id(subscription: Mapping[str, Any]) -> str:
-    customer = subscription.get("customer")
-    return str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
 
 
 def needs_sync(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> bool:
@@ -312,13 +307,13 @@ class _Run:
                 self.checkpoint = replace(self.checkpoint, stripe_cursor="")
                 return
         subscriptions = [subscription.to_dict() for subscription in page.data]
-        links = self.repository.get_customer_orgs({_customer_id(subscription) for subscription in subscriptions})
+        links = self.repository.get_customer_orgs({customer_id_of(subscription) for subscription in subscriptions})
         stored = self.repository.get_subscriptions(set(links.values()))
         entitlements = self.repository.get_entitlements(set(stored))
 
         def check_one(subscription: dict[str, Any]) -> None:
             self.count("checked")
-            org_id = links.get(_customer_id(subscription))
+            org_id = links.get(customer_id_of(subscription))
             if org_id is None:
                 self.count("not_ours")
                 return
@@ -360,7 +355,7 @@ class _Run:
         if subscription is None:
             self.count("orphaned")
             logger.warning("stored subscription does not exist in Stripe", extra=log_keys)
-        elif _customer_id(subscription) != record.customer_id:
+        elif customer_id_of(subscription) != record.customer_id:
             self.count("not_ours")
             logger.warning("stored subscription belongs to another Stripe customer", extra=log_keys)
         else:

@@ -60,11 +60,18 @@ def plan_and_quantity(items: list[Mapping[str, Any]], index: Mapping[str, PriceR
     return plan, quantity if plan else 0, unknown
 
 
-def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def subscription_items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list((subscription.get("items") or {}).get("data") or [])
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def customer_id_of(subscription: Mapping[str, Any]) -> str:
+    """The subscription's customer: an id, or an expanded customer object."""
+    customer = subscription.get("customer")
+    return str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """A field that should be an object; anything else (even in a signed event) counts as empty."""
     return value if isinstance(value, Mapping) else {}
 
 
@@ -97,15 +104,14 @@ def synced_state(
     now: int,
     other_live_ids: tuple[str, ...] = (),
 ) -> SyncedState:
-    items = _items(subscription)
+    items = subscription_items(subscription)
     index = catalog.price_index(price_ids)
     plan, quantity, unknown = plan_and_quantity(items, index)
-    pending = _mapping(subscription.get("pending_update"))
+    pending = as_mapping(subscription.get("pending_update"))
     pending_plan, pending_quantity = None, 0
     if pending:
         pending_plan, pending_quantity, _ = plan_and_quantity(_pending_items(items, pending), index)
-    customer = subscription.get("customer")
-    customer_id = str(customer.get("id") if isinstance(customer, Mapping) else customer or "")
+    customer_id = customer_id_of(subscription)
     status = str(subscription["status"])
     record = SubscriptionRecord(
         org_id=org_id,
@@ -147,7 +153,7 @@ def choose_subscription(
 
     def rank(subscription: Mapping[str, Any]) -> tuple[bool, bool, bool, int, int, str]:
         status = str(subscription.get("status"))
-        plan, quantity, _ = plan_and_quantity(_items(subscription), index)
+        plan, quantity, _ = plan_and_quantity(subscription_items(subscription), index)
         return (
             is_entitled_status(status, past_due_policy),
             status in PAID_STATUSES,

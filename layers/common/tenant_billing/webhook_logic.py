@@ -23,6 +23,7 @@ from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
+from tenant_billing.subscription_sync import as_mapping
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -94,11 +95,6 @@ def _id_of(value: Any) -> str | None:
     return None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """A field that should be an object; anything else (even in a signed event) counts as empty."""
-    return value if isinstance(value, Mapping) else {}
-
-
 def event_target(event: StripeEvent) -> EventTarget | None:
     """The Stripe customer and subscription an event concerns; None when it concerns none."""
     obj = event.object
@@ -110,8 +106,8 @@ def event_target(event: StripeEvent) -> EventTarget | None:
         return EventTarget(customer_id, subscription_id) if subscription_id else None
     if event.type in INVOICE_EVENTS:
         # Since API 2025-03-31.basil invoices link their subscription through `parent`.
-        parent = _mapping(obj.get("parent"))
-        details = _mapping(parent.get("subscription_details")) if parent.get("type") == "subscription_details" else {}
+        parent = as_mapping(obj.get("parent"))
+        details = as_mapping(parent.get("subscription_details")) if parent.get("type") == "subscription_details" else {}
         subscription_id = _id_of(details.get("subscription"))
         return EventTarget(customer_id, subscription_id) if subscription_id else None
     if event.type == CHECKOUT_COMPLETED:
@@ -123,7 +119,7 @@ def event_target(event: StripeEvent) -> EventTarget | None:
 def _claimed_org(event: StripeEvent) -> str | None:
     """The organization a Checkout Session names (client_reference_id, or metadata)."""
     obj = event.object
-    claimed = obj.get("client_reference_id") or _mapping(obj.get("metadata")).get("organization_id")
+    claimed = obj.get("client_reference_id") or as_mapping(obj.get("metadata")).get("organization_id")
     return str(claimed) if claimed else None
 
 
