@@ -55,15 +55,15 @@ def reset_caches() -> None:
     get_catalog.cache_clear()
     get_repository.cache_clear()
     from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
+    from tenant_billing.stripe_adapter import _adapter_for_key
     from tenant_billing.stripe_credentials import clear_credentials_cache
-    from tenant_billing.stripe_gateway import clear_client_cache
     from tenant_billing.stripe_prices import resolve_lookup_keys
 
     dynamodb_client.cache_clear()
     secretsmanager_client.cache_clear()
     _session.cache_clear()
     clear_credentials_cache()
-    clear_client_cache()
+    _adapter_for_key.cache_clear()
     resolve_lookup_keys.cache_clear()
 
 

@@ -15,7 +15,7 @@ from tenant_billing.http_api import build_resolver, current_caller, documented, 
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+from tenant_billing.stripe_adapter import get_stripe
 
 app = build_resolver()
 
@@ -29,7 +29,7 @@ app = build_resolver()
 )
 @tracer.capture_method
 def checkout(selection: Annotated[PlanSelection, Body()]) -> UrlResponse:
-    return create_checkout(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return create_checkout(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -15,7 +15,7 @@ from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.repository import get_repository
 from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+from tenant_billing.stripe_adapter import get_stripe
 
 app = build_resolver()
 
@@ -33,9 +33,7 @@ def invoices(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> InvoiceListResponse:
     parse_query(app.current_event.query_string_parameters, frozenset({"limit", "cursor"}))
-    return list_invoices(
-        current_caller(app), limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe_client
-    )
+    return list_invoices(current_caller(app), limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

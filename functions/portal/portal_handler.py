@@ -15,7 +15,7 @@ from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.portal_logic import create_portal
 from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+from tenant_billing.stripe_adapter import get_stripe
 
 app = build_resolver()
 
@@ -29,7 +29,7 @@ app = build_resolver()
 )
 @tracer.capture_method
 def portal(_: Annotated[PortalRequest | None, Body()] = None) -> UrlResponse:
-    return create_portal(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return create_portal(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -19,7 +19,7 @@ from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.reconcile_logic import DEFAULT_CONFIG, ReconcileConfig, reconcile
 from tenant_billing.repository import DynamoBillingRepository
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+from tenant_billing.stripe_adapter import get_stripe
 
 # Module level so tests can shorten the time margin or the page sizes.
 CONFIG: ReconcileConfig = DEFAULT_CONFIG
@@ -33,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         result = reconcile(
             DynamoBillingRepository(settings.TABLE_NAME),
-            get_stripe_client,
+            get_stripe,
             settings,
             get_catalog(),
             context.get_remaining_time_in_millis,

@@ -23,7 +23,7 @@ from tenant_billing.plan_change_logic import change_subscription, preview_change
 from tenant_billing.repository import get_repository
 from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_gateway import get_stripe_client
+from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
 
 app = build_resolver()
@@ -54,7 +54,7 @@ def preview(
 ) -> ChangePreviewResponse:
     parse_query(app.current_event.query_string_parameters, frozenset({"plan", "siteQuantity"}))
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
-    return preview_change(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return preview_change(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.post(
@@ -71,7 +71,7 @@ def preview(
 )
 @tracer.capture_method
 def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
-    return change_subscription(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return change_subscription(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.post(
@@ -83,9 +83,7 @@ def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
 @tracer.capture_method
 def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingStatusResponse:
     immediately = bool(request and request.immediately)
-    return cancel_subscription(
-        current_caller(app), immediately, get_repository(), get_settings(), get_catalog(), get_stripe_client
-    )
+    return cancel_subscription(current_caller(app), immediately, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.post(
@@ -96,7 +94,7 @@ def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingSt
 )
 @tracer.capture_method
 def resume(_: Annotated[ResumeRequest | None, Body()] = None) -> BillingStatusResponse:
-    return resume_subscription(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return resume_subscription(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

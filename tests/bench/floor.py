@@ -1,6 +1,6 @@
 """The floor: the same AWS and Stripe calls a function makes per request, made directly with no
 handler around them, through clients built exactly as the functions build theirs (botocore's
-DynamoDB client from tenant_billing.aws_clients, the StripeClient from tenant_billing.stripe_gateway).
+DynamoDB client from tenant_billing.aws_clients, the StripeClient from tenant_billing.stripe_adapter).
 
 Everything else a request does (Powertools, routing, validation, parsing, signature checks, the
 entitlement derivation) is the handler's overhead over this floor. The floor's own cold start is
@@ -65,9 +65,9 @@ class FloorTarget:
         self._stripe: StripeClient | None = None
         self._open_session = ""
         if function != "status":
-            from tenant_billing.stripe_gateway import get_stripe_client
+            from tenant_billing.stripe_adapter import get_stripe
 
-            self._stripe = get_stripe_client()
+            self._stripe = get_stripe().client
 
     @property
     def stripe(self) -> StripeClient:

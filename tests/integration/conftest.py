@@ -72,14 +72,14 @@ def new_stripe_fake() -> FakeStripe:
 @contextmanager
 def stripe_talks_to(fake: FakeStripe) -> Iterator[FakeStripe]:
     """Every StripeClient the code builds inside the block sends its requests to `fake`."""
-    from tenant_billing import stripe_gateway
+    from tenant_billing import stripe_adapter
 
-    with patch.object(stripe_gateway, "build_http_client", lambda: FakeStripeHTTPClient(fake, sleep=False)):
-        stripe_gateway.clear_client_cache()
+    with patch.object(stripe_adapter, "build_http_client", lambda: FakeStripeHTTPClient(fake, sleep=False)):
+        stripe_adapter._adapter_for_key.cache_clear()
         try:
             yield fake
         finally:
-            stripe_gateway.clear_client_cache()
+            stripe_adapter._adapter_for_key.cache_clear()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import checkout_handler
 import stripe_webhook_handler
 from tenant_billing.catalog import get_catalog
 from tenant_billing.repository import get_repository
+from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to
@@ -114,7 +115,13 @@ def run_example(
         assert deliver(stripe_event) == 200
 
     expected = synced_state(
-        org_id, stripe_fake.subscriptions[subscription_id], get_catalog(), TEST_PRICES, "plan", read_at_ns=0, now=0
+        org_id,
+        read_subscription(stripe_fake.subscriptions[subscription_id]),
+        get_catalog(),
+        TEST_PRICES,
+        "plan",
+        read_at_ns=0,
+        now=0,
     )
     stored = get_repository().get_org_billing(org_id)
     assert stored.subscription is not None and stored.entitlement is not None

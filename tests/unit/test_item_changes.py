@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from tenant_billing.catalog import PriceRef
 from tenant_billing.checkout_logic import LineItems
-from tenant_billing.item_changes import ItemChange, item_changes
+from tenant_billing.item_changes import item_changes
+from tenant_billing.stripe_objects import read_item
+from tenant_billing.stripe_port import ItemChange, SubscriptionItem
 
 INDEX = {
     "p_base": PriceRef("pro", "base"),
@@ -18,8 +17,8 @@ INDEX = {
 }
 
 
-def items(*rows: tuple[str, str, int]) -> list[Mapping[str, Any]]:
-    return [{"id": item_id, "price": {"id": price}, "quantity": quantity} for item_id, price, quantity in rows]
+def items(*rows: tuple[str, str, int]) -> list[SubscriptionItem]:
+    return [read_item({"id": item_id, "price": {"id": price}, "quantity": quantity}) for item_id, price, quantity in rows]
 
 
 def wanted(plan: str, base: str, site: str | None, quantity: int) -> LineItems:

@@ -8,6 +8,7 @@ import pytest
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import PastDuePolicy
+from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import choose_subscription
 
 PRICES = {"starter_base": "price_s", "pro_base": "price_p", "pro_site": "price_ps",
@@ -18,13 +19,13 @@ def sub(sub_id: str, status: str, created: int, plan_price: str = "price_p", sit
     items: list[dict[str, Any]] = [{"price": {"id": plan_price}, "quantity": 1}]
     if sites:
         items.append({"price": {"id": site_price}, "quantity": sites})
-    return {"id": sub_id, "status": status, "created": created, "items": {"data": items}}
+    return read_subscription({"id": sub_id, "status": status, "created": created, "items": {"data": items}})
 
 
 def choose(*subscriptions: Any, policy: PastDuePolicy = "plan") -> tuple[str, tuple[str, ...]]:
     choice = choose_subscription(list(subscriptions), get_catalog(), PRICES, policy)
     assert choice is not None
-    return str(choice.chosen["id"]), choice.other_live_ids
+    return choice.chosen.id, choice.other_live_ids
 
 
 def test_no_subscription_no_choice() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tenant_billing.catalog import get_catalog
+from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import synced_state
 from tenant_billing.webhook_logic import StripeEvent, WebhookPayloadError, event_target, parse_event
 from tests.conftest import TEST_PRICES
@@ -103,7 +104,7 @@ def subscription(items: list[tuple[str, int]], status: str = "active", **extra: 
 
 
 def sync(sub: dict[str, Any], policy: Any = "plan") -> Any:
-    return synced_state("org_1", sub, get_catalog(), TEST_PRICES, policy, read_at_ns=5, now=100)
+    return synced_state("org_1", read_subscription(sub), get_catalog(), TEST_PRICES, policy, read_at_ns=5, now=100)
 
 
 def test_plan_and_quantity_come_from_the_item_prices() -> None:

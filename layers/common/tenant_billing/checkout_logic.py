@@ -8,9 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import stripe
-from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionCreateParamsSubscriptionData
-
 from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
 from tenant_billing.auth import Caller, require_billing_admin
 from tenant_billing.catalog import Catalog, Plan
@@ -22,7 +19,7 @@ from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import is_billing_configured
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import NewCheckoutSession, StripePort
 from tenant_billing.stripe_prices import price_ids
 
 # Stripe keeps idempotency keys for about 24 hours. An unfinished customer claim older than
@@ -92,7 +89,7 @@ def require_configured(settings: Settings, catalog: Catalog) -> None:
         raise BillingNotConfiguredError("billing is not configured")
 
 
-def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingRepository, client: stripe.StripeClient) -> str:
+def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingRepository, stripe: StripePort) -> str:
     """The organization's Stripe customer id, creating the customer at most once.
 
     A conditional write claims the creation and stores the Stripe idempotency key; concurrent
@@ -109,48 +106,34 @@ def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingReposit
         claim = repository.replace_stale_claim(claim, f"org-customer-{org_id}-{secrets.token_urlsafe(16)}", now)
         if claim.is_linked:
             return claim.customer_id
-    with stripe_errors("customers.create"):
-        customer = client.v1.customers.create(
-            params={"metadata": {ORG_METADATA_KEY: org_id}},
-            options={"idempotency_key": claim.idempotency_key},
-        )
-    linked_id = repository.link_customer(org_id, customer.id, claim.idempotency_key)
-    if linked_id != customer.id:
+    customer_id = stripe.create_customer({ORG_METADATA_KEY: org_id}, claim.idempotency_key)
+    linked_id = repository.link_customer(org_id, customer_id, claim.idempotency_key)
+    if linked_id != customer_id:
         # Only after a stale claim was taken over: the org keeps its linked customer.
-        logger.warning("a different customer was already linked", extra={"unused_customer_id": customer.id})
+        logger.warning("a different customer was already linked", extra={"unused_customer_id": customer_id})
     metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
     logger.info("linked Stripe customer", extra={"customer_id": linked_id})
     return linked_id
 
 
-def checkout_session_params(
+def new_checkout_session(
     org_id: str, customer_id: str, items: LineItems, plan: Plan, settings: Settings, first_subscription: bool
-) -> SessionCreateParams:
-    line_items: list[SessionCreateParamsLineItem] = [{"price": items.base_price_id, "quantity": 1}]
+) -> NewCheckoutSession:
+    line_items = [(items.base_price_id, 1)]
     if items.site_price_id and items.site_quantity > 0:
-        line_items.append({"price": items.site_price_id, "quantity": items.site_quantity})
-    metadata = {ORG_METADATA_KEY: org_id, PLAN_METADATA_KEY: items.plan_id}
-    subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
-    if plan.trial_days and first_subscription:
+        line_items.append((items.site_price_id, items.site_quantity))
+    return NewCheckoutSession(
+        customer_id=customer_id,
+        client_reference_id=org_id,
+        line_items=tuple(line_items),
+        metadata={ORG_METADATA_KEY: org_id, PLAN_METADATA_KEY: items.plan_id},
+        success_url=settings.success_url,
+        cancel_url=settings.cancel_url,
         # A trial only for an organization's first subscription, never again after a cancel.
-        subscription_data["trial_period_days"] = plan.trial_days
-    params: SessionCreateParams = {
-        "mode": "subscription",
-        "customer": customer_id,
-        "client_reference_id": org_id,
-        "line_items": line_items,
-        "metadata": metadata,
-        "subscription_data": subscription_data,
-        "success_url": settings.success_url,
-        "cancel_url": settings.cancel_url,
-    }
-    if settings.ALLOW_PROMOTION_CODES:
-        params["allow_promotion_codes"] = True
-    if settings.AUTOMATIC_TAX:
-        params["automatic_tax"] = {"enabled": True}
-        # Stripe Tax needs the customer's address; let Checkout store it on the customer.
-        params["customer_update"] = {"address": "auto", "name": "auto"}
-    return params
+        trial_period_days=plan.trial_days if plan.trial_days and first_subscription else None,
+        allow_promotion_codes=settings.ALLOW_PROMOTION_CODES,
+        automatic_tax=settings.AUTOMATIC_TAX,
+    )
 
 
 def _live_subscription_conflict() -> ConflictError:
@@ -160,34 +143,27 @@ def _live_subscription_conflict() -> ConflictError:
     )
 
 
-def _expire_session(client: stripe.StripeClient, session_id: str) -> str:
+def _expire_session(stripe: StripePort, session_id: str) -> str:
     """Expire an open Checkout Session so it can no longer be paid; the session's status after it
     ("expired", or "complete" when the customer paid it first)."""
-    with stripe_errors("checkout.sessions.expire"):
-        try:
-            status = str(client.v1.checkout.sessions.expire(session_id).status)
-        except stripe.InvalidRequestError:
-            # Only an open session can be expired: this one is already expired or complete.
-            status = str(client.v1.checkout.sessions.retrieve(session_id).status)
+    status = str(stripe.close_checkout_session(session_id))
     if status not in ("expired", "complete"):
         # Still payable: handing out a second URL now could charge twice. The caller retries.
         raise StripeUnavailableError("the previous checkout could not be closed, try again")
     return status
 
 
-def _expire_open_sessions(client: stripe.StripeClient, customer_id: str, recorded: str | None) -> bool:
+def _expire_open_sessions(stripe: StripePort, customer_id: str, recorded: str | None) -> bool:
     """Expire every open Checkout Session of the customer (an older tab, one made before the open
     session was recorded, or by another integration), so none of them can be paid any more. A
     session created in the last moments that is not the recorded one belongs to a concurrent
     checkout: the conditional write decides between the two. True when one was paid meanwhile."""
     now = int(time.time())
-    with stripe_errors("checkout.sessions.list"):
-        page = client.v1.checkout.sessions.list(params={"customer": customer_id, "status": "open", "limit": 100})
     paid = False
-    for session in page.data:
+    for session in stripe.list_open_checkout_sessions(customer_id):
         if session.id != recorded and session.created > now - CONCURRENT_CHECKOUT_SECONDS:
             continue
-        paid = _expire_session(client, session.id) == "complete" or paid
+        paid = _expire_session(stripe, session.id) == "complete" or paid
     return paid
 
 
@@ -198,12 +174,12 @@ def _refuse_if_subscribed(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: stripe.StripeClient,
+    stripe: StripePort,
 ) -> bool:
     """Ask Stripe, not only the table: a subscription paid a moment ago (its webhook not yet here)
     is stored now and refused. True when the customer never had a subscription."""
     result = sync_org(
-        org_id, customer_id, client, repository, settings, catalog, stored=billing.subscription, skip_unchanged=True
+        org_id, customer_id, stripe, repository, settings, catalog, stored=billing.subscription, skip_unchanged=True
     )
     if result.state is not None and result.state.subscription.status not in ENDED_STATUSES:
         raise _live_subscription_conflict()
@@ -216,7 +192,7 @@ def create_checkout(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    stripe_client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> UrlResponse:
     """A Checkout Session URL for the plan, and at most one session per organization that can
     still be paid: every open one is expired first, and the new one is recorded with a
@@ -229,14 +205,14 @@ def create_checkout(
     require_billing_admin(caller)
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
-    items = selection.line_items(price_ids(settings))
     org_id = caller.org_id
     billing = repository.get_org_billing(org_id)
     if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:
         raise _live_subscription_conflict()
-    client = stripe_client()
+    stripe = stripe_factory()
+    items = selection.line_items(price_ids(settings, stripe))
     had_customer = billing.customer is not None and billing.customer.is_linked
-    customer_id = ensure_customer(org_id, billing, repository, client)
+    customer_id = ensure_customer(org_id, billing, repository, stripe)
     recorded = billing.checkout.session_id if billing.checkout is not None else None
     # A customer created just now has no subscription nor session in Stripe to look for. A trial
     # only for an organization's first subscription: none stored and none in Stripe.
@@ -244,22 +220,21 @@ def create_checkout(
     if had_customer:
         # Sessions first: once none is open, a payment can only have happened before the list of
         # subscriptions below, which then shows it.
-        if _expire_open_sessions(client, customer_id, recorded):
+        if _expire_open_sessions(stripe, customer_id, recorded):
             # One was paid just before its expiry: that subscription is the answer.
-            sync_org(org_id, customer_id, client, repository, settings, catalog)
+            sync_org(org_id, customer_id, stripe, repository, settings, catalog)
             raise _live_subscription_conflict()
-        never_subscribed = _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, client)
+        never_subscribed = _refuse_if_subscribed(org_id, customer_id, billing, repository, settings, catalog, stripe)
         first_subscription = first_subscription and never_subscribed
-    params = checkout_session_params(
+    new_session = new_checkout_session(
         org_id, customer_id, items, catalog.plans[items.plan_id], settings, first_subscription=first_subscription
     )
-    with stripe_errors("checkout.sessions.create"):
-        session = client.v1.checkout.sessions.create(params=params)
+    session = stripe.create_checkout_session(new_session)
     if not session.url:
         raise StripeUnavailableError("the payment provider returned no checkout URL")
     if not repository.record_checkout_session(org_id, session.id, recorded):
         # A concurrent checkout recorded its session first: ours is never handed out, and expired.
-        _expire_session(client, session.id)
+        _expire_session(stripe, session.id)
         raise ConflictError(
             "another checkout for this organization started at the same moment; use that one or try again",
             code="checkout_in_progress",

@@ -8,9 +8,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import stripe
-from stripe.params import InvoiceListParams
-
 from tenant_billing.api_models import InvoiceListResponse, InvoiceView
 from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
@@ -19,7 +16,7 @@ from tenant_billing.errors import InvalidRequestError
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import Invoice, StripePort, UnknownStartingPoint
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -42,19 +39,19 @@ def decode_cursor(cursor: str, org_id: str) -> str:
     return str(data["a"])
 
 
-def _invoice_view(invoice: dict[str, Any]) -> InvoiceView:
+def _invoice_view(invoice: Invoice) -> InvoiceView:
     return InvoiceView(
-        id=str(invoice["id"]),
-        number=invoice.get("number"),
-        status=invoice.get("status"),
-        amount_due=int(invoice.get("amount_due") or 0),
-        amount_paid=int(invoice.get("amount_paid") or 0),
-        currency=str(invoice.get("currency") or ""),
-        period_start=iso_timestamp(invoice.get("period_start")),
-        period_end=iso_timestamp(invoice.get("period_end")),
-        created=iso_timestamp(invoice.get("created")),
-        hosted_invoice_url=invoice.get("hosted_invoice_url"),
-        invoice_pdf=invoice.get("invoice_pdf"),
+        id=invoice.id,
+        number=invoice.number,
+        status=invoice.status,
+        amount_due=invoice.amount_due,
+        amount_paid=invoice.amount_paid,
+        currency=invoice.currency,
+        period_start=iso_timestamp(invoice.period_start),
+        period_end=iso_timestamp(invoice.period_end),
+        created=iso_timestamp(invoice.created),
+        hosted_invoice_url=invoice.hosted_invoice_url,
+        invoice_pdf=invoice.invoice_pdf,
     )
 
 
@@ -65,7 +62,7 @@ def list_invoices(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> InvoiceListResponse:
     """Any member may read them. An organization without a Stripe customer has none."""
     starting_after = decode_cursor(cursor, caller.org_id) if cursor else None
@@ -73,20 +70,12 @@ def list_invoices(
     billing = repository.get_org_billing(caller.org_id)
     if billing.customer is None or not billing.customer.is_linked:
         return InvoiceListResponse(invoices=[], next_cursor=None)
-    params: InvoiceListParams = {"customer": billing.customer.customer_id, "limit": limit}
-    if starting_after:
-        params["starting_after"] = starting_after
-    with stripe_errors("invoices.list"):
-        try:
-            page = client().v1.invoices.list(params=params)
-        except stripe.InvalidRequestError as exc:
-            # Cursors are not signed: one in the caller's own name may still name no invoice of
-            # its customer. That is the caller's mistake, not a misconfiguration.
-            if starting_after and exc.param == "starting_after":
-                raise InvalidRequestError(
-                    "cursor is not valid for this organization", field="cursor", code="invalid_cursor"
-                ) from None
-            raise
-    invoices = [_invoice_view(invoice.to_dict()) for invoice in page.data]
+    try:
+        page = stripe_factory().list_invoices(billing.customer.customer_id, limit, starting_after)
+    except UnknownStartingPoint:
+        # Cursors are not signed: one in the caller's own name may still name no invoice of
+        # its customer. That is the caller's mistake, not a misconfiguration.
+        raise InvalidRequestError("cursor is not valid for this organization", field="cursor", code="invalid_cursor") from None
+    invoices = [_invoice_view(invoice) for invoice in page.data]
     next_cursor = encode_cursor(caller.org_id, invoices[-1].id) if page.has_more and invoices else None
     return InvoiceListResponse(invoices=invoices, next_cursor=next_cursor)

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import stripe
-from stripe.params import SubscriptionListParams
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_store import store_state
 from tenant_billing.subscription_sync import (
     SyncedState,
     choose_subscription,
-    customer_id_of,
     differs,
     entitlement_differs,
     synced_state,
@@ -47,39 +42,26 @@ class SyncResult:
     subscription_ids: frozenset[str]
 
 
-def read_customer_subscriptions(client: stripe.StripeClient, customer_id: str) -> list[dict[str, Any]]:
+def read_customer_subscriptions(stripe: StripePort, customer_id: str) -> list[Subscription]:
     """Every subscription of the customer, whatever its status (newest first)."""
-    params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
-    subscriptions: list[dict[str, Any]] = []
+    subscriptions: list[Subscription] = []
     try:
-        with stripe_errors("subscriptions.list"):
-            for _ in range(MAX_PAGES):
-                page = client.v1.subscriptions.list(params=params)
-                subscriptions.extend(subscription.to_dict() for subscription in page.data)
-                if not page.has_more or not page.data:
-                    return subscriptions
-                params = {**params, "starting_after": str(subscriptions[-1]["id"])}
+        for _ in range(MAX_PAGES):
+            starting_after = subscriptions[-1].id if subscriptions else None
+            page = stripe.list_subscriptions(customer_id, 100, starting_after)
+            subscriptions.extend(page.data)
+            if not page.has_more or not page.data:
+                return subscriptions
     finally:
         metrics.add_metric(name="StripeSubscriptionRead", unit="Count", value=1)
     logger.warning("customer has more subscriptions than one sync reads", extra={"customer_id": customer_id})
     return subscriptions
 
 
-def retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
-    """One subscription, or None when Stripe has no such subscription for our key."""
-    with stripe_errors("subscriptions.retrieve"):
-        try:
-            return client.v1.subscriptions.retrieve(subscription_id).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.code == "resource_missing":
-                return None
-            raise
-
-
 def sync_org(
     org_id: str,
     customer_id: str,
-    client: stripe.StripeClient,
+    stripe: StripePort,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
@@ -96,14 +78,14 @@ def sync_org(
     nothing is written unless that subscription is one of the customer's."""
     # Read time first: a read that starts later can only see the same or a newer state.
     read_at_ns = time.time_ns()
-    subscriptions = read_customer_subscriptions(client, customer_id)
-    if must_include is not None and all(str(subscription["id"]) != must_include for subscription in subscriptions):
+    subscriptions = read_customer_subscriptions(stripe, customer_id)
+    if must_include is not None and all(subscription.id != must_include for subscription in subscriptions):
         # Not in the customer's list (a deleted customer's, or past the pages read): read it alone.
-        missing = retrieve_subscription(client, must_include)
-        if missing is not None and customer_id_of(missing) == customer_id:
+        missing = stripe.find_subscription(must_include)
+        if missing is not None and missing.customer_id == customer_id:
             subscriptions.append(missing)
-    ids = frozenset(str(subscription["id"]) for subscription in subscriptions)
-    prices = price_ids(settings)
+    ids = frozenset(subscription.id for subscription in subscriptions)
+    prices = price_ids(settings, stripe)
     choice = choose_subscription(subscriptions, catalog, prices, settings.PAST_DUE_ENTITLEMENTS)
     if choice is None or (must_include is not None and must_include not in ids):
         return SyncResult(None, None, ids)

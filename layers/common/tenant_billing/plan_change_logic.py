@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import stripe
-from stripe.params import SubscriptionUpdateParams
 
 from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
 from tenant_billing.auth import Caller, require_billing_admin
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError, TransientStoreError
-from tenant_billing.item_changes import ItemChange, item_changes
+from tenant_billing.item_changes import item_changes
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.quotes import (
@@ -42,10 +38,9 @@ from tenant_billing.quotes import (
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import ItemChange, PaymentDeclined, StripePort, Subscription
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_logic import live_subscription, store_and_answer
-from tenant_billing.subscription_sync import subscription_items
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
 PRORATION_BEHAVIOR = "always_invoice"
@@ -58,35 +53,30 @@ CHANGE_LOCK_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class PlannedChange:
     record: SubscriptionRecord
     wanted: LineItems
     changes: list[ItemChange]
-    # Stripe's subscription as read just now (latest_invoice expanded), and when that read started.
-    current: dict[str, Any]
+    # Stripe's subscription as read just now (with its latest invoice), and when that read started.
+    current: Subscription
     read_at_ns: int
 
 
-def _latest_invoice(subscription: Mapping[str, Any]) -> Mapping[str, Any]:
-    invoice = subscription.get("latest_invoice")
-    return invoice if isinstance(invoice, Mapping) else {}
-
-
-def _refuse_if_outstanding(current: Mapping[str, Any], client: stripe.StripeClient) -> None:
+def _refuse_if_outstanding(current: Subscription, stripe: StripePort) -> None:
     """No change while an invoice is unpaid: the caller gets that invoice to pay (and, for a
     payment waiting for 3-D Secure, its client secret, so a reload can still finish it in place)."""
-    if current.get("status") not in OUTSTANDING_STATUSES and not current.get("pending_update"):
+    if current.status not in OUTSTANDING_STATUSES and current.pending_update is None:
         return
-    invoice = _latest_invoice(current)
+    invoice = current.latest_invoice
     secret = None
-    if invoice.get("status") == "open":
-        intent = _payment_intent(str(invoice.get("id") or ""), client)
-        if intent.get("status") == "requires_action":
-            secret = str(intent.get("client_secret") or "") or None
+    if invoice is not None and invoice.status == "open" and invoice.id:
+        intent = stripe.invoice_payment(invoice.id)
+        if intent is not None and intent.status == "requires_action":
+            secret = intent.client_secret
     raise ConflictError(
         "the subscription has an unpaid invoice; pay it (hostedInvoiceUrl) before changing the plan",
         code="payment_outstanding",
-        payment=PaymentLinks(str(invoice.get("hosted_invoice_url") or "") or None, secret),
+        payment=PaymentLinks(invoice.hosted_invoice_url if invoice is not None else None, secret),
     )
 
 
@@ -96,20 +86,19 @@ def _plan_change(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
-) -> tuple[_Plan, stripe.StripeClient]:
+    stripe_factory: Callable[[], StripePort],
+) -> tuple[PlannedChange, StripePort]:
     require_billing_admin(caller)
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
-    stripe_client = client()
-    prices = price_ids(settings)
+    stripe = stripe_factory()
+    prices = price_ids(settings, stripe)
     wanted = selection.line_items(prices)
     read_at_ns = time.time_ns()
-    with stripe_errors("subscriptions.retrieve"):
-        current = stripe_client.v1.subscriptions.retrieve(record.subscription_id, params={"expand": ["latest_invoice"]}).to_dict()
-    changes = item_changes(subscription_items(current), wanted, catalog.price_index(prices))
-    return _Plan(record, wanted, changes, current, read_at_ns), stripe_client
+    current = stripe.subscription_with_invoice(record.subscription_id)
+    changes = item_changes(current.items, wanted, catalog.price_index(prices))
+    return PlannedChange(record, wanted, changes, current, read_at_ns), stripe
 
 
 def _no_change() -> InvalidRequestError:
@@ -122,35 +111,20 @@ def preview_change(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> ChangePreviewResponse:
     """What a change costs now (the prorated invoice) and what the next regular invoice totals,
     kept as a quote the change can name for QUOTE_TTL_SECONDS."""
-    plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    plan, stripe = _plan_change(caller, request, repository, settings, catalog, stripe_factory)
     if not plan.changes:
         raise _no_change()
-    _refuse_if_outstanding(plan.current, stripe_client)
+    _refuse_if_outstanding(plan.current, stripe)
     proration_date = int(time.time())
-    items = [change.for_preview() for change in plan.changes]
-    with stripe_errors("invoices.create_preview"):
-        due_now = stripe_client.v1.invoices.create_preview(
-            params={
-                "customer": plan.record.customer_id,
-                "subscription": plan.record.subscription_id,
-                "subscription_details": {
-                    "items": items,
-                    "proration_behavior": PRORATION_BEHAVIOR,
-                    "proration_date": proration_date,
-                },
-            }
-        )
-        next_invoice = stripe_client.v1.invoices.create_preview(
-            params={
-                "customer": plan.record.customer_id,
-                "subscription": plan.record.subscription_id,
-                "subscription_details": {"items": items, "proration_behavior": "none"},
-            }
-        )
+    customer_id, subscription_id = plan.record.customer_id, plan.record.subscription_id
+    due_now = stripe.preview_invoice(
+        customer_id, subscription_id, plan.changes, proration_behavior=PRORATION_BEHAVIOR, proration_date=proration_date
+    )
+    next_invoice = stripe.preview_invoice(customer_id, subscription_id, plan.changes, proration_behavior="none")
     quote = Quote(
         preview_id=new_preview_id(),
         org_id=caller.org_id,
@@ -158,8 +132,8 @@ def preview_change(
         plan=plan.wanted.plan_id,
         site_quantity=plan.wanted.site_quantity,
         proration_date=proration_date,
-        amount_due_now=int(due_now.amount_due or 0),
-        currency=str(due_now.currency),
+        amount_due_now=due_now.amount_due,
+        currency=due_now.currency,
         items_fingerprint=_fingerprint(plan.current),
         expires_at=proration_date + QUOTE_TTL_SECONDS,
     )
@@ -169,7 +143,7 @@ def preview_change(
         site_quantity=quote.site_quantity,
         currency=quote.currency,
         amount_due_now=quote.amount_due_now,
-        next_invoice_total=int(next_invoice.total or 0),
+        next_invoice_total=next_invoice.total,
         next_invoice_date=iso_timestamp(plan.record.current_period_end),
         proration_date=proration_date,
         preview_id=quote.preview_id,
@@ -183,7 +157,7 @@ def change_subscription(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> BillingStatusResponse:
     """Swap the base price and add, update or remove the per-site item, prorated and charged now;
     applied by Stripe only once paid."""
@@ -197,7 +171,7 @@ def change_subscription(
     if not repository.acquire_change_lock(caller.org_id, owner, now_ms, now_ms + CHANGE_LOCK_MS):
         raise ConflictError("a change of this subscription is in progress; wait for it and reload", code="change_in_progress")
     try:
-        return _change(caller, request, quote, repository, settings, catalog, client)
+        return _change(caller, request, quote, repository, settings, catalog, stripe_factory)
     finally:
         try:
             repository.release_change_lock(caller.org_id, owner)
@@ -221,23 +195,20 @@ def _accepted_quote(caller: Caller, request: PlanChange, repository: BillingRepo
     )
 
 
-def _update_params(changes: list[ItemChange], quote: Quote | None) -> SubscriptionUpdateParams:
-    params: SubscriptionUpdateParams = {
-        "items": [change.for_update() for change in changes],
-        "proration_behavior": PRORATION_BEHAVIOR,
-        "payment_behavior": PAYMENT_BEHAVIOR,
-        # The invoice comes back with the answer; its payment is read only when it did not go through.
-        "expand": ["latest_invoice"],
-    }
+def _payment_behavior(changes: list[ItemChange]) -> str:
     if any(change.deleted for change in changes):
         # Stripe's pending updates hold prices and quantities, not item deletions: such a change
         # is applied only if paid at once, or not at all (a 402, nothing changed).
-        params["payment_behavior"] = "error_if_incomplete"
+        return "error_if_incomplete"
+    return PAYMENT_BEHAVIOR
+
+
+def _proration_date(quote: Quote | None) -> int | None:
     if quote is not None and quote.amount_due_now > 0:
         # Charged exactly what was previewed. A credit is never backdated: prorated now, it is at
         # most what was previewed (the customer kept the better plan until now).
-        params["proration_date"] = quote.proration_date
-    return params
+        return quote.proration_date
+    return None
 
 
 def _change(
@@ -247,49 +218,51 @@ def _change(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> BillingStatusResponse:
-    plan, stripe_client = _plan_change(caller, request, repository, settings, catalog, client)
+    plan, stripe = _plan_change(caller, request, repository, settings, catalog, stripe_factory)
     if not plan.changes:
         if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
             # Stripe already has this change (an earlier attempt whose answer was lost) but the
             # table does not yet: store what Stripe says, and the retry succeeds.
-            return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe_client)
+            return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe)
         raise _no_change()
-    _refuse_if_outstanding(plan.current, stripe_client)
+    _refuse_if_outstanding(plan.current, stripe)
     if quote is not None:
         check_quote_items(quote, _fingerprint(plan.current))
         if not repository.consume_quote(quote.preview_id):
             raise InvalidRequestError(
                 "the preview was used already; preview the change again", field="previewId", code="invalid_preview"
             )
-    params = _update_params(plan.changes, quote)
     read_at_ns = time.time_ns()
-    with stripe_errors("subscriptions.update"):
-        try:
-            updated = stripe_client.v1.subscriptions.update(plan.record.subscription_id, params=params).to_dict()
-        except stripe.CardError as exc:
-            # error_if_incomplete: Stripe changed nothing.
-            raise _declined(exc) from None
-    answer = store_and_answer(plan.record, updated, read_at_ns, repository, settings, catalog, stripe_client)
-    if updated.get("pending_update"):
+    try:
+        updated = stripe.change_items(
+            plan.record.subscription_id,
+            plan.changes,
+            proration_behavior=PRORATION_BEHAVIOR,
+            payment_behavior=_payment_behavior(plan.changes),
+            proration_date=_proration_date(quote),
+        )
+    except PaymentDeclined as declined:
+        # error_if_incomplete: Stripe changed nothing.
+        raise _declined(declined.code) from None
+    answer = store_and_answer(plan.record, updated, read_at_ns, repository, settings, catalog, stripe)
+    if updated.pending_update is not None:
         metrics.add_metric(name="SubscriptionChangeUnpaid", unit="Count", value=1)
-        raise _unpaid(updated, stripe_client)
+        raise _unpaid(updated, stripe)
     metrics.add_metric(name="SubscriptionChanged", unit="Count", value=1)
     return answer
 
 
-def _fingerprint(subscription: Mapping[str, Any]) -> str:
+def _fingerprint(subscription: Subscription) -> str:
     """The subscription's items and its latest invoice: any invoiced change since a preview (even
     one that came back to the same items) voids the quote."""
-    return items_fingerprint(
-        subscription_items(subscription), str(_latest_invoice(subscription).get("id") or subscription.get("latest_invoice"))
-    )
+    return items_fingerprint(subscription.items, str(subscription.latest_invoice_id))
 
 
-def _declined(exc: stripe.CardError) -> PaymentRequiredError:
+def _declined(code: str | None) -> PaymentRequiredError:
     metrics.add_metric(name="SubscriptionChangeUnpaid", unit="Count", value=1)
-    if exc.code == "subscription_payment_intent_requires_action":
+    if code == "subscription_payment_intent_requires_action":
         return PaymentRequiredError(
             "the payment needs the cardholder's authentication (3-D Secure); nothing was changed, try again",
             code="payment_requires_action",
@@ -302,30 +275,18 @@ def _declined(exc: stripe.CardError) -> PaymentRequiredError:
     )
 
 
-def _payment_intent(invoice_id: str, client: stripe.StripeClient) -> Mapping[str, Any]:
-    """The PaymentIntent of the invoice's payment attempt, or {} when it has none."""
-    if not invoice_id:
-        return {}
-    with stripe_errors("invoices.retrieve"):
-        invoice = client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments.data.payment.payment_intent"]}).to_dict()
-    for invoice_payment in (invoice.get("payments") or {}).get("data") or []:
-        intent = (invoice_payment.get("payment") or {}).get("payment_intent")
-        if isinstance(intent, Mapping):
-            return intent
-    return {}
-
-
-def _unpaid(updated: Mapping[str, Any], client: stripe.StripeClient) -> PaymentRequiredError:
+def _unpaid(updated: Subscription, stripe: StripePort) -> PaymentRequiredError:
     """The change waits for its invoice: why, and where to pay it. Plan and entitlements are as before."""
-    invoice = _latest_invoice(updated)
-    intent = _payment_intent(str(invoice.get("id") or ""), client)
-    hosted = str(invoice.get("hosted_invoice_url") or "") or None
-    logger.info("plan change awaits payment", extra={"payment_status": intent.get("status")})
-    if intent.get("status") == "requires_action":
+    invoice = updated.latest_invoice
+    intent = stripe.invoice_payment(invoice.id) if invoice is not None and invoice.id else None
+    hosted = invoice.hosted_invoice_url if invoice is not None else None
+    status = intent.status if intent is not None else None
+    logger.info("plan change awaits payment", extra={"payment_status": status})
+    if intent is not None and status == "requires_action":
         return PaymentRequiredError(
             "the payment needs the cardholder's authentication (3-D Secure): complete it to apply the change",
             code="payment_requires_action",
-            payment=PaymentLinks(hosted, str(intent.get("client_secret") or "") or None),
+            payment=PaymentLinks(hosted, intent.client_secret),
         )
     return PaymentRequiredError(
         "the payment was declined: the plan is unchanged; pay the invoice with another card to apply the change",

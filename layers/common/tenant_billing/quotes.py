@@ -9,11 +9,11 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from tenant_billing.errors import InvalidRequestError
+from tenant_billing.stripe_port import SubscriptionItem
 
 QUOTE_TTL_SECONDS = 600
 _PREVIEW_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -40,15 +40,10 @@ def new_preview_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def items_fingerprint(items: Iterable[Mapping[str, Any]], latest_invoice: str) -> str:
+def items_fingerprint(items: Iterable[SubscriptionItem], latest_invoice: str) -> str:
     """A digest of the subscription's items (id, price, quantity) and its latest invoice: equal only
     while nothing was invoiced since and Stripe would prorate a change of them the same way."""
-
-    def price_of(item: Mapping[str, Any]) -> str:
-        price = item.get("price")
-        return str(price.get("id") if isinstance(price, Mapping) else price)
-
-    rows = [*sorted(f"{item.get('id')}|{price_of(item)}|{item.get('quantity')}" for item in items), latest_invoice]
+    rows = [*sorted(f"{item.id}|{item.price_id}|{item.quantity}" for item in items), latest_invoice]
     digest = hashlib.sha256("\n".join(rows).encode()).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 

@@ -26,20 +26,17 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-import stripe
-from stripe.params import SubscriptionListParams
-
 from tenant_billing.catalog import Catalog
 from tenant_billing.entitlements import ENDED_STATUSES, derive_entitlement
 from tenant_billing.errors import BillingNotConfiguredError
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.org_sync import retrieve_subscription, sync_org
+from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import StripePort, Subscription, UnknownStartingPoint
 from tenant_billing.stripe_prices import price_ids
-from tenant_billing.subscription_sync import customer_id_of, differs, entitlement_differs, synced_state
+from tenant_billing.subscription_sync import differs, entitlement_differs, synced_state
 
 PHASE_IDLE = "idle"
 PHASE_STRIPE = "stripe"
@@ -127,7 +124,7 @@ class _Run:
     def __init__(
         self,
         repository: BillingRepository,
-        client: stripe.StripeClient,
+        client: StripePort,
         settings: Settings,
         catalog: Catalog,
         remaining_ms: Callable[[], int],
@@ -236,7 +233,7 @@ class _Run:
     def check(
         self,
         org_id: str,
-        subscription: Mapping[str, Any],
+        subscription: Subscription,
         stored: dict[str, SubscriptionRecord],
         entitlement: EntitlementRecord | None = None,
     ) -> None:
@@ -245,7 +242,7 @@ class _Run:
         if it has several live subscriptions (any of them may have changed unseen): once per invocation."""
         record = stored.get(org_id)
         fresh = synced_state(
-            org_id, subscription, self.catalog, price_ids(self.settings), self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
+            org_id, subscription, self.catalog, price_ids(self.settings, self.client), self.settings.PAST_DUE_ENTITLEMENTS, 0, 0
         ).subscription
         duplicate = record is not None and bool(record.other_live_ids)
         stale = duplicate or needs_sync(record, fresh) or self.grants_otherwise(record, entitlement)
@@ -294,34 +291,28 @@ class _Run:
 
     def stripe_page(self) -> None:
         cursor = self.checkpoint.stripe_cursor
-        params: SubscriptionListParams = {"status": "all", "limit": self.config.stripe_page_size}
-        if cursor:
-            params["starting_after"] = cursor
-        with stripe_errors("subscriptions.list"):
-            try:
-                page = self.client.v1.subscriptions.list(params=params)
-            except stripe.InvalidRequestError as exc:
-                if not (cursor and exc.code == "resource_missing"):
-                    raise
-                logger.warning("the reconciliation cursor is gone from Stripe; walking Stripe again from the newest")
-                self.checkpoint = replace(self.checkpoint, stripe_cursor="")
-                return
-        subscriptions = [subscription.to_dict() for subscription in page.data]
-        links = self.repository.get_customer_orgs({customer_id_of(subscription) for subscription in subscriptions})
+        try:
+            page = self.client.list_subscriptions(None, self.config.stripe_page_size, cursor or None)
+        except UnknownStartingPoint:
+            logger.warning("the reconciliation cursor is gone from Stripe; walking Stripe again from the newest")
+            self.checkpoint = replace(self.checkpoint, stripe_cursor="")
+            return
+        subscriptions = page.data
+        links = self.repository.get_customer_orgs({subscription.customer_id for subscription in subscriptions})
         stored = self.repository.get_subscriptions(set(links.values()))
         entitlements = self.repository.get_entitlements(set(stored))
 
-        def check_one(subscription: dict[str, Any]) -> None:
+        def check_one(subscription: Subscription) -> None:
             self.count("checked")
-            org_id = links.get(customer_id_of(subscription))
+            org_id = links.get(subscription.customer_id)
             if org_id is None:
                 self.count("not_ours")
                 return
-            self.pending_seen.append(str(subscription["id"]))
+            self.pending_seen.append(subscription.id)
             self.check(org_id, subscription, stored, entitlements.get(org_id))
 
         for subscription in subscriptions:
-            self.step(partial(check_one, subscription), stripe_cursor=str(subscription["id"]))
+            self.step(partial(check_one, subscription), stripe_cursor=subscription.id)
         if not page.has_more or not subscriptions:
             self.checkpoint = replace(self.checkpoint, phase=PHASE_TABLE, stripe_cursor="", scan_cursor="")
         self.persist()
@@ -349,13 +340,13 @@ class _Run:
         return True
 
     def check_stored(self, record: SubscriptionRecord) -> None:
-        subscription = retrieve_subscription(self.client, record.subscription_id)
+        subscription = self.client.find_subscription(record.subscription_id)
         self.count("checked")
         log_keys = {"org_id": record.org_id, "subscription_id": record.subscription_id}
         if subscription is None:
             self.count("orphaned")
             logger.warning("stored subscription does not exist in Stripe", extra=log_keys)
-        elif customer_id_of(subscription) != record.customer_id:
+        elif subscription.customer_id != record.customer_id:
             self.count("not_ours")
             logger.warning("stored subscription belongs to another Stripe customer", extra=log_keys)
         else:
@@ -374,7 +365,7 @@ class _Run:
 
 def reconcile(
     repository: BillingRepository,
-    stripe_client: Callable[[], stripe.StripeClient],
+    stripe_client: Callable[[], StripePort],
     settings: Settings,
     catalog: Catalog,
     remaining_ms: Callable[[], int],

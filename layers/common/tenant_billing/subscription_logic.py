@@ -9,10 +9,7 @@ webhook events that follow are then duplicates of a state already stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
-
-import stripe
+from collections.abc import Callable
 
 from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.auth import Caller, require_billing_admin
@@ -26,7 +23,7 @@ from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, status_response
-from tenant_billing.stripe_gateway import stripe_errors
+from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.subscription_store import confirm_superseded, store_stripe_subscription
 
 
@@ -43,27 +40,17 @@ def cancel_subscription(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> BillingStatusResponse:
     require_billing_admin(caller)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
-    stripe_client = client()
+    stripe = stripe_factory()
     read_at_ns = time.time_ns()
-    with stripe_errors("subscriptions.cancel"):
-        if immediately:
-            try:
-                result = stripe_client.v1.subscriptions.cancel(record.subscription_id)
-            except stripe.InvalidRequestError:
-                # A DELETE carries no idempotency key: if an earlier attempt canceled it and its
-                # answer was lost, Stripe now refuses. Canceled is what was asked for.
-                result = stripe_client.v1.subscriptions.retrieve(record.subscription_id)
-                if result.status != "canceled":
-                    raise
-        else:
-            result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at_period_end": True})
+    cancel = stripe.cancel_now if immediately else stripe.cancel_at_period_end
+    result = cancel(record.subscription_id)
     metrics.add_metric(name="SubscriptionCanceled" if immediately else "SubscriptionCancelScheduled", unit="Count", value=1)
-    return store_and_answer(record, result.to_dict(), read_at_ns, repository, settings, catalog, stripe_client)
+    return store_and_answer(record, result, read_at_ns, repository, settings, catalog, stripe)
 
 
 def resume_subscription(
@@ -71,7 +58,7 @@ def resume_subscription(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
 ) -> BillingStatusResponse:
     """Undo a scheduled cancellation, however it was scheduled (`cancel_at_period_end`, or a
     `cancel_at` set in the Dashboard, the portal or the API). Stripe is asked, not only the table:
@@ -79,38 +66,33 @@ def resume_subscription(
     require_billing_admin(caller)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
-    stripe_client = client()
+    stripe = stripe_factory()
     read_at_ns = time.time_ns()
-    # Stripe takes one of the two per request, and clearing `cancel_at` ("") clears both; it is a
-    # no-op on a subscription with nothing scheduled.
-    with stripe_errors("subscriptions.update"):
-        result = stripe_client.v1.subscriptions.update(record.subscription_id, params={"cancel_at": ""}).to_dict()
-        if result.get("cancel_at_period_end"):
-            result = stripe_client.v1.subscriptions.update(
-                record.subscription_id, params={"cancel_at_period_end": False}
-            ).to_dict()
+    result = stripe.clear_cancellation(record.subscription_id)
     metrics.add_metric(name="SubscriptionResumed", unit="Count", value=1)
-    return store_and_answer(record, result, read_at_ns, repository, settings, catalog, stripe_client)
+    return store_and_answer(record, result, read_at_ns, repository, settings, catalog, stripe)
 
 
 def store_and_answer(
     record: SubscriptionRecord,
-    subscription: Mapping[str, Any],
+    subscription: Subscription,
     read_at_ns: int,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    stripe_client: stripe.StripeClient,
+    stripe: StripePort,
 ) -> BillingStatusResponse:
     """Store Stripe's answer to the change. The organization is synced whole instead (one more
     Stripe read) when the changed subscription may no longer be the one that decides its plan: it
     has another live subscription, this one just ended, or a webhook stored something else meanwhile."""
     state = None
-    if not record.other_live_ids and subscription.get("status") not in ENDED_STATUSES:
-        outcome, single = store_stripe_subscription(record.org_id, subscription, read_at_ns, repository, settings, catalog)
+    if not record.other_live_ids and subscription.status not in ENDED_STATUSES:
+        outcome, single = store_stripe_subscription(
+            record.org_id, subscription, read_at_ns, repository, settings, catalog, stripe
+        )
         state = single if outcome is SaveOutcome.WRITTEN else None
     if state is None:
-        result = sync_org(record.org_id, record.customer_id, stripe_client, repository, settings, catalog)
+        result = sync_org(record.org_id, record.customer_id, stripe, repository, settings, catalog)
         if result.outcome is SaveOutcome.SUPERSEDED and result.state is not None:
             confirm_superseded(repository, result.state)
         state = result.state

@@ -4,14 +4,13 @@ by which every writer of subscription state reaches the repository."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import StaleReadError
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
+from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_sync import SyncedState, differs, synced_state
 
@@ -51,16 +50,17 @@ def store_state(
 
 def store_stripe_subscription(
     org_id: str,
-    subscription: Mapping[str, Any],
+    subscription: Subscription,
     read_at_ns: int,
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
+    stripe: StripePort,
 ) -> tuple[SaveOutcome, SyncedState]:
     """Store the read-back of a change our API made to the organization's stored subscription.
     `read_at_ns` is when the Stripe call that returned it started: a read that started later wins."""
     state = synced_state(
-        org_id, subscription, catalog, price_ids(settings), settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
+        org_id, subscription, catalog, price_ids(settings, stripe), settings.PAST_DUE_ENTITLEMENTS, read_at_ns, int(time.time())
     )
     return store_state(state, repository, whole_org=False), state
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import stripe
-
 from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
@@ -22,6 +20,7 @@ from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, status_response, stored_status
+from tenant_billing.stripe_port import StripePort
 from tenant_billing.subscription_store import confirm_superseded
 
 SYNC_WINDOW_MS = 5_000
@@ -32,7 +31,7 @@ def sync_billing(
     repository: BillingRepository,
     settings: Settings,
     catalog: Catalog,
-    stripe_client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
     now_ms: int,
 ) -> BillingStatusResponse:
     org_id = caller.org_id
@@ -46,7 +45,7 @@ def sync_billing(
         result = sync_org(
             org_id,
             customer.customer_id,
-            stripe_client(),
+            stripe_factory(),
             repository,
             settings,
             catalog,

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import stripe
-
 from tenant_billing.catalog import Catalog
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
+from tenant_billing.stripe_objects import read_checkout_session, read_invoice, read_subscription
+from tenant_billing.stripe_port import StripePort
 from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
-from tenant_billing.subscription_sync import as_mapping
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -86,47 +85,34 @@ def parse_event(raw_body: bytes) -> StripeEvent:
     return StripeEvent(event_id, event_type, data["object"])
 
 
-def _id_of(value: Any) -> str | None:
-    """An expandable field: an id string, or an expanded object with an id."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-        return str(value["id"])
-    return None
-
-
 def event_target(event: StripeEvent) -> EventTarget | None:
     """The Stripe customer and subscription an event concerns; None when it concerns none."""
-    obj = event.object
-    customer_id = _id_of(obj.get("customer"))
-    if not customer_id:
-        return None
+    customer_id, subscription_id = None, None
     if event.type in SUBSCRIPTION_EVENTS or event.type == TRIAL_WILL_END:
-        subscription_id = _id_of(obj.get("id"))
-        return EventTarget(customer_id, subscription_id) if subscription_id else None
-    if event.type in INVOICE_EVENTS:
-        # Since API 2025-03-31.basil invoices link their subscription through `parent`.
-        parent = as_mapping(obj.get("parent"))
-        details = as_mapping(parent.get("subscription_details")) if parent.get("type") == "subscription_details" else {}
-        subscription_id = _id_of(details.get("subscription"))
-        return EventTarget(customer_id, subscription_id) if subscription_id else None
-    if event.type == CHECKOUT_COMPLETED:
-        subscription_id = _id_of(obj.get("subscription"))
-        return EventTarget(customer_id, subscription_id) if obj.get("mode") == "subscription" and subscription_id else None
-    return None
+        subscription = read_subscription(event.object)
+        customer_id, subscription_id = subscription.customer_id, subscription.id
+    elif event.type in INVOICE_EVENTS:
+        invoice = read_invoice(event.object)
+        customer_id, subscription_id = invoice.customer_id, invoice.subscription_id
+    elif event.type == CHECKOUT_COMPLETED:
+        session = read_checkout_session(event.object)
+        customer_id = session.customer_id
+        subscription_id = session.subscription_id if session.mode == "subscription" else None
+    if not customer_id or not subscription_id:
+        return None
+    return EventTarget(customer_id, subscription_id)
 
 
 def _claimed_org(event: StripeEvent) -> str | None:
     """The organization a Checkout Session names (client_reference_id, or metadata)."""
-    obj = event.object
-    claimed = obj.get("client_reference_id") or as_mapping(obj.get("metadata")).get("organization_id")
-    return str(claimed) if claimed else None
+    session = read_checkout_session(event.object)
+    return session.client_reference_id or session.organization_id
 
 
 def process_event(
     event: StripeEvent,
     repository: BillingRepository,
-    stripe_client: Callable[[], stripe.StripeClient],
+    stripe_factory: Callable[[], StripePort],
     settings: Settings,
     catalog: Catalog,
 ) -> Outcome:
@@ -150,13 +136,13 @@ def process_event(
     if event.type == TRIAL_WILL_END:
         if repository.mark_event(event.id, event.type, expires_at):
             metrics.add_metric(name="TrialWillEnd", unit="Count", value=1)
-            logger.info("trial ends soon", extra={**log_keys, "trial_end": event.object.get("trial_end")})
+            logger.info("trial ends soon", extra={**log_keys, "trial_end": read_subscription(event.object).trial_end})
             return Outcome.RECORDED
         return Outcome.DUPLICATE
     result = sync_org(
         org_id,
         target.customer_id,
-        stripe_client(),
+        stripe_factory(),
         repository,
         settings,
         catalog,

@@ -1,0 +1,206 @@
+"""What the product asks of Stripe, in its own terms: one method per operation, and the small typed
+values they answer with (only the fields the product reads). `stripe_adapter` implements it over
+the Stripe SDK; unit tests give it an in-memory one. Importing this module never imports the SDK.
+
+Every method raises the domain errors of `tenant_billing.errors` (BillingMisconfiguredError,
+StripeUnavailableError) for Stripe's failures, plus the two exceptions below where the caller decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class PaymentDeclined(Exception):
+    """A change with `error_if_incomplete` whose payment failed: Stripe changed nothing."""
+
+    def __init__(self, code: str | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class UnknownStartingPoint(Exception):
+    """A list's `starting_after` names nothing Stripe can start after."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionItem:
+    id: str
+    price_id: str
+    quantity: int
+    # Since API 2025-03-31.basil the billing period lives on the items, not the subscription.
+    current_period_end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpdate:
+    """A change Stripe applies only once its invoice is paid."""
+
+    # The pending versions of changed items (same id as the current one) and pending new ones.
+    items: tuple[SubscriptionItem, ...] = ()
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    status: str | None = None
+    hosted_invoice_url: str | None = None
+    number: str | None = None
+    amount_due: int = 0
+    amount_paid: int = 0
+    total: int = 0
+    currency: str = ""
+    period_start: int | None = None
+    period_end: int | None = None
+    created: int | None = None
+    invoice_pdf: str | None = None
+    customer_id: str | None = None
+    subscription_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    customer_id: str
+    status: str
+    items: tuple[SubscriptionItem, ...] = ()
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    created: int = 0
+    pending_update: PendingUpdate | None = None
+    # The id whether or not it was expanded; the invoice itself only when it was.
+    latest_invoice_id: str | None = None
+    latest_invoice: Invoice | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    trial_end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page[T]:
+    data: tuple[T, ...]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    id: str
+    status: str | None
+    created: int
+    url: str | None = None
+    customer_id: str | None = None
+    mode: str | None = None
+    subscription_id: str | None = None
+    client_reference_id: str | None = None
+    # The organization its metadata names.
+    organization_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckoutSession:
+    """A subscription Checkout Session for an existing customer; metadata goes on both objects."""
+
+    customer_id: str
+    client_reference_id: str
+    # (price id, quantity), in order.
+    line_items: tuple[tuple[str, int], ...]
+    metadata: Mapping[str, str]
+    success_url: str
+    cancel_url: str
+    trial_period_days: int | None = None
+    allow_promotion_codes: bool = False
+    automatic_tax: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAttempt:
+    """The PaymentIntent of an invoice's payment."""
+
+    status: str | None
+    client_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """One entry of Stripe's `items` array: update/swap an item (id), add one (no id) or delete."""
+
+    item_id: str | None = None
+    price: str | None = None
+    quantity: int | None = None
+    deleted: bool = False
+
+
+class StripePort(Hashable, Protocol):
+    """Hashable: the prices resolved through a port are cached per port."""
+
+    def create_customer(self, metadata: Mapping[str, str], idempotency_key: str) -> str:
+        """The new (or, for a reused key, the same) customer's id."""
+        ...
+
+    def list_open_checkout_sessions(self, customer_id: str) -> Sequence[CheckoutSession]: ...
+
+    def close_checkout_session(self, session_id: str) -> str | None:
+        """Expire the session if it is still open; its status afterwards."""
+        ...
+
+    def create_checkout_session(self, session: NewCheckoutSession) -> CheckoutSession: ...
+
+    def create_portal_session(self, customer_id: str, return_url: str, configuration_id: str | None) -> str | None:
+        """The portal URL."""
+        ...
+
+    def list_invoices(self, customer_id: str, limit: int, starting_after: str | None) -> Page[Invoice]: ...
+
+    def list_subscriptions(self, customer_id: str | None, limit: int, starting_after: str | None) -> Page[Subscription]:
+        """Newest first, whatever their status; every customer's when `customer_id` is None."""
+        ...
+
+    def find_subscription(self, subscription_id: str) -> Subscription | None:
+        """None when Stripe has no such subscription for our key."""
+        ...
+
+    def subscription_with_invoice(self, subscription_id: str) -> Subscription:
+        """The subscription with its latest invoice."""
+        ...
+
+    def cancel_now(self, subscription_id: str) -> Subscription:
+        """Canceled, also when an earlier attempt whose answer was lost canceled it already."""
+        ...
+
+    def cancel_at_period_end(self, subscription_id: str) -> Subscription: ...
+
+    def clear_cancellation(self, subscription_id: str) -> Subscription:
+        """No cancellation scheduled any more, however it was scheduled."""
+        ...
+
+    def change_items(
+        self,
+        subscription_id: str,
+        changes: Sequence[ItemChange],
+        *,
+        proration_behavior: str,
+        payment_behavior: str,
+        proration_date: int | None,
+    ) -> Subscription:
+        """The changed subscription with its latest invoice; PaymentDeclined when nothing changed."""
+        ...
+
+    def preview_invoice(
+        self,
+        customer_id: str,
+        subscription_id: str,
+        changes: Sequence[ItemChange],
+        *,
+        proration_behavior: str,
+        proration_date: int | None = None,
+    ) -> Invoice: ...
+
+    def invoice_payment(self, invoice_id: str) -> PaymentAttempt | None:
+        """The PaymentIntent of the invoice's payment attempt, or None when it has none."""
+        ...
+
+    def price_ids_by_lookup_key(self, lookup_keys: Sequence[str]) -> Mapping[str, str]:
+        """{lookup key: price id} for at most ten lookup keys (unknown ones are left out)."""
+        ...
