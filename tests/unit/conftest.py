@@ -4,6 +4,7 @@ run against the Stripe port in memory and an in-process table."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from moto import mock_aws
 
 from tenant_billing.catalog import get_catalog
+from tenant_billing.org_sync import sync_org
 from tenant_billing.repository import BillingRepository, get_repository
+from tenant_billing.settings import get_settings
+from tenant_billing.stripe_port import SubscriptionItem
 from tests.conftest import TABLE_NAME, TEST_PRICES
 from tests.support.template import create_table_from_template
-from tests.unit.memory_stripe import MemoryStripe
+from tests.unit.memory_stripe import PERIOD_END, MemoryStripe
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +43,19 @@ def repository() -> Iterator[BillingRepository]:
 def stripe() -> MemoryStripe:
     """The Stripe port in memory, holding the catalog's prices at the catalog's amounts."""
     return MemoryStripe({TEST_PRICES[price.name]: price.unit_amount for _, _, price in get_catalog().prices()})
+
+
+@pytest.fixture
+def subscribed(stripe: MemoryStripe, repository: BillingRepository) -> str:
+    """org_1 on pro with 2 sites, linked and stored as Stripe has it: the subscription id."""
+    customer_id = stripe.create_customer({"organization_id": "org_1"}, "key-org_1")
+    claim = repository.claim_customer("org_1", "key-org_1", int(time.time()))
+    repository.link_customer("org_1", customer_id, claim.idempotency_key)
+    items = (
+        SubscriptionItem("si_base", "price_pro_base", 1, PERIOD_END),
+        SubscriptionItem("si_site", "price_pro_site", 2, PERIOD_END),
+    )
+    subscription = stripe.add_subscription(customer_id, items)
+    sync_org("org_1", customer_id, stripe, repository, get_settings(), get_catalog())
+    stripe.calls.clear()
+    return subscription.id

@@ -115,7 +115,7 @@ def _item_fields(change: ItemChange) -> dict[str, object]:
     return fields
 
 
-def checkout_session_params(session: NewCheckoutSession) -> SessionCreateParams:
+def _checkout_session_params(session: NewCheckoutSession) -> SessionCreateParams:
     line_items: list[SessionCreateParamsLineItem] = [
         {"price": price, "quantity": quantity} for price, quantity in session.line_items
     ]
@@ -170,7 +170,7 @@ class StripeAdapter:
 
     def create_checkout_session(self, session: NewCheckoutSession) -> CheckoutSession:
         with stripe_errors("checkout.sessions.create"):
-            created = self.client.v1.checkout.sessions.create(params=checkout_session_params(session))
+            created = self.client.v1.checkout.sessions.create(params=_checkout_session_params(session))
         return read_checkout_session(created.to_dict())
 
     def create_portal_session(self, customer_id: str, return_url: str, configuration_id: str | None) -> str | None:
