@@ -19,8 +19,10 @@ from tenant_billing.stripe_port import (
     NewCheckoutSession,
     Page,
     PaymentAttempt,
+    PaymentBehavior,
     PaymentDeclined,
     PendingUpdate,
+    ProrationBehavior,
     Subscription,
     SubscriptionItem,
     UnknownStartingPoint,
@@ -76,12 +78,12 @@ class MemoryStripe:
         self.calls.append("checkout.sessions.list")
         return [s for s, request in self.sessions.values() if s.status == "open" and request.customer_id == customer_id]
 
-    def close_checkout_session(self, session_id: str) -> str | None:
+    def close_checkout_session(self, session_id: str) -> str:
         self.calls.append("checkout.sessions.expire")
         session, request = self.sessions[session_id]
         if session.status == "open":
             self.sessions[session_id] = (replace(session, status="expired"), request)
-        return self.sessions[session_id][0].status
+        return str(self.sessions[session_id][0].status)
 
     def create_checkout_session(self, session: NewCheckoutSession) -> CheckoutSession:
         self.calls.append("checkout.sessions.create")
@@ -196,7 +198,7 @@ class MemoryStripe:
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
+        proration_behavior: ProrationBehavior,
         proration_date: int | None = None,
     ) -> Invoice:
         self.calls.append("invoices.create_preview")
@@ -211,8 +213,8 @@ class MemoryStripe:
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
-        payment_behavior: str,
+        proration_behavior: ProrationBehavior,
+        payment_behavior: PaymentBehavior,
         proration_date: int | None,
     ) -> Subscription:
         self.calls.append("subscriptions.update")

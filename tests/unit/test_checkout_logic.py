@@ -54,7 +54,7 @@ def test_a_session_paid_just_before_its_expiry_is_the_answer(stripe: MemoryStrip
     stripe.now += 3600
     expire = stripe.close_checkout_session
 
-    def paid_first(session_id: str) -> str | None:
+    def paid_first(session_id: str) -> str:
         stripe.complete_checkout(session_id)
         return expire(session_id)
 

@@ -146,7 +146,7 @@ def _live_subscription_conflict() -> ConflictError:
 def _expire_session(stripe: StripePort, session_id: str) -> str:
     """Expire an open Checkout Session so it can no longer be paid; the session's status after it
     ("expired", or "complete" when the customer paid it first)."""
-    status = str(stripe.close_checkout_session(session_id))
+    status = stripe.close_checkout_session(session_id)
     if status not in ("expired", "complete"):
         # Still payable: handing out a second URL now could charge twice. The caller retries.
         raise StripeUnavailableError("the previous checkout could not be closed, try again")

@@ -38,14 +38,21 @@ from tenant_billing.quotes import (
 from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
-from tenant_billing.stripe_port import ItemChange, PaymentDeclined, StripePort, Subscription
+from tenant_billing.stripe_port import (
+    ItemChange,
+    PaymentBehavior,
+    PaymentDeclined,
+    ProrationBehavior,
+    StripePort,
+    Subscription,
+)
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_logic import live_subscription, store_and_answer
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
-PRORATION_BEHAVIOR = "always_invoice"
+PRORATION_BEHAVIOR: ProrationBehavior = "always_invoice"
 # Stripe applies price and quantity changes only once the invoice they create is paid.
-PAYMENT_BEHAVIOR = "pending_if_incomplete"
+PAYMENT_BEHAVIOR: PaymentBehavior = "pending_if_incomplete"
 # Statuses whose latest invoice is unpaid: no further change until it is paid.
 OUTSTANDING_STATUSES = frozenset({"past_due", "unpaid", "incomplete"})
 # A change lock lapses after this long, should its holder die (above the function's timeout).
@@ -195,7 +202,7 @@ def _accepted_quote(caller: Caller, request: PlanChange, repository: BillingRepo
     )
 
 
-def _payment_behavior(changes: list[ItemChange]) -> str:
+def _payment_behavior(changes: list[ItemChange]) -> PaymentBehavior:
     if any(change.deleted for change in changes):
         # Stripe's pending updates hold prices and quantities, not item deletions: such a change
         # is applied only if paid at once, or not at all (a 402, nothing changed).

@@ -36,7 +36,9 @@ from tenant_billing.stripe_port import (
     NewCheckoutSession,
     Page,
     PaymentAttempt,
+    PaymentBehavior,
     PaymentDeclined,
+    ProrationBehavior,
     Subscription,
     UnknownStartingPoint,
 )
@@ -160,7 +162,7 @@ class StripeAdapter:
             page = self.client.v1.checkout.sessions.list(params={"customer": customer_id, "status": "open", "limit": 100})
         return [read_checkout_session(session.to_dict()) for session in page.data]
 
-    def close_checkout_session(self, session_id: str) -> str | None:
+    def close_checkout_session(self, session_id: str) -> str:
         with stripe_errors("checkout.sessions.expire"):
             try:
                 return str(self.client.v1.checkout.sessions.expire(session_id).status)
@@ -255,20 +257,17 @@ class StripeAdapter:
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
-        payment_behavior: str,
+        proration_behavior: ProrationBehavior,
+        payment_behavior: PaymentBehavior,
         proration_date: int | None,
     ) -> Subscription:
-        params = cast(
-            SubscriptionUpdateParams,
-            {
-                "items": [cast(SubscriptionUpdateParamsItem, _item_fields(change)) for change in changes],
-                "proration_behavior": proration_behavior,
-                "payment_behavior": payment_behavior,
-                # The invoice comes back with the answer; its payment is read only when it did not go through.
-                "expand": ["latest_invoice"],
-            },
-        )
+        params: SubscriptionUpdateParams = {
+            "items": [cast(SubscriptionUpdateParamsItem, _item_fields(change)) for change in changes],
+            "proration_behavior": proration_behavior,
+            "payment_behavior": payment_behavior,
+            # The invoice comes back with the answer; its payment is read only when it did not go through.
+            "expand": ["latest_invoice"],
+        }
         if proration_date is not None:
             params["proration_date"] = proration_date
         with stripe_errors("subscriptions.update"):
@@ -284,16 +283,13 @@ class StripeAdapter:
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
+        proration_behavior: ProrationBehavior,
         proration_date: int | None = None,
     ) -> Invoice:
-        details = cast(
-            InvoiceCreatePreviewParamsSubscriptionDetails,
-            {
-                "items": [cast(InvoiceCreatePreviewParamsSubscriptionDetailsItem, _item_fields(change)) for change in changes],
-                "proration_behavior": proration_behavior,
-            },
-        )
+        details: InvoiceCreatePreviewParamsSubscriptionDetails = {
+            "items": [cast(InvoiceCreatePreviewParamsSubscriptionDetailsItem, _item_fields(change)) for change in changes],
+            "proration_behavior": proration_behavior,
+        }
         if proration_date is not None:
             details["proration_date"] = proration_date
         params: InvoiceCreatePreviewParams = {

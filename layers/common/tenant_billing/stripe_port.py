@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
+
+# How a change of items is prorated: invoiced and charged at once, or not at all.
+ProrationBehavior = Literal["always_invoice", "none"]
+# When Stripe applies a change whose invoice is not paid: once paid (a pending update), or never.
+PaymentBehavior = Literal["pending_if_incomplete", "error_if_incomplete"]
 
 
 class PaymentDeclined(Exception):
@@ -141,7 +146,7 @@ class StripePort(Hashable, Protocol):
 
     def list_open_checkout_sessions(self, customer_id: str) -> Sequence[CheckoutSession]: ...
 
-    def close_checkout_session(self, session_id: str) -> str | None:
+    def close_checkout_session(self, session_id: str) -> str:
         """Expire the session if it is still open; its status afterwards."""
         ...
 
@@ -180,8 +185,8 @@ class StripePort(Hashable, Protocol):
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
-        payment_behavior: str,
+        proration_behavior: ProrationBehavior,
+        payment_behavior: PaymentBehavior,
         proration_date: int | None,
     ) -> Subscription:
         """The changed subscription with its latest invoice; PaymentDeclined when nothing changed."""
@@ -193,7 +198,7 @@ class StripePort(Hashable, Protocol):
         subscription_id: str,
         changes: Sequence[ItemChange],
         *,
-        proration_behavior: str,
+        proration_behavior: ProrationBehavior,
         proration_date: int | None = None,
     ) -> Invoice: ...
 
