@@ -101,7 +101,7 @@ class MemoryStripe:
         self.sessions[session_id] = (replace(session, status="complete"), request)
         items = tuple(SubscriptionItem(self._id("si"), price, quantity, PERIOD_END) for price, quantity in request.line_items)
         status = "trialing" if request.trial_period_days else "active"
-        return self.add_subscription(request.customer_id, items, status=status, metadata=request.metadata)
+        return self.add_subscription(request.customer_id, items, status=status)
 
     def add_subscription(self, customer_id: str, items: tuple[SubscriptionItem, ...], **fields: object) -> Subscription:
         """A subscription made outside the product (the Dashboard, an old integration)."""

@@ -88,7 +88,6 @@ def read_invoice(invoice: Mapping[str, Any]) -> Invoice:
 
 def read_subscription(subscription: Mapping[str, Any]) -> Subscription:
     latest = subscription.get("latest_invoice")
-    metadata = as_mapping(subscription.get("metadata"))
     return Subscription(
         id=id_of(subscription.get("id")) or "",
         customer_id=id_of(subscription.get("customer")) or "",
@@ -100,7 +99,6 @@ def read_subscription(subscription: Mapping[str, Any]) -> Subscription:
         pending_update=_read_pending_update(subscription.get("pending_update")),
         latest_invoice_id=id_of(latest),
         latest_invoice=read_invoice(latest) if isinstance(latest, Mapping) else None,
-        metadata={str(key): str(value) for key, value in metadata.items()},
         trial_end=_optional_int(subscription.get("trial_end")),
     )
 

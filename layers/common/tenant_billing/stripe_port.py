@@ -9,7 +9,7 @@ StripeUnavailableError) for Stripe's failures, plus the two exceptions below whe
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 # How a change of items is prorated: invoiced and charged at once, or not at all.
@@ -79,7 +79,6 @@ class Subscription:
     # The id whether or not it was expanded; the invoice itself only when it was.
     latest_invoice_id: str | None = None
     latest_invoice: Invoice | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
     trial_end: int | None = None
 
 
