@@ -2,11 +2,9 @@
 site add-on change, cancel at period end or now, and resume."""
 
 # No `from __future__ import annotations`: Powertools reads the route annotations at runtime.
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.api_models import (
     BillingStatusResponse,
@@ -16,49 +14,44 @@ from tenant_billing.api_models import (
     PlanSelection,
     ResumeRequest,
 )
+from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
-from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.plan_change_logic import change_subscription, preview_change
 from tenant_billing.repository import get_repository
-from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
 
-app = build_resolver()
-ADMIN_ROUTES = frozenset(
-    {
-        "GET /billing/subscription/preview",
-        "POST /billing/subscription",
-        "POST /billing/subscription/cancel",
-        "POST /billing/subscription/resume",
-    }
-)
+app = BillingApi()
 
 
-@app.get(
+@app.operation(
+    "GET",
     "/billing/subscription/preview",
+    role=Role.BILLING_ADMIN,
     summary="What a plan or site change costs now, and the next invoice's total",
     description=(
         "Billing admins only. Amounts in the currency's minor unit (cents), from Stripe's invoice preview. "
         "`previewId` names this quote for 10 minutes: POST /billing/subscription with it is charged exactly `amountDueNow`."
     ),
     tags=["Subscription"],
-    responses=documented(ChangePreviewResponse, "The amounts of the change"),
+    answer=ChangePreviewResponse,
+    answer_description="The amounts of the change",
+    query=frozenset({"plan", "siteQuantity"}),
 )
-@tracer.capture_method
 def preview(
     plan: Annotated[str, Query(max_length=64)],
     site_quantity: Annotated[int, Query(alias="siteQuantity")] = 0,
 ) -> ChangePreviewResponse:
-    parse_query(app.current_event.query_string_parameters, frozenset({"plan", "siteQuantity"}))
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
-    return preview_change(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return preview_change(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
-@app.post(
+@app.operation(
+    "POST",
     "/billing/subscription",
+    role=Role.BILLING_ADMIN,
     summary="Change the plan or the number of site add-ons, prorated and invoiced now",
     description=(
         "Billing admins only. The same validation and codes as checkout; 409 `no_subscription` without one. Applied only "
@@ -67,40 +60,38 @@ def preview(
         "`change_in_progress` while another change runs; 400 `invalid_preview` for a previewId not issued for this change."
     ),
     tags=["Subscription"],
-    responses=documented(BillingStatusResponse, "The billing status after the change"),
+    answer=BillingStatusResponse,
+    answer_description="The billing status after the change",
 )
-@tracer.capture_method
 def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
-    return change_subscription(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return change_subscription(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
-@app.post(
+@app.operation(
+    "POST",
     "/billing/subscription/cancel",
+    role=Role.BILLING_ADMIN,
     summary="Cancel at the end of the period, or now with immediately=true",
     tags=["Subscription"],
-    responses=documented(BillingStatusResponse, "The billing status after the cancellation"),
+    answer=BillingStatusResponse,
+    answer_description="The billing status after the cancellation",
 )
-@tracer.capture_method
 def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingStatusResponse:
     immediately = bool(request and request.immediately)
-    return cancel_subscription(
-        current_caller(app), immediately, get_repository(), get_settings(), get_catalog(), get_stripe_client
-    )
+    return cancel_subscription(app.caller, immediately, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
-@app.post(
+@app.operation(
+    "POST",
     "/billing/subscription/resume",
+    role=Role.BILLING_ADMIN,
     summary="Undo a pending cancellation",
     tags=["Subscription"],
-    responses=documented(BillingStatusResponse, "The billing status after resuming"),
+    answer=BillingStatusResponse,
+    answer_description="The billing status after resuming",
 )
-@tracer.capture_method
 def resume(_: Annotated[ResumeRequest | None, Body()] = None) -> BillingStatusResponse:
-    return resume_subscription(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return resume_subscription(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, admin_routes=ADMIN_ROUTES)
+lambda_handler = api_lambda_handler(app)

@@ -1,6 +1,6 @@
 """Typed domain errors. Each carries a stable code and the HTTP status it maps to.
 
-`http_responses.error_response` is the one place that turns them into responses. Messages are
+`http_responses` is the one module that turns them into responses. Messages are
 written for the caller: never a Stripe error message, a key or another organization's data.
 """
 
@@ -17,20 +17,18 @@ class BillingError(Exception):
     # True when the caller should try again later (5xx that Stripe and browsers retry).
     retryable = False
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # A class gives its usual code; one raise may name a more precise one ("invalid_json").
+        if code:
+            self.code = code
 
 
 class InvalidRequestError(BillingError):
     status_code = 400
     code = "invalid_request"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
-        super().__init__(message, field=field)
-        if code:
-            self.code = code
 
 
 class PayloadTooLargeError(InvalidRequestError):
@@ -53,15 +51,6 @@ class ForbiddenError(BillingError):
     code = "forbidden"
 
 
-class ConflictError(BillingError):
-    status_code = 409
-
-    def __init__(self, message: str, *, code: str, payment: PaymentLinks | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.payment = payment
-
-
 @dataclass(frozen=True, slots=True)
 class PaymentLinks:
     """What the caller needs to pay an open invoice: Stripe's hosted invoice page, and for a
@@ -72,25 +61,26 @@ class PaymentLinks:
     client_secret: str | None = None
 
 
-class PaymentRequiredError(BillingError):
+class BillingStateError(BillingError):
+    """The organization's billing state refuses the request; `code` says which state, and
+    `payment`, when set, is the open invoice the caller is to pay."""
+
+    def __init__(self, message: str, *, code: str, payment: PaymentLinks | None = None) -> None:
+        super().__init__(message, code=code)
+        self.payment = payment
+
+
+class ConflictError(BillingStateError):
+    status_code = 409
+
+
+class PaymentRequiredError(BillingStateError):
     """The change was not applied: its invoice was not paid (declined, or 3-D Secure pending)."""
 
     status_code = 402
 
     def __init__(self, message: str, *, code: str, payment: PaymentLinks) -> None:
-        super().__init__(message)
-        self.code = code
-        self.payment = payment
-
-
-class MethodNotAllowedError(BillingError):
-    status_code = 405
-    code = "method_not_allowed"
-
-
-class NotImplementedYetError(BillingError):
-    status_code = 501
-    code = "not_implemented"
+        super().__init__(message, code=code, payment=payment)
 
 
 class BillingNotConfiguredError(BillingError):

@@ -23,7 +23,7 @@ import stripe
 from stripe.params import SubscriptionUpdateParams
 
 from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
-from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError, TransientStoreError
@@ -98,7 +98,6 @@ def _plan_change(
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
 ) -> tuple[_Plan, stripe.StripeClient]:
-    require_billing_admin(caller)
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
@@ -188,7 +187,6 @@ def change_subscription(
     """Swap the base price and add, update or remove the per-site item, prorated and charged now;
     applied by Stripe only once paid."""
     # Everything that refuses a bad request comes before the lock: a refusal writes nothing.
-    require_billing_admin(caller)
     validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     quote = _accepted_quote(caller, request, repository) if request.preview_id is not None else None

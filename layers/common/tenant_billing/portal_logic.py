@@ -8,7 +8,7 @@ import stripe
 from stripe.params.billing_portal import SessionCreateParams
 
 from tenant_billing.api_models import UrlResponse
-from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import require_configured
 from tenant_billing.errors import ConflictError, StripeUnavailableError
@@ -25,7 +25,6 @@ def create_portal(
     catalog: Catalog,
     stripe_client: Callable[[], stripe.StripeClient],
 ) -> UrlResponse:
-    require_billing_admin(caller)
     require_configured(settings, catalog)
     billing = repository.get_org_billing(caller.org_id)
     if billing.customer is None or not billing.customer.is_linked:
