@@ -15,20 +15,15 @@ from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
-app = BillingApi()
+app = BillingApi(tag="Billing")
 
 
-@app.operation(
-    "POST",
-    "/billing/checkout",
-    role=Role.BILLING_ADMIN,
-    summary="A Stripe Checkout URL for a plan and its per-site add-ons",
-    description="Billing admins only. 409 `subscription_exists` while a subscription has not ended.",
-    tags=["Billing"],
-    answer=UrlResponse,
-    answer_description="The Checkout Session URL to send the browser to",
-)
+@app.operation("POST /billing/checkout", Role.BILLING_ADMIN, UrlResponse, "The Checkout Session URL to send the browser to")
 def checkout(selection: Annotated[PlanSelection, Body()]) -> UrlResponse:
+    """A Stripe Checkout URL for a plan and its per-site add-ons
+
+    Billing admins only. 409 `subscription_exists` while a subscription has not ended.
+    """
     return create_checkout(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 

@@ -14,24 +14,20 @@ from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
-app = BillingApi()
+app = BillingApi(tag="Billing")
 
 
 @app.operation(
-    "GET",
-    "/billing/invoices",
-    role=Role.MEMBER,
-    summary="The organization's invoices, newest first",
-    description="Any member. Pass `nextCursor` back as `cursor` for the next page.",
-    tags=["Billing"],
-    answer=InvoiceListResponse,
-    answer_description="A page of invoices",
-    query=frozenset({"limit", "cursor"}),
+    "GET /billing/invoices", Role.MEMBER, InvoiceListResponse, "A page of invoices", query=frozenset({"limit", "cursor"})
 )
 def invoices(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> InvoiceListResponse:
+    """The organization's invoices, newest first
+
+    Any member. Pass `nextCursor` back as `cursor` for the next page.
+    """
     return list_invoices(app.caller, limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 

@@ -15,20 +15,15 @@ from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
-app = BillingApi()
+app = BillingApi(tag="Billing")
 
 
-@app.operation(
-    "POST",
-    "/billing/portal",
-    role=Role.BILLING_ADMIN,
-    summary="A Stripe Customer Portal URL for the organization",
-    description="Billing admins only. 409 `no_billing_account` before the organization has a Stripe customer.",
-    tags=["Billing"],
-    answer=UrlResponse,
-    answer_description="The Customer Portal URL to send the browser to",
-)
+@app.operation("POST /billing/portal", Role.BILLING_ADMIN, UrlResponse, "The Customer Portal URL to send the browser to")
 def portal(_: Annotated[PortalRequest | None, Body()] = None) -> UrlResponse:
+    """A Stripe Customer Portal URL for the organization
+
+    Billing admins only. 409 `no_billing_account` before the organization has a Stripe customer.
+    """
     return create_portal(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 

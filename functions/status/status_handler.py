@@ -10,20 +10,15 @@ from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.status_logic import get_billing_status
 
-app = BillingApi()
+app = BillingApi(tag="Billing")
 
 
-@app.operation(
-    "GET",
-    "/billing/status",
-    role=Role.MEMBER,
-    summary="The organization's plan, subscription state and entitlements",
-    description="Any member of the organization. `subscription` is null when it never subscribed.",
-    tags=["Billing"],
-    answer=BillingStatusResponse,
-    answer_description="The organization's billing status",
-)
+@app.operation("GET /billing/status", Role.MEMBER, BillingStatusResponse, "The organization's billing status")
 def billing_status() -> BillingStatusResponse:
+    """The organization's plan, subscription state and entitlements
+
+    Any member of the organization. `subscription` is null when it never subscribed.
+    """
     return get_billing_status(app.caller.org_id, get_repository(), get_settings(), get_catalog())
 
 

@@ -23,74 +23,55 @@ from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
 
-app = BillingApi()
+app = BillingApi(tag="Subscription")
 
 
 @app.operation(
-    "GET",
-    "/billing/subscription/preview",
-    role=Role.BILLING_ADMIN,
-    summary="What a plan or site change costs now, and the next invoice's total",
-    description=(
-        "Billing admins only. Amounts in the currency's minor unit (cents), from Stripe's invoice preview. "
-        "`previewId` names this quote for 10 minutes: POST /billing/subscription with it is charged exactly `amountDueNow`."
-    ),
-    tags=["Subscription"],
-    answer=ChangePreviewResponse,
-    answer_description="The amounts of the change",
+    "GET /billing/subscription/preview",
+    Role.BILLING_ADMIN,
+    ChangePreviewResponse,
+    "The amounts of the change",
     query=frozenset({"plan", "siteQuantity"}),
 )
 def preview(
     plan: Annotated[str, Query(max_length=64)],
     site_quantity: Annotated[int, Query(alias="siteQuantity")] = 0,
 ) -> ChangePreviewResponse:
+    """What a plan or site change costs now, and the next invoice's total
+
+    Billing admins only. Amounts in the currency's minor unit (cents), from Stripe's invoice preview.
+    `previewId` names this quote for 10 minutes: POST /billing/subscription with it is charged exactly `amountDueNow`.
+    """
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
     return preview_change(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
-@app.operation(
-    "POST",
-    "/billing/subscription",
-    role=Role.BILLING_ADMIN,
-    summary="Change the plan or the number of site add-ons, prorated and invoiced now",
-    description=(
-        "Billing admins only. The same validation and codes as checkout; 409 `no_subscription` without one. Applied only "
-        "once paid: 402 `payment_failed` or `payment_requires_action` (with `hostedInvoiceUrl`, and `clientSecret` for "
-        "3-D Secure) leave the plan unchanged; 409 `payment_outstanding` while an invoice is unpaid; 409 "
-        "`change_in_progress` while another change runs; 400 `invalid_preview` for a previewId not issued for this change."
-    ),
-    tags=["Subscription"],
-    answer=BillingStatusResponse,
-    answer_description="The billing status after the change",
-)
+@app.operation("POST /billing/subscription", Role.BILLING_ADMIN, BillingStatusResponse, "The billing status after the change")
 def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
+    """Change the plan or the number of site add-ons, prorated and invoiced now
+
+    Billing admins only. The same validation and codes as checkout; 409 `no_subscription` without one. Applied only
+    once paid: 402 `payment_failed` or `payment_requires_action` (with `hostedInvoiceUrl`, and `clientSecret` for
+    3-D Secure) leave the plan unchanged; 409 `payment_outstanding` while an invoice is unpaid; 409
+    `change_in_progress` while another change runs; 400 `invalid_preview` for a previewId not issued for this change.
+    """
     return change_subscription(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
 @app.operation(
-    "POST",
-    "/billing/subscription/cancel",
-    role=Role.BILLING_ADMIN,
-    summary="Cancel at the end of the period, or now with immediately=true",
-    tags=["Subscription"],
-    answer=BillingStatusResponse,
-    answer_description="The billing status after the cancellation",
+    "POST /billing/subscription/cancel", Role.BILLING_ADMIN, BillingStatusResponse, "The billing status after the cancellation"
 )
 def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingStatusResponse:
+    """Cancel at the end of the period, or now with immediately=true"""
     immediately = bool(request and request.immediately)
     return cancel_subscription(app.caller, immediately, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 
 @app.operation(
-    "POST",
-    "/billing/subscription/resume",
-    role=Role.BILLING_ADMIN,
-    summary="Undo a pending cancellation",
-    tags=["Subscription"],
-    answer=BillingStatusResponse,
-    answer_description="The billing status after resuming",
+    "POST /billing/subscription/resume", Role.BILLING_ADMIN, BillingStatusResponse, "The billing status after resuming"
 )
 def resume(_: Annotated[ResumeRequest | None, Body()] = None) -> BillingStatusResponse:
+    """Undo a pending cancellation"""
     return resume_subscription(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe_client)
 
 

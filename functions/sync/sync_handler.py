@@ -16,25 +16,18 @@ from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 from tenant_billing.sync_logic import sync_billing
 
-app = BillingApi()
+app = BillingApi(tag="Billing")
 
 
-@app.operation(
-    "POST",
-    "/billing/sync",
-    role=Role.MEMBER,
-    summary="The organization's billing status, read from Stripe now",
-    description=(
-        "Any member of the organization. Reads the organization's subscriptions from Stripe, stores them and answers "
-        "like GET /billing/status; at most one Stripe read per organization per 5 seconds (inside that window it "
-        "answers with what is stored). Changes nothing in Stripe. Call it when Checkout or the portal sends the "
-        "customer back, before showing the plan."
-    ),
-    tags=["Billing"],
-    answer=BillingStatusResponse,
-    answer_description="The organization's billing status",
-)
+@app.operation("POST /billing/sync", Role.MEMBER, BillingStatusResponse, "The organization's billing status")
 def sync(_: Annotated[SyncRequest | None, Body()] = None) -> BillingStatusResponse:
+    """The organization's billing status, read from Stripe now
+
+    Any member of the organization. Reads the organization's subscriptions from Stripe, stores them and answers
+    like GET /billing/status; at most one Stripe read per organization per 5 seconds (inside that window it
+    answers with what is stored). Changes nothing in Stripe. Call it when Checkout or the portal sends the
+    customer back, before showing the plan.
+    """
     now_ms = time.time_ns() // 1_000_000
     return sync_billing(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe_client, now_ms)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
@@ -125,14 +126,22 @@ def route_key(event: Mapping[str, Any]) -> str:
     return f"{request.http_method.upper()} {request.path}"
 
 
+def summary_and_description(function: Callable[..., Any]) -> tuple[str, str | None]:
+    """A route function's docstring as its OpenAPI summary (the first paragraph) and description
+    (the rest), each on one line."""
+    summary, _, description = inspect.cleandoc(function.__doc__ or "").partition("\n\n")
+    return " ".join(summary.split()), " ".join(description.split()) or None
+
+
 class BillingApi(APIGatewayHttpResolver):
     """The resolver of one API function. Routes are declared with `operation`, which records the
     role each needs; `handle` checks it, with the caller and the body, before the request is parsed."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str) -> None:
         # Validation on: bodies and query parameters are parsed into the pydantic models the routes
         # declare, and the OpenAPI document is generated from the same declarations.
         super().__init__(enable_validation=True)
+        self.tag = tag
         self.roles: dict[str, Role] = {}
         self.exception_handler(BillingError)(lambda exc: json_response(*refused(exc)))
         self.exception_handler(RequestValidationError)(lambda exc: json_response(*refused(validation_error(exc.errors()))))
@@ -143,30 +152,13 @@ class BillingApi(APIGatewayHttpResolver):
         self.not_found(lambda _: json_response(404, route_not_found()))
 
     def operation(
-        self,
-        method: Literal["GET", "POST"],
-        path: str,
-        *,
-        role: Role,
-        summary: str,
-        answer: type[Any],
-        answer_description: str,
-        tags: list[str],
-        description: str | None = None,
-        query: frozenset[str] = frozenset(),
+        self, route: str, role: Role, answer: type[Any], answer_description: str, *, query: frozenset[str] = frozenset()
     ) -> Callable[[RouteFunction], RouteFunction]:
-        """Declare a traced route, the role it needs, its OpenAPI description and the query
-        parameters it takes (any other is refused once the declared ones are valid)."""
-        self.roles[f"{method} {path}"] = role
-        register = self.route(
-            path,
-            method,
-            summary=summary,
-            description=description,
-            tags=tags,
-            responses=documented(answer, answer_description, role),
-            openapi_extensions={ROLE_EXTENSION: role.value},
-        )
+        """Declare a traced route ("POST /billing/checkout"), the role it needs and its 200 answer;
+        the function's docstring documents it. Query parameters other than `query` are refused
+        once the declared ones are valid."""
+        method, path = route.split(" ", 1)
+        self.roles[route] = role
 
         def declare(function: RouteFunction) -> RouteFunction:
             @functools.wraps(function)
@@ -174,7 +166,16 @@ class BillingApi(APIGatewayHttpResolver):
                 refuse_unknown_query(self.current_event.query_string_parameters, query)
                 return function(*args, **kwargs)
 
-            register(tracer.capture_method(checked))
+            summary, description = summary_and_description(function)
+            self.route(
+                path,
+                method,
+                summary=summary,
+                description=description,
+                tags=[self.tag],
+                responses=documented(answer, answer_description, role),
+                openapi_extensions={ROLE_EXTENSION: role.value},
+            )(tracer.capture_method(checked))
             return function
 
         return declare
