@@ -113,3 +113,14 @@ def test_an_admin_gets_past_the_role_check(method: str, path: str) -> None:
     status, body = call(HANDLERS[path], event)
     assert (status, body["error"]["code"]) != (403, "forbidden")
     assert status == 400, body
+
+
+@pytest.mark.usefixtures("billing")
+def test_only_a_route_that_takes_query_parameters_refuses_unknown_ones() -> None:
+    event = api_event("GET", "/billing/status")
+    event["queryStringParameters"] = {"utm_source": "mail"}
+    assert call(status_handler, event)[0] == 200
+    event = api_event("GET", "/billing/invoices")
+    event["queryStringParameters"] = {"utm_source": "mail"}
+    status, body = call(invoices_handler, event)
+    assert (status, body["error"]["code"], body["error"]["field"]) == (400, "unknown_field", "utm_source")

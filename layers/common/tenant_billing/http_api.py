@@ -152,21 +152,17 @@ class BillingApi(APIGatewayHttpResolver):
         self.not_found(lambda _: json_response(404, route_not_found()))
 
     def operation(
-        self, route: str, role: Role, answer: type[Any], answer_description: str, *, query: frozenset[str] = frozenset()
+        self, route: str, role: Role, answer: type[Any], answer_description: str, *, query: frozenset[str] | None = None
     ) -> Callable[[RouteFunction], RouteFunction]:
         """Declare a traced route ("POST /billing/checkout"), the role it needs and its 200 answer;
-        the function's docstring documents it. Query parameters other than `query` are refused
-        once the declared ones are valid."""
+        the function's docstring documents it. A route that takes query parameters names them in
+        `query`: any other is refused once the declared ones are valid."""
         method, path = route.split(" ", 1)
         self.roles[route] = role
 
         def declare(function: RouteFunction) -> RouteFunction:
-            @functools.wraps(function)
-            def checked(*args: Any, **kwargs: Any) -> Any:
-                refuse_unknown_query(self.current_event.query_string_parameters, query)
-                return function(*args, **kwargs)
-
             summary, description = summary_and_description(function)
+            routed = function if query is None else self._refusing_unknown_query(function, query)
             self.route(
                 path,
                 method,
@@ -175,10 +171,19 @@ class BillingApi(APIGatewayHttpResolver):
                 tags=[self.tag],
                 responses=documented(answer, answer_description, role),
                 openapi_extensions={ROLE_EXTENSION: role.value},
-            )(tracer.capture_method(checked))
+            )(tracer.capture_method(routed))
             return function
 
         return declare
+
+    def _refusing_unknown_query(self, function: RouteFunction, allowed: frozenset[str]) -> Callable[..., Any]:
+        # functools.wraps keeps the signature Powertools reads the route's parameters from.
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            refuse_unknown_query(self.current_event.query_string_parameters, allowed)
+            return function(*args, **kwargs)
+
+        return checked
 
     @property
     def caller(self) -> Caller:
