@@ -56,13 +56,13 @@ def reset_caches() -> None:
     get_repository.cache_clear()
     from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
     from tenant_billing.stripe_adapter import _adapter_for_key
-    from tenant_billing.stripe_credentials import clear_credentials_cache
+    from tenant_billing.stripe_credentials import _secrets_provider
     from tenant_billing.stripe_prices import resolve_lookup_keys
 
     dynamodb_client.cache_clear()
     secretsmanager_client.cache_clear()
     _session.cache_clear()
-    clear_credentials_cache()
+    _secrets_provider.cache_clear()
     _adapter_for_key.cache_clear()
     resolve_lookup_keys.cache_clear()
 

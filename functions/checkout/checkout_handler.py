@@ -2,38 +2,29 @@
 add-ons. Body: {"plan": "starter" | "pro" | "enterprise", "siteQuantity": <integer, default 0>}."""
 
 # No `from __future__ import annotations`: Powertools reads the route annotations at runtime.
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.api_models import PlanSelection, UrlResponse
+from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.checkout_logic import create_checkout
-from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
-from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
-app = build_resolver()
+app = BillingApi(tag="Billing")
 
 
-@app.post(
-    "/billing/checkout",
-    summary="A Stripe Checkout URL for a plan and its per-site add-ons",
-    description="Billing admins only. 409 `subscription_exists` while a subscription has not ended.",
-    tags=["Billing"],
-    responses=documented(UrlResponse, "The Checkout Session URL to send the browser to"),
-)
-@tracer.capture_method
+@app.operation("POST /billing/checkout", Role.BILLING_ADMIN, UrlResponse, "The Checkout Session URL to send the browser to")
 def checkout(selection: Annotated[PlanSelection, Body()]) -> UrlResponse:
-    return create_checkout(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe)
+    """A Stripe Checkout URL for a plan and its per-site add-ons
+
+    Billing admins only. 409 `subscription_exists` while a subscription has not ended.
+    """
+    return create_checkout(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, admin_routes=frozenset({"POST /billing/checkout"}))
+lambda_handler = api_lambda_handler(app)

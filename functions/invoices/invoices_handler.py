@@ -1,43 +1,34 @@
 """GET /billing/invoices?limit=&cursor=: the organization's recent invoices (any member)."""
 
 # No `from __future__ import annotations`: Powertools reads the route annotations at runtime.
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.api_models import InvoiceListResponse
+from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
+from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.invoices_logic import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_invoices
-from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.repository import get_repository
-from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
-app = build_resolver()
+app = BillingApi(tag="Billing")
 
 
-@app.get(
-    "/billing/invoices",
-    summary="The organization's invoices, newest first",
-    description="Any member. Pass `nextCursor` back as `cursor` for the next page.",
-    tags=["Billing"],
-    responses=documented(InvoiceListResponse, "A page of invoices"),
+@app.operation(
+    "GET /billing/invoices", Role.MEMBER, InvoiceListResponse, "A page of invoices", query=frozenset({"limit", "cursor"})
 )
-@tracer.capture_method
 def invoices(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> InvoiceListResponse:
-    parse_query(app.current_event.query_string_parameters, frozenset({"limit", "cursor"}))
-    return list_invoices(current_caller(app), limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe)
+    """The organization's invoices, newest first
+
+    Any member. Pass `nextCursor` back as `cursor` for the next page.
+    """
+    return list_invoices(app.caller, limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+lambda_handler = api_lambda_handler(app)

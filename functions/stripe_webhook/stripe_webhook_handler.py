@@ -17,7 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
-from tenant_billing.http_responses import error_body, error_response, proxy_response
+from tenant_billing.http_responses import (
+    internal_error,
+    method_not_allowed,
+    proxy_response,
+    webhook_failed,
+    webhook_not_configured,
+    webhook_rejected,
+)
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
@@ -45,19 +52,10 @@ def _raw_body(event: dict[str, Any]) -> bytes:
     return str(body).encode()
 
 
-def _rejected(code: str, message: str) -> dict[str, Any]:
-    # The log line names the reason only: never the body, the header or a secret.
-    logger.warning("webhook rejected", extra={"reason": code})
-    metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
-    return proxy_response(400, error_body(code, message))
-
-
 def handle(event: dict[str, Any]) -> dict[str, Any]:
     method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
     if method != "POST":
-        response = proxy_response(405, error_body("method_not_allowed", "use POST"))
-        response["headers"]["Allow"] = "POST"
-        return response
+        return method_not_allowed("POST")
     try:
         raw_body = _raw_body(event)
         secrets = get_stripe_credentials().webhook_secrets
@@ -65,12 +63,10 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         stripe_event = parse_event(raw_body)
     except SignatureError as exc:
         if exc.code == "no_webhook_secret":
-            # Our configuration is missing, not the sender's fault: let Stripe retry later.
-            logger.error("no webhook secret configured")
-            return proxy_response(503, error_body("billing_not_configured", "billing is not configured"))
-        return _rejected(exc.code, exc.message)
+            return webhook_not_configured()
+        return webhook_rejected(exc.code, exc.message)
     except WebhookPayloadError as exc:
-        return _rejected("not_a_stripe_event", str(exc))
+        return webhook_rejected("not_a_stripe_event", str(exc))
     logger.append_keys(event_id=stripe_event.id, event_type=stripe_event.type)
     settings = get_settings()
     outcome = process_event(stripe_event, get_repository(), get_stripe, settings, get_catalog())
@@ -85,9 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         return handle(event)
     except BillingError as exc:
-        # Transient (DynamoDB, Secrets Manager, Stripe) or configuration: a 5xx makes Stripe retry.
-        logger.warning("webhook failed", extra={"error_code": exc.code})
-        return error_response(exc)
+        return webhook_failed(exc)
     except Exception:
         logger.exception("webhook failed unexpectedly")
-        return proxy_response(500, error_body("internal_error", "an unexpected error occurred"))
+        return proxy_response(500, internal_error())

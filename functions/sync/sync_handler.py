@@ -3,44 +3,33 @@ now (stored at once), at most one Stripe read per organization per 5 seconds. Bo
 
 # No `from __future__ import annotations`: Powertools reads the route annotations at runtime.
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenant_billing.api_models import BillingStatusResponse, SyncRequest
+from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
-from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
-from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.sync_logic import sync_billing
 
-app = build_resolver()
+app = BillingApi(tag="Billing")
 
 
-@app.post(
-    "/billing/sync",
-    summary="The organization's billing status, read from Stripe now",
-    description=(
-        "Any member of the organization. Reads the organization's subscriptions from Stripe, stores them and answers "
-        "like GET /billing/status; at most one Stripe read per organization per 5 seconds (inside that window it "
-        "answers with what is stored). Changes nothing in Stripe. Call it when Checkout or the portal sends the "
-        "customer back, before showing the plan."
-    ),
-    tags=["Billing"],
-    responses=documented(BillingStatusResponse, "The organization's billing status"),
-)
-@tracer.capture_method
+@app.operation("POST /billing/sync", Role.MEMBER, BillingStatusResponse, "The organization's billing status")
 def sync(_: Annotated[SyncRequest | None, Body()] = None) -> BillingStatusResponse:
+    """The organization's billing status, read from Stripe now
+
+    Any member of the organization. Reads the organization's subscriptions from Stripe, stores them and answers
+    like GET /billing/status; at most one Stripe read per organization per 5 seconds (inside that window it
+    answers with what is stored). Changes nothing in Stripe. Call it when Checkout or the portal sends the
+    customer back, before showing the plan.
+    """
     now_ms = time.time_ns() // 1_000_000
-    return sync_billing(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe, now_ms)
+    return sync_billing(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe, now_ms)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+lambda_handler = api_lambda_handler(app)

@@ -245,18 +245,6 @@ def test_promotion_codes_and_automatic_tax_are_switched_by_parameters(
 
 
 @pytest.mark.usefixtures("billing")
-def test_success_and_cancel_urls_are_configurable(monkeypatch: pytest.MonkeyPatch, stripe_fake: FakeStripe) -> None:
-    monkeypatch.setenv("CHECKOUT_SUCCESS_URL", "https://app.example.com/welcome")
-    monkeypatch.setenv("CHECKOUT_CANCEL_URL", "https://app.example.com/pricing")
-    assert checkout({"plan": "pro"})[0] == 200
-    (session,) = stripe_fake.checkout_sessions.values()
-    assert (session["success_url"], session["cancel_url"]) == (
-        "https://app.example.com/welcome",
-        "https://app.example.com/pricing",
-    )
-
-
-@pytest.mark.usefixtures("billing")
 def test_a_catalog_trial_applies_to_the_first_subscription_only(monkeypatch: pytest.MonkeyPatch, stripe_fake: FakeStripe) -> None:
     from tenant_billing.catalog import get_catalog
 

@@ -82,14 +82,13 @@ def test_the_body_takes_nothing(stripe_fake: FakeStripe, body: Any, code: str) -
 
 
 @pytest.mark.usefixtures("billing")
-def test_return_url_and_configuration_are_configurable(monkeypatch: pytest.MonkeyPatch, stripe_fake: FakeStripe) -> None:
+def test_the_portal_configuration_is_configurable(monkeypatch: pytest.MonkeyPatch, stripe_fake: FakeStripe) -> None:
     stripe_fake.add_portal_configuration("bpc_custom")
-    monkeypatch.setenv("PORTAL_RETURN_URL", "https://app.example.com/account")
     monkeypatch.setenv("PORTAL_CONFIGURATION_ID", "bpc_custom")
     first_checkout()
     assert portal()[0] == 200
     (session,) = stripe_fake.portal_sessions.values()
-    assert session["return_url"] == "https://app.example.com/account"
+    assert session["return_url"] == "https://app.example.com/app/billing"
     assert session["configuration"] == "bpc_custom"
 
 

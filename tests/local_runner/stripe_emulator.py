@@ -52,8 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from tenant_billing.webhook_signature import signature_header
 from tests.stripe_fake import CardDeclined, FakeStripe, FakeStripeError, SimulatedConnectionError
+from tests.support.stripe_signature import signature_header
 
 Obj = dict[str, Any]
 

@@ -20,11 +20,11 @@ import portal_handler
 import status_handler
 import stripe_webhook_handler
 import subscription_handler
-from tenant_billing.webhook_signature import signature_header
 from tests.conftest import TABLE_NAME, FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
 from tests.support.logscan import register_sensitive
+from tests.support.stripe_signature import signature_header
 from tests.support.webhook_events import delivery_body, function_url_event
 
 Item = dict[str, Any]

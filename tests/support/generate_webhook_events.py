@@ -11,8 +11,8 @@ import copy
 import json
 from typing import Any
 
-from tenant_billing.webhook_signature import signature_header
 from tests.stripe_fake import FakeStripe, make_stripe_client
+from tests.support.stripe_signature import signature_header
 from tests.support.template import REPO_ROOT
 
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"

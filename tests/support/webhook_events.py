@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tenant_billing.webhook_signature import signature_header
 from tests.support.api_events import load_event
 from tests.support.logscan import register_sensitive
+from tests.support.stripe_signature import signature_header
 
 
 def function_url_event(

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.auth import caller_from_event, require_billing_admin
+from tenant_billing.auth import Role, authorize, caller_from_event
 from tenant_billing.errors import ForbiddenError, UnauthorizedError
 from tenant_billing.settings import get_settings
 from tests.support.api_events import api_event
@@ -19,7 +19,7 @@ def test_a_member_is_not_a_billing_admin() -> None:
     caller = caller_from_event(api_event("GET", "/billing/status", role="member"), get_settings())
     assert not caller.is_billing_admin
     with pytest.raises(ForbiddenError):
-        require_billing_admin(caller)
+        authorize(caller, Role.BILLING_ADMIN)
 
 
 @pytest.mark.parametrize("claim", ["[member admin]", '["admin"]', '["viewer", "admin"]', ["viewer", "admin"], " admin "])

@@ -46,14 +46,13 @@ def test_malformed_variables_are_named(monkeypatch: pytest.MonkeyPatch, name: st
         get_settings()
 
 
-def test_admin_roles_and_custom_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_admin_roles_and_a_base_url_with_a_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMIN_ROLES", " billing , owner ,")
     monkeypatch.setenv("APP_BASE_URL", "https://app.example.com/")
-    monkeypatch.setenv("CHECKOUT_SUCCESS_URL", "https://app.example.com/thanks")
     settings = get_settings()
     assert {"billing", "owner"} == settings.ADMIN_ROLES
     assert settings.portal_return_url == "https://app.example.com/app/billing"
-    assert settings.success_url == "https://app.example.com/thanks"
+    assert settings.success_url == "https://app.example.com/app/settings?billing=success"
 
 
 def test_prices_left_out_are_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:

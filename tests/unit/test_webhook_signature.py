@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.webhook_signature import SignatureError, signature_header, verify_signature
+from tenant_billing.webhook_signature import SignatureError, verify_signature
+from tests.support.stripe_signature import signature_header
 from tests.support.template import REPO_ROOT
 
 REFERENCE = REPO_ROOT.parent / "shared" / "stripe-reference"

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from tenant_billing.errors import ForbiddenError, UnauthorizedError
@@ -58,6 +59,14 @@ def caller_from_event(event: Mapping[str, Any], settings: Settings) -> Caller:
     return Caller(org_id=org_id, roles=roles, is_billing_admin=bool(roles & settings.ADMIN_ROLES))
 
 
-def require_billing_admin(caller: Caller) -> None:
-    if not caller.is_billing_admin:
+class Role(StrEnum):
+    """What a route asks of its caller: to be a member of the organization (any valid token), or
+    one of its billing admins (a role in ADMIN_ROLES)."""
+
+    MEMBER = "member"
+    BILLING_ADMIN = "billing_admin"
+
+
+def authorize(caller: Caller, role: Role) -> None:
+    if role is Role.BILLING_ADMIN and not caller.is_billing_admin:
         raise ForbiddenError("only an organization's billing admins may manage billing")

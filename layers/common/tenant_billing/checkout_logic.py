@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
-from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog, Plan
 from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingNotConfiguredError, ConflictError, InvalidRequestError, StripeUnavailableError
@@ -202,7 +202,6 @@ def create_checkout(
     existing customer, the list of its open sessions, one expiry per open session, the list of its
     subscriptions, and the create; with a new customer, the customer create and the session create.
     """
-    require_billing_admin(caller)
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     org_id = caller.org_id

@@ -1,12 +1,14 @@
-"""Typed domain errors. Each carries a stable code and the HTTP status it maps to.
+"""Typed domain errors. Each carries a stable code and the HTTP status it maps to, given where
+the class is declared: `class ForbiddenError(BillingError, status_code=403, code="forbidden")`.
 
-`http_responses.error_response` is the one place that turns them into responses. Messages are
+`http_responses` is the one module that turns them into responses. Messages are
 written for the caller: never a Stripe error message, a key or another organization's data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class BillingError(Exception):
@@ -17,49 +19,41 @@ class BillingError(Exception):
     # True when the caller should try again later (5xx that Stripe and browsers retry).
     retryable = False
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init_subclass__(
+        cls, *, status_code: int | None = None, code: str | None = None, retryable: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status_code = cls.status_code if status_code is None else status_code
+        cls.code = code or cls.code
+        cls.retryable = cls.retryable if retryable is None else retryable
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
-
-
-class InvalidRequestError(BillingError):
-    status_code = 400
-    code = "invalid_request"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
-        super().__init__(message, field=field)
+        # A class gives its usual code; one raise may name a more precise one ("invalid_json").
         if code:
             self.code = code
 
 
-class PayloadTooLargeError(InvalidRequestError):
-    status_code = 413
-    code = "payload_too_large"
+class InvalidRequestError(BillingError, status_code=400, code="invalid_request"):
+    """The request itself is wrong; `field`, when set, names the part at fault."""
 
 
-class UnsupportedMediaTypeError(InvalidRequestError):
-    status_code = 415
-    code = "unsupported_media_type"
+class PayloadTooLargeError(InvalidRequestError, status_code=413, code="payload_too_large"):
+    """The body is over the API's limit."""
 
 
-class UnauthorizedError(BillingError):
-    status_code = 401
-    code = "unauthorized"
+class UnsupportedMediaTypeError(InvalidRequestError, status_code=415, code="unsupported_media_type"):
+    """The body is not sent as JSON."""
 
 
-class ForbiddenError(BillingError):
-    status_code = 403
-    code = "forbidden"
+class UnauthorizedError(BillingError, status_code=401, code="unauthorized"):
+    """The token carries no valid organization claim."""
 
 
-class ConflictError(BillingError):
-    status_code = 409
-
-    def __init__(self, message: str, *, code: str, payment: PaymentLinks | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.payment = payment
+class ForbiddenError(BillingError, status_code=403, code="forbidden"):
+    """The caller's role does not allow the route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,59 +66,46 @@ class PaymentLinks:
     client_secret: str | None = None
 
 
-class PaymentRequiredError(BillingError):
-    """The change was not applied: its invoice was not paid (declined, or 3-D Secure pending)."""
+class BillingStateError(BillingError):
+    """The organization's billing state refuses the request; `code` says which state, and
+    `payment`, when set, is the open invoice the caller is to pay."""
 
-    status_code = 402
-
-    def __init__(self, message: str, *, code: str, payment: PaymentLinks) -> None:
-        super().__init__(message)
-        self.code = code
+    def __init__(self, message: str, *, code: str, payment: PaymentLinks | None = None) -> None:
+        super().__init__(message, code=code)
         self.payment = payment
 
 
-class MethodNotAllowedError(BillingError):
-    status_code = 405
-    code = "method_not_allowed"
+class ConflictError(BillingStateError, status_code=409):
+    """The request conflicts with the organization's billing state (a subscription there or missing, a
+    checkout or a change in progress)."""
 
 
-class NotImplementedYetError(BillingError):
-    status_code = 501
-    code = "not_implemented"
+class PaymentRequiredError(BillingStateError, status_code=402):
+    """The change was not applied: its invoice was not paid (declined, or 3-D Secure pending)."""
+
+    def __init__(self, message: str, *, code: str, payment: PaymentLinks) -> None:
+        super().__init__(message, code=code, payment=payment)
 
 
-class BillingNotConfiguredError(BillingError):
-    status_code = 503
-    code = "billing_not_configured"
+class BillingNotConfiguredError(BillingError, status_code=503, code="billing_not_configured"):
+    """Billing is not set up yet: no Stripe secret or key, or the plans' prices are not configured."""
 
 
-class BillingMisconfiguredError(BillingError):
+class BillingMisconfiguredError(BillingError, status_code=503, code="billing_misconfigured"):
     """Stripe rejected our credentials or a configured price: an operator must act."""
 
-    status_code = 503
-    code = "billing_misconfigured"
+
+class StripeUnavailableError(BillingError, status_code=502, code="stripe_unavailable", retryable=True):
+    """Stripe failed, did not answer or answered unusably, after the SDK's retries."""
 
 
-class StripeUnavailableError(BillingError):
-    status_code = 502
-    code = "stripe_unavailable"
-    retryable = True
-
-
-class TransientStoreError(BillingError):
+class TransientStoreError(BillingError, status_code=503, code="temporarily_unavailable", retryable=True):
     """DynamoDB or Secrets Manager throttled or failed; nothing was written."""
-
-    status_code = 503
-    code = "temporarily_unavailable"
-    retryable = True
 
 
 class StaleReadError(TransientStoreError):
     """Two reads of Stripe disagree and the clocks that ordered them cannot be trusted: retry."""
 
 
-class ConfigurationError(BillingError):
+class ConfigurationError(BillingError, status_code=500, code="configuration_error"):
     """The deployment itself is wrong (a malformed environment variable or catalog)."""
-
-    status_code = 500
-    code = "configuration_error"

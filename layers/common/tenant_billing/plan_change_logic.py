@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
-from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError, TransientStoreError
@@ -95,7 +95,6 @@ def _plan_change(
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
 ) -> tuple[PlannedChange, StripePort]:
-    require_billing_admin(caller)
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
@@ -169,7 +168,6 @@ def change_subscription(
     """Swap the base price and add, update or remove the per-site item, prorated and charged now;
     applied by Stripe only once paid."""
     # Everything that refuses a bad request comes before the lock: a refusal writes nothing.
-    require_billing_admin(caller)
     validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     quote = _accepted_quote(caller, request, repository) if request.preview_id is not None else None

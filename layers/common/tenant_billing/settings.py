@@ -88,10 +88,8 @@ class Settings(BaseModel):
     # {"pro_base": {"lookupKey": "..."}}. A name plans.json does not have is an error.
     STRIPE_PRICES: dict[str, PriceSetting] = Field(default_factory=dict)
 
+    # Checkout and the portal send the user back under it (template parameter AppBaseUrl).
     APP_BASE_URL: str = "http://localhost:3000"
-    CHECKOUT_SUCCESS_URL: str = ""
-    CHECKOUT_CANCEL_URL: str = ""
-    PORTAL_RETURN_URL: str = ""
     PORTAL_CONFIGURATION_ID: str = ""
     ALLOW_PROMOTION_CODES: bool = False
     AUTOMATIC_TAX: bool = False
@@ -120,30 +118,25 @@ class Settings(BaseModel):
             return frozenset(role.strip() for role in value.split(",") if role.strip())
         return value
 
-    @field_validator("APP_BASE_URL", "CHECKOUT_SUCCESS_URL", "CHECKOUT_CANCEL_URL", "PORTAL_RETURN_URL", "STRIPE_API_BASE")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
-
     @field_validator("APP_BASE_URL", "STRIPE_API_BASE")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _base_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
         # Paths are appended to these, so "https://app.example.com/" must not give "//app".
         return value.rstrip("/")
 
     @property
     def success_url(self) -> str:
-        return self.CHECKOUT_SUCCESS_URL or f"{self.APP_BASE_URL}/app/settings?billing=success"
+        return f"{self.APP_BASE_URL}/app/settings?billing=success"
 
     @property
     def cancel_url(self) -> str:
-        return self.CHECKOUT_CANCEL_URL or f"{self.APP_BASE_URL}/app/billing?billing=canceled"
+        return f"{self.APP_BASE_URL}/app/billing?billing=canceled"
 
     @property
     def portal_return_url(self) -> str:
-        return self.PORTAL_RETURN_URL or f"{self.APP_BASE_URL}/app/billing"
+        return f"{self.APP_BASE_URL}/app/billing"
 
 
 @lru_cache(maxsize=1)

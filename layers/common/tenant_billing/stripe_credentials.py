@@ -76,7 +76,3 @@ def get_stripe_credentials() -> StripeCredentials:
         secret_key=secret_key,
         webhook_secrets=tuple(secret.strip() for secret in webhook.split(",") if secret.strip()),
     )
-
-
-def clear_credentials_cache() -> None:
-    _secrets_provider.cache_clear()

@@ -79,8 +79,3 @@ def verify_signature(
     if abs(now - parsed.timestamp) > tolerance:
         raise SignatureError("timestamp_out_of_tolerance", "the signature timestamp is outside the tolerance")
     return parsed.timestamp
-
-
-def signature_header(secrets: Sequence[str], timestamp: int, raw_body: bytes) -> str:
-    """A header as Stripe builds it (one v1 per secret); for tests, tools and the local emulator."""
-    return ",".join([f"t={timestamp}", *(f"v1={compute_signature(secret, timestamp, raw_body)}" for secret in secrets)])
