@@ -69,6 +69,7 @@ def test_a_declined_change_waits_unpaid_and_grants_nothing(
     with pytest.raises(PaymentRequiredError) as unpaid:
         change(stripe, repository, "enterprise", 2)
     assert unpaid.value.code == "payment_failed"
+    assert unpaid.value.payment is not None
     assert unpaid.value.payment.hosted_invoice_url == f"https://invoice.example/{subscribed}"
     assert stored(repository) == ("pro", 2, "enterprise")
 
@@ -80,6 +81,7 @@ def test_3ds_gives_the_client_secret_and_blocks_another_change(
     with pytest.raises(PaymentRequiredError) as unpaid:
         change(stripe, repository, "pro", 5)
     assert unpaid.value.code == "payment_requires_action"
+    assert unpaid.value.payment is not None
     secret = unpaid.value.payment.client_secret
     assert secret is not None and secret.startswith("pi_secret_")
     stripe.calls.clear()
