@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.local_runner.dev_tokens import (
+from functions.local_stack.dev_tokens import (
     LOCAL_AUDIENCE,
     LOCAL_ISSUER,
     TokenError,
@@ -20,8 +20,8 @@ from tests.local_runner.dev_tokens import (
     load_signing_key,
     mint,
 )
-from tests.local_runner.gateway import ApiGateway, FunctionProcess, http_api_event, lambda_result_to_http
-from tests.local_runner.template_model import load_local_stack
+from functions.local_stack.gateway import ApiGateway, FunctionProcess, http_api_event, lambda_result_to_http
+from functions.local_stack.template_model import load_local_stack
 from tests.support.api_events import load_event
 from tests.support.template import REPO_ROOT
 
