@@ -82,7 +82,7 @@ pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 validate: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
-	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(CHECKOV_VENV)/bin/checkov --config-file .ci/checkov.yaml --file template.yaml --quiet --compact --skip-download
 
 test: lint typecheck pytest validate bench-short
 
