@@ -16,8 +16,9 @@ CHECKOV_VENV := .venv-checkov
 export PATH := $(if $(PYTHON313),$(dir $(PYTHON313)):,)$(PATH)
 export SAM_CLI_TELEMETRY := 0
 PIP_FLAGS := --quiet --disable-pip-version-check
-# The same import roots as in Lambda (and as pytest's pythonpath), for our scripts run outside pytest.
-APP_PYTHONPATH := layers/common:functions/status:functions/checkout:functions/portal:functions/stripe_webhook:functions/subscription:functions/invoices:functions/reconcile:functions/entitlement_events:functions/sync:.
+# The same import roots as in Lambda, for our scripts run outside pytest and for mypy: read from
+# pytest's pythonpath in pyproject.toml, the one list of function folders (after the venv exists).
+APP_PYTHONPATH = $(shell $(BIN)/python -c 'import tomllib; print(":".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["pytest"]["ini_options"]["pythonpath"]))')
 
 .PHONY: help install dev token openapi test lint typecheck pytest validate build bytecode bench bench-short clean
 
@@ -25,7 +26,7 @@ help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
-	@echo "make openapi   regenerate tests/local_runner/static/openapi.json from the handlers"
+	@echo "make openapi   regenerate functions/openapi.json (the API the functions serve) from the handlers"
 	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes"
 	@echo "make build     sam build (arm64, python3.13), then compile the built code to bytecode"
 	@echo "make clean     remove virtual environments and build output"
@@ -58,12 +59,12 @@ $(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt
 install: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CHROMIUM)
 
 dev: $(BIN)/.installed
-	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m functions.local_stack.dev
 
 ORG ?= org_demo
 ROLE ?= admin
 token: $(BIN)/.installed
-	@PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.local_runner.dev_tokens --org $(ORG) --role $(ROLE)
+	@PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m functions.local_stack.dev_tokens --org $(ORG) --role $(ROLE)
 
 openapi: $(BIN)/.installed
 	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.support.generate_openapi
@@ -73,7 +74,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy layers/common/tenant_billing functions tests
+	MYPYPATH=$(APP_PYTHONPATH) $(BIN)/mypy layers/common/tenant_billing functions tests
 
 pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest
@@ -81,7 +82,7 @@ pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 validate: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
-	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(CHECKOV_VENV)/bin/checkov --config-file .ci/checkov.yaml --file template.yaml --quiet --compact --skip-download
 
 test: lint typecheck pytest validate bench-short
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
+from functions.local_stack.template_model import FunctionSpec, load_local_stack
 from tests.bench import importtime, report, shipped, sizes
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
-from tests.local_runner.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
-from tests.local_runner.template_model import FunctionSpec, load_local_stack
 from tests.stripe_fake import FakeStripe, RecordedRequest
 from tests.support.api_events import api_event
 from tests.support.local_services import (
@@ -56,7 +56,7 @@ FUNCTIONS = {
 }
 BASELINES = ("pass", "boto3", "boto3_stripe")
 BASELINE_OF = {"status": "boto3", "checkout": "boto3_stripe", "portal": "boto3_stripe", "webhook": "boto3_stripe"}
-# Variables a function's process inherits from ours (as the local runner's function processes do).
+# Variables a function's process inherits from ours (as the local stack's function processes do).
 INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 RESULTS_DIR = REPO_ROOT / "bench-results"
 # A path segment (other than the API version) with a digit or a capital letter is an object id.

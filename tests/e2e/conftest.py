@@ -20,30 +20,15 @@ from tests.support.template import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).with_name("screenshots")
-APP_PYTHONPATH = os.pathsep.join(
-    str(REPO_ROOT / part)
-    for part in (
-        "layers/common",
-        "functions/status",
-        "functions/checkout",
-        "functions/portal",
-        "functions/stripe_webhook",
-        "functions/subscription",
-        "functions/invoices",
-        "functions/reconcile",
-        "functions/entitlement_events",
-        "functions/sync",
-        ".",
-    )
-)
 
 
 @pytest.fixture(scope="module")
-def dev_stack() -> Iterator[dict[str, Any]]:
+def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     ports = {name: free_port() for name in ("port", "webhook-port", "stripe-port", "aws-port")}
-    args = [sys.executable, "-m", "tests.local_runner.dev"] + [f"--{name}={port}" for name, port in ports.items()]
+    args = [sys.executable, "-m", "functions.local_stack.dev"] + [f"--{name}={port}" for name, port in ports.items()]
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
-    env["PYTHONPATH"] = APP_PYTHONPATH
+    # The same import roots as `make dev` and these tests: pytest's pythonpath.
+    env["PYTHONPATH"] = os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath"))
     log = (SCREENSHOTS.parent / "dev-stack.log").open("w")
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None

@@ -20,7 +20,7 @@ from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import deliver, subscribe
+from tests.support.flows import deliver, subscribe, webhook_status
 
 CARDS = {"pays": "4242424242424242", "declines": "4000000000000341", "authenticates": "4000002760003184"}
 selection = st.tuples(st.sampled_from(["pro", "enterprise"]), st.integers(min_value=0, max_value=6))
@@ -62,7 +62,7 @@ def run_example(fake: FakeStripe, actions: list[tuple[Any, ...]], seed: int) -> 
     import random
 
     org_id = f"org_{uuid.uuid4().hex[:12]}"
-    subscription_id, _ = subscribe(fake, org_id=org_id, plan="pro", sites=1, deliver_events=True)
+    subscription_id = subscribe(fake, org_id=org_id, plan="pro", sites=1, deliver_with=webhook_status).subscription_id
     customer_id = fake.subscriptions[subscription_id]["customer"]
     delivered_upto = len(fake.events)
     previews: dict[tuple[str, int], str] = {}

@@ -17,7 +17,7 @@ from tests.conftest import TABLE_NAME, FakeLambdaContext
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.api_events import api_event
 from tests.support.aws_calls import atomic_dynamodb_requests
-from tests.support.flows import call, deliver, status_of, subscribe
+from tests.support.flows import call, deliver, status_of, subscribe, webhook_status
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -44,7 +44,7 @@ def stripe_writes(fake: FakeStripe) -> list[tuple[str, str]]:
 
 
 def test_the_preview_issues_a_quote_the_change_names(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     quote = preview()
     assert quote["previewId"] and quote["expiresAt"]
     status, body = request(
@@ -70,7 +70,7 @@ def test_the_preview_issues_a_quote_the_change_names(stripe_fake: FakeStripe) ->
 def test_a_mismatching_or_unknown_preview_is_refused_before_stripe(
     stripe_fake: FakeStripe, case: str, change: dict[str, Any]
 ) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     quote = preview()
     stripe_fake.reset_requests()
     body = {"previewId": quote["previewId"], **change}
@@ -80,8 +80,8 @@ def test_a_mismatching_or_unknown_preview_is_refused_before_stripe(
 
 
 def test_another_organizations_preview_is_refused(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
-    subscribe(stripe_fake, org_id="org_other", sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
+    subscribe(stripe_fake, org_id="org_other", sites=3, deliver_with=webhook_status)
     theirs = preview(org_id="org_other")
     stripe_fake.reset_requests()
     body = {"plan": "enterprise", "siteQuantity": 4, "previewId": theirs["previewId"]}
@@ -91,7 +91,7 @@ def test_another_organizations_preview_is_refused(stripe_fake: FakeStripe) -> No
 
 
 def test_an_expired_preview_is_refused(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     quote = preview()
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 601)
@@ -103,7 +103,7 @@ def test_an_expired_preview_is_refused(stripe_fake: FakeStripe, monkeypatch: pyt
 
 
 def test_a_preview_of_a_subscription_changed_since_is_refused_and_nothing_changes(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     quote = preview()
     # Changed elsewhere (the portal) and not yet delivered: the quote no longer prices this subscription.
     stripe_fake.update_subscription(subscription_id, items=[{"price": "price_pro_base", "quantity": 1}])
@@ -116,7 +116,7 @@ def test_a_preview_of_a_subscription_changed_since_is_refused_and_nothing_change
 
 def test_the_attack_from_the_issue_mints_no_credit(stripe_fake: FakeStripe) -> None:
     # An upgrade dated +60 s and a downgrade dated -3500 s: client dates are not taken at all.
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     stripe_fake.reset_requests()
     now = int(time.time())
     for body in (
@@ -132,7 +132,7 @@ def test_the_attack_from_the_issue_mints_no_credit(stripe_fake: FakeStripe) -> N
 
 
 def test_site_quantity_out_of_range_has_one_code_everywhere(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     answers = [
         request("GET", "/billing/subscription/preview", query="plan=pro&siteQuantity=-1"),
         request("POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": -1}),
@@ -150,7 +150,7 @@ def test_site_quantity_out_of_range_has_one_code_everywhere(stripe_fake: FakeStr
 
 @pytest.mark.parametrize("role", ["not admin", "read-only admin", "admin viewer"])
 def test_a_role_that_only_contains_admin_is_not_a_billing_admin(stripe_fake: FakeStripe, role: str) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     stripe_fake.reset_requests()
     status, body = request("POST", "/billing/subscription", body={"plan": "enterprise"}, role=role)
     assert (status, body["error"]["code"]) == (403, "forbidden")
@@ -161,7 +161,7 @@ def test_a_role_that_only_contains_admin_is_not_a_billing_admin(stripe_fake: Fak
 
 
 def test_two_identical_changes_in_flight_charge_once_and_answer_clearly(stripe_fake: FakeStripe, capsys: Any) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=0, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=0, deliver_with=webhook_status).subscription_id
     barrier = threading.Barrier(2)
     results: list[tuple[int, Any]] = []
 
@@ -186,7 +186,7 @@ def test_two_identical_changes_in_flight_charge_once_and_answer_clearly(stripe_f
 
 
 def test_a_change_lock_left_by_a_crashed_change_lapses(stripe_fake: FakeStripe, dynamodb: Any) -> None:
-    subscribe(stripe_fake, sites=0, deliver_events=True)
+    subscribe(stripe_fake, sites=0, deliver_with=webhook_status)
     lock = {"pk": {"S": "ORG#org_demo"}, "sk": {"S": "CHANGE_LOCK"}, "owner": {"S": "dead"}, "until_ms": {"N": "1"}}
     dynamodb.put_item(TableName=TABLE_NAME, Item=lock)
     assert request("POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": 2})[0] == 200
@@ -198,7 +198,7 @@ def test_a_change_lock_left_by_a_crashed_change_lapses(stripe_fake: FakeStripe, 
 
 
 def test_a_cancel_at_set_elsewhere_shows_and_resumes(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     client = make_stripe_client(stripe_fake)
     cancel_at = stripe_fake.now() + 10 * 86400
     # Set in the Dashboard without proration (a prorated early end credits the rest of the period).
@@ -215,7 +215,7 @@ def test_a_cancel_at_set_elsewhere_shows_and_resumes(stripe_fake: FakeStripe) ->
 
 
 def test_cancel_at_period_end_shows_its_date_and_resumes(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     status, body = request("POST", "/billing/subscription/cancel", body={})
     assert status == 200 and body["subscription"]["cancelAtPeriodEnd"] is True
     status, body = request("POST", "/billing/subscription/resume", body={})
@@ -231,7 +231,8 @@ def test_cancel_at_period_end_shows_its_date_and_resumes(stripe_fake: FakeStripe
 def test_a_skewed_clock_never_leaves_the_table_stale(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch, skew_seconds: int
 ) -> None:
-    subscription_id, events = subscribe(stripe_fake, sites=3)
+    subscribed = subscribe(stripe_fake, sites=3)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     real = time.time_ns
 
     def on_clock(offset: int, stripe_event: dict[str, Any]) -> tuple[int, Any]:
@@ -262,7 +263,7 @@ def test_a_skewed_clock_never_leaves_the_table_stale(
 def test_reconciliation_repairs_an_entitlement_the_policy_no_longer_grants(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    subscription_id, _ = subscribe(stripe_fake, plan="enterprise", sites=4, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, plan="enterprise", sites=4, deliver_with=webhook_status).subscription_id
     for event in stripe_fake.fail_payment(subscription_id):
         assert deliver(event)[0] == 200
     assert status_of()["entitlement"]["limits"]["sites"] == 9  # past_due keeps its plan by default
@@ -286,7 +287,7 @@ def balance(fake: FakeStripe, subscription_id: str) -> int:
 
 def test_a_downgrade_quote_cannot_be_replayed_after_an_upgrade(stripe_fake: FakeStripe) -> None:
     # Enterprise -> Pro and back keeps the item ids: the same items again, but not the same quote.
-    subscribe(stripe_fake, plan="enterprise", sites=4, deliver_events=True)
+    subscribe(stripe_fake, plan="enterprise", sites=4, deliver_with=webhook_status)
     quote = preview("plan=pro&siteQuantity=4")
     body = {"plan": "pro", "siteQuantity": 4, "previewId": quote["previewId"]}
     assert request("POST", "/billing/subscription", body=body)[0] == 200
@@ -299,7 +300,7 @@ def test_a_downgrade_quote_cannot_be_replayed_after_an_upgrade(stripe_fake: Fake
 def test_a_quote_redeemed_late_does_not_backdate_a_credit(stripe_fake: FakeStripe) -> None:
     # Preview a downgrade, keep Enterprise for ~10 minutes, then redeem and upgrade again: each
     # cycle used to credit the minutes of Enterprise the customer had.
-    subscription_id, _ = subscribe(stripe_fake, plan="enterprise", sites=4, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, plan="enterprise", sites=4, deliver_with=webhook_status).subscription_id
     start = balance(stripe_fake, subscription_id)
     for _ in range(3):
         quote = preview("plan=pro&siteQuantity=4")
@@ -317,7 +318,7 @@ def test_a_quote_redeemed_late_does_not_backdate_a_credit(stripe_fake: FakeStrip
 
 
 def test_resume_asks_stripe_when_the_cancellations_webhook_is_late(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     client = make_stripe_client(stripe_fake)
     client.v1.subscriptions.update(subscription_id, params={"cancel_at": "max_period_end", "proration_behavior": "none"})
     # Not delivered: the table still shows nothing scheduled.

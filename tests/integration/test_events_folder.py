@@ -19,7 +19,7 @@ import sync_handler
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import EVENTS_DIR, load_event, response_json
-from tests.support.flows import subscribe
+from tests.support.flows import subscribe, webhook_status
 from tests.support.template import resources_of_type
 from tests.support.webhook_events import function_url_event
 
@@ -54,7 +54,7 @@ def test_the_checkout_event_subscribes(stripe_fake: FakeStripe) -> None:
 
 @pytest.mark.parametrize("name", sorted(API_EVENTS))
 def test_api_events(stripe_fake: FakeStripe, name: str) -> None:
-    subscribe(stripe_fake, org_id="org_demo", plan="pro", sites=3, deliver_events=True)
+    subscribe(stripe_fake, org_id="org_demo", plan="pro", sites=3, deliver_with=webhook_status)
     if name == "subscription_resume.json":
         subscription_handler.lambda_handler(load_event("subscription_cancel.json"), FakeLambdaContext())
     module, status = API_EVENTS[name]

@@ -22,7 +22,7 @@ from tenant_billing.aws_clients import dynamodb_client
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, subscribe
+from tests.support.flows import call, deliver, subscribe, webhook_status
 from tests.support.template import resources_of_type
 
 pytestmark = pytest.mark.usefixtures("billing")
@@ -89,7 +89,7 @@ def test_checkout(stripe_fake: FakeStripe) -> None:
 
 
 def test_status_portal_and_invoices(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     for module, logical_id, method, path in [
         (status_handler, "BillingStatusFunction", "GET", "/billing/status"),
         (portal_handler, "BillingPortalFunction", "POST", "/billing/portal"),
@@ -121,7 +121,7 @@ def test_sync(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_subscription_changes(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     with dynamodb_actions() as actions:
         status, quote = api(
             subscription_handler, "GET", "/billing/subscription/preview", query={"plan": "enterprise", "siteQuantity": "4"}
@@ -136,7 +136,8 @@ def test_subscription_changes(stripe_fake: FakeStripe) -> None:
 
 
 def test_webhook_including_a_refused_older_write(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     with dynamodb_actions() as actions:
         assert skewed(monkeypatch, 5, lambda: deliver(events[-1]))[0] == 200
         change = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
@@ -145,7 +146,7 @@ def test_webhook_including_a_refused_older_write(stripe_fake: FakeStripe, monkey
 
 
 def test_reconciliation_with_a_repair_and_a_duplicate(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake)  # never delivered: repaired
+    subscription_id = subscribe(stripe_fake).subscription_id  # never delivered: repaired
     customer_id = stripe_fake.subscriptions[subscription_id]["customer"]
     client = make_stripe_client(stripe_fake)
     session = client.v1.checkout.sessions.create(

@@ -29,7 +29,7 @@ def test_an_organization_without_a_customer_has_no_invoices(stripe_fake: FakeStr
 
 
 def test_members_see_the_invoices_with_their_links(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=2)
+    subscription_id = subscribe(stripe_fake, sites=2).subscription_id
     stripe_fake.fail_payment(subscription_id)
     status, body = invoices()
     assert status == 200
@@ -43,7 +43,7 @@ def test_members_see_the_invoices_with_their_links(stripe_fake: FakeStripe) -> N
 
 
 def test_pages_follow_the_cursor(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake)
+    subscription_id = subscribe(stripe_fake).subscription_id
     for _ in range(2):
         stripe_fake.fail_payment(subscription_id)
         stripe_fake.pay_latest_invoice(subscription_id)

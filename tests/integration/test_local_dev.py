@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.local_runner.dev import DevError, Ports, real_stripe_from_env, running_stack
+from functions.local_stack.dev import DevError, Ports, real_stripe_from_env, running_stack
 from tests.stripe_fake import TEST_API_KEY
 from tests.support.local_services import PortInUseError, free_port, price_parameters
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.local_runner.dev_tokens import (
+from functions.local_stack.dev_tokens import (
     LOCAL_AUDIENCE,
     LOCAL_ISSUER,
     TokenError,
@@ -20,8 +20,8 @@ from tests.local_runner.dev_tokens import (
     load_signing_key,
     mint,
 )
-from tests.local_runner.gateway import ApiGateway, FunctionProcess, http_api_event, lambda_result_to_http
-from tests.local_runner.template_model import load_local_stack
+from functions.local_stack.gateway import ApiGateway, FunctionProcess, http_api_event, lambda_result_to_http
+from functions.local_stack.template_model import load_local_stack
 from tests.support.api_events import load_event
 from tests.support.template import REPO_ROOT
 
@@ -206,3 +206,15 @@ def test_cors_follows_the_template(tmp_path: Any) -> None:
     assert status == 204 and "access-control-allow-origin" not in headers
     _, headers, _ = api.handle("GET", "/billing/status", "", {"Origin": "http://localhost:3000"}, b"", "127.0.0.1")
     assert headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_the_demo_page_and_the_openapi_document_are_served(tmp_path: Any) -> None:
+    api, _ = gateway(tmp_path)
+    status, headers, body = api.handle("GET", "/openapi.json", "", {}, b"", "127.0.0.1")
+    assert (status, headers["content-type"]) == (200, "application/json")
+    assert body == (REPO_ROOT / "functions" / "openapi.json").read_bytes()
+    status, headers, body = api.handle("GET", "/", "", {}, b"", "127.0.0.1")
+    assert (status, headers["content-type"]) == (200, "text/html")
+    assert b"/static/app.js" in body
+    # The document is not among the demo page's static files any more.
+    assert api.handle("GET", "/static/openapi.json", "", {}, b"", "127.0.0.1")[0] == 404

@@ -10,7 +10,7 @@ import pytest
 import subscription_handler
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, status_of, subscribe
+from tests.support.flows import call, deliver, status_of, subscribe, webhook_status
 
 pytestmark = pytest.mark.usefixtures("billing")
 DECLINES_LATER = "4000000000000341"  # pays in Checkout, every later charge declined
@@ -22,7 +22,7 @@ def change(body: dict[str, Any]) -> tuple[int, Any]:
 
 
 def subscribed(fake: FakeStripe, *, card: str | None = None) -> tuple[str, str]:
-    subscription_id, _ = subscribe(fake, plan="pro", sites=3, deliver_events=True)
+    subscription_id = subscribe(fake, plan="pro", sites=3, deliver_with=webhook_status).subscription_id
     customer_id = fake.subscriptions[subscription_id]["customer"]
     if card:
         fake.set_default_card(customer_id, card)

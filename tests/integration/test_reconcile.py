@@ -20,7 +20,7 @@ from tenant_billing.repository import DynamoBillingRepository, ReconcileCheckpoi
 from tests.conftest import FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls
-from tests.support.flows import deliver, status_of, subscribe
+from tests.support.flows import deliver, status_of, subscribe, webhook_status
 from tests.support.store import store_subscription
 
 Items = Callable[[], list[dict[str, Any]]]
@@ -162,7 +162,7 @@ def test_a_checkout_whose_webhooks_were_all_lost_is_repaired(stripe_fake: FakeSt
 
 
 def test_a_lost_payment_failure_is_repaired(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, deliver_with=webhook_status).subscription_id
     stripe_fake.fail_payment(subscription_id)  # invoice.payment_failed etc. never delivered
     assert status_of()["subscription"]["status"] == "active"
     with subscription_writes() as writes:
@@ -173,7 +173,7 @@ def test_a_lost_payment_failure_is_repaired(stripe_fake: FakeStripe) -> None:
 
 
 def test_an_in_sync_organization_is_not_written(stripe_fake: FakeStripe, table_items: Items) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     before = billing_items(table_items)
     stripe_fake.reset_requests()
     with subscription_writes() as writes, count_dynamodb_calls() as calls:
@@ -350,7 +350,8 @@ def test_an_expired_lease_is_taken_over_and_its_run_resumed(stripe_fake: FakeStr
 def test_a_stale_read_never_overwrites_what_a_webhook_stored_meanwhile(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    subscription_id, events = subscribe(stripe_fake)  # nothing delivered: the org looks out of date
+    subscribed = subscribe(stripe_fake)  # nothing delivered: the org looks out of date
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     original = DynamoBillingRepository.save_subscription
 
     def webhook_lands_meanwhile(self: DynamoBillingRepository, record: Any, *args: Any, **kwargs: Any) -> Any:

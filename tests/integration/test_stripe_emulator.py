@@ -19,8 +19,7 @@ from urllib.parse import urlencode
 import pytest
 import stripe
 
-from tenant_billing.webhook_signature import verify_signature
-from tests.local_runner.stripe_emulator import (
+from functions.local_stack.stripe_emulator import (
     AUTHENTICATION_FAILED,
     MAX_ATTEMPTS,
     RETRY_DELAYS,
@@ -29,6 +28,7 @@ from tests.local_runner.stripe_emulator import (
     StripeEmulator,
     start_emulator,
 )
+from tenant_billing.webhook_signature import verify_signature
 from tests.stripe_fake import API_VERSION, TEST_API_KEY, FakeStripe
 
 SECRET = "whsec_emulator_test_secret"

@@ -10,7 +10,7 @@ import pytest
 import subscription_handler
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, status_of, subscribe
+from tests.support.flows import call, deliver, status_of, subscribe, webhook_status
 
 Items = Callable[[], list[dict[str, Any]]]
 pytestmark = pytest.mark.usefixtures("billing")
@@ -32,7 +32,7 @@ def items_of(fake: FakeStripe, subscription_id: str) -> list[tuple[str, int]]:
 
 
 def test_change_plan_and_quantity_is_prorated_and_visible_at_once(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     status, body = request("POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4})
     assert status == 200, body
     assert items_of(stripe_fake, subscription_id) == [("price_enterprise_base", 1), ("price_enterprise_site", 4)]
@@ -47,26 +47,26 @@ def test_change_plan_and_quantity_is_prorated_and_visible_at_once(stripe_fake: F
 
 
 def test_removing_the_add_on_deletes_the_site_item(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     assert request("POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": 0})[0] == 200
     assert items_of(stripe_fake, subscription_id) == [("price_pro_base", 1)]
     assert status_of()["entitlement"]["limits"]["sites"] == 2
 
 
 def test_adding_an_add_on_adds_an_item(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=0, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=0, deliver_with=webhook_status).subscription_id
     assert request("POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": 2})[0] == 200
     assert items_of(stripe_fake, subscription_id) == [("price_pro_base", 1), ("price_pro_site", 2)]
 
 
 def test_the_same_plan_and_quantity_is_no_change(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
     status, body = request("POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": 3})
     assert (status, body["error"]["code"]) == (400, "no_change")
 
 
 def test_preview_reports_the_amount_due_now_and_the_next_invoice(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     before = items_of(stripe_fake, subscription_id)
     status, body = request("GET", "/billing/subscription/preview", query="plan=enterprise&siteQuantity=4")
     assert status == 200, body
@@ -91,7 +91,7 @@ def test_preview_reports_the_amount_due_now_and_the_next_invoice(stripe_fake: Fa
     ],
 )
 def test_preview_validation(stripe_fake: FakeStripe, query: str, code: str, field: str) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     stripe_fake.reset_requests()
     status, body = request("GET", "/billing/subscription/preview", query=query)
     assert (status, body["error"]["code"], body["error"].get("field")) == (400, code, field)
@@ -107,7 +107,7 @@ def test_preview_validation(stripe_fake: FakeStripe, query: str, code: str, fiel
     ],
 )
 def test_change_validation_writes_nothing(stripe_fake: FakeStripe, table_items: Items, body: Any, code: str) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     before = table_items()
     stripe_fake.reset_requests()
     status, got = request("POST", "/billing/subscription", body=body)
@@ -142,14 +142,14 @@ def test_without_a_subscription_every_route_is_409(
     ],
 )
 def test_members_are_forbidden(stripe_fake: FakeStripe, method: str, path: str, body: Any, query: str) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     stripe_fake.reset_requests()
     assert request(method, path, body=body, query=query, role="member")[0] == 403
     assert stripe_fake.requests == []
 
 
 def test_cancel_at_period_end_then_resume(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, deliver_with=webhook_status).subscription_id
     status, body = request("POST", "/billing/subscription/cancel", body={})
     assert status == 200
     assert stripe_fake.subscriptions[subscription_id]["cancel_at_period_end"] is True
@@ -170,7 +170,7 @@ def test_cancel_at_period_end_then_resume(stripe_fake: FakeStripe) -> None:
 
 
 def test_cancel_immediately_ends_access_at_once(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, deliver_with=webhook_status).subscription_id
     status, body = request("POST", "/billing/subscription/cancel", body={"immediately": True})
     assert status == 200
     assert stripe_fake.subscriptions[subscription_id]["status"] == "canceled"
@@ -184,13 +184,13 @@ def test_cancel_immediately_ends_access_at_once(stripe_fake: FakeStripe) -> None
 
 
 def test_cancel_rejects_a_non_boolean(stripe_fake: FakeStripe) -> None:
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     status, body = request("POST", "/billing/subscription/cancel", body={"immediately": "yes"})
     assert (status, body["error"]["field"]) == (400, "immediately")
 
 
 def test_stripe_down_during_a_change_is_502_and_changes_nothing(stripe_fake: FakeStripe, table_items: Items) -> None:
-    subscription_id, _ = subscribe(stripe_fake, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, deliver_with=webhook_status).subscription_id
     before, items = table_items(), items_of(stripe_fake, subscription_id)
     stripe_fake.fail_next(3, status=500, path_prefix=f"/v1/subscriptions/{subscription_id}")
     status, body = request("POST", "/billing/subscription", body={"plan": "enterprise"})
@@ -199,7 +199,7 @@ def test_stripe_down_during_a_change_is_502_and_changes_nothing(stripe_fake: Fak
 
 
 def test_a_change_named_by_its_preview_is_charged_exactly_the_preview(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake, sites=3, deliver_events=True)
+    subscription_id = subscribe(stripe_fake, sites=3, deliver_with=webhook_status).subscription_id
     preview = request("GET", "/billing/subscription/preview", query="plan=enterprise&siteQuantity=4")[1]
     status, _ = request(
         "POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 4, "previewId": preview["previewId"]}
@@ -217,7 +217,7 @@ def test_a_change_named_by_its_preview_is_charged_exactly_the_preview(stripe_fak
 def test_a_client_proration_date_is_refused(stripe_fake: FakeStripe, age: int) -> None:
     import time
 
-    subscribe(stripe_fake, deliver_events=True)
+    subscribe(stripe_fake, deliver_with=webhook_status)
     stripe_fake.reset_requests()
     body = {"plan": "enterprise", "prorationDate": int(time.time()) - age}
     status, got = request("POST", "/billing/subscription", body=body)

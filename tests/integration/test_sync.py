@@ -78,14 +78,14 @@ def test_one_stripe_read_per_organization_per_five_seconds(stripe_fake: FakeStri
 
 
 def test_inside_the_window_it_answers_what_is_stored(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake)
+    subscription_id = subscribe(stripe_fake).subscription_id
     assert sync()[1]["subscription"]["cancelAtPeriodEnd"] is False
     stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)  # webhook not yet here
     assert sync()[1]["subscription"]["cancelAtPeriodEnd"] is False
 
 
 def test_a_webhook_that_lands_later_changes_nothing_more(stripe_fake: FakeStripe, table_items: Items) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     body = sync()[1]
     for stripe_event in events:
         assert deliver(stripe_event)[0] == 200

@@ -13,48 +13,14 @@ import boto3
 import pytest
 
 import checkout_handler
-import status_handler
 import stripe_webhook_handler
-from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe
-from tests.support.api_events import api_event, response_json
 from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
-from tests.support.flows import WEBHOOK_SECRET
+from tests.support.flows import WEBHOOK_SECRET, call, deliver, status_of, subscribe
 from tests.support.webhook_events import delivery_body, function_url_event, signed_delivery
 
 Items = Callable[[], list[dict[str, Any]]]
 pytestmark = pytest.mark.usefixtures("billing")
-
-
-def deliver(stripe_event: dict[str, Any] | bytes, **kwargs: Any) -> tuple[int, Any]:
-    event = signed_delivery(stripe_event, [kwargs.pop("secret", WEBHOOK_SECRET)], **kwargs)
-    return invoke(event)
-
-
-def invoke(event: dict[str, Any]) -> tuple[int, Any]:
-    response = stripe_webhook_handler.lambda_handler(event, FakeLambdaContext())
-    return response["statusCode"], response_json(response)
-
-
-def status_of(org_id: str = "org_demo") -> Any:
-    response = status_handler.lambda_handler(
-        api_event("GET", "/billing/status", org_id=org_id, role="member"), FakeLambdaContext()
-    )
-    return response_json(response)
-
-
-def subscribe(fake: FakeStripe, org_id: str = "org_demo", plan: str = "pro", sites: int = 3) -> tuple[str, list[dict[str, Any]]]:
-    """Checkout through our handler, then pay in the fake: (subscription id, Stripe's events)."""
-    event = api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": plan, "siteQuantity": sites})
-    response = checkout_handler.lambda_handler(event, FakeLambdaContext())
-    assert response["statusCode"] == 200, response["body"]
-    session_id = next(
-        sid
-        for sid, session in fake.checkout_sessions.items()
-        if session["client_reference_id"] == org_id and session["status"] == "open"
-    )
-    events = fake.complete_checkout(session_id)
-    return fake.checkout_sessions[session_id]["subscription"], events
 
 
 def sub_item_period_end(fake: FakeStripe, subscription_id: str) -> str:
@@ -63,7 +29,8 @@ def sub_item_period_end(fake: FakeStripe, subscription_id: str) -> str:
 
 
 def test_checkout_then_events_show_the_paid_plan(stripe_fake: FakeStripe) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     assert status_of()["subscription"] is None
     for stripe_event in events:
         status, body = deliver(stripe_event)
@@ -84,14 +51,14 @@ def test_checkout_then_events_show_the_paid_plan(stripe_fake: FakeStripe) -> Non
 
 @pytest.mark.parametrize("first", ["checkout.session.completed", "invoice.paid", "customer.subscription.created"])
 def test_any_single_event_is_enough_to_grant_access_at_once(stripe_fake: FakeStripe, first: str) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     (stripe_event,) = [event for event in events if event["type"] == first]
     assert deliver(stripe_event) == (200, {"received": True, "outcome": "synced"})
     assert status_of()["entitlement"]["limits"]["sites"] == 5
 
 
 def test_a_duplicate_costs_one_dynamodb_call_and_no_stripe_call(stripe_fake: FakeStripe) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     assert deliver(events[0])[1]["outcome"] == "synced"
     stripe_fake.reset_requests()
     with count_dynamodb_calls() as calls:
@@ -101,7 +68,7 @@ def test_a_duplicate_costs_one_dynamodb_call_and_no_stripe_call(stripe_fake: Fak
 
 
 def test_an_event_costs_one_stripe_read_and_two_dynamodb_calls(stripe_fake: FakeStripe) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     stripe_fake.reset_requests()
     with count_dynamodb_calls() as calls:
         assert deliver(events[-1])[1]["outcome"] == "synced"
@@ -111,7 +78,8 @@ def test_an_event_costs_one_stripe_read_and_two_dynamodb_calls(stripe_fake: Fake
 
 
 def test_a_stale_payload_cannot_regress_state(stripe_fake: FakeStripe) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     failed = stripe_fake.fail_payment(subscription_id)
     paid = stripe_fake.pay_latest_invoice(subscription_id)
     for stripe_event in paid + events:
@@ -123,7 +91,8 @@ def test_a_stale_payload_cannot_regress_state(stripe_fake: FakeStripe) -> None:
 
 
 def test_payment_failed_then_paid(stripe_fake: FakeStripe) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     deliver(events[0])
     for stripe_event in stripe_fake.fail_payment(subscription_id):
         deliver(stripe_event)
@@ -137,7 +106,7 @@ def test_payment_failed_then_paid(stripe_fake: FakeStripe) -> None:
 
 def test_past_due_can_fall_back(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAST_DUE_ENTITLEMENTS", "fallback")
-    subscription_id, _ = subscribe(stripe_fake)
+    subscription_id = subscribe(stripe_fake).subscription_id
     (failed,) = [event for event in stripe_fake.fail_payment(subscription_id) if event["type"] == "invoice.payment_failed"]
     deliver(failed)
     state = status_of()
@@ -145,7 +114,8 @@ def test_past_due_can_fall_back(stripe_fake: FakeStripe, monkeypatch: pytest.Mon
 
 
 def test_deleted_shows_canceled_and_the_fallback(stripe_fake: FakeStripe) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     for stripe_event in events:
         deliver(stripe_event)
     (deleted,) = stripe_fake.cancel_subscription(subscription_id)
@@ -160,7 +130,7 @@ def test_deleted_shows_canceled_and_the_fallback(stripe_fake: FakeStripe) -> Non
 
 
 def test_cancel_at_period_end_is_visible(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake)
+    subscription_id = subscribe(stripe_fake).subscription_id
     (updated,) = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
     deliver(updated)
     state = status_of()
@@ -178,7 +148,8 @@ def test_trial_will_end_is_recorded_without_a_state_change(
         update={"plans": {**catalog.plans, "pro": catalog.plans["pro"].model_copy(update={"trial_days": 14})}}
     )
     monkeypatch.setattr(checkout_handler, "get_catalog", lambda: with_trial)
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     for stripe_event in events:
         deliver(stripe_event)
     assert status_of()["subscription"]["status"] == "trialing"
@@ -190,7 +161,7 @@ def test_trial_will_end_is_recorded_without_a_state_change(
 
 
 def test_paused_and_resumed(stripe_fake: FakeStripe) -> None:
-    subscription_id, _ = subscribe(stripe_fake)
+    subscription_id = subscribe(stripe_fake).subscription_id
     for stripe_event in stripe_fake.pause(subscription_id):
         deliver(stripe_event)
     assert (status_of()["subscription"]["status"], status_of()["entitlement"]["limits"]["sites"]) == ("paused", 1)
@@ -200,7 +171,7 @@ def test_paused_and_resumed(stripe_fake: FakeStripe) -> None:
 
 
 def test_an_event_for_a_customer_that_is_not_ours(stripe_fake: FakeStripe, table_items: Items) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     before = table_items()
     foreign = json.loads(json.dumps(events[0]))
     foreign["id"] = "evt_foreign_1"
@@ -212,7 +183,7 @@ def test_an_event_for_a_customer_that_is_not_ours(stripe_fake: FakeStripe, table
 
 
 def test_a_checkout_naming_another_org_is_not_trusted(stripe_fake: FakeStripe, table_items: Items) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     (completed,) = [event for event in events if event["type"] == "checkout.session.completed"]
     completed["data"]["object"]["client_reference_id"] = "org_victim"
     before = table_items()
@@ -233,7 +204,7 @@ def test_other_types_are_ignored(event_type: str, table_items: Items) -> None:
 
 
 def test_only_post(table_items: Items) -> None:
-    status, body = invoke(function_url_event(b"", {}, method="GET"))
+    status, body = call(stripe_webhook_handler, function_url_event(b"", {}, method="GET"))
     assert (status, body["error"]["code"]) == (405, "method_not_allowed")
 
 
@@ -265,7 +236,7 @@ def test_unverified_requests_are_400_and_write_nothing(
 ) -> None:
     event = signed_delivery(sample_event(), [WEBHOOK_SECRET])
     mutate(event)
-    status, body = invoke(event)
+    status, body = call(stripe_webhook_handler, event)
     assert (status, body["error"]["code"]) == (400, code)
     assert table_items() == []
     logs = capsys.readouterr().out
@@ -286,7 +257,7 @@ def test_a_signed_body_that_is_not_an_event_is_400(table_items: Items) -> None:
 
 
 def test_base64_bodies_and_header_case(stripe_fake: FakeStripe) -> None:
-    _, all_events = subscribe(stripe_fake)
+    all_events = subscribe(stripe_fake).events
     wanted = ("customer.subscription.created", "invoice.paid", "checkout.session.completed")
     events = [next(event for event in all_events if event["type"] == name) for name in wanted]
     assert deliver(events[0], base64_body=True)[1]["outcome"] == "synced"
@@ -302,7 +273,7 @@ def test_a_rolled_secret(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatc
     value = {"STRIPE_SECRET_KEY": TEST_API_KEY, "STRIPE_WEBHOOK_SECRET": f"{WEBHOOK_SECRET}, whsec_the_new_one"}
     monkeypatch.setenv("STRIPE_SECRET_ARN", client.create_secret(Name="rolling", SecretString=json.dumps(value))["ARN"])
     reset_caches()
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     assert deliver(events[0], secret="whsec_the_new_one")[0] == 200
     assert deliver(events[1], secret=WEBHOOK_SECRET)[0] == 200
     assert deliver(events[2], secret="whsec_neither")[0] == 400
@@ -315,7 +286,7 @@ def test_a_dynamodb_failure_mid_event_leaves_nothing_and_the_retry_succeeds(
 
     from tenant_billing.aws_clients import dynamodb_client
 
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     before = table_items()
     client = dynamodb_client()
     real = client.transact_write_items
@@ -333,7 +304,7 @@ def test_a_dynamodb_failure_mid_event_leaves_nothing_and_the_retry_succeeds(
 
 
 def test_stripe_down_is_5xx_and_the_retry_succeeds(stripe_fake: FakeStripe, table_items: Items) -> None:
-    _, events = subscribe(stripe_fake)
+    events = subscribe(stripe_fake).events
     before = table_items()
     stripe_fake.fail_next(3, status=500, path_prefix="/v1/subscriptions")
     status, body = deliver(events[0])
@@ -343,7 +314,8 @@ def test_stripe_down_is_5xx_and_the_retry_succeeds(stripe_fake: FakeStripe, tabl
 
 
 def test_concurrent_deliveries_with_duplicates(stripe_fake: FakeStripe) -> None:
-    subscription_id, events = subscribe(stripe_fake)
+    subscribed = subscribe(stripe_fake)
+    subscription_id, events = subscribed.subscription_id, subscribed.events
     events += stripe_fake.update_subscription(
         subscription_id, items=[{"price": "price_pro_base", "quantity": 1}, {"price": "price_pro_site", "quantity": 7}]
     )

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import checkout_handler
-import stripe_webhook_handler
 from tenant_billing.catalog import get_catalog
 from tenant_billing.repository import get_repository
 from tenant_billing.stripe_objects import read_subscription
@@ -20,8 +19,7 @@ from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import WEBHOOK_SECRET
-from tests.support.webhook_events import signed_delivery
+from tests.support.flows import webhook_status
 
 PLAN_PRICES = {"pro": ("price_pro_base", "price_pro_site"), "enterprise": ("price_enterprise_base", "price_enterprise_site")}
 
@@ -36,12 +34,6 @@ operation = st.one_of(
     # Deliver one of the events emitted so far (the index is reduced modulo their number).
     st.builds(lambda n: ("deliver", n), st.integers(min_value=0, max_value=1000)),
 )
-
-
-def deliver(stripe_event: dict[str, Any]) -> int:
-    response = stripe_webhook_handler.lambda_handler(signed_delivery(stripe_event, [WEBHOOK_SECRET]), FakeLambdaContext())
-    status: int = response["statusCode"]
-    return status
 
 
 def apply(fake: FakeStripe, subscription_id: str, step: tuple[Any, ...], emitted: list[dict[str, Any]]) -> None:
@@ -100,7 +92,7 @@ def run_example(
     for step in steps:
         if step[0] == "deliver":
             chosen = emitted[step[1] % len(emitted)]
-            assert deliver(chosen) == 200
+            assert webhook_status(chosen) == 200
             delivered.add(chosen["id"])
         else:
             apply(stripe_fake, subscription_id, step, emitted)
@@ -112,7 +104,7 @@ def run_example(
     remaining += [final_order.choice(emitted) for _ in range(duplicates)]
     final_order.shuffle(remaining)
     for stripe_event in remaining:
-        assert deliver(stripe_event) == 200
+        assert webhook_status(stripe_event) == 200
 
     expected = synced_state(
         org_id,

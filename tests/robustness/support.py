@@ -23,6 +23,7 @@ import subscription_handler
 from tests.conftest import TABLE_NAME, FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
+from tests.support.flows import Subscribed, subscribe
 from tests.support.logscan import register_sensitive
 from tests.support.stripe_signature import signature_header
 from tests.support.webhook_events import delivery_body, function_url_event
@@ -267,31 +268,9 @@ def use_new_secret(aws: MotoEnvironment, monkeypatch: pytest.MonkeyPatch, secret
 # --- organizations ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tenant:
-    org_id: str
-    customer_id: str
-    subscription_id: str
-    events: list[dict[str, Any]]
-
-    def event(self, event_type: str) -> dict[str, Any]:
-        return next(event for event in self.events if event["type"] == event_type)
-
-
-def subscribe(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 3, deliver_events: bool = True) -> Tenant:
-    """Checkout through our handler, pay in the Stripe fake, and (optionally) deliver Stripe's events."""
-    reply = call_checkout({"plan": plan, "siteQuantity": sites}, org_id=org_id)
-    assert reply.status == 200, reply
-    session = next(
-        s for s in reversed(fake.checkout_sessions.values()) if s["client_reference_id"] == org_id and s["status"] == "open"
-    )
-    events = fake.complete_checkout(session["id"])
-    subscription_id = fake.checkout_sessions[session["id"]]["subscription"]
-    tenant = Tenant(org_id, session["customer"], subscription_id, events)
-    if deliver_events:
-        for stripe_event in events:
-            assert deliver(stripe_event).status == 200
-    return tenant
+def webhook_status(stripe_event: dict[str, Any]) -> int:
+    """Deliver one Stripe event with this suite's secret (for `subscribe`'s deliver_with): its HTTP status."""
+    return deliver(stripe_event).status
 
 
 def fail_from_next(fake: FakeStripe, method: str, path: str, count: int, **fault: Any) -> None:
@@ -310,10 +289,10 @@ def fail_from_next(fake: FakeStripe, method: str, path: str, count: int, **fault
     fake.handle = handle  # type: ignore[method-assign,assignment]
 
 
-def subscribe_synced(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 3) -> Tenant:
+def subscribe_synced(fake: FakeStripe, org_id: str, *, plan: str = "pro", sites: int = 3) -> Subscribed:
     """`subscribe`, delivering only the event that stores the subscription (the others' deliveries are
     duplicates of that state, and each costs a webhook call)."""
-    tenant = subscribe(fake, org_id, plan=plan, sites=sites, deliver_events=False)
+    tenant = subscribe(fake, org_id, plan=plan, sites=sites)
     assert deliver(tenant.event("customer.subscription.created")).outcome == "synced"
     return tenant
 

@@ -28,7 +28,6 @@ from tests.robustness.aws_faults import (
 from tests.robustness.support import (
     ORG_A,
     Items,
-    Tenant,
     assert_links_consistent,
     by_key,
     call_checkout,
@@ -38,9 +37,10 @@ from tests.robustness.support import (
     deliver,
     fresh_id,
     linked_customer,
-    subscribe,
+    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
+from tests.support.flows import Subscribed, subscribe
 
 TRANSIENT: dict[str, Fault] = {
     "ProvisionedThroughputExceeded": AwsError("ProvisionedThroughputExceededException"),
@@ -68,7 +68,7 @@ def assert_transient(reply: Any) -> None:
 def test_status_query_fault_is_a_retryable_503(
     fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    subscribe(stripe_fake, ORG_A)
+    subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "Query", fault)
     assert_transient(call_status())
@@ -193,8 +193,8 @@ def test_portal_query_fault_is_a_retryable_503(
 # --- the webhook: BatchGetItem, TransactWriteItems (sync), PutItem (trial_will_end) --------------
 
 
-def new_subscription(fake: FakeStripe) -> tuple[Tenant, dict[str, Any]]:
-    tenant = subscribe(fake, ORG_A, deliver_events=False)
+def new_subscription(fake: FakeStripe) -> tuple[Subscribed, dict[str, Any]]:
+    tenant = subscribe(fake, ORG_A)
     return tenant, tenant.event("customer.subscription.created")
 
 
@@ -300,7 +300,7 @@ def test_webhook_condition_failures_mean_superseded_or_duplicate_and_write_nothi
     assert table_items() == before
 
 
-def trial_will_end_event(tenant: Tenant) -> dict[str, Any]:
+def trial_will_end_event(tenant: Subscribed) -> dict[str, Any]:
     now = int(time.time())
     return {
         "id": fresh_id("evt_trial_"),
@@ -319,7 +319,7 @@ def trial_will_end_event(tenant: Tenant) -> dict[str, Any]:
 def test_webhook_trial_marker_fault_is_a_503_then_recorded_once(
     fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    tenant = subscribe(stripe_fake, ORG_A)
+    tenant = subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
     stripe_event = trial_will_end_event(tenant)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "PutItem", fault)
@@ -334,7 +334,7 @@ def test_webhook_trial_marker_fault_is_a_503_then_recorded_once(
 def test_webhook_trial_marker_condition_failure_is_a_duplicate(
     aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    tenant = subscribe(stripe_fake, ORG_A)
+    tenant = subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
     stripe_event = trial_will_end_event(tenant)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "PutItem", AwsError("ConditionalCheckFailedException"))

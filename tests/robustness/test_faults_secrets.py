@@ -14,8 +14,9 @@ import pytest
 
 from tenant_billing.stripe_credentials import _secrets_provider
 from tests.robustness.aws_faults import AwsError, AwsFaultInjector, Fault, connect_timeout, read_timeout
-from tests.robustness.support import ORG_A, Items, call_checkout, call_portal, call_status, deliver, linked_customer, subscribe
+from tests.robustness.support import ORG_A, Items, call_checkout, call_portal, call_status, deliver, linked_customer
 from tests.stripe_fake import FakeStripe
+from tests.support.flows import subscribe
 
 FAULTS: dict[str, tuple[Fault, str]] = {
     "Throttling": (AwsError("ThrottlingException"), "temporarily_unavailable"),
@@ -67,7 +68,7 @@ def test_portal(fault: Fault, code: str, aws_faults: AwsFaultInjector, stripe_fa
 @pytest.mark.usefixtures("billing")
 @pytest.mark.parametrize(("fault", "code"), FAULTS.values(), ids=FAULTS.keys())
 def test_webhook(fault: Fault, code: str, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items) -> None:
-    tenant = subscribe(stripe_fake, ORG_A, deliver_events=False)
+    tenant = subscribe(stripe_fake, ORG_A)
     stripe_event = tenant.event("invoice.paid")
     before = table_items()
     stripe_fake.reset_requests()

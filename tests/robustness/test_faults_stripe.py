@@ -27,9 +27,9 @@ from tests.robustness.support import (
     deliver,
     linked_customer,
     stripe_fault_count,
-    subscribe,
 )
 from tests.stripe_fake import FakeStripe
+from tests.support.flows import subscribe
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def test_portal_session_creation(fault: StripeFault, stripe_fake: FakeStripe, ta
 @pytest.mark.usefixtures("billing")
 @pytest.mark.parametrize("fault", faults, ids=ids)
 def test_webhook_subscription_read(fault: StripeFault, stripe_fake: FakeStripe, table_items: Items) -> None:
-    tenant = subscribe(stripe_fake, ORG_A, deliver_events=False)
+    tenant = subscribe(stripe_fake, ORG_A)
     stripe_event = tenant.event("checkout.session.completed")
     before = table_items()
     reply = inject(stripe_fake, fault, "/v1/subscriptions", lambda: deliver(stripe_event))

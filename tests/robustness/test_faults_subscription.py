@@ -28,7 +28,6 @@ from tests.robustness.support import (
     Items,
     Key,
     Reply,
-    Tenant,
     by_key,
     call_cancel,
     call_change,
@@ -45,6 +44,7 @@ from tests.robustness.test_faults_secrets import FAULTS as SECRETS_FAULTS
 from tests.robustness.test_faults_secrets import assert_refused, secrets_client
 from tests.robustness.test_faults_stripe import STRIPE_FAULTS, StripeFault
 from tests.stripe_fake import FakeStripe
+from tests.support.flows import Subscribed
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -56,17 +56,17 @@ class Operation:
     """One endpoint call for A (pro, 3 sites, subscribed), how to set it up and what success looks like."""
 
     call: Callable[[], Reply]
-    check: Callable[[Reply, FakeStripe, Tenant], None]
+    check: Callable[[Reply, FakeStripe, Subscribed], None]
     writes: bool = True
     prepare: Callable[[], None] = lambda: None
 
 
-def _check_preview(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_preview(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     assert (reply.body["plan"], reply.body["siteQuantity"], reply.body["currency"]) == ("enterprise", 4, "usd"), reply
     assert reply.body["amountDueNow"] > 0 and reply.body["nextInvoiceTotal"] == 19900 + 4 * 900
 
 
-def _check_change(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_change(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     assert (reply.body["subscription"]["plan"], reply.body["subscription"]["siteQuantity"]) == ("enterprise", 4), reply
     prices = sorted(
         (item["price"]["id"], item["quantity"]) for item in fake.subscriptions[tenant.subscription_id]["items"]["data"]
@@ -74,22 +74,22 @@ def _check_change(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
     assert prices == [("price_enterprise_base", 1), ("price_enterprise_site", 4)]
 
 
-def _check_cancel(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_cancel(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     assert (reply.body["subscription"]["status"], reply.body["subscription"]["cancelAtPeriodEnd"]) == ("active", True), reply
     assert fake.subscriptions[tenant.subscription_id]["cancel_at_period_end"] is True
 
 
-def _check_cancel_now(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_cancel_now(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     assert reply.body["subscription"]["status"] == "canceled", reply
     assert fake.subscriptions[tenant.subscription_id]["status"] == "canceled"
 
 
-def _check_resume(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_resume(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     assert (reply.body["subscription"]["status"], reply.body["subscription"]["cancelAtPeriodEnd"]) == ("active", False), reply
     assert fake.subscriptions[tenant.subscription_id]["cancel_at_period_end"] is False
 
 
-def _check_invoices(reply: Reply, fake: FakeStripe, tenant: Tenant) -> None:
+def _check_invoices(reply: Reply, fake: FakeStripe, tenant: Subscribed) -> None:
     ids = [invoice["id"] for invoice in reply.body["invoices"]]
     assert ids and all(fake.invoices[invoice_id]["customer"] == tenant.customer_id for invoice_id in ids), reply
 
@@ -139,7 +139,7 @@ STRIPE_CASES = [
 class Scene:
     fake: FakeStripe
     table_items: Items
-    tenant: Tenant
+    tenant: Subscribed
 
     def stripe_subscription(self) -> dict[str, Any]:
         return copy.deepcopy(self.fake.subscriptions[self.tenant.subscription_id])

@@ -49,7 +49,6 @@ from tests.robustness.support import (
     Items,
     Key,
     Reply,
-    Tenant,
     assert_links_consistent,
     by_key,
     call_cancel,
@@ -64,6 +63,7 @@ from tests.robustness.support import (
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
+from tests.support.flows import Subscribed
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -110,7 +110,7 @@ class World:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.tenants: dict[str, Tenant] = {
+        self.tenants: dict[str, Subscribed] = {
             ORG_A: subscribe_synced(fake, ORG_A, plan="pro", sites=3),
             ORG_B: subscribe_synced(fake, ORG_B, plan="enterprise", sites=4),
         }

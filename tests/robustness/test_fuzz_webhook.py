@@ -37,16 +37,16 @@ from tests.robustness.support import (
     WEBHOOK_SECRET,
     Items,
     Reply,
-    Tenant,
     by_key,
     call_webhook,
     changed_keys,
     fresh_id,
     raw_function_url_event,
     register_delivery,
-    subscribe,
+    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
+from tests.support.flows import Subscribed, subscribe
 from tests.support.webhook_events import delivery_body, function_url_event
 
 pytestmark = pytest.mark.usefixtures("billing")
@@ -67,8 +67,8 @@ class World:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.a: Tenant = subscribe(fake, ORG_A, plan="pro", sites=2)
-        self.b: Tenant = subscribe(fake, ORG_B, plan="enterprise", sites=7)
+        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=2, deliver_with=webhook_status)
+        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=webhook_status)
         self.owner = {self.a.customer_id: ORG_A, self.b.customer_id: ORG_B}
         self.tokens = {
             "$A_CUSTOMER": self.a.customer_id,

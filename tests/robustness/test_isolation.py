@@ -1,4 +1,4 @@
-"""Tenant isolation: a billing admin of organization A can neither read nor change anything of
+"""Subscribed isolation: a billing admin of organization A can neither read nor change anything of
 organization B, whatever B's ids it puts in the body, the query string, headers or extra claims; and
 a webhook event whose customer is A's never writes to B, whatever else in it names B.
 
@@ -30,17 +30,17 @@ from tests.robustness.support import (
     Items,
     Key,
     Reply,
-    Tenant,
     call_status,
     changed_keys,
     deliver,
     fresh_id,
     invoke,
     org_items,
-    subscribe,
+    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
+from tests.support.flows import Subscribed, subscribe
 
 pytestmark = pytest.mark.usefixtures("billing")
 ISOLATION_SETTINGS = settings(FUZZ_SETTINGS, max_examples=60)
@@ -55,10 +55,10 @@ class Tenants:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.a: Tenant = subscribe(fake, ORG_A, plan="pro", sites=3)
+        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=3, deliver_with=webhook_status)
         for stripe_event in fake.cancel_subscription(self.a.subscription_id):
             assert deliver(stripe_event).outcome == "synced"
-        self.b: Tenant = subscribe(fake, ORG_B, plan="enterprise", sites=7)
+        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=webhook_status)
         self.status_a = call_status(ORG_A).body
         assert self.status_a["subscription"]["status"] == "canceled"
         self.b_items = org_items(table_items(), ORG_B)

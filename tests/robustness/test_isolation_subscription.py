@@ -1,4 +1,4 @@
-"""Tenant isolation on the subscription and invoice endpoints: a billing admin of organization A
+"""Subscribed isolation on the subscription and invoice endpoints: a billing admin of organization A
 can neither preview, change, cancel, resume nor list the invoices of organization B, whatever of
 B's ids (organization, customer, subscription, subscription item, invoice, a cursor issued to B)
 it puts in the body, the query string, headers or extra claims. Every property compares B's table
@@ -32,7 +32,6 @@ from tests.robustness.support import (
     ORG_B,
     Items,
     Reply,
-    Tenant,
     call_change,
     call_invoices,
     changed_keys,
@@ -43,6 +42,7 @@ from tests.robustness.support import (
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
+from tests.support.flows import Subscribed
 
 pytestmark = pytest.mark.usefixtures("billing")
 ISOLATION_SETTINGS = settings(FUZZ_SETTINGS, max_examples=20)
@@ -61,8 +61,8 @@ class Tenants:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.a: Tenant = subscribe_synced(fake, ORG_A, plan="pro", sites=3)
-        self.b: Tenant = subscribe_synced(fake, ORG_B, plan="enterprise", sites=7)
+        self.a: Subscribed = subscribe_synced(fake, ORG_A, plan="pro", sites=3)
+        self.b: Subscribed = subscribe_synced(fake, ORG_B, plan="enterprise", sites=7)
         # More invoices: A's from prorated changes through our API, B's from a failed and a paid
         # renewal (which moves B's period into the fake's future: B is never previewed).
         for sites in (4, 3):
@@ -88,7 +88,7 @@ class Tenants:
         }
         self.b_before = self.b_state()
 
-    def invoices_of(self, tenant: Tenant) -> dict[str, Any]:
+    def invoices_of(self, tenant: Subscribed) -> dict[str, Any]:
         return {i: copy.deepcopy(inv) for i, inv in self.fake.invoices.items() if inv["customer"] == tenant.customer_id}
 
     def b_state(self) -> tuple[Any, ...]:

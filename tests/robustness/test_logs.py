@@ -32,10 +32,10 @@ from tests.robustness.support import (
     deliver,
     fresh_id,
     signed_event,
-    subscribe,
     use_new_secret,
 )
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
+from tests.support.flows import subscribe
 from tests.support.logscan import LogCapture, scan, sensitive_texts
 from tests.support.webhook_events import delivery_body, function_url_event
 
@@ -119,7 +119,7 @@ def test_webhook_rejections_failures_and_retries(
     aws: MotoEnvironment,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    tenant = subscribe(stripe_fake, ORG_A, deliver_events=False)
+    tenant = subscribe(stripe_fake, ORG_A)
     stripe_event = tenant.event("invoice.paid")
     stripe_event["data"]["object"]["description"] = " ".join(PLANTED)
     raw = delivery_body(stripe_event)
@@ -162,7 +162,7 @@ def test_subscription_and_invoice_errors_and_retries(
 ) -> None:
     """The subscription and invoice endpoints: card numbers and keys in query values, cursors and
     bodies; Stripe giving up on an update; DynamoDB throttling; a change, a cancellation and a list."""
-    tenant = subscribe(stripe_fake, ORG_A, deliver_events=False)
+    tenant = subscribe(stripe_fake, ORG_A)
     assert deliver(tenant.event("customer.subscription.created")).outcome == "synced"
     planted_cursor = base64.urlsafe_b64encode(json.dumps({"o": ORG_A, "a": PLANTED[0], "k": PLANTED[2]}).encode()).decode()
     for query in (

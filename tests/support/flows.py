@@ -1,8 +1,13 @@
-"""Whole billing flows through the real handlers, for tests that need a subscribed organization."""
+"""Whole billing flows, the one set the suites share: through the real handlers for tests that need a
+subscribed organization (integration, robustness), and in the Stripe fake alone for its own tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import stripe
 
 import checkout_handler
 import status_handler
@@ -36,21 +41,64 @@ def open_session_id(fake: FakeStripe, org_id: str) -> str:
     return session_id
 
 
+def webhook_status(stripe_event: dict[str, Any]) -> int:
+    """Deliver one Stripe event with this suite's secret: the webhook's HTTP status."""
+    return deliver(stripe_event)[0]
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """An organization that paid in Checkout, and the events Stripe emitted for it."""
+
+    org_id: str
+    customer_id: str
+    subscription_id: str
+    events: list[dict[str, Any]]
+
+    def event(self, event_type: str) -> dict[str, Any]:
+        return next(event for event in self.events if event["type"] == event_type)
+
+
 def subscribe(
-    fake: FakeStripe, org_id: str = "org_demo", plan: str = "pro", sites: int = 3, *, deliver_events: bool = False
-) -> tuple[str, list[dict[str, Any]]]:
-    """Checkout through our handler, then pay in the fake: (subscription id, Stripe's events)."""
+    fake: FakeStripe,
+    org_id: str = "org_demo",
+    plan: str = "pro",
+    sites: int = 3,
+    *,
+    deliver_with: Callable[[dict[str, Any]], int] | None = None,
+) -> Subscribed:
+    """Checkout through our handler, then pay in the fake; with `deliver_with` (which returns the
+    webhook's status, e.g. `webhook_status`), every event Stripe emitted is delivered and answered 200."""
     status, body = call(
         checkout_handler, api_event("POST", "/billing/checkout", org_id=org_id, body={"plan": plan, "siteQuantity": sites})
     )
     assert status == 200, body
-    session_id = next(
-        sid
-        for sid, session in fake.checkout_sessions.items()
-        if session["client_reference_id"] == org_id and session["status"] == "open"
-    )
+    # The session the handler answered with (a completed session no longer has a URL).
+    session_id = next(sid for sid, session in fake.checkout_sessions.items() if session["url"] == body["url"])
     events = fake.complete_checkout(session_id)
-    if deliver_events:
+    session = fake.checkout_sessions[session_id]
+    subscribed = Subscribed(org_id, session["customer"], session["subscription"], events)
+    if deliver_with is not None:
         for stripe_event in events:
-            assert deliver(stripe_event)[0] == 200
-    return fake.checkout_sessions[session_id]["subscription"], events
+            assert deliver_with(stripe_event) == 200
+    return subscribed
+
+
+def pay_in_checkout(
+    fake: FakeStripe,
+    client: stripe.StripeClient,
+    session: Mapping[str, Any],
+    *,
+    customer: Mapping[str, Any],
+    card: str = "4242424242424242",
+) -> tuple[str, list[dict[str, Any]]]:
+    """The fake alone, through the SDK (no handler): a new customer (`customer`'s parameters) pays
+    with `card` in a Checkout Session created with `session`: (subscription id, Stripe's events)."""
+    # The SDK's typed params (TypedDicts) take any test's parameters, checked by the fake instead.
+    customer_params: Any = dict(customer)
+    customer_id = client.v1.customers.create(params=customer_params).id
+    session_params: Any = {**session, "customer": customer_id}
+    checkout = client.v1.checkout.sessions.create(params=session_params)
+    events = fake.complete_checkout(checkout.id, card)
+    subscription_id: str = events[0]["data"]["object"]["id"]
+    return subscription_id, events

@@ -1,6 +1,6 @@
 """Generate the HTTP API's OpenAPI document from the handlers' own route declarations (Powertools'
-OpenAPIMerge over every API function), into tests/local_runner/static/openapi.json, where the
-local runner serves it. `make openapi` writes it; `make test` fails when it has drifted.
+OpenAPIMerge over every API function), into functions/openapi.json (the API the functions serve),
+which `make dev` serves at /openapi.json. `make openapi` writes it; `make test` fails when it has drifted.
 
     make openapi
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.support.template import REPO_ROOT, resources_of_type
 
-OPENAPI_PATH = REPO_ROOT / "tests" / "local_runner" / "static" / "openapi.json"
+OPENAPI_PATH = REPO_ROOT / "functions" / "openapi.json"
 
 
 def api_handler_files() -> list[Path]:

@@ -1,7 +1,7 @@
 """Local stand-ins for the cloud: moto in server mode (the table and the secret created from
 template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
 through AWS_ENDPOINT_URL and STRIPE_API_BASE, exactly as a deployed function reaches AWS and
-Stripe. Used by the benchmarks and the local runner; everything binds to 127.0.0.1."""
+Stripe. Used by the benchmarks and the local stack; everything binds to 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -64,3 +64,24 @@ def test_an_emptied_item_is_left_alone_or_reused() -> None:
 def test_unknown_prices_are_left_alone() -> None:
     current = items(("si_b", "p_base", 1), ("si_x", "price_other", 1))
     assert item_changes(current, wanted("pro", "p_base", "p_site", 0), INDEX) == []
+
+
+def test_a_missing_base_item_is_added_and_a_wrong_quantity_set_back_to_one() -> None:
+    assert item_changes(items(("si_s", "p_site", 3)), wanted("pro", "p_base", "p_site", 3), INDEX) == [
+        ItemChange(None, "p_base", 1)
+    ]
+    assert item_changes(items(("si_b", "p_base", 2)), wanted("pro", "p_base", None, 0), INDEX) == [
+        ItemChange("si_b", "p_base", 1)
+    ]
+
+
+def test_a_price_given_as_an_id_or_as_an_object_is_the_same_price() -> None:
+    current: list[Mapping[str, Any]] = [{"id": "si_b", "price": "p_base", "quantity": 1}]
+    assert item_changes(current, wanted("pro", "p_base", "p_site", 0), INDEX) == []
+
+
+def test_the_fields_stripe_gets() -> None:
+    assert ItemChange(None, "p_site", 2).for_update() == {"price": "p_site", "quantity": 2}
+    assert ItemChange("si_s", "e_site", 0).for_preview() == {"id": "si_s", "price": "e_site", "quantity": 0}
+    # A deletion names only the item.
+    assert ItemChange("si_s", "p_site", 3, deleted=True).for_update() == {"id": "si_s", "deleted": True}

@@ -22,6 +22,7 @@ from tests.stripe_fake import (
     make_stripe_client,
 )
 from tests.support.clock import ManualClock
+from tests.support.flows import pay_in_checkout
 
 # 2026-01-31 00:00:00 UTC: one month later is Feb 28 (Stripe clamps to the month's last day).
 START = int(datetime(2026, 1, 31, tzinfo=UTC).timestamp())
@@ -83,17 +84,17 @@ def session_params(**overrides: Any) -> Any:
     return {key: value for key, value in params.items() if value is not None}
 
 
+NEW_CUSTOMER = {"email": "owner@example.com", "metadata": {"org_id": "org_demo"}}
+
+
 def new_customer(client: stripe.StripeClient, **params: Any) -> stripe.Customer:
-    full: Any = {"email": "owner@example.com", "metadata": {"org_id": "org_demo"}, **params}
+    full: Any = {**NEW_CUSTOMER, **params}
     return client.v1.customers.create(params=full)
 
 
 def subscribed(fake: FakeStripe, client: stripe.StripeClient, **overrides: Any) -> tuple[str, list[dict[str, Any]]]:
     """A customer who completed Checkout; returns the subscription id and the completion events."""
-    customer = new_customer(client)
-    session = client.v1.checkout.sessions.create(params=session_params(customer=customer.id, **overrides))
-    events = fake.complete_checkout(session.id)
-    return events[0]["data"]["object"]["id"], events
+    return pay_in_checkout(fake, client, session_params(**overrides), customer=NEW_CUSTOMER)
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:

@@ -17,6 +17,7 @@ import stripe
 
 from tests.stripe_fake import CardDeclined, FakeStripe, FakeStripeError, make_stripe_client
 from tests.support.clock import ManualClock
+from tests.support.flows import pay_in_checkout
 
 # 2026-01-31 00:00:00 UTC: the first period ends Feb 28 (28 days), the next one Mar 31.
 START = int(datetime(2026, 1, 31, tzinfo=UTC).timestamp())
@@ -57,7 +58,7 @@ def prorated(amount: int, at: int, start: int = START, end: int = FEB_28) -> int
     return int(Fraction(amount * (end - at), end - start) + Fraction(1, 2))
 
 
-def subscribe(
+def pro_subscription(
     fake: FakeStripe,
     client: stripe.StripeClient,
     *,
@@ -67,20 +68,11 @@ def subscribe(
     card: str = "4242424242424242",
 ) -> str:
     """A customer who paid in Checkout (with `card`) for `base` and `sites` x Pro site; returns the subscription id."""
-    line_items: Any = [{"price": base, "quantity": 1}]
+    line_items: list[dict[str, Any]] = [{"price": base, "quantity": 1}]
     if sites:
         line_items.append({"price": "price_pro_site", "quantity": sites})
-    customer = client.v1.customers.create(params={"email": email})
-    session = client.v1.checkout.sessions.create(
-        params={
-            "mode": "subscription",
-            "customer": customer.id,
-            "line_items": line_items,
-            "success_url": "https://app.example.com/billing/success",
-        }
-    )
-    events = fake.complete_checkout(session.id, card)
-    subscription_id: str = events[0]["data"]["object"]["id"]
+    session = {"mode": "subscription", "line_items": line_items, "success_url": "https://app.example.com/billing/success"}
+    subscription_id, _ = pay_in_checkout(fake, client, session, customer={"email": email}, card=card)
     return subscription_id
 
 
@@ -144,7 +136,7 @@ def preview(client: stripe.StripeClient, subscription_id: str, **details: Any) -
 
 
 def test_preview_of_an_upgrade_mid_period(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     base_id, _ = item_ids(fake, subscription_id)
     customer_id = fake.subscriptions[subscription_id]["customer"]
     clock.now = MID
@@ -196,7 +188,7 @@ def test_preview_of_an_upgrade_mid_period(fake: FakeStripe, client: stripe.Strip
 
 
 def test_preview_of_quantity_changes(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client, sites=2)
+    subscription_id = pro_subscription(fake, client, sites=2)
     _, site_id = item_ids(fake, subscription_id)
     at = START + 20 * DAY + 1234
     clock.now = at + 600  # the explicit proration_date wins over the clock
@@ -227,7 +219,7 @@ def test_preview_of_quantity_changes(fake: FakeStripe, client: stripe.StripeClie
 
 
 def test_preview_changes_nothing(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     base_id, site_id = item_ids(fake, subscription_id)
     clock.now = MID
     before = state_of(fake)
@@ -247,7 +239,7 @@ def test_preview_changes_nothing(fake: FakeStripe, client: stripe.StripeClient, 
 
 
 def test_preview_without_subscription_picks_the_customers_next_invoice(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    subscription_id = subscribe(fake, client, sites=3)
+    subscription_id = pro_subscription(fake, client, sites=3)
     customer_id = fake.subscriptions[subscription_id]["customer"]
     invoice = client.v1.invoices.create_preview(params={"customer": customer_id, "expand": ["customer"]}).to_dict()
     assert invoice["parent"]["subscription_details"]["subscription"] == subscription_id
@@ -270,7 +262,7 @@ def test_preview_without_subscription_picks_the_customers_next_invoice(fake: Fak
 def test_always_invoice_charges_what_the_preview_showed(
     fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
 ) -> None:
-    subscription_id = subscribe(fake, client, sites=2)
+    subscription_id = pro_subscription(fake, client, sites=2)
     base_id, site_id = item_ids(fake, subscription_id)
     before = copy.deepcopy(fake.subscriptions[subscription_id])
     changes: Any = [{"id": base_id, "price": "price_enterprise_base", "quantity": 1}, {"id": site_id, "quantity": 4}]
@@ -311,7 +303,7 @@ def test_always_invoice_charges_what_the_preview_showed(
 
 
 def test_create_prorations_are_billed_on_the_renewal(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client, sites=2)
+    subscription_id = pro_subscription(fake, client, sites=2)
     _, site_id = item_ids(fake, subscription_id)
     clock.now = MID
     emitted = len(fake.events)
@@ -345,7 +337,7 @@ def test_create_prorations_are_billed_on_the_renewal(fake: FakeStripe, client: s
 def test_a_downgrade_credit_goes_to_the_customer_balance(
     fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
 ) -> None:
-    subscription_id = subscribe(fake, client, sites=2)
+    subscription_id = pro_subscription(fake, client, sites=2)
     base_id, _ = item_ids(fake, subscription_id)
     customer_id = fake.subscriptions[subscription_id]["customer"]
     clock.now = MID
@@ -373,7 +365,7 @@ def test_a_downgrade_credit_goes_to_the_customer_balance(
 def test_a_new_billing_interval_invoices_at_once_and_restarts_the_period(
     fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
 ) -> None:
-    subscription_id = subscribe(fake, client, sites=0)
+    subscription_id = pro_subscription(fake, client, sites=0)
     [base_id] = item_ids(fake, subscription_id)
     clock.now = MID
     year_later = int(datetime(2027, 2, 10, 3, 17, 5, tzinfo=UTC).timestamp())
@@ -389,7 +381,7 @@ def test_a_new_billing_interval_invoices_at_once_and_restarts_the_period(
     assert (item.current_period_start, item.current_period_end, updated.billing_cycle_anchor) == (MID, year_later, MID)
 
     # Without prorations: no credit, the new period in full.
-    other = subscribe(fake, client, sites=0, email="b@example.com")
+    other = pro_subscription(fake, client, sites=0, email="b@example.com")
     [other_base] = item_ids(fake, other)
     no_credit = client.v1.subscriptions.update(
         other, params={"items": [{"id": other_base, "price": "price_pro_yearly"}], "proration_behavior": "none"}
@@ -398,7 +390,7 @@ def test_a_new_billing_interval_invoices_at_once_and_restarts_the_period(
 
 
 def test_item_changes_add_swap_and_delete(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client, sites=3)
+    subscription_id = pro_subscription(fake, client, sites=3)
     base_id, site_id = item_ids(fake, subscription_id)
     clock.now = MID
     # A new price without a quantity resets the quantity to 1 (as Stripe does); an added item joins the period.
@@ -423,7 +415,7 @@ def test_item_changes_add_swap_and_delete(fake: FakeStripe, client: stripe.Strip
 
 
 def test_the_simulation_prorates_like_the_api(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client, sites=2)
+    subscription_id = pro_subscription(fake, client, sites=2)
     clock.now = MID + 3600
     events = fake.update_subscription(
         subscription_id,
@@ -471,8 +463,8 @@ def resolve(fake: FakeStripe, items: list[dict[str, Any]], subscription_id: str,
 
 @pytest.mark.parametrize(("items", "code", "param"), ITEM_REJECTIONS)
 def test_update_rejections(fake: FakeStripe, client: stripe.StripeClient, items: Any, code: str | None, param: str) -> None:
-    subscription_id = subscribe(fake, client)
-    foreign_id = subscribe(fake, client, email="other@example.com")
+    subscription_id = pro_subscription(fake, client)
+    foreign_id = pro_subscription(fake, client, email="other@example.com")
     params: Any = {"items": resolve(fake, items, subscription_id, foreign_id), "proration_behavior": "always_invoice"}
     before = state_of(fake)
     with pytest.raises(stripe.InvalidRequestError) as raised:
@@ -485,8 +477,8 @@ def test_update_rejections(fake: FakeStripe, client: stripe.StripeClient, items:
 def test_preview_rejections_of_items(
     fake: FakeStripe, client: stripe.StripeClient, items: Any, code: str | None, param: str
 ) -> None:
-    subscription_id = subscribe(fake, client)
-    foreign_id = subscribe(fake, client, email="other@example.com")
+    subscription_id = pro_subscription(fake, client)
+    foreign_id = pro_subscription(fake, client, email="other@example.com")
     before = state_of(fake)
     with pytest.raises(stripe.InvalidRequestError) as raised:
         preview(client, subscription_id, items=resolve(fake, items, subscription_id, foreign_id))
@@ -535,8 +527,8 @@ SITE_TO_3 = [{"id": "$SITE", "quantity": 3}]
 )
 def test_preview_rejections(fake: FakeStripe, client: stripe.StripeClient, params: Any, code: str | None, param: str) -> None:
     """Top-level params as given; any other key is one of subscription_details (previewing "$SUB")."""
-    subscription_id = subscribe(fake, client)
-    other_id = subscribe(fake, client, email="other@example.com")
+    subscription_id = pro_subscription(fake, client)
+    other_id = pro_subscription(fake, client, email="other@example.com")
     names = {
         "$SUB": subscription_id,
         "$CUS": fake.subscriptions[subscription_id]["customer"],
@@ -560,7 +552,7 @@ def test_preview_rejections(fake: FakeStripe, client: stripe.StripeClient, param
 
 
 def test_update_rejects_a_proration_date_outside_the_period(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     _, site_id = item_ids(fake, subscription_id)
     before = state_of(fake)
     for proration_date in (START - 1, FEB_28 + 1):
@@ -601,7 +593,7 @@ def customer_of(fake: FakeStripe, subscription_id: str) -> str:
 
 def with_card(fake: FakeStripe, client: stripe.StripeClient, card: str) -> str:
     """A Pro subscription paid with 4242 in Checkout whose default card is then `card` (saved in the portal)."""
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     if card != OK:
         fake.set_default_card(customer_of(fake, subscription_id), card)
     return subscription_id
@@ -644,7 +636,7 @@ def test_allow_incomplete_is_the_default_and_applies_the_change_whatever_the_car
     intent_status: str,
     failure_events: list[str],
 ) -> None:
-    subscription_id = subscribe(fake, client, card=card) if via_checkout else with_card(fake, client, card)
+    subscription_id = pro_subscription(fake, client, card=card) if via_checkout else with_card(fake, client, card)
     clock.now = MID
     params = upgrade_params(fake, subscription_id)
     shown = preview(client, subscription_id, **{k: v for k, v in params.items() if k != "expand"})
@@ -710,7 +702,7 @@ def test_a_card_that_declines_every_charge_gets_through_checkout_only_without_a_
 
 
 def test_renewals_follow_the_card(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    subscription_id = subscribe(fake, client, card=SCA_ALWAYS)  # Checkout ran the challenge
+    subscription_id = pro_subscription(fake, client, card=SCA_ALWAYS)  # Checkout ran the challenge
     renewal = fake.renew_subscription(subscription_id)
     assert types(renewal) == [
         "invoice.created",
@@ -1037,7 +1029,7 @@ def test_error_if_incomplete_answers_402_and_applies_nothing(
 def test_default_incomplete_applies_the_change_and_waits_for_confirmation(
     fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock
 ) -> None:
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     clock.now = MID
     emitted = len(fake.events)
     updated: Any = client.v1.subscriptions.update(
@@ -1169,7 +1161,7 @@ def test_voiding_gives_back_the_credit_the_invoice_used(
 
 
 def test_set_default_card_is_the_portals_update_payment_method(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    subscription_id = subscribe(fake, client)
+    subscription_id = pro_subscription(fake, client)
     customer_id = customer_of(fake, subscription_id)
     old_method = fake.subscriptions[subscription_id]["default_payment_method"]
     events = fake.set_default_card(customer_id, "4000 0000 0000 0341")
@@ -1270,8 +1262,8 @@ def test_paging_through_250_subscriptions(clock: ManualClock) -> None:
 
 
 def test_paging_through_invoices(fake: FakeStripe, client: stripe.StripeClient, clock: ManualClock) -> None:
-    subscription_id = subscribe(fake, client)
-    other_id = subscribe(fake, client, email="other@example.com")
+    subscription_id = pro_subscription(fake, client)
+    other_id = pro_subscription(fake, client, email="other@example.com")
     customer_id = fake.subscriptions[subscription_id]["customer"]
     for _ in range(11):
         clock.advance(DAY)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.local_runner.dev_tokens import TokenError, Verifier, gateway_claims
-from tests.local_runner.template_model import ApiSpec, FunctionSpec, LocalStack
+from functions.local_stack.dev_tokens import TokenError, Verifier, gateway_claims
+from functions.local_stack.template_model import ApiSpec, FunctionSpec, LocalStack
+from tests.support.generate_openapi import OPENAPI_PATH
 from tests.support.template import REPO_ROOT
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -53,7 +54,7 @@ class FunctionProcess:
         self._stopped = False
 
     def _start(self) -> subprocess.Popen[str]:
-        module = "tests.local_runner.worker"
+        module = "functions.local_stack.worker"
         args = [sys.executable, "-m", module, self.spec.handler_module, self.spec.handler_name, self.spec.logical_id]
         return subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self._env, cwd=self.spec.code_dir
@@ -270,7 +271,7 @@ class ApiGateway:
         if path == "/dev/plans.json":
             return 200, {"content-type": "application/json"}, self.catalog_path.read_bytes()
         if path == "/openapi.json":
-            path = "/static/openapi.json"
+            return 200, {"content-type": "application/json", "cache-control": "no-cache"}, OPENAPI_PATH.read_bytes()
         if path == "/" or path == "/app" or path.startswith("/app/"):
             path = "/static/index.html"
         if path.startswith("/static/"):

@@ -1,7 +1,7 @@
-"""What the local runner needs from template.yaml: each function's handler, code folder and
+"""What the local stack needs from template.yaml: each function's handler, code folder and
 environment (Globals merged with its own, references resolved), the HTTP API's routes, CORS and
 JWT authorizer, and which functions have a Function URL. Read from the template itself, so the
-local runner and the deployed stack cannot disagree."""
+local stack and the deployed stack cannot disagree."""
 
 from __future__ import annotations
 

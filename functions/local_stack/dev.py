@@ -23,11 +23,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
+from functions.local_stack.gateway import ApiGateway, FunctionProcess, FunctionUrl, serve
+from functions.local_stack.template_model import load_local_stack
 from tenant_billing.catalog import CATALOG_PATH, get_catalog
 from tenant_billing.settings import parse_prices
-from tests.local_runner.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
-from tests.local_runner.gateway import ApiGateway, FunctionProcess, FunctionUrl, serve
-from tests.local_runner.template_model import load_local_stack
 from tests.support.local_services import (
     LOCAL_TABLE,
     LOCAL_WEBHOOK_SECRET,
@@ -98,7 +98,7 @@ def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any
     real = real_stripe_from_env()
     with ExitStack() as stack:
         if real is None:
-            from tests.local_runner.stripe_emulator import start_emulator
+            from functions.local_stack.stripe_emulator import start_emulator
 
             check_port_free(ports.stripe, "Stripe emulator")
             emulator, stripe_base, fake = start_emulator(
@@ -166,7 +166,7 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
         f"  Admin token  (org {DEMO_ORG}, role admin):  {admin}",
         f"  Member token (org {DEMO_ORG}, role member): {member}",
         f"  Try: curl -H 'Authorization: Bearer {admin[:16]}...' {info['gateway']}/billing/status",
-        "  More tokens: .venv/bin/python -m tests.local_runner.dev_tokens --org org_acme --role owner   (or make token)",
+        "  More tokens: .venv/bin/python -m functions.local_stack.dev_tokens --org org_acme --role owner   (or make token)",
     ]
     if info["real_stripe"]:
         lines += ["", f"  Real Stripe (test mode): run  stripe listen --forward-to {info['webhook']}"]

@@ -95,7 +95,8 @@ _LIVE_STATUSES = ("active", "trialing", "past_due")
 _ZERO_DECIMAL = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
-_SYMBOLS = {"usd": "$", "eur": "\N{EURO SIGN}", "gbp": "\N{POUND SIGN}", "jpy": "\N{YEN SIGN}"}
+# The catalog's currency (plans.json); any other is shown by its code.
+_SYMBOLS = {"usd": "$"}
 _STATUS_LABELS = {
     "active": "Active",
     "trialing": "Trial",

@@ -2,7 +2,7 @@
 JWT authorizer, with a signing key kept in .local/ (git-ignored, created on first use) so tokens
 minted from the command line work against a running `make dev`.
 
-    python -m tests.local_runner.dev_tokens --org org_acme --role admin
+    python -m functions.local_stack.dev_tokens --org org_acme --role admin
 """
 
 from __future__ import annotations
