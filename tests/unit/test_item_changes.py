@@ -5,6 +5,7 @@ from __future__ import annotations
 from tenant_billing.catalog import PriceRef
 from tenant_billing.checkout_logic import LineItems
 from tenant_billing.item_changes import item_changes
+from tenant_billing.stripe_adapter import _item_fields as item_fields
 from tenant_billing.stripe_objects import read_item
 from tenant_billing.stripe_port import ItemChange, SubscriptionItem
 
@@ -76,12 +77,13 @@ def test_a_missing_base_item_is_added_and_a_wrong_quantity_set_back_to_one() -> 
 
 
 def test_a_price_given_as_an_id_or_as_an_object_is_the_same_price() -> None:
-    current: list[Mapping[str, Any]] = [{"id": "si_b", "price": "p_base", "quantity": 1}]
+    current = [read_item({"id": "si_b", "price": "p_base", "quantity": 1})]
+    assert current == items(("si_b", "p_base", 1))
     assert item_changes(current, wanted("pro", "p_base", "p_site", 0), INDEX) == []
 
 
 def test_the_fields_stripe_gets() -> None:
-    assert ItemChange(None, "p_site", 2).for_update() == {"price": "p_site", "quantity": 2}
-    assert ItemChange("si_s", "e_site", 0).for_preview() == {"id": "si_s", "price": "e_site", "quantity": 0}
+    assert item_fields(ItemChange(None, "p_site", 2)) == {"price": "p_site", "quantity": 2}
+    assert item_fields(ItemChange("si_s", "e_site", 0)) == {"id": "si_s", "price": "e_site", "quantity": 0}
     # A deletion names only the item.
-    assert ItemChange("si_s", "p_site", 3, deleted=True).for_update() == {"id": "si_s", "deleted": True}
+    assert item_fields(ItemChange("si_s", "p_site", 3, deleted=True)) == {"id": "si_s", "deleted": True}
