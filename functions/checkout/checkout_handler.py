@@ -13,7 +13,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.checkout_logic import create_checkout
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_checkout_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
@@ -29,7 +29,9 @@ app = build_resolver()
 )
 @tracer.capture_method
 def checkout(selection: Annotated[PlanSelection, Body()]) -> UrlResponse:
-    return create_checkout(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return create_checkout(
+        current_caller(app), selection, get_checkout_repository(), get_settings(), get_catalog(), get_stripe_client
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

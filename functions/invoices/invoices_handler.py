@@ -12,7 +12,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.invoices_logic import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_invoices
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
@@ -34,7 +34,7 @@ def invoices(
 ) -> InvoiceListResponse:
     parse_query(app.current_event.query_string_parameters, frozenset({"limit", "cursor"}))
     return list_invoices(
-        current_caller(app), limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe_client
+        current_caller(app), limit, cursor or None, get_org_billing_store(), get_settings(), get_catalog(), get_stripe_client
     )
 
 

@@ -12,8 +12,8 @@ from tenant_billing.api_models import PortalRequest, UrlResponse
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.portal_logic import create_portal
-from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
@@ -29,7 +29,7 @@ app = build_resolver()
 )
 @tracer.capture_method
 def portal(_: Annotated[PortalRequest | None, Body()] = None) -> UrlResponse:
-    return create_portal(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return create_portal(current_caller(app), get_org_billing_store(), get_settings(), get_catalog(), get_stripe_client)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

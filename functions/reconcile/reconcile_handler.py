@@ -17,7 +17,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.reconcile_logic import DEFAULT_CONFIG, ReconcileConfig, reconcile
-from tenant_billing.repository import DynamoBillingRepository
+from tenant_billing.repositories import get_reconcile_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 
@@ -32,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     try:
         result = reconcile(
-            DynamoBillingRepository(settings.TABLE_NAME),
+            get_reconcile_repository(),
             get_stripe_client,
             settings,
             get_catalog(),

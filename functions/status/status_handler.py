@@ -11,7 +11,7 @@ from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.settings import get_settings
 from tenant_billing.status_logic import get_billing_status
 
@@ -28,7 +28,7 @@ app = build_resolver()
 @tracer.capture_method
 def billing_status() -> BillingStatusResponse:
     caller = current_caller(app)
-    return get_billing_status(caller.org_id, get_repository(), get_settings(), get_catalog())
+    return get_billing_status(caller.org_id, get_org_billing_store(), get_settings(), get_catalog())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

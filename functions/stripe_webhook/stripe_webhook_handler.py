@@ -19,7 +19,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
 from tenant_billing.http_responses import error_body, error_response, proxy_response
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_credentials import get_stripe_credentials
 from tenant_billing.stripe_gateway import get_stripe_client
@@ -73,7 +73,7 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         return _rejected("not_a_stripe_event", str(exc))
     logger.append_keys(event_id=stripe_event.id, event_type=stripe_event.type)
     settings = get_settings()
-    outcome = process_event(stripe_event, get_repository(), get_stripe_client, settings, get_catalog())
+    outcome = process_event(stripe_event, get_webhook_repository(), get_stripe_client, settings, get_catalog())
     metrics.add_metric(name=f"Webhook_{outcome.value}", unit="Count", value=1)
     return proxy_response(200, {"received": True, "outcome": outcome.value})
 

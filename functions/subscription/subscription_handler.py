@@ -20,7 +20,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.plan_change_logic import change_subscription, preview_change
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_plan_change_repository
 from tenant_billing.request_body import parse_query
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
@@ -54,7 +54,9 @@ def preview(
 ) -> ChangePreviewResponse:
     parse_query(app.current_event.query_string_parameters, frozenset({"plan", "siteQuantity"}))
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
-    return preview_change(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return preview_change(
+        current_caller(app), selection, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe_client
+    )
 
 
 @app.post(
@@ -71,7 +73,9 @@ def preview(
 )
 @tracer.capture_method
 def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
-    return change_subscription(current_caller(app), selection, get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return change_subscription(
+        current_caller(app), selection, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe_client
+    )
 
 
 @app.post(
@@ -84,7 +88,7 @@ def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
 def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingStatusResponse:
     immediately = bool(request and request.immediately)
     return cancel_subscription(
-        current_caller(app), immediately, get_repository(), get_settings(), get_catalog(), get_stripe_client
+        current_caller(app), immediately, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe_client
     )
 
 
@@ -96,7 +100,9 @@ def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingSt
 )
 @tracer.capture_method
 def resume(_: Annotated[ResumeRequest | None, Body()] = None) -> BillingStatusResponse:
-    return resume_subscription(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client)
+    return resume_subscription(
+        current_caller(app), get_plan_change_repository(), get_settings(), get_catalog(), get_stripe_client
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

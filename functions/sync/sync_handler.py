@@ -13,7 +13,7 @@ from tenant_billing.api_models import BillingStatusResponse, SyncRequest
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import build_resolver, current_caller, documented, resolve
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_gateway import get_stripe_client
 from tenant_billing.sync_logic import sync_billing
@@ -36,7 +36,7 @@ app = build_resolver()
 @tracer.capture_method
 def sync(_: Annotated[SyncRequest | None, Body()] = None) -> BillingStatusResponse:
     now_ms = time.time_ns() // 1_000_000
-    return sync_billing(current_caller(app), get_repository(), get_settings(), get_catalog(), get_stripe_client, now_ms)
+    return sync_billing(current_caller(app), get_org_billing_store(), get_settings(), get_catalog(), get_stripe_client, now_ms)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import checkout_handler
 import stripe_webhook_handler
 from tenant_billing.catalog import get_catalog
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
 from tests.integration.conftest import new_stripe_fake, stripe_talks_to
@@ -116,7 +116,7 @@ def run_example(
     expected = synced_state(
         org_id, stripe_fake.subscriptions[subscription_id], get_catalog(), TEST_PRICES, "plan", read_at_ns=0, now=0
     )
-    stored = get_repository().get_org_billing(org_id)
+    stored = get_org_billing_store().get_org_billing(org_id)
     assert stored.subscription is not None and stored.entitlement is not None
     fields = ("subscription_id", "status", "plan", "site_quantity", "current_period_end", "cancel_at_period_end")
     assert {name: getattr(stored.subscription, name) for name in fields} == {

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from tenant_billing.item_codec import entitlement_from_item
 from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import _entitlement_from_item
 
 DETAIL_TYPE = "EntitlementsChanged"
 # Below this much time left in the invocation, the next PutEvents is not attempted: a timeout
@@ -108,7 +108,7 @@ class BatchOutcome:
 
 def _state(org_id: str, image: Mapping[str, Any]) -> EntitlementState:
     try:
-        record = _entitlement_from_item(org_id, dict(image))
+        record = entitlement_from_item(org_id, dict(image))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StreamRecordError(f"malformed entitlement image: {type(exc).__name__}") from None
     if not record.plan:

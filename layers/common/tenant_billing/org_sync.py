@@ -19,7 +19,7 @@ from stripe.params import SubscriptionListParams
 from tenant_billing.catalog import Catalog
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.stripe_prices import price_ids
@@ -80,7 +80,7 @@ def sync_org(
     org_id: str,
     customer_id: str,
     client: stripe.StripeClient,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     *,

@@ -39,7 +39,7 @@ from tenant_billing.quotes import (
     items_fingerprint,
     new_preview_id,
 )
-from tenant_billing.repository import BillingRepository
+from tenant_billing.repositories import PlanChangeRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_gateway import stripe_errors
@@ -93,7 +93,7 @@ def _refuse_if_outstanding(current: Mapping[str, Any], client: stripe.StripeClie
 def _plan_change(
     caller: Caller,
     request: PlanSelection,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
@@ -119,7 +119,7 @@ def _no_change() -> InvalidRequestError:
 def preview_change(
     caller: Caller,
     request: PlanSelection,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
@@ -180,7 +180,7 @@ def preview_change(
 def change_subscription(
     caller: Caller,
     request: PlanChange,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],
@@ -205,7 +205,7 @@ def change_subscription(
             logger.warning("could not release the change lock")
 
 
-def _accepted_quote(caller: Caller, request: PlanChange, repository: BillingRepository) -> Quote:
+def _accepted_quote(caller: Caller, request: PlanChange, repository: PlanChangeRepository) -> Quote:
     """The caller's quote for exactly this change of its stored subscription, checked against what
     is stored before anything reaches Stripe."""
     assert request.preview_id is not None
@@ -244,7 +244,7 @@ def _change(
     caller: Caller,
     request: PlanChange,
     quote: Quote | None,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     client: Callable[[], stripe.StripeClient],

@@ -34,8 +34,10 @@ from tenant_billing.entitlements import ENDED_STATUSES, derive_entitlement
 from tenant_billing.errors import BillingNotConfiguredError
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
+from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import retrieve_subscription, sync_org
-from tenant_billing.repository import RECONCILE_COUNTERS, BillingRepository, ReconcileCheckpoint, SaveOutcome
+from tenant_billing.reconcile_store import RECONCILE_COUNTERS, ReconcileCheckpoint, SeenPage
+from tenant_billing.repositories import ReconcileRepository
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_gateway import stripe_errors
 from tenant_billing.stripe_prices import price_ids
@@ -126,7 +128,7 @@ def _add(counts: Mapping[str, int], name: str, value: int = 1) -> dict[str, int]
 class _Run:
     def __init__(
         self,
-        repository: BillingRepository,
+        repository: ReconcileRepository,
         client: stripe.StripeClient,
         settings: Settings,
         catalog: Catalog,
@@ -173,7 +175,7 @@ class _Run:
         if self.pending_seen:
             checkpoint = replace(checkpoint, seen_pages=checkpoint.seen_pages + 1)
             expires_at = int(time.time()) + self.config.seen_ttl_seconds
-            seen_page = (self.checkpoint.seen_pages, tuple(self.pending_seen), expires_at)
+            seen_page = SeenPage(self.checkpoint.seen_pages, tuple(self.pending_seen), expires_at)
         lease_until = None if release else self.lease_until_ms()
         if not self.repository.save_reconcile_checkpoint(self.owner, checkpoint, lease_until, seen_page):
             raise _LeaseLost
@@ -373,7 +375,7 @@ class _Run:
 
 
 def reconcile(
-    repository: BillingRepository,
+    repository: ReconcileRepository,
     stripe_client: Callable[[], stripe.StripeClient],
     settings: Settings,
     catalog: Catalog,

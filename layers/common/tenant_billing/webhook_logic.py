@@ -19,8 +19,9 @@ import stripe
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.observability import logger, metrics
+from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.repositories import WebhookRepository
 from tenant_billing.settings import Settings
 from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
 from tenant_billing.subscription_sync import as_mapping
@@ -125,7 +126,7 @@ def _claimed_org(event: StripeEvent) -> str | None:
 
 def process_event(
     event: StripeEvent,
-    repository: BillingRepository,
+    repository: WebhookRepository,
     stripe_client: Callable[[], stripe.StripeClient],
     settings: Settings,
     catalog: Catalog,
