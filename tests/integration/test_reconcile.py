@@ -15,9 +15,9 @@ import pytest
 import reconcile_handler
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.errors import StripeUnavailableError
-from tenant_billing.reconcile_logic import ReconcileConfig
 from tenant_billing.reconcile_store import ReconcileCheckpoint
 from tenant_billing.repositories import DynamoReconcileRepository, get_reconcile_repository
+from tenant_billing.settings import get_settings
 from tests.conftest import FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls
@@ -53,7 +53,14 @@ class TimedContext(FakeLambdaContext):
 @pytest.fixture(autouse=True)
 def short_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     # FakeLambdaContext has 10 s left: below the production margin of 20 s.
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000))
+    reconcile_settings(monkeypatch, RECONCILE_TIME_MARGIN_MS=1_000)
+
+
+def reconcile_settings(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
+    """Set reconciliation's settings (environment variables) and forget the cached settings."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
 
 
 def run(context: FakeLambdaContext | None = None) -> dict[str, Any]:
@@ -245,7 +252,7 @@ def test_more_than_one_page_of_subscriptions_and_a_second_run_repairs_nothing(st
 def test_out_of_time_pauses_and_the_next_run_resumes_repairing_each_once(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000, stripe_page_size=4))
+    reconcile_settings(monkeypatch, RECONCILE_STRIPE_PAGE_SIZE=4)
     made = paid_subscriptions(stripe_fake, 10)
     with subscription_writes() as writes:
         # Time for one page, then the margin is reached.
@@ -278,7 +285,7 @@ def test_out_of_time_in_the_table_walk_resumes_after_the_last_subscription_done(
 def test_a_transient_failure_keeps_the_progress_and_the_next_run_resumes(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000, stripe_page_size=2))
+    reconcile_settings(monkeypatch, RECONCILE_STRIPE_PAGE_SIZE=2)
     made = paid_subscriptions(stripe_fake, 5)
     original = DynamoReconcileRepository.get_subscriptions
     pages = 0
