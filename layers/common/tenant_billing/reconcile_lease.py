@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tenant_billing.reconcile_store import ReconcileCheckpoint, ReconcileStore, SeenPage
+from tenant_billing.reconcile_store import ReconcileCheckpoint, ReconcileLeaseStore, SeenPage
 
 NS_PER_MS = 1_000_000
 
@@ -17,7 +17,7 @@ class ReconcileLease:
     """Taken once, renewed with every stored checkpoint (and halfway through its time at the
     latest), released when the run stops."""
 
-    def __init__(self, store: ReconcileStore, owner: str, seconds: int, clock_ns: Callable[[], int]) -> None:
+    def __init__(self, store: ReconcileLeaseStore, owner: str, seconds: int, clock_ns: Callable[[], int]) -> None:
         self._store = store
         self._owner = owner
         self._seconds = seconds

@@ -65,13 +65,17 @@ class ScannedSubscription:
     cursor: str
 
 
-class ReconcileStore(Protocol):
+class ReconcileLeaseStore(Protocol):
+    """The state item alone: the lease and the checkpoint stored under it."""
+
     def acquire_reconcile_lease(self, owner: str, now_ms: int, lease_until_ms: int) -> ReconcileCheckpoint | None: ...
 
     def save_reconcile_checkpoint(
         self, owner: str, checkpoint: ReconcileCheckpoint, lease_until_ms: int | None, seen_page: SeenPage | None = None
     ) -> bool: ...
 
+
+class ReconcileStore(ReconcileLeaseStore, Protocol):
     def reconcile_seen_ids(self, run_id: str, pages: int) -> set[str]: ...
 
     def scan_subscriptions(self, cursor: str, limit: int) -> tuple[list[ScannedSubscription], str]: ...
