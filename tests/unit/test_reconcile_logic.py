@@ -8,7 +8,7 @@ import pytest
 
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.reconcile_check import needs_sync
-from tenant_billing.reconcile_logic import ReconcileResult, RunOutcome
+from tenant_billing.reconcile_result import ReconcileResult, RunOutcome
 
 STORED = SubscriptionRecord(
     org_id="org_a",

@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any
 
 import stripe
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import BillingNotConfiguredError
 from tenant_billing.items import SubscriptionRecord
-from tenant_billing.observability import logger, metrics
+from tenant_billing.observability import logger
 from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.reconcile_check import GrantPolicy, OrgToSync, check_stripe_page, org_to_sync
 from tenant_billing.reconcile_lease import LeaseLost, ReconcileLease
+from tenant_billing.reconcile_result import ReconcileResult, RunOutcome, report
 from tenant_billing.reconcile_store import RECONCILE_COUNTERS, ReconcileCheckpoint, SeenPage
 from tenant_billing.reconcile_stripe import ReconcileStripe
 from tenant_billing.repositories import ReconcileRepository
@@ -45,45 +45,11 @@ from tenant_billing.subscription_sync import customer_id_of
 PHASE_STRIPE = "stripe"
 PHASE_TABLE = "table"
 
-# Metric name of each counter (the counters are in RECONCILE_COUNTERS; "superseded" is logged only).
-METRIC_NAMES = {
-    "checked": "ReconcileChecked",
-    "repaired": "ReconcileRepaired",
-    "not_ours": "ReconcileNotOurs",
-    "orphaned": "ReconcileOrphaned",
-    "duplicates": "ReconcileDuplicates",
-}
-
-Counts = dict[str, int]
+# What a page counted (added to the stored counts once the page is stored).
+Counts = Counter[str]
 
 
-class RunOutcome(StrEnum):
-    COMPLETED = "completed"
-    # Out of time: the checkpoint is stored and the next run resumes from it.
-    PAUSED = "paused"
-    # Another run holds the lease.
-    BUSY = "busy"
-    # The lease expired while this run was working and another run took it over.
-    PREEMPTED = "preempted"
-    NOT_CONFIGURED = "not_configured"
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileResult:
-    outcome: RunOutcome
-    run_id: str
-    # The run's counts so far (a run may span several invocations).
-    counts: dict[str, int] = field(hash=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome.value,
-            "run_id": self.run_id,
-            **{name: self.counts.get(name, 0) for name in RECONCILE_COUNTERS},
-        }
-
-
-def _added(counts: Mapping[str, int], more: Mapping[str, int]) -> Counts:
+def _added(counts: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
     return {**counts, **{name: counts.get(name, 0) + value for name, value in more.items()}}
 
 
@@ -109,7 +75,7 @@ class _Run:
     # The last checkpoint stored: cursor and counts always agree.
     checkpoint: ReconcileCheckpoint
     # This invocation's share of the stored counts (the metrics).
-    invocation: Counts = field(default_factory=dict)
+    invocation: dict[str, int] = field(default_factory=dict)
     # Organizations this invocation synced whole: one Stripe list each, however many of their
     # subscriptions the walk meets.
     synced: set[str] = field(default_factory=set)
@@ -140,9 +106,9 @@ class _Run:
         result = self.stripe.sync_org(org, self.repository)
         if result.state is not None and result.state.subscription.other_live_ids:
             # Counted in every run until an operator resolves it (sync_org logged it, with the ids).
-            counts["duplicates"] = counts.get("duplicates", 0) + 1
+            counts["duplicates"] += 1
         if result.outcome is SaveOutcome.WRITTEN and result.state is not None:
-            counts["repaired"] = counts.get("repaired", 0) + 1
+            counts["repaired"] += 1
             logger.warning(
                 "reconciliation repaired a subscription",
                 extra={
@@ -153,7 +119,7 @@ class _Run:
             )
         elif result.outcome is not None:
             # A webhook (or another run) stored a newer read in the meantime: it stands.
-            counts["superseded"] = counts.get("superseded", 0) + 1
+            counts["superseded"] += 1
 
 
 def _stripe_page(run: _Run) -> PageResult:
@@ -163,7 +129,7 @@ def _stripe_page(run: _Run) -> PageResult:
     stored = run.repository.get_subscriptions(set(links.values()))
     entitlements = run.repository.get_entitlements(set(stored))
     check = check_stripe_page(page.subscriptions, links, stored, entitlements, run.policy(), run.synced)
-    counts = {"checked": check.checked, "not_ours": check.not_ours}
+    counts = Counter({"checked": check.checked, "not_ours": check.not_ours})
     for org in check.to_sync:
         run.sync(org, counts)
     if page.has_more and page.subscriptions:
@@ -178,7 +144,7 @@ def _table_page(run: _Run) -> PageResult:
     if run.seen is None:
         run.seen = run.repository.reconcile_seen_ids(run.checkpoint.run_id, run.checkpoint.seen_pages)
     page, next_cursor = run.repository.scan_subscriptions(run.checkpoint.scan_cursor, run.settings.RECONCILE_SCAN_PAGE_SIZE)
-    counts: Counts = {}
+    counts: Counts = Counter()
     done = run.checkpoint.scan_cursor
     for scanned in page:
         # Skipped: seen in Stripe by this run, or stored from a Stripe read that began after the run did.
@@ -198,13 +164,13 @@ def _table_page(run: _Run) -> PageResult:
 
 def _check_stored(run: _Run, record: SubscriptionRecord, counts: Counts) -> None:
     subscription = run.stripe.subscription(record.subscription_id)
-    counts["checked"] = counts.get("checked", 0) + 1
+    counts["checked"] += 1
     log_keys = {"org_id": record.org_id, "subscription_id": record.subscription_id}
     if subscription is None:
-        counts["orphaned"] = counts.get("orphaned", 0) + 1
+        counts["orphaned"] += 1
         logger.warning("stored subscription does not exist in Stripe", extra=log_keys)
     elif customer_id_of(subscription) != record.customer_id:
-        counts["not_ours"] = counts.get("not_ours", 0) + 1
+        counts["not_ours"] += 1
         logger.warning("stored subscription belongs to another Stripe customer", extra=log_keys)
     elif record.org_id not in run.synced and (org := org_to_sync(record.org_id, subscription, record, None, run.policy())):
         run.sync(org, counts)
@@ -282,25 +248,8 @@ def reconcile(
             lease.store(run.checkpoint, None, release=True)
         except Exception:  # the original failure matters more; the lease expires by itself
             logger.warning("could not store the reconciliation checkpoint")
-        _report(run, "failed")
+        report(run.checkpoint, run.invocation, "failed")
         raise
-    _report(run, outcome.value)
+    report(run.checkpoint, run.invocation, outcome.value)
     counts = {name: run.checkpoint.counts.get(name, 0) for name in RECONCILE_COUNTERS}
     return ReconcileResult(outcome, run.checkpoint.run_id, counts)
-
-
-def _report(run: _Run, outcome: str) -> None:
-    """This invocation's counts as metrics (their sums over invocations are the runs' totals) and
-    one log line with the run's counts so far: ids and numbers only, never Stripe objects."""
-    for name, metric in METRIC_NAMES.items():
-        metrics.add_metric(name=metric, unit="Count", value=run.invocation.get(name, 0))
-    logger.info(
-        "reconciliation finished" if outcome == RunOutcome.COMPLETED else "reconciliation stopped",
-        extra={
-            "outcome": outcome,
-            "run_id": run.checkpoint.run_id,
-            "phase": run.checkpoint.phase,
-            **{name: run.checkpoint.counts.get(name, 0) for name in RECONCILE_COUNTERS},
-            "this_invocation": {name: run.invocation.get(name, 0) for name in RECONCILE_COUNTERS},
-        },
-    )
