@@ -34,7 +34,7 @@ def test_an_in_sync_page_asks_for_nothing_and_counts_every_subscription() -> Non
     ours, theirs = sub("sub_a", "cus_a"), sub("sub_x", "cus_x")
     record = stored_as("org_a", ours)
     check = check_stripe_page(
-        [ours, theirs], {"cus_a": "org_a"}, {"org_a": record}, {"org_a": entitlement_of(record)}, POLICY, set()
+        [ours, theirs], {"cus_a": "org_a"}, {"org_a": record}, {"org_a": entitlement_of(record)}, lambda: POLICY, set()
     )
     assert (check.checked, check.not_ours, check.seen_ids, check.to_sync) == (2, 1, ("sub_a",), ())
 
@@ -44,13 +44,13 @@ def test_a_stale_organization_is_synced_once_with_what_it_stored() -> None:
     entitlement = entitlement_of(record)
     # Two subscriptions of the same organization on the page, the first one showing it stale.
     page = [sub("sub_a", "cus_a", sites=5), sub("sub_b", "cus_a", created=1_600_000_000)]
-    check = check_stripe_page(page, {"cus_a": "org_a"}, {"org_a": record}, {"org_a": entitlement}, POLICY, set())
+    check = check_stripe_page(page, {"cus_a": "org_a"}, {"org_a": record}, {"org_a": entitlement}, lambda: POLICY, set())
     assert check.to_sync == (OrgToSync("org_a", "cus_a", record, entitlement),)
     assert (check.checked, check.not_ours, check.seen_ids) == (2, 0, ("sub_a", "sub_b"))
 
 
 def test_an_organization_this_invocation_synced_already_is_not_synced_again() -> None:
-    check = check_stripe_page([sub("sub_a", "cus_a")], {"cus_a": "org_a"}, {}, {}, POLICY, {"org_a"})
+    check = check_stripe_page([sub("sub_a", "cus_a")], {"cus_a": "org_a"}, {}, {}, lambda: POLICY, {"org_a"})
     assert (check.to_sync, check.seen_ids) == ((), ("sub_a",))
 
 
@@ -59,7 +59,7 @@ def test_a_later_subscription_of_the_page_may_show_the_organization_stale() -> N
     live = sub("sub_a", "cus_a")
     record = stored_as("org_a", live)
     page = [ended, sub("sub_new", "cus_a", created=1_800_000_000)]
-    check = check_stripe_page(page, {"cus_a": "org_a"}, {"org_a": record}, {}, POLICY, set())
+    check = check_stripe_page(page, {"cus_a": "org_a"}, {"org_a": record}, {}, lambda: POLICY, set())
     assert [org.org_id for org in check.to_sync] == ["org_a"]
 
 
@@ -76,5 +76,13 @@ def test_nothing_stored_a_known_duplicate_or_an_outdated_entitlement_needs_a_syn
 
 
 def test_an_empty_page_counts_nothing() -> None:
-    check = check_stripe_page([], {}, {}, {}, POLICY, set())
+    check = check_stripe_page([], {}, {}, {}, lambda: POLICY, set())
     assert (check.checked, check.not_ours, check.seen_ids, check.to_sync) == (0, 0, (), ())
+
+
+def test_a_page_of_other_customers_needs_no_policy() -> None:
+    def no_policy() -> GrantPolicy:
+        raise AssertionError("asked for the policy (and so for the prices) without a subscription of ours")
+
+    check = check_stripe_page([sub("sub_x", "cus_x")], {}, {}, {}, no_policy, set())
+    assert (check.checked, check.not_ours, check.to_sync) == (1, 1, ())

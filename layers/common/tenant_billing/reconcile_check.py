@@ -3,7 +3,7 @@ what one page of Stripe's subscriptions asks for (see `reconcile_logic` for the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,11 +95,13 @@ def check_stripe_page(
     links: Mapping[str, str],
     stored: Mapping[str, SubscriptionRecord],
     entitlements: Mapping[str, EntitlementRecord],
-    policy: GrantPolicy,
+    policy: Callable[[], GrantPolicy],
     already_synced: Collection[str],
 ) -> StripePageCheck:
     """`links`: the organization of each of our customers; `stored`, `entitlements`: what those
-    organizations stored; `already_synced`: the organizations this invocation synced already."""
+    organizations stored; `already_synced`: the organizations this invocation synced already.
+    `policy` is asked for only once an organization of ours is checked (its prices may come
+    from Stripe: a page of other customers' subscriptions asks Stripe for nothing more)."""
     seen: list[str] = []
     to_sync: dict[str, OrgToSync] = {}
     for subscription in subscriptions:
@@ -109,6 +111,6 @@ def check_stripe_page(
         seen.append(str(subscription["id"]))
         if org_id in already_synced or org_id in to_sync:
             continue
-        if wanted := org_to_sync(org_id, subscription, stored.get(org_id), entitlements.get(org_id), policy):
+        if wanted := org_to_sync(org_id, subscription, stored.get(org_id), entitlements.get(org_id), policy()):
             to_sync[org_id] = wanted
     return StripePageCheck(len(subscriptions), len(subscriptions) - len(seen), tuple(seen), tuple(to_sync.values()))

@@ -128,7 +128,7 @@ def _stripe_page(run: _Run) -> PageResult:
     links = run.repository.get_customer_orgs({customer_id_of(subscription) for subscription in page.subscriptions})
     stored = run.repository.get_subscriptions(set(links.values()))
     entitlements = run.repository.get_entitlements(set(stored))
-    check = check_stripe_page(page.subscriptions, links, stored, entitlements, run.policy(), run.synced)
+    check = check_stripe_page(page.subscriptions, links, stored, entitlements, run.policy, run.synced)
     counts = Counter({"checked": check.checked, "not_ours": check.not_ours})
     for org in check.to_sync:
         run.sync(org, counts)
