@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import pytest
 
 from tenant_billing.catalog import get_catalog
-from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tests import POWERTOOLS_ENV
 from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_texts
@@ -53,7 +52,22 @@ def reset_caches() -> None:
     """Forget everything cached per execution environment (settings, clients, secrets)."""
     get_settings.cache_clear()
     get_catalog.cache_clear()
-    get_repository.cache_clear()
+    from tenant_billing import repositories
+    from tenant_billing.customer_store import get_customer_store
+    from tenant_billing.org_billing_store import get_org_billing_store
+    from tenant_billing.plan_change_store import get_plan_change_store
+    from tenant_billing.reconcile_store import get_reconcile_store
+    from tenant_billing.webhook_event_store import get_webhook_event_store
+
+    for store in (get_customer_store, get_org_billing_store, get_plan_change_store, get_reconcile_store, get_webhook_event_store):
+        store.cache_clear()
+    for repository in (
+        repositories.get_checkout_repository,
+        repositories.get_plan_change_repository,
+        repositories.get_webhook_repository,
+        repositories.get_reconcile_repository,
+    ):
+        repository.cache_clear()
     from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
     from tenant_billing.stripe_adapter import _adapter_for_key
     from tenant_billing.stripe_credentials import _secrets_provider

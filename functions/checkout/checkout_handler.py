@@ -11,7 +11,7 @@ from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.checkout_logic import create_checkout
 from tenant_billing.http_api import BillingApi, api_lambda_handler
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_checkout_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
@@ -24,7 +24,7 @@ def checkout(selection: Annotated[PlanSelection, Body()]) -> UrlResponse:
 
     Billing admins only. 409 `subscription_exists` while a subscription has not ended.
     """
-    return create_checkout(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return create_checkout(app.caller, selection, get_checkout_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 lambda_handler = api_lambda_handler(app)

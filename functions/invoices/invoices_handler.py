@@ -10,7 +10,7 @@ from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.invoices_logic import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_invoices
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
@@ -28,7 +28,7 @@ def invoices(
 
     Any member. Pass `nextCursor` back as `cursor` for the next page.
     """
-    return list_invoices(app.caller, limit, cursor or None, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return list_invoices(app.caller, limit, cursor or None, get_org_billing_store(), get_settings(), get_catalog(), get_stripe)
 
 
 lambda_handler = api_lambda_handler(app)

@@ -11,7 +11,6 @@ from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.portal_logic import create_portal
-from tenant_billing.repository import get_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
@@ -24,7 +23,7 @@ def portal(_: Annotated[PortalRequest | None, Body()] = None) -> UrlResponse:
 
     Billing admins only. 409 `no_billing_account` before the organization has a Stripe customer.
     """
-    return create_portal(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return create_portal(app.caller, get_org_billing_store(), get_settings(), get_catalog(), get_stripe)
 
 
 lambda_handler = api_lambda_handler(app)

@@ -16,13 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.reconcile_logic import DEFAULT_CONFIG, ReconcileConfig, reconcile
-from tenant_billing.repository import DynamoBillingRepository
+from tenant_billing.reconcile_logic import reconcile
+from tenant_billing.repositories import get_reconcile_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
-
-# Module level so tests can shorten the time margin or the page sizes.
-CONFIG: ReconcileConfig = DEFAULT_CONFIG
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -32,12 +29,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     try:
         result = reconcile(
-            DynamoBillingRepository(settings.TABLE_NAME),
+            get_reconcile_repository(),
             get_stripe,
             settings,
             get_catalog(),
             context.get_remaining_time_in_millis,
-            config=CONFIG,
         )
     except BillingError as exc:
         # Raised on purpose: the invocation fails, the schedule retries, the checkpoint resumes.

@@ -6,7 +6,7 @@ from tenant_billing.api_models import BillingStatusResponse
 from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.settings import get_settings
 from tenant_billing.status_logic import get_billing_status
 
@@ -19,7 +19,7 @@ def billing_status() -> BillingStatusResponse:
 
     Any member of the organization. `subscription` is null when it never subscribed.
     """
-    return get_billing_status(app.caller.org_id, get_repository(), get_settings(), get_catalog())
+    return get_billing_status(app.caller.org_id, get_org_billing_store(), get_settings(), get_catalog())
 
 
 lambda_handler = api_lambda_handler(app)

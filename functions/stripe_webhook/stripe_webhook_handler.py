@@ -26,7 +26,7 @@ from tenant_billing.http_responses import (
     webhook_rejected,
 )
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.stripe_credentials import get_stripe_credentials
@@ -69,7 +69,7 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         return webhook_rejected("not_a_stripe_event", str(exc))
     logger.append_keys(event_id=stripe_event.id, event_type=stripe_event.type)
     settings = get_settings()
-    outcome = process_event(stripe_event, get_repository(), get_stripe, settings, get_catalog())
+    outcome = process_event(stripe_event, get_webhook_repository(), get_stripe, settings, get_catalog())
     metrics.add_metric(name=f"Webhook_{outcome.value}", unit="Count", value=1)
     return proxy_response(200, {"received": True, "outcome": outcome.value})
 

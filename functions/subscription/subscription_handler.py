@@ -18,7 +18,7 @@ from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
 from tenant_billing.plan_change_logic import change_subscription, preview_change
-from tenant_billing.repository import get_repository
+from tenant_billing.repositories import get_plan_change_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
@@ -43,7 +43,7 @@ def preview(
     `previewId` names this quote for 10 minutes: POST /billing/subscription with it is charged exactly `amountDueNow`.
     """
     selection = PlanSelection(plan=plan, siteQuantity=site_quantity)
-    return preview_change(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return preview_change(app.caller, selection, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.operation("POST /billing/subscription", Role.BILLING_ADMIN, BillingStatusResponse, "The billing status after the change")
@@ -55,7 +55,7 @@ def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
     3-D Secure) leave the plan unchanged; 409 `payment_outstanding` while an invoice is unpaid; 409
     `change_in_progress` while another change runs; 400 `invalid_preview` for a previewId not issued for this change.
     """
-    return change_subscription(app.caller, selection, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return change_subscription(app.caller, selection, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.operation(
@@ -64,7 +64,7 @@ def change(selection: Annotated[PlanChange, Body()]) -> BillingStatusResponse:
 def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingStatusResponse:
     """Cancel at the end of the period, or now with immediately=true"""
     immediately = bool(request and request.immediately)
-    return cancel_subscription(app.caller, immediately, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return cancel_subscription(app.caller, immediately, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 @app.operation(
@@ -72,7 +72,7 @@ def cancel(request: Annotated[CancelRequest | None, Body()] = None) -> BillingSt
 )
 def resume(_: Annotated[ResumeRequest | None, Body()] = None) -> BillingStatusResponse:
     """Undo a pending cancellation"""
-    return resume_subscription(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe)
+    return resume_subscription(app.caller, get_plan_change_repository(), get_settings(), get_catalog(), get_stripe)
 
 
 lambda_handler = api_lambda_handler(app)

@@ -11,7 +11,7 @@ from tenant_billing.api_models import BillingStatusResponse, SyncRequest
 from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.sync_logic import sync_billing
@@ -29,7 +29,7 @@ def sync(_: Annotated[SyncRequest | None, Body()] = None) -> BillingStatusRespon
     customer back, before showing the plan.
     """
     now_ms = time.time_ns() // 1_000_000
-    return sync_billing(app.caller, get_repository(), get_settings(), get_catalog(), get_stripe, now_ms)
+    return sync_billing(app.caller, get_org_billing_store(), get_settings(), get_catalog(), get_stripe, now_ms)
 
 
 lambda_handler = api_lambda_handler(app)

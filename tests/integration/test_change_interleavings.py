@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import subscription_handler
 from tenant_billing.catalog import get_catalog
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
@@ -118,7 +118,7 @@ def run_example(fake: FakeStripe, actions: list[tuple[Any, ...]], seed: int) -> 
     expected = synced_state(
         org_id, read_subscription(fake.subscriptions[subscription_id]), get_catalog(), TEST_PRICES, "plan", 0, 0
     )
-    stored = get_repository().get_org_billing(org_id)
+    stored = get_org_billing_store().get_org_billing(org_id)
     assert stored.subscription is not None and stored.entitlement is not None
     assert (stored.entitlement.plan, stored.entitlement.limits) == (expected.entitlement.plan, expected.entitlement.limits)
     assert (stored.subscription.plan, stored.subscription.site_quantity, stored.subscription.pending_plan) == (

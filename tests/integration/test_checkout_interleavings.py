@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import checkout_handler
 import sync_handler
 from tenant_billing.catalog import get_catalog
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import choose_subscription, differs, synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
@@ -118,7 +118,7 @@ def run_example(stripe_fake: FakeStripe, actions: list[tuple[Any, ...]], final_o
 
 
 def assert_stored_equals_stripe(stripe_fake: FakeStripe, org_id: str) -> None:
-    stored = get_repository().get_org_billing(org_id)
+    stored = get_org_billing_store().get_org_billing(org_id)
     customer_id = stored.customer.customer_id if stored.customer else None
     subscriptions = [read_subscription(s) for s in stripe_fake.subscriptions.values() if s["customer"] == customer_id]
     choice = choose_subscription(subscriptions, get_catalog(), TEST_PRICES, "plan")

@@ -101,19 +101,19 @@ def test_status_portal_and_invoices(stripe_fake: FakeStripe) -> None:
 
 def test_sync(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
     from tenant_billing.errors import TransientStoreError
-    from tenant_billing.repository import DynamoBillingRepository
+    from tenant_billing.org_billing_store import DynamoOrgBillingStore
 
     subscribe(stripe_fake)
     with dynamodb_actions() as actions:
-        original = DynamoBillingRepository.save_subscription
+        original = DynamoOrgBillingStore.save_subscription
         failures = [TransientStoreError("throttled")]
 
-        def throttled_once(self: DynamoBillingRepository, *args: Any, **kwargs: Any) -> Any:
+        def throttled_once(self: DynamoOrgBillingStore, *args: Any, **kwargs: Any) -> Any:
             if failures:
                 raise failures.pop()
             return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(DynamoBillingRepository, "save_subscription", throttled_once)
+        monkeypatch.setattr(DynamoOrgBillingStore, "save_subscription", throttled_once)
         assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 503  # the slot is given back
         assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 200
         assert api(sync_handler, "POST", "/billing/sync", role="member")[0] == 200  # inside the window

@@ -310,26 +310,26 @@ def test_a_change_never_drops_a_duplicate_a_webhook_recorded_meanwhile(
 ) -> None:
     customer_id, _ = subscribed_org(stripe_fake)
     events = subscribe_behind_our_back(stripe_fake, customer_id, "price_starter_base")
-    from tenant_billing.repository import DynamoBillingRepository
+    from tenant_billing.org_billing_store import DynamoOrgBillingStore
 
-    original = DynamoBillingRepository.save_subscription
+    original = DynamoOrgBillingStore.save_subscription
 
-    def duplicate_lands_first(self: DynamoBillingRepository, record: Any, *args: Any, **kwargs: Any) -> Any:
+    def duplicate_lands_first(self: DynamoOrgBillingStore, record: Any, *args: Any, **kwargs: Any) -> Any:
         if not kwargs["whole_org"] and events:
             for stripe_event in events:
                 assert deliver(stripe_event)[0] == 200
             events.clear()
         return original(self, record, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", duplicate_lands_first)
+    monkeypatch.setattr(DynamoOrgBillingStore, "save_subscription", duplicate_lands_first)
     event = api_event("POST", "/billing/subscription/cancel", org_id="org_demo", body={})
     status, body = call(subscription_handler, event)
     assert status == 200, body
     stored = status_of()
     assert stored == body and stored["subscription"]["cancelAtPeriodEnd"] is True
-    from tenant_billing.repository import get_repository
+    from tenant_billing.org_billing_store import get_org_billing_store
 
-    record = get_repository().get_org_billing("org_demo").subscription
+    record = get_org_billing_store().get_org_billing("org_demo").subscription
     assert record is not None and len(record.other_live_ids) == 1
 
 

@@ -15,8 +15,9 @@ import pytest
 import reconcile_handler
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.errors import StripeUnavailableError
-from tenant_billing.reconcile_logic import ReconcileConfig
-from tenant_billing.repository import DynamoBillingRepository, ReconcileCheckpoint, get_repository
+from tenant_billing.reconcile_store import ReconcileCheckpoint
+from tenant_billing.repositories import DynamoReconcileRepository, get_reconcile_repository
+from tenant_billing.settings import get_settings
 from tests.conftest import FakeLambdaContext, reset_caches
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls
@@ -52,7 +53,14 @@ class TimedContext(FakeLambdaContext):
 @pytest.fixture(autouse=True)
 def short_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     # FakeLambdaContext has 10 s left: below the production margin of 20 s.
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000))
+    reconcile_settings(monkeypatch, RECONCILE_TIME_MARGIN_MS=1_000)
+
+
+def reconcile_settings(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
+    """Set reconciliation's settings (environment variables) and forget the cached settings."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
 
 
 def run(context: FakeLambdaContext | None = None) -> dict[str, Any]:
@@ -96,7 +104,7 @@ def paid_subscriptions(fake: FakeStripe, count: int, *, prefix: str = "org", lin
     """`count` paid subscriptions made in Stripe directly (no checkout handler, no webhook); every
     `link_every`-th customer (0: none) is linked to its organization: [(org id, subscription id)] of those."""
     client = make_stripe_client(fake)
-    repository = get_repository()
+    repository = get_reconcile_repository()
     made = []
     for number in range(count):
         org_id = f"{prefix}_{number:03d}"
@@ -211,7 +219,7 @@ def test_a_stored_subscription_stripe_did_not_list_is_read_and_repaired(stripe_f
     dynamodb.delete_item(TableName="billing-test", Key={"pk": {"S": f"CUSTOMER#{customer_id}"}, "sk": {"S": "ORG"}})
     result = run()
     assert counts(result) == ("completed", 2, 1, 1, 0, 0)
-    assert get_repository().get_org_billing(org_id).subscription.status == "active"  # type: ignore[union-attr]
+    assert get_reconcile_repository().get_org_billing(org_id).subscription.status == "active"  # type: ignore[union-attr]
 
 
 # --- scale, idempotency, resumption ------------------------------------------------------------
@@ -232,7 +240,7 @@ def test_more_than_one_page_of_subscriptions_and_a_second_run_repairs_nothing(st
     pages = [request for request in stripe_fake.requests if "customer" not in request.params]
     assert [request.params.get("starting_after") is None for request in pages] == [True, False]
     assert [request.params["limit"] for request in pages] == ["100", "100"]
-    assert get_repository().get_org_billing("org_112").entitlement.limits["sites"] == 4  # type: ignore[union-attr]
+    assert get_reconcile_repository().get_org_billing("org_112").entitlement.limits["sites"] == 4  # type: ignore[union-attr]
 
     with subscription_writes() as writes:
         again = run()
@@ -244,7 +252,7 @@ def test_more_than_one_page_of_subscriptions_and_a_second_run_repairs_nothing(st
 def test_out_of_time_pauses_and_the_next_run_resumes_repairing_each_once(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000, stripe_page_size=4))
+    reconcile_settings(monkeypatch, RECONCILE_STRIPE_PAGE_SIZE=4)
     made = paid_subscriptions(stripe_fake, 10)
     with subscription_writes() as writes:
         # Time for one page, then the margin is reached.
@@ -277,19 +285,19 @@ def test_out_of_time_in_the_table_walk_resumes_after_the_last_subscription_done(
 def test_a_transient_failure_keeps_the_progress_and_the_next_run_resumes(
     stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconcile_handler, "CONFIG", ReconcileConfig(time_margin_ms=1_000, stripe_page_size=2))
+    reconcile_settings(monkeypatch, RECONCILE_STRIPE_PAGE_SIZE=2)
     made = paid_subscriptions(stripe_fake, 5)
-    original = DynamoBillingRepository.get_subscriptions
+    original = DynamoReconcileRepository.get_subscriptions
     pages = 0
 
-    def then_stripe_fails(self: DynamoBillingRepository, org_ids: Any) -> Any:
+    def then_stripe_fails(self: DynamoReconcileRepository, org_ids: Any) -> Any:
         nonlocal pages
         pages += 1
         if pages == 3:  # the first two pages' writes are made, then Stripe fails during the third page
             stripe_fake.fail_next(3, status=500, path_prefix="/v1/subscriptions")
         return original(self, org_ids)
 
-    monkeypatch.setattr(DynamoBillingRepository, "get_subscriptions", then_stripe_fails)
+    monkeypatch.setattr(DynamoReconcileRepository, "get_subscriptions", then_stripe_fails)
     with subscription_writes() as writes:
         with pytest.raises(StripeUnavailableError):
             run()
@@ -313,15 +321,15 @@ def test_without_a_stripe_key_it_does_nothing(monkeypatch: pytest.MonkeyPatch, t
 
 def test_two_runs_at_once_the_second_is_busy(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
     paid_subscriptions(stripe_fake, 2)
-    original = DynamoBillingRepository.get_customer_orgs
+    original = DynamoReconcileRepository.get_customer_orgs
     concurrent: list[dict[str, Any]] = []
 
-    def with_a_second_run(self: DynamoBillingRepository, customer_ids: Any) -> Any:
+    def with_a_second_run(self: DynamoReconcileRepository, customer_ids: Any) -> Any:
         if not concurrent:
             concurrent.append(run())  # the schedule fires again while the first run is mid-page
         return original(self, customer_ids)
 
-    monkeypatch.setattr(DynamoBillingRepository, "get_customer_orgs", with_a_second_run)
+    monkeypatch.setattr(DynamoReconcileRepository, "get_customer_orgs", with_a_second_run)
     with subscription_writes() as writes:
         result = run()
     assert concurrent[0]["outcome"] == "busy"
@@ -332,7 +340,7 @@ def test_two_runs_at_once_the_second_is_busy(stripe_fake: FakeStripe, monkeypatc
 
 def test_an_expired_lease_is_taken_over_and_its_run_resumed(stripe_fake: FakeStripe) -> None:
     paid_subscriptions(stripe_fake, 3)
-    repository = get_repository()
+    repository = get_reconcile_repository()
     now_ms = time.time_ns() // 1_000_000
     # A run that died holding the lease, part-way through the Stripe walk.
     assert repository.acquire_reconcile_lease("dead-run", now_ms, now_ms + 60_000) is not None
@@ -352,9 +360,9 @@ def test_a_stale_read_never_overwrites_what_a_webhook_stored_meanwhile(
 ) -> None:
     subscribed = subscribe(stripe_fake)  # nothing delivered: the org looks out of date
     subscription_id, events = subscribed.subscription_id, subscribed.events
-    original = DynamoBillingRepository.save_subscription
+    original = DynamoReconcileRepository.save_subscription
 
-    def webhook_lands_meanwhile(self: DynamoBillingRepository, record: Any, *args: Any, **kwargs: Any) -> Any:
+    def webhook_lands_meanwhile(self: DynamoReconcileRepository, record: Any, *args: Any, **kwargs: Any) -> Any:
         # After reconciliation read the organization from Stripe, before it writes: the customer
         # schedules a cancellation and the (late) webhooks arrive, storing Stripe's newer state.
         if args[2] == "reconcile" and not stripe_fake.subscriptions[subscription_id]["cancel_at_period_end"]:
@@ -362,7 +370,7 @@ def test_a_stale_read_never_overwrites_what_a_webhook_stored_meanwhile(
                 assert deliver(stripe_event)[0] == 200
         return original(self, record, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", webhook_lands_meanwhile)
+    monkeypatch.setattr(DynamoReconcileRepository, "save_subscription", webhook_lands_meanwhile)
     result = run()
     assert (result["repaired"], result["superseded"]) == (0, 1)
     assert status_of()["subscription"]["cancelAtPeriodEnd"] is True

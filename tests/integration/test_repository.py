@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
-from tenant_billing.repository import SaveOutcome, get_repository
+from tenant_billing.org_billing_store import SaveOutcome
+from tenant_billing.repositories import get_checkout_repository
+from tenant_billing.webhook_event_store import get_webhook_event_store
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
 
@@ -35,13 +37,13 @@ def entitlement(plan: str = "pro", sites: int = 4) -> EntitlementRecord:
 def save(
     rec: SubscriptionRecord, ent: EntitlementRecord | None = None, event_id: str | None = None, *, whole_org: bool = True
 ) -> SaveOutcome:
-    return get_repository().save_subscription(
+    return get_checkout_repository().save_subscription(
         rec, ent or entitlement(), event_id or f"evt_{time.time_ns()}", "test", 2_000_000_000, whole_org=whole_org
     )
 
 
 def test_round_trip_of_customer_subscription_and_entitlement() -> None:
-    repository = get_repository()
+    repository = get_checkout_repository()
     claim = repository.claim_customer("org_r", "key-1", 100)
     assert not claim.is_linked
     repository.link_customer("org_r", "cus_1", "key-1")
@@ -51,18 +53,18 @@ def test_round_trip_of_customer_subscription_and_entitlement() -> None:
     assert billing.customer is not None and billing.customer.customer_id == "cus_1"
     assert billing.subscription == rec
     assert billing.entitlement == entitlement()
-    assert repository.lookup_event("evt_unknown", "cus_1").org_id == "org_r"
+    assert get_webhook_event_store().lookup_event("evt_unknown", "cus_1").org_id == "org_r"
 
 
 def test_a_second_claim_returns_the_first() -> None:
-    repository = get_repository()
+    repository = get_checkout_repository()
     first = repository.claim_customer("org_r", "key-1", 100)
     second = repository.claim_customer("org_r", "key-2", 200)
     assert (second.idempotency_key, second.claimed_at) == (first.idempotency_key, 100)
 
 
 def test_linking_is_idempotent_but_never_switches_customer(table_items: Any) -> None:
-    repository = get_repository()
+    repository = get_checkout_repository()
     repository.claim_customer("org_r", "key-1", 100)
     assert repository.link_customer("org_r", "cus_1", "key-1") == "cus_1"
     assert repository.link_customer("org_r", "cus_1", "key-1") == "cus_1"
@@ -78,7 +80,7 @@ def test_an_older_read_never_overwrites_a_newer_one() -> None:
     newer = record(status="active", read_at_ns=2)
     assert save(newer) is SaveOutcome.WRITTEN
     assert save(older) is SaveOutcome.SUPERSEDED
-    assert get_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
+    assert get_checkout_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
 
 
 def test_a_whole_organization_read_replaces_any_older_one() -> None:
@@ -86,7 +88,7 @@ def test_a_whole_organization_read_replaces_any_older_one() -> None:
     assert save(record(subscription_id="sub_new", created=2000, read_at_ns=1)) is SaveOutcome.WRITTEN
     assert save(record(subscription_id="sub_old", created=1000, status="canceled", read_at_ns=5)) is SaveOutcome.WRITTEN
     assert save(record(subscription_id="sub_new", created=2000, read_at_ns=4)) is SaveOutcome.SUPERSEDED
-    stored = get_repository().get_org_billing("org_r").subscription
+    stored = get_checkout_repository().get_org_billing("org_r").subscription
     assert stored is not None and (stored.subscription_id, stored.status) == ("sub_old", "canceled")
 
 
@@ -96,7 +98,7 @@ def test_one_subscriptions_read_back_never_switches_the_organization_to_it() -> 
         other = record(subscription_id="sub_other", created=3000, status=status, read_at_ns=9)
         assert save(other, whole_org=False) is SaveOutcome.SUPERSEDED
     assert save(record(subscription_id="sub_new", status="past_due", read_at_ns=10), whole_org=False) is SaveOutcome.WRITTEN
-    stored = get_repository().get_org_billing("org_r").subscription
+    stored = get_checkout_repository().get_org_billing("org_r").subscription
     assert stored is not None and (stored.subscription_id, stored.status) == ("sub_new", "past_due")
     # Nor over a duplicate that a whole-organization read recorded meanwhile.
     assert save(record(subscription_id="sub_new", other_live_ids=("sub_dup",), read_at_ns=11)) is SaveOutcome.WRITTEN
@@ -106,11 +108,11 @@ def test_one_subscriptions_read_back_never_switches_the_organization_to_it() -> 
 def test_the_duplicate_list_round_trips() -> None:
     rec = record(other_live_ids=("sub_2", "sub_3"))
     assert save(rec) is SaveOutcome.WRITTEN
-    assert get_repository().get_org_billing("org_r").subscription == rec
+    assert get_checkout_repository().get_org_billing("org_r").subscription == rec
 
 
 def test_one_checkout_session_is_recorded_at_a_time() -> None:
-    repository = get_repository()
+    repository = get_checkout_repository()
     assert repository.record_checkout_session("org_r", "cs_1", None)
     # A concurrent checkout that also saw no session loses; one that saw cs_1 replaces it once.
     assert not repository.record_checkout_session("org_r", "cs_2", None)
@@ -121,7 +123,7 @@ def test_one_checkout_session_is_recorded_at_a_time() -> None:
 
 
 def test_the_sync_slot_is_taken_once_per_window_and_can_be_given_back() -> None:
-    repository = get_repository()
+    repository = get_checkout_repository()
     assert repository.claim_sync("org_r", 10_000, 5_000)
     assert not repository.claim_sync("org_r", 14_999, 5_000)
     assert repository.claim_sync("org_r", 15_000, 5_000)
@@ -134,17 +136,17 @@ def test_the_sync_slot_is_taken_once_per_window_and_can_be_given_back() -> None:
 def test_an_event_takes_effect_once() -> None:
     assert save(record(read_at_ns=1), event_id="evt_1") is SaveOutcome.WRITTEN
     assert save(record(read_at_ns=2, status="unpaid"), event_id="evt_1") is SaveOutcome.DUPLICATE
-    assert get_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
-    lookup = get_repository().lookup_event("evt_1", "cus_nobody")
+    assert get_checkout_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
+    lookup = get_webhook_event_store().lookup_event("evt_1", "cus_nobody")
     assert lookup.already_processed and lookup.org_id is None
 
 
 def test_mark_event_is_conditional() -> None:
-    assert get_repository().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
-    assert not get_repository().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+    assert get_webhook_event_store().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+    assert not get_webhook_event_store().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
 
 
 def test_event_markers_expire_by_ttl(table_items: Any) -> None:
-    get_repository().mark_event("evt_ttl", "x", 1_900_000_000)
+    get_webhook_event_store().mark_event("evt_ttl", "x", 1_900_000_000)
     (item,) = [item for item in table_items() if item["pk"]["S"] == "EVENT#evt_ttl"]
     assert item["expires_at"] == {"N": "1900000000"}

@@ -117,18 +117,18 @@ def test_stripe_down_is_502_and_reloads_add_no_stripe_reads(
 
 def test_a_storage_failure_gives_the_window_back(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
     from tenant_billing.errors import TransientStoreError
-    from tenant_billing.repository import DynamoBillingRepository
+    from tenant_billing.org_billing_store import DynamoOrgBillingStore
 
     subscribe(stripe_fake)
-    original = DynamoBillingRepository.save_subscription
+    original = DynamoOrgBillingStore.save_subscription
     failures = [TransientStoreError("throttled")]
 
-    def throttled_once(self: DynamoBillingRepository, *args: Any, **kwargs: Any) -> Any:
+    def throttled_once(self: DynamoOrgBillingStore, *args: Any, **kwargs: Any) -> Any:
         if failures:
             raise failures.pop()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoBillingRepository, "save_subscription", throttled_once)
+    monkeypatch.setattr(DynamoOrgBillingStore, "save_subscription", throttled_once)
     code, body = sync()
     assert (code, body["error"]["code"]) == (503, "temporarily_unavailable")
     code, body = sync()  # at once: the failed sync gave its slot back

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import checkout_handler
 from tenant_billing.catalog import get_catalog
-from tenant_billing.repository import get_repository
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.stripe_objects import read_subscription
 from tenant_billing.subscription_sync import synced_state
 from tests.conftest import TABLE_NAME, TEST_PRICES, FakeLambdaContext
@@ -115,7 +115,7 @@ def run_example(
         read_at_ns=0,
         now=0,
     )
-    stored = get_repository().get_org_billing(org_id)
+    stored = get_org_billing_store().get_org_billing(org_id)
     assert stored.subscription is not None and stored.entitlement is not None
     fields = ("subscription_id", "status", "plan", "site_quantity", "current_period_end", "cancel_at_period_end")
     assert {name: getattr(stored.subscription, name) for name in fields} == {

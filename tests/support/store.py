@@ -7,7 +7,8 @@ import time
 from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import derive_entitlement
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
-from tenant_billing.repository import SaveOutcome, get_repository
+from tenant_billing.org_billing_store import SaveOutcome
+from tenant_billing.repositories import get_checkout_repository
 
 
 def store_subscription(
@@ -22,7 +23,7 @@ def store_subscription(
     cancel_at_period_end: bool = False,
     event_id: str | None = None,
 ) -> SaveOutcome:
-    repository = get_repository()
+    repository = get_checkout_repository()
     claim = repository.claim_customer(org_id, f"key-{org_id}", int(time.time()))
     repository.link_customer(org_id, customer_id, claim.idempotency_key)
     record = SubscriptionRecord(

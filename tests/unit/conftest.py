@@ -13,8 +13,10 @@ import pytest
 from moto import mock_aws
 
 from tenant_billing.catalog import get_catalog
+from tenant_billing.customer_store import DynamoCustomerStore
+from tenant_billing.org_billing_store import DynamoOrgBillingStore
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, get_repository
+from tenant_billing.plan_change_store import DynamoPlanChangeStore
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_port import SubscriptionItem
 from tests.conftest import TABLE_NAME, TEST_PRICES
@@ -31,12 +33,16 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+class Stores(DynamoOrgBillingStore, DynamoCustomerStore, DynamoPlanChangeStore):
+    """The real stores the logic under test uses (checkout, plan changes, cancel/resume, sync), over one table."""
+
+
 @pytest.fixture
-def repository() -> Iterator[BillingRepository]:
-    """The real repository over an in-process (moto) table built from template.yaml."""
+def repository() -> Iterator[Stores]:
+    """The real stores over an in-process (moto) table built from template.yaml."""
     with mock_aws():
         create_table_from_template(boto3.client("dynamodb", region_name="us-east-1"), TABLE_NAME)
-        yield get_repository()
+        yield Stores(TABLE_NAME)
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def stripe() -> MemoryStripe:
 
 
 @pytest.fixture
-def subscribed(stripe: MemoryStripe, repository: BillingRepository) -> str:
+def subscribed(stripe: MemoryStripe, repository: Stores) -> str:
     """org_1 on pro with 2 sites, linked and stored as Stripe has it: the subscription id."""
     customer_id = stripe.create_customer({"organization_id": "org_1"}, "key-org_1")
     claim = repository.claim_customer("org_1", "key-org_1", int(time.time()))

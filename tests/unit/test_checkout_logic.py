@@ -10,19 +10,19 @@ from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog, get_catalog
 from tenant_billing.checkout_logic import create_checkout
 from tenant_billing.errors import BillingMisconfiguredError, ConflictError
-from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import get_settings
+from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import MemoryStripe
 
 ADMIN = Caller("org_1", frozenset({"billing_admin"}), is_billing_admin=True)
 
 
-def checkout(stripe: MemoryStripe, repository: BillingRepository, catalog: Catalog | None = None) -> str:
+def checkout(stripe: MemoryStripe, repository: Stores, catalog: Catalog | None = None) -> str:
     request = CheckoutRequest.model_validate({"plan": "pro", "siteQuantity": 2})
     return create_checkout(ADMIN, request, repository, get_settings(), catalog or get_catalog(), lambda: stripe).url
 
 
-def test_a_new_organization_gets_one_customer_and_a_session(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_a_new_organization_gets_one_customer_and_a_session(stripe: MemoryStripe, repository: Stores) -> None:
     url = checkout(stripe, repository)
     assert stripe.calls == ["customers.create", "checkout.sessions.create"]
     ((session, request),) = stripe.sessions.values()
@@ -34,7 +34,7 @@ def test_a_new_organization_gets_one_customer_and_a_session(stripe: MemoryStripe
     assert billing.customer is not None and billing.customer.customer_id == request.customer_id
 
 
-def test_a_second_checkout_expires_the_first_session(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_a_second_checkout_expires_the_first_session(stripe: MemoryStripe, repository: Stores) -> None:
     checkout(stripe, repository)
     stripe.now += 3600  # the first session is no concurrent checkout's
     stripe.calls.clear()
@@ -49,7 +49,7 @@ def test_a_second_checkout_expires_the_first_session(stripe: MemoryStripe, repos
     assert len(set(stripe.customers.values())) == 1
 
 
-def test_a_session_paid_just_before_its_expiry_is_the_answer(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_a_session_paid_just_before_its_expiry_is_the_answer(stripe: MemoryStripe, repository: Stores) -> None:
     checkout(stripe, repository)
     stripe.now += 3600
     expire = stripe.close_checkout_session
@@ -66,7 +66,7 @@ def test_a_session_paid_just_before_its_expiry_is_the_answer(stripe: MemoryStrip
     assert len(stripe.sessions) == 1
 
 
-def test_a_subscription_stripe_has_is_refused_and_stored(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_a_subscription_stripe_has_is_refused_and_stored(stripe: MemoryStripe, repository: Stores) -> None:
     checkout(stripe, repository)
     stripe.complete_checkout(next(iter(stripe.sessions)))  # its webhook not here yet
     with pytest.raises(ConflictError):
@@ -75,7 +75,7 @@ def test_a_subscription_stripe_has_is_refused_and_stored(stripe: MemoryStripe, r
     assert stored is not None and (stored.plan, stored.site_quantity) == ("pro", 2)
 
 
-def test_no_trial_after_a_canceled_subscription(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_no_trial_after_a_canceled_subscription(stripe: MemoryStripe, repository: Stores) -> None:
     catalog = get_catalog()
     pro = catalog.plans["pro"].model_copy(update={"trial_days": 14})
     catalog = catalog.model_copy(update={"plans": {**catalog.plans, "pro": pro}})
@@ -88,7 +88,7 @@ def test_no_trial_after_a_canceled_subscription(stripe: MemoryStripe, repository
     assert [request.trial_period_days for _, request in stripe.sessions.values()] == [14, None]
 
 
-def test_a_price_stripe_does_not_have_is_a_misconfiguration(stripe: MemoryStripe, repository: BillingRepository) -> None:
+def test_a_price_stripe_does_not_have_is_a_misconfiguration(stripe: MemoryStripe, repository: Stores) -> None:
     del stripe.amounts["price_pro_site"]
     with pytest.raises(BillingMisconfiguredError):
         checkout(stripe, repository)

@@ -12,8 +12,8 @@ from tenant_billing.auth import Caller
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentRequiredError
 from tenant_billing.plan_change_logic import change_subscription, preview_change
-from tenant_billing.repository import BillingRepository
 from tenant_billing.settings import get_settings
+from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import MemoryStripe
 
 ADMIN = Caller("org_1", frozenset({"billing_admin"}), is_billing_admin=True)
@@ -23,24 +23,24 @@ def selection(plan: str, sites: int, **extra: Any) -> dict[str, Any]:
     return {"plan": plan, "siteQuantity": sites, **extra}
 
 
-def preview(stripe: MemoryStripe, repository: BillingRepository, plan: str, sites: int) -> Any:
+def preview(stripe: MemoryStripe, repository: Stores, plan: str, sites: int) -> Any:
     request = PlanSelection.model_validate(selection(plan, sites))
     return preview_change(ADMIN, request, repository, get_settings(), get_catalog(), lambda: stripe)
 
 
-def change(stripe: MemoryStripe, repository: BillingRepository, plan: str, sites: int, **extra: Any) -> Any:
+def change(stripe: MemoryStripe, repository: Stores, plan: str, sites: int, **extra: Any) -> Any:
     request = PlanChange.model_validate(selection(plan, sites, **extra))
     return change_subscription(ADMIN, request, repository, get_settings(), get_catalog(), lambda: stripe)
 
 
-def stored(repository: BillingRepository) -> tuple[str | None, int, str | None]:
+def stored(repository: Stores) -> tuple[str | None, int, str | None]:
     record = repository.get_org_billing("org_1").subscription
     assert record is not None
     return record.plan, record.site_quantity, record.pending_plan
 
 
 def test_the_preview_prices_the_change_and_its_quote_is_charged(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
+    stripe: MemoryStripe, repository: Stores, subscribed: str
 ) -> None:
     quote = preview(stripe, repository, "pro", 4)
     assert stripe.calls == ["subscriptions.retrieve", "invoices.create_preview", "invoices.create_preview"]
@@ -55,16 +55,14 @@ def test_the_preview_prices_the_change_and_its_quote_is_charged(
     assert reused.value.code == "invalid_preview"
 
 
-def test_nothing_to_change(stripe: MemoryStripe, repository: BillingRepository, subscribed: str) -> None:
+def test_nothing_to_change(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     with pytest.raises(InvalidRequestError) as refused:
         change(stripe, repository, "pro", 2)
     assert refused.value.code == "no_change"
     assert stripe.calls == ["subscriptions.retrieve"]
 
 
-def test_a_declined_change_waits_unpaid_and_grants_nothing(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_a_declined_change_waits_unpaid_and_grants_nothing(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     stripe.next_payment = "declined"
     with pytest.raises(PaymentRequiredError) as unpaid:
         change(stripe, repository, "enterprise", 2)
@@ -74,9 +72,7 @@ def test_a_declined_change_waits_unpaid_and_grants_nothing(
     assert stored(repository) == ("pro", 2, "enterprise")
 
 
-def test_3ds_gives_the_client_secret_and_blocks_another_change(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_3ds_gives_the_client_secret_and_blocks_another_change(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     stripe.next_payment = "requires_action"
     with pytest.raises(PaymentRequiredError) as unpaid:
         change(stripe, repository, "pro", 5)
@@ -92,9 +88,7 @@ def test_3ds_gives_the_client_secret_and_blocks_another_change(
     assert stripe.calls == ["subscriptions.retrieve", "invoices.retrieve"]  # no second update, no second charge
 
 
-def test_dropping_the_sites_is_paid_at_once_or_not_applied(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_dropping_the_sites_is_paid_at_once_or_not_applied(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     stripe.next_payment = "declined"
     with pytest.raises(PaymentRequiredError) as declined:
         change(stripe, repository, "pro", 0)
@@ -104,9 +98,7 @@ def test_dropping_the_sites_is_paid_at_once_or_not_applied(
     assert stored(repository) == ("pro", 2, None)
 
 
-def test_a_quote_for_another_change_is_refused_before_stripe(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_a_quote_for_another_change_is_refused_before_stripe(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     quote = preview(stripe, repository, "pro", 4)
     stripe.calls.clear()
     with pytest.raises(InvalidRequestError) as refused:

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from tenant_billing.items import SubscriptionRecord
-from tenant_billing.reconcile_logic import ReconcileResult, RunOutcome, needs_sync
+from tenant_billing.reconcile_check import needs_sync
+from tenant_billing.reconcile_result import ReconcileResult, RunOutcome
 
 STORED = SubscriptionRecord(
     org_id="org_a",

@@ -8,17 +8,18 @@ import pytest
 from tenant_billing.auth import Caller
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingMisconfiguredError
+from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_port import SubscriptionItem
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
+from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import PERIOD_END, MemoryStripe
 
 ADMIN = Caller("org_1", frozenset({"billing_admin"}), is_billing_admin=True)
 
 
-def test_cancel_at_period_end_then_resume(stripe: MemoryStripe, repository: BillingRepository, subscribed: str) -> None:
+def test_cancel_at_period_end_then_resume(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     answer = cancel_subscription(ADMIN, False, repository, get_settings(), get_catalog(), lambda: stripe)
     assert answer.subscription is not None and answer.subscription.cancel_at_period_end
     assert stripe.calls == ["subscriptions.update"]
@@ -29,7 +30,7 @@ def test_cancel_at_period_end_then_resume(stripe: MemoryStripe, repository: Bill
     assert record is not None and (record.cancel_at_period_end, record.cancel_at) == (False, None)
 
 
-def test_cancel_now_ends_the_plan(stripe: MemoryStripe, repository: BillingRepository, subscribed: str) -> None:
+def test_cancel_now_ends_the_plan(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     answer = cancel_subscription(ADMIN, True, repository, get_settings(), get_catalog(), lambda: stripe)
     assert answer.subscription is not None and answer.subscription.status == "canceled"
     # An ended subscription may no longer decide the plan: the organization is synced whole.
@@ -37,17 +38,13 @@ def test_cancel_now_ends_the_plan(stripe: MemoryStripe, repository: BillingRepos
     assert stripe.subscriptions[subscribed].status == "canceled"
 
 
-def test_stripe_refuses_to_resume_a_canceled_subscription(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_stripe_refuses_to_resume_a_canceled_subscription(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     stripe.cancel_now(subscribed)  # in the Dashboard; its webhook not here yet
     with pytest.raises(BillingMisconfiguredError):
         resume_subscription(ADMIN, repository, get_settings(), get_catalog(), lambda: stripe)
 
 
-def test_of_two_live_subscriptions_the_better_one_counts(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
-) -> None:
+def test_of_two_live_subscriptions_the_better_one_counts(stripe: MemoryStripe, repository: Stores, subscribed: str) -> None:
     customer_id = stripe.subscriptions[subscribed].customer_id
     better = stripe.add_subscription(customer_id, (SubscriptionItem("si_e", "price_enterprise_base", 1, PERIOD_END),))
     result = sync_org("org_1", customer_id, stripe, repository, get_settings(), get_catalog())
@@ -63,7 +60,7 @@ def test_of_two_live_subscriptions_the_better_one_counts(
 
 
 def test_a_subscription_the_customer_does_not_hold_is_never_stored(
-    stripe: MemoryStripe, repository: BillingRepository, subscribed: str
+    stripe: MemoryStripe, repository: Stores, subscribed: str
 ) -> None:
     other = stripe.add_subscription("cus_other", (SubscriptionItem("si_x", "price_pro_base", 1, PERIOD_END),))
     customer_id = stripe.subscriptions[subscribed].customer_id

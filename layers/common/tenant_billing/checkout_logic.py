@@ -16,7 +16,7 @@ from tenant_billing.errors import BillingNotConfiguredError, ConflictError, Inva
 from tenant_billing.items import CustomerLink, OrgBilling
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository
+from tenant_billing.repositories import CheckoutRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import is_billing_configured
 from tenant_billing.stripe_port import NewCheckoutSession, StripePort
@@ -89,7 +89,7 @@ def require_configured(settings: Settings, catalog: Catalog) -> None:
         raise BillingNotConfiguredError("billing is not configured")
 
 
-def ensure_customer(org_id: str, billing: OrgBilling, repository: BillingRepository, stripe: StripePort) -> str:
+def ensure_customer(org_id: str, billing: OrgBilling, repository: CheckoutRepository, stripe: StripePort) -> str:
     """The organization's Stripe customer id, creating the customer at most once.
 
     A conditional write claims the creation and stores the Stripe idempotency key; concurrent
@@ -171,7 +171,7 @@ def _refuse_if_subscribed(
     org_id: str,
     customer_id: str,
     billing: OrgBilling,
-    repository: BillingRepository,
+    repository: CheckoutRepository,
     settings: Settings,
     catalog: Catalog,
     stripe: StripePort,
@@ -189,7 +189,7 @@ def _refuse_if_subscribed(
 def create_checkout(
     caller: Caller,
     request: CheckoutRequest,
-    repository: BillingRepository,
+    repository: CheckoutRepository,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],

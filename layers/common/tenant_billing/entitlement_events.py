@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT
+from tenant_billing.item_codec import entitlement_from_item
+from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT, EntitlementRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import _entitlement_from_item
+from tenant_billing.subscription_sync import entitlement_differs
 
 DETAIL_TYPE = "EntitlementsChanged"
 # Below this much time left in the invocation, the next PutEvents is not attempted: a timeout
@@ -44,26 +45,10 @@ class StreamRecordError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class EntitlementState:
-    plan: str
-    status: str | None
-    features: tuple[str, ...]
-    limits: dict[str, int] = field(hash=False)
-
-    def same_entitlements(self, other: EntitlementState) -> bool:
-        return (
-            self.plan == other.plan
-            and self.status == other.status
-            and frozenset(self.features) == frozenset(other.features)
-            and self.limits == other.limits
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class EntitlementChange:
     org_id: str
-    old: EntitlementState | None
-    new: EntitlementState
+    old: EntitlementRecord | None
+    new: EntitlementRecord
     # The stream record's eventID: the same on every delivery of the record.
     change_id: str
     changed_at: datetime
@@ -106,14 +91,14 @@ class BatchOutcome:
         return {"batchItemFailures": [{"itemIdentifier": self.failed_sequence_number}]}
 
 
-def _state(org_id: str, image: Mapping[str, Any]) -> EntitlementState:
+def _state(org_id: str, image: Mapping[str, Any]) -> EntitlementRecord:
     try:
-        record = _entitlement_from_item(org_id, dict(image))
+        record = entitlement_from_item(org_id, dict(image))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StreamRecordError(f"malformed entitlement image: {type(exc).__name__}") from None
     if not record.plan:
         raise StreamRecordError("entitlement image without a plan")
-    return EntitlementState(plan=record.plan, status=record.status, features=record.features, limits=record.limits)
+    return record
 
 
 def _changed_at(stream: Mapping[str, Any]) -> datetime:
@@ -147,7 +132,7 @@ def change_from_record(record: Mapping[str, Any]) -> EntitlementChange | None:
     new = _state(org_id, new_image)
     old_image = stream.get("OldImage")
     old = _state(org_id, old_image) if old_image else None
-    if old is not None and old.same_entitlements(new):
+    if not entitlement_differs(old, new):
         return None
     return EntitlementChange(
         org_id=org_id,

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 from tenant_billing.aws_clients import dynamodb_client
 from tenant_billing.catalog import Catalog, get_catalog
 from tenant_billing.entitlements import Entitlement, derive_entitlement
-from tenant_billing.items import SK_ENTITLEMENT, org_pk
-from tenant_billing.repository import _entitlement_from_item, _translated_errors
+from tenant_billing.org_billing_store import DynamoOrgBillingStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,17 +40,9 @@ def get_entitlements(
         from tenant_billing.settings import get_settings
 
         table_name = get_settings().TABLE_NAME
-    with _translated_errors():
-        response = client_factory().get_item(
-            TableName=table_name,
-            Key={"pk": {"S": org_pk(org_id)}, "sk": {"S": SK_ENTITLEMENT}},
-            # Consistent: a check right after the webhook stored a change must see it.
-            ConsistentRead=True,
-        )
-    item = response.get("Item")
-    if not item:
+    record = DynamoOrgBillingStore(table_name, client_factory).get_entitlement(org_id)
+    if record is None:
         return derive_entitlement(catalog or get_catalog(), None, None)
-    record = _entitlement_from_item(org_id, item)
     return Entitlement(plan=record.plan, features=record.features, limits=record.limits)
 
 

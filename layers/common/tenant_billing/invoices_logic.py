@@ -13,7 +13,7 @@ from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import require_configured
 from tenant_billing.errors import InvalidRequestError
-from tenant_billing.repository import BillingRepository
+from tenant_billing.org_billing_store import OrgBillingStore
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_port import Invoice, StripePort, UnknownStartingPoint
@@ -59,7 +59,7 @@ def list_invoices(
     caller: Caller,
     limit: int,
     cursor: str | None,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tenant_billing.catalog import Catalog
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.stripe_prices import price_ids
@@ -62,7 +62,7 @@ def sync_org(
     org_id: str,
     customer_id: str,
     stripe: StripePort,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     *,

@@ -35,7 +35,7 @@ from tenant_billing.quotes import (
     items_fingerprint,
     new_preview_id,
 )
-from tenant_billing.repository import BillingRepository
+from tenant_billing.repositories import PlanChangeRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_port import (
@@ -90,7 +90,7 @@ def _refuse_if_outstanding(current: Subscription, stripe: StripePort) -> None:
 def _plan_change(
     caller: Caller,
     request: PlanSelection,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
@@ -114,7 +114,7 @@ def _no_change() -> InvalidRequestError:
 def preview_change(
     caller: Caller,
     request: PlanSelection,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
@@ -160,7 +160,7 @@ def preview_change(
 def change_subscription(
     caller: Caller,
     request: PlanChange,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
@@ -184,7 +184,7 @@ def change_subscription(
             logger.warning("could not release the change lock")
 
 
-def _accepted_quote(caller: Caller, request: PlanChange, repository: BillingRepository) -> Quote:
+def _accepted_quote(caller: Caller, request: PlanChange, repository: PlanChangeRepository) -> Quote:
     """The caller's quote for exactly this change of its stored subscription, checked against what
     is stored before anything reaches Stripe."""
     assert request.preview_id is not None
@@ -220,7 +220,7 @@ def _change(
     caller: Caller,
     request: PlanChange,
     quote: Quote | None,
-    repository: BillingRepository,
+    repository: PlanChangeRepository,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],

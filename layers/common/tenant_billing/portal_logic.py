@@ -10,14 +10,14 @@ from tenant_billing.catalog import Catalog
 from tenant_billing.checkout_logic import require_configured
 from tenant_billing.errors import ConflictError, StripeUnavailableError
 from tenant_billing.observability import metrics
-from tenant_billing.repository import BillingRepository
+from tenant_billing.org_billing_store import OrgBillingStore
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort
 
 
 def create_portal(
     caller: Caller,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],

@@ -106,6 +106,16 @@ class Settings(BaseModel):
     EVENT_BUS_NAME: str = Field(default="default", min_length=1)
     ENTITLEMENT_EVENT_SOURCE: str = Field(default="saas.billing", min_length=1)
 
+    # Reconciliation: it stops (storing its checkpoint) when less time than the margin is left in
+    # the invocation; its lease lasts this long without renewal (renewed with every checkpoint).
+    RECONCILE_TIME_MARGIN_MS: int = Field(default=20_000, ge=0)
+    RECONCILE_LEASE_SECONDS: int = Field(default=300, ge=10)
+    RECONCILE_STRIPE_PAGE_SIZE: int = Field(default=100, ge=1, le=100)
+    # Items the table Scan evaluates per page (most items are not subscriptions).
+    RECONCILE_SCAN_PAGE_SIZE: int = Field(default=500, ge=1)
+    # A run's "seen in Stripe" pages expire by TTL after this long.
+    RECONCILE_SEEN_TTL_SECONDS: int = Field(default=7 * 24 * 3600, ge=3600)
+
     @field_validator("STRIPE_PRICES", mode="before")
     @classmethod
     def _parse_prices(cls, value: object) -> object:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tenant_billing.api_models import BillingStatusResponse, EntitlementView, PendingChangeView, SubscriptionView
 from tenant_billing.catalog import Catalog
 from tenant_billing.items import EntitlementRecord, OrgBilling, SubscriptionRecord
-from tenant_billing.repository import BillingRepository
+from tenant_billing.org_billing_store import OrgBillingStore
 from tenant_billing.settings import Settings
 
 
@@ -61,7 +61,7 @@ def status_response(
     )
 
 
-def get_billing_status(org_id: str, repository: BillingRepository, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
+def get_billing_status(org_id: str, repository: OrgBillingStore, settings: Settings, catalog: Catalog) -> BillingStatusResponse:
     return stored_status(repository.get_org_billing(org_id), settings, catalog)
 
 

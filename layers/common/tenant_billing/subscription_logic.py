@@ -19,15 +19,15 @@ from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import ConflictError
 from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import metrics
+from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, status_response
 from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.subscription_store import confirm_superseded, store_stripe_subscription
 
 
-def live_subscription(repository: BillingRepository, org_id: str) -> SubscriptionRecord:
+def live_subscription(repository: OrgBillingStore, org_id: str) -> SubscriptionRecord:
     subscription = repository.get_org_billing(org_id).subscription
     if subscription is None or subscription.status in ENDED_STATUSES:
         raise ConflictError("the organization has no subscription to change; subscribe through checkout", code="no_subscription")
@@ -37,7 +37,7 @@ def live_subscription(repository: BillingRepository, org_id: str) -> Subscriptio
 def cancel_subscription(
     caller: Caller,
     immediately: bool,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
@@ -54,7 +54,7 @@ def cancel_subscription(
 
 def resume_subscription(
     caller: Caller,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
@@ -75,7 +75,7 @@ def store_and_answer(
     record: SubscriptionRecord,
     subscription: Subscription,
     read_at_ns: int,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe: StripePort,

@@ -8,7 +8,7 @@ import time
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import StaleReadError
 from tenant_billing.observability import logger, metrics
-from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.stripe_prices import price_ids
@@ -20,7 +20,7 @@ EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
 
 def store_state(
     state: SyncedState,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     *,
     whole_org: bool,
     event_id: str | None = None,
@@ -52,7 +52,7 @@ def store_stripe_subscription(
     org_id: str,
     subscription: Subscription,
     read_at_ns: int,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe: StripePort,
@@ -65,7 +65,7 @@ def store_stripe_subscription(
     return store_state(state, repository, whole_org=False), state
 
 
-def confirm_superseded(repository: BillingRepository, state: SyncedState) -> None:
+def confirm_superseded(repository: OrgBillingStore, state: SyncedState) -> None:
     """A write the guard refused because a later read is stored: fine when what is stored agrees
     with our read. When it does not, the stored read's time may come from an instance whose clock
     runs ahead (or ours behind), so neither read can be trusted to be the newer: answer a

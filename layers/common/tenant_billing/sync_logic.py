@@ -16,8 +16,8 @@ from tenant_billing.auth import Caller
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import StripeUnavailableError
 from tenant_billing.observability import logger
+from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, SaveOutcome
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import get_billing_status, is_billing_configured, status_response, stored_status
 from tenant_billing.stripe_port import StripePort
@@ -28,7 +28,7 @@ SYNC_WINDOW_MS = 5_000
 
 def sync_billing(
     caller: Caller,
-    repository: BillingRepository,
+    repository: OrgBillingStore,
     settings: Settings,
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],

@@ -17,8 +17,9 @@ from typing import Any
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.observability import logger, metrics
+from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import sync_org
-from tenant_billing.repository import BillingRepository, SaveOutcome
+from tenant_billing.repositories import WebhookRepository
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_objects import read_checkout_session, read_invoice, read_subscription
 from tenant_billing.stripe_port import StripePort
@@ -111,7 +112,7 @@ def _claimed_org(event: StripeEvent) -> str | None:
 
 def process_event(
     event: StripeEvent,
-    repository: BillingRepository,
+    repository: WebhookRepository,
     stripe_factory: Callable[[], StripePort],
     settings: Settings,
     catalog: Catalog,

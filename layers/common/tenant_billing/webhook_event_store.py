@@ -1,0 +1,64 @@
+"""Webhook event dedupe: the marker of each event that took effect (it expires by TTL)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+from tenant_billing.dynamo import AttributeMap, DynamoTable, number, read_str, string
+from tenant_billing.items import SK_EVENT, SK_ORG, TTL_ATTRIBUTE, customer_pk, event_pk
+
+
+@dataclass(frozen=True, slots=True)
+class EventLookup:
+    already_processed: bool
+    # The organization the event's Stripe customer belongs to; None when it is not ours.
+    org_id: str | None
+
+
+class WebhookEventStore(Protocol):
+    def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup: ...
+
+    def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
+
+
+def event_marker_item(event_id: str, event_type: str, expires_at: int) -> AttributeMap:
+    """The marker item; also written in the same transaction as the state an event changed."""
+    return {
+        "pk": string(event_pk(event_id)),
+        "sk": string(SK_EVENT),
+        "event_type": string(event_type),
+        "processed_at": number(int(time.time())),
+        TTL_ATTRIBUTE: number(expires_at),
+    }
+
+
+class DynamoWebhookEventStore(DynamoTable):
+    def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup:
+        """One BatchGetItem: has this event taken effect, and which org owns its customer?"""
+        keys: list[AttributeMap] = [{"pk": string(event_pk(event_id)), "sk": string(SK_EVENT)}]
+        if customer_id:
+            keys.append({"pk": string(customer_pk(customer_id)), "sk": string(SK_ORG)})
+        # Three attempts: Stripe is waiting on this webhook; a 503 makes it retry later.
+        found = self.batch_get(keys, attempts=3)
+        seen = any(item["sk"]["S"] == SK_EVENT for item in found)
+        org_id = next((read_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG), None)
+        return EventLookup(already_processed=seen, org_id=org_id or None)
+
+    def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
+        """Record an event that changes no state; False when it was already recorded."""
+        return self.write_if(
+            self.client.put_item,
+            Item=event_marker_item(event_id, event_type, expires_at),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+
+@cache
+def get_webhook_event_store() -> DynamoWebhookEventStore:
+    """The store over this environment's table, one per execution environment."""
+    from tenant_billing.settings import get_settings
+
+    return DynamoWebhookEventStore(get_settings().TABLE_NAME)
