@@ -5,7 +5,7 @@ boto3 and its s3transfer dependency (about half of boto3's import time), which m
 the status function's cold start. All clients share one botocore session, so the endpoint and
 partition data it loads for the first client serve the others (a second client from the same
 session costs about 5 ms, one from a new boto3 session about 65 ms). botocore honours
-AWS_ENDPOINT_URL and the AWS_* variables itself, which is how tests and the local runner point it
+AWS_ENDPOINT_URL and the AWS_* variables itself, which is how tests and the local stack point it
 at moto.
 """
 

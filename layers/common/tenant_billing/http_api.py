@@ -34,7 +34,7 @@ MAX_FIELD_NAME = 128
 ROLE_EXTENSION = "x-billing-role"
 
 RouteFunction = TypeVar("RouteFunction", bound=Callable[..., Any])
-# The context is Lambda's LambdaContext; tests and the local runner pass a stand-in.
+# The context is Lambda's LambdaContext; tests and the local stack pass a stand-in.
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # The error answers of the routes, for the OpenAPI document (codes in the README).

@@ -106,6 +106,18 @@ def stripe_errors(operation: str) -> Iterator[None]:
         raise StripeUnavailableError("the payment provider is unavailable, try again") from None
 
 
+@contextmanager
+def _known_starting_point(starting_after: str | None) -> Iterator[None]:
+    """A list's `starting_after` that Stripe has nothing for (Stripe names the param) is the
+    caller's to handle: UnknownStartingPoint, not a misconfiguration."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if starting_after and exc.param == "starting_after":
+            raise UnknownStartingPoint(starting_after) from None
+        raise
+
+
 def _item_fields(change: ItemChange) -> dict[str, object]:
     fields: dict[str, object] = {"id": change.item_id} if change.item_id else {}
     if change.deleted:
@@ -187,13 +199,8 @@ class StripeAdapter:
         params: InvoiceListParams = {"customer": customer_id, "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
-        with stripe_errors("invoices.list"):
-            try:
-                page = self.client.v1.invoices.list(params=params)
-            except stripe.InvalidRequestError as exc:
-                if starting_after and exc.param == "starting_after":
-                    raise UnknownStartingPoint(starting_after) from None
-                raise
+        with stripe_errors("invoices.list"), _known_starting_point(starting_after):
+            page = self.client.v1.invoices.list(params=params)
         return Page(tuple(read_invoice(invoice.to_dict()) for invoice in page.data), bool(page.has_more))
 
     def list_subscriptions(self, customer_id: str | None, limit: int, starting_after: str | None) -> Page[Subscription]:
@@ -202,13 +209,8 @@ class StripeAdapter:
             params = {"customer": customer_id, **params}
         if starting_after:
             params["starting_after"] = starting_after
-        with stripe_errors("subscriptions.list"):
-            try:
-                page = self.client.v1.subscriptions.list(params=params)
-            except stripe.InvalidRequestError as exc:
-                if starting_after and exc.code == "resource_missing":
-                    raise UnknownStartingPoint(starting_after) from None
-                raise
+        with stripe_errors("subscriptions.list"), _known_starting_point(starting_after):
+            page = self.client.v1.subscriptions.list(params=params)
         return Page(tuple(read_subscription(subscription.to_dict()) for subscription in page.data), bool(page.has_more))
 
     def find_subscription(self, subscription_id: str) -> Subscription | None:
