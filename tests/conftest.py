@@ -53,14 +53,9 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     get_catalog.cache_clear()
     from tenant_billing import repositories
-    from tenant_billing.customer_store import get_customer_store
     from tenant_billing.org_billing_store import get_org_billing_store
-    from tenant_billing.plan_change_store import get_plan_change_store
-    from tenant_billing.reconcile_store import get_reconcile_store
-    from tenant_billing.webhook_event_store import get_webhook_event_store
 
-    for store in (get_customer_store, get_org_billing_store, get_plan_change_store, get_reconcile_store, get_webhook_event_store):
-        store.cache_clear()
+    get_org_billing_store.cache_clear()
     for repository in (
         repositories.get_checkout_repository,
         repositories.get_plan_change_repository,

@@ -10,6 +10,7 @@ from tenant_billing.api_models import PortalRequest, UrlResponse
 from tenant_billing.auth import Role
 from tenant_billing.catalog import get_catalog
 from tenant_billing.http_api import BillingApi, api_lambda_handler
+from tenant_billing.org_billing_store import get_org_billing_store
 from tenant_billing.portal_logic import create_portal
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe

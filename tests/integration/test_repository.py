@@ -9,7 +9,8 @@ import pytest
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.repositories import get_checkout_repository
-from tenant_billing.webhook_event_store import get_webhook_event_store
+from tenant_billing.webhook_event_store import DynamoWebhookEventStore
+from tests.conftest import TABLE_NAME
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
 
@@ -53,7 +54,7 @@ def test_round_trip_of_customer_subscription_and_entitlement() -> None:
     assert billing.customer is not None and billing.customer.customer_id == "cus_1"
     assert billing.subscription == rec
     assert billing.entitlement == entitlement()
-    assert get_webhook_event_store().lookup_event("evt_unknown", "cus_1").org_id == "org_r"
+    assert DynamoWebhookEventStore(TABLE_NAME).lookup_event("evt_unknown", "cus_1").org_id == "org_r"
 
 
 def test_a_second_claim_returns_the_first() -> None:
@@ -137,16 +138,16 @@ def test_an_event_takes_effect_once() -> None:
     assert save(record(read_at_ns=1), event_id="evt_1") is SaveOutcome.WRITTEN
     assert save(record(read_at_ns=2, status="unpaid"), event_id="evt_1") is SaveOutcome.DUPLICATE
     assert get_checkout_repository().get_org_billing("org_r").subscription.status == "active"  # type: ignore[union-attr]
-    lookup = get_webhook_event_store().lookup_event("evt_1", "cus_nobody")
+    lookup = DynamoWebhookEventStore(TABLE_NAME).lookup_event("evt_1", "cus_nobody")
     assert lookup.already_processed and lookup.org_id is None
 
 
 def test_mark_event_is_conditional() -> None:
-    assert get_webhook_event_store().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
-    assert not get_webhook_event_store().mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+    assert DynamoWebhookEventStore(TABLE_NAME).mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
+    assert not DynamoWebhookEventStore(TABLE_NAME).mark_event("evt_x", "customer.subscription.trial_will_end", 2_000_000_000)
 
 
 def test_event_markers_expire_by_ttl(table_items: Any) -> None:
-    get_webhook_event_store().mark_event("evt_ttl", "x", 1_900_000_000)
+    DynamoWebhookEventStore(TABLE_NAME).mark_event("evt_ttl", "x", 1_900_000_000)
     (item,) = [item for item in table_items() if item["pk"]["S"] == "EVENT#evt_ttl"]
     assert item["expires_at"] == {"N": "1900000000"}

@@ -4,24 +4,25 @@ shows stale, what it counts, and which subscriptions it marks as seen."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.entitlements import derive_entitlement
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.reconcile_check import GrantPolicy, OrgToSync, check_stripe_page, org_to_sync
+from tenant_billing.stripe_objects import read_subscription
+from tenant_billing.stripe_port import Subscription
 
 PRICES = {"starter_base": "price_s", "pro_base": "price_p", "pro_site": "price_ps",
           "enterprise_base": "price_e", "enterprise_site": "price_es"}  # fmt: skip
 POLICY = GrantPolicy(get_catalog(), PRICES, "plan")
 
 
-def sub(sub_id: str, customer: str, *, status: str = "active", sites: int = 2, created: int = 1_700_000_000) -> dict[str, Any]:
+def sub(sub_id: str, customer: str, *, status: str = "active", sites: int = 2, created: int = 1_700_000_000) -> Subscription:
     items = [{"price": {"id": "price_p"}, "quantity": 1}, {"price": {"id": "price_ps"}, "quantity": sites}]
-    return {"id": sub_id, "customer": customer, "status": status, "created": created, "items": {"data": items}}
+    return read_subscription({"id": sub_id, "customer": customer, "status": status, "created": created, "items": {"data": items}})
 
 
-def stored_as(org_id: str, subscription: dict[str, Any]) -> SubscriptionRecord:
+def stored_as(org_id: str, subscription: Subscription) -> SubscriptionRecord:
     return replace(POLICY.read(org_id, subscription), read_at_ns=1)
 
 

@@ -4,7 +4,6 @@ of the link, and the reverse lookup (customer -> organization)."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from functools import cache
 from typing import Protocol, cast
 
 from tenant_billing.dynamo import UNAVAILABLE, AttributeMap, DynamoTable, number, read_str, string, translated_errors
@@ -103,11 +102,3 @@ class DynamoCustomerStore(DynamoTable):
         keys = [{"pk": string(customer_pk(customer_id)), "sk": string(SK_ORG)} for customer_id in sorted(set(customer_ids))]
         prefix = customer_pk("")
         return {item["pk"]["S"].removeprefix(prefix): read_str(item, "org_id") for item in self.batch_get(keys)}
-
-
-@cache
-def get_customer_store() -> DynamoCustomerStore:
-    """The store over this environment's table, one per execution environment."""
-    from tenant_billing.settings import get_settings
-
-    return DynamoCustomerStore(get_settings().TABLE_NAME)

@@ -3,7 +3,6 @@ organization's change lock (one change at a time)."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Protocol
 
 from tenant_billing.dynamo import AttributeMap, DynamoTable, number, read_int, read_str, string, translated_errors
@@ -91,11 +90,3 @@ class DynamoPlanChangeStore(DynamoTable):
             ExpressionAttributeNames={"#owner": "owner"},
             ExpressionAttributeValues={":me": string(owner)},
         )
-
-
-@cache
-def get_plan_change_store() -> DynamoPlanChangeStore:
-    """The store over this environment's table, one per execution environment."""
-    from tenant_billing.settings import get_settings
-
-    return DynamoPlanChangeStore(get_settings().TABLE_NAME)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Protocol, cast
 
 from tenant_billing.dynamo import (
@@ -210,11 +209,3 @@ class DynamoReconcileStore(DynamoTable):
         ]
         last = response.get("LastEvaluatedKey")
         return page, json.dumps(last, sort_keys=True) if last else ""
-
-
-@cache
-def get_reconcile_store() -> DynamoReconcileStore:
-    """The store over this environment's table, one per execution environment."""
-    from tenant_billing.settings import get_settings
-
-    return DynamoReconcileStore(get_settings().TABLE_NAME)

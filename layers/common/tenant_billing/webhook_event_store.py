@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol
 
 from tenant_billing.dynamo import AttributeMap, DynamoTable, number, read_str, string
@@ -54,11 +53,3 @@ class DynamoWebhookEventStore(DynamoTable):
             Item=event_marker_item(event_id, event_type, expires_at),
             ConditionExpression="attribute_not_exists(pk)",
         )
-
-
-@cache
-def get_webhook_event_store() -> DynamoWebhookEventStore:
-    """The store over this environment's table, one per execution environment."""
-    from tenant_billing.settings import get_settings
-
-    return DynamoWebhookEventStore(get_settings().TABLE_NAME)
