@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from functions.local_stack.emulator_state import CardPayment, StripeEmulator
-from functions.local_stack.hosted_page_layout import (
-    CHECKOUT_PATH,
-    Obj,
-    document,
-    e,
-    error_block,
-    format_amount,
-    format_interval,
-    format_unit_price,
-)
+from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, Obj, document, e, error_block
+from functions.local_stack.page_format import format_amount, format_interval, format_unit_price
 
+# The challenge pages' two buttons (field `action`).
+CHALLENGE_ACTIONS = ("complete", "fail")
+AUTHENTICATION_FAILED = (
+    "We are unable to authenticate your payment method. Please choose a different payment method and try again."
+)
 TEST_CARDS_HINT = (
     "Test cards: 4242 4242 4242 4242 succeeds, 4000 0025 0000 3155 asks for 3-D Secure, 4000 0000 0000 0002 is declined."
 )

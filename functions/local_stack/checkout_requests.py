@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.local_stack.checkout_pages import challenge_page, checkout_page
-from functions.local_stack.emulator_responses import (
-    AUTHENTICATION_FAILED,
-    CHALLENGE_ACTIONS,
-    EarlyResponse,
-    Response,
-    card_number,
-    html_response,
-    message_response,
-    redirect,
-    unknown_challenge_action,
-)
+from functions.local_stack import emulator_responses as respond
+from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED, CHALLENGE_ACTIONS, challenge_page, checkout_page
 from functions.local_stack.emulator_state import CardPayment, CheckoutView, StripeEmulator
 from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, Obj
+from functions.local_stack.page_forms import card_number
 from tests.stripe_fake import CardDeclined, FakeStripeError
 
 THREE_D_SECURE_CARDS = frozenset({"4000002500003155", "4000002760003184"})
@@ -29,83 +20,83 @@ def success_url(session: Obj) -> str:
     return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", str(session["id"]))
 
 
-def _unavailable(emulator: StripeEmulator, session: Obj) -> Response | None:
+def _unavailable(emulator: StripeEmulator, session: Obj) -> respond.Response | None:
     """Why the session's page cannot be paid (not hosted, expired, complete), or None while it can."""
     status = session["status"]
     if session.get("ui_mode", "hosted_page") != "hosted_page":
-        return message_response(404, "Checkout session not found", "This session has no hosted checkout page.")
+        return respond.message(404, "Checkout session not found", "This session has no hosted checkout page.")
     if status == "expired" or (status == "open" and emulator.fake.now() >= int(session["expires_at"])):
         emulator.end_challenge(str(session["id"]))
         link = (str(session["cancel_url"]), "\N{LEFTWARDS ARROW} Back") if session.get("cancel_url") else None
         message = "This payment page can no longer be paid. Start checkout again to subscribe."
-        return message_response(410, "This checkout session has expired", message, link)
+        return respond.message(410, "This checkout session has expired", message, link)
     if status != "open":
         emulator.end_challenge(str(session["id"]))
         link = (success_url(session), "Continue") if session.get("success_url") else None
-        return message_response(410, "This checkout session is complete", "You have already paid for this session.", link)
+        return respond.message(410, "This checkout session is complete", "You have already paid for this session.", link)
     return None
 
 
 def _payable_view(emulator: StripeEmulator, session_id: str) -> CheckoutView:
-    """The session's view while it can be paid; otherwise the page that says why not (EarlyResponse)."""
+    """The session's view while it can be paid; otherwise the page that says why not (respond.EarlyResponse)."""
     view = emulator.checkout_view(session_id)
     if view is None:
-        raise EarlyResponse(message_response(404, "Checkout session not found", "This checkout link is invalid."))
+        raise respond.EarlyResponse(respond.message(404, "Checkout session not found", "This checkout link is invalid."))
     unavailable = _unavailable(emulator, view[0])
     if unavailable is not None:
-        raise EarlyResponse(unavailable)
+        raise respond.EarlyResponse(unavailable)
     return view
 
 
-def show_checkout(emulator: StripeEmulator, session_id: str) -> Response:
-    return html_response(200, checkout_page(emulator, *_payable_view(emulator, session_id)))
+def show_checkout(emulator: StripeEmulator, session_id: str) -> respond.Response:
+    return respond.html_page(200, checkout_page(emulator, *_payable_view(emulator, session_id)))
 
 
-def pay_checkout(emulator: StripeEmulator, session_id: str, form: dict[str, str]) -> Response:
+def pay_checkout(emulator: StripeEmulator, session_id: str, form: dict[str, str]) -> respond.Response:
     view = _payable_view(emulator, session_id)
     card = card_number(form)
     if not card:
-        return html_response(400, checkout_page(emulator, *view, error="Your card number is incomplete.", form=form))
+        return respond.html_page(400, checkout_page(emulator, *view, error="Your card number is incomplete.", form=form))
     payment = CardPayment(card, form.get("email", "").strip() or None, form.get("name", "").strip() or None)
     if card in THREE_D_SECURE_CARDS:
         # The issuer wants the cardholder to authenticate first: nothing is charged until then.
         emulator.start_challenge(session_id, payment)
-        return redirect(f"{CHECKOUT_PATH}{session_id}/3ds")
+        return respond.redirect(f"{CHECKOUT_PATH}{session_id}/3ds")
     return _complete(emulator, view, payment, form)
 
 
-def _complete(emulator: StripeEmulator, view: CheckoutView, payment: CardPayment, form: Mapping[str, str]) -> Response:
+def _complete(emulator: StripeEmulator, view: CheckoutView, payment: CardPayment, form: Mapping[str, str]) -> respond.Response:
     session_id = str(view[0]["id"])
     try:
         emulator.fake.complete_checkout(session_id, payment.card, email=payment.email, name=payment.name)
     except CardDeclined:
-        return html_response(402, checkout_page(emulator, *view, error="Your card was declined.", form=form))
+        return respond.html_page(402, checkout_page(emulator, *view, error="Your card was declined.", form=form))
     except FakeStripeError:
         # Completed or expired since the page was read.
         refreshed = emulator.checkout_view(session_id)
         unavailable = _unavailable(emulator, refreshed[0]) if refreshed else None
-        return unavailable or message_response(409, "Checkout unavailable", "This checkout session can no longer be paid.")
+        return unavailable or respond.message(409, "Checkout unavailable", "This checkout session can no longer be paid.")
     # The webhook worker delivers the events after this redirect, as Stripe does.
-    return redirect(success_url(view[0]))
+    return respond.redirect(success_url(view[0]))
 
 
-def show_checkout_challenge(emulator: StripeEmulator, session_id: str) -> Response:
+def show_checkout_challenge(emulator: StripeEmulator, session_id: str) -> respond.Response:
     view = _payable_view(emulator, session_id)
     payment = emulator.challenge(session_id)
     if payment is None:
-        return redirect(CHECKOUT_PATH + session_id)
-    return html_response(200, challenge_page(view[0], view[1], payment))
+        return respond.redirect(CHECKOUT_PATH + session_id)
+    return respond.html_page(200, challenge_page(view[0], view[1], payment))
 
 
-def end_checkout_challenge(emulator: StripeEmulator, session_id: str, action: str) -> Response:
+def end_checkout_challenge(emulator: StripeEmulator, session_id: str, action: str) -> respond.Response:
     view = _payable_view(emulator, session_id)
     if action not in CHALLENGE_ACTIONS:
-        return unknown_challenge_action()
+        return respond.unknown_challenge_action()
     payment = emulator.end_challenge(session_id)
     if payment is None:
-        return redirect(CHECKOUT_PATH + session_id)
+        return respond.redirect(CHECKOUT_PATH + session_id)
     form = {"email": payment.email or "", "name": payment.name or ""}
     if action == "fail":
         # As Stripe: back on the payment page, the session still open, nothing created or charged.
-        return html_response(402, checkout_page(emulator, *view, error=AUTHENTICATION_FAILED, form=form))
+        return respond.html_page(402, checkout_page(emulator, *view, error=AUTHENTICATION_FAILED, form=form))
     return _complete(emulator, view, payment, form)

@@ -15,17 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 from functions.local_stack import checkout_requests, payment_requests, portal_requests
 from functions.local_stack.emulator_log import log
-from functions.local_stack.emulator_responses import (
-    EarlyResponse,
-    Response,
-    get_or_post,
-    json_response,
-    message_response,
-    parse_form,
-    post_only,
-)
+from functions.local_stack.emulator_responses import EarlyResponse, Response, get_or_post, json_value, message, post_only
 from functions.local_stack.emulator_state import StripeEmulator
 from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, INVOICE_PATH, PORTAL_PATH, THREE_D_SECURE_PATH
+from functions.local_stack.page_forms import parse_form
 from functions.local_stack.webhook_delivery import MAX_HOLD_SECONDS
 from tests.stripe_fake import SimulatedConnectionError
 
@@ -112,10 +105,10 @@ def _route(emulator: StripeEmulator, method: str, path: str, query: str, body: b
         return early.response
     if path == "/_emulator/deliveries" and method in ("GET", "HEAD"):
         emulator.collect()  # what the fake emitted so far is listed, if only as pending
-        return json_response(200, [asdict(delivery) for delivery in emulator.deliveries_snapshot()])
+        return json_value(200, [asdict(delivery) for delivery in emulator.deliveries_snapshot()])
     if path == "/_emulator/hold-webhooks":
         return _hold(emulator, method, query, body)
-    return message_response(404, "Page not found", "The Stripe emulator has no page at this address.")
+    return message(404, "Page not found", "The Stripe emulator has no page at this address.")
 
 
 def _hold(emulator: StripeEmulator, method: str, query: str, body: bytes) -> Response:
@@ -126,10 +119,10 @@ def _hold(emulator: StripeEmulator, method: str, query: str, body: bytes) -> Res
             emulator.hold(float(values.get("seconds", "")))
         except ValueError:
             message = f"seconds must be a number between 0 and {MAX_HOLD_SECONDS:g}"
-            return json_response(400, {"error": {"message": message, "param": "seconds"}})
+            return json_value(400, {"error": {"message": message, "param": "seconds"}})
     elif method not in ("GET", "HEAD"):
-        return json_response(405, {"error": {"message": "Use GET or POST."}})
-    return json_response(200, {"held_for_seconds": round(emulator.held_for(), 3)})
+        return json_value(405, {"error": {"message": "Use GET or POST."}})
+    return json_value(200, {"held_for_seconds": round(emulator.held_for(), 3)})
 
 
 class EmulatorRequestHandler(BaseHTTPRequestHandler):
@@ -157,14 +150,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         if length > MAX_FORM_BYTES:
             self.close_connection = True
-            self._send(*message_response(413, "Request too large", "The form is too large."))
+            self._send(*message(413, "Request too large", "The form is too large."))
             return
         body = self.rfile.read(length) if length else b""
         try:
             response = _route(self.emulator, self.command, parts.path, parts.query, body)
         except Exception as error:
             log(f"error serving {self.command} {_loggable(parts.path)}: {type(error).__name__}")
-            response = message_response(500, "Something went wrong", "The Stripe emulator failed on this request.")
+            response = message(500, "Something went wrong", "The Stripe emulator failed on this request.")
         self._send(*response)
 
     def _serve_api(self, path: str, query: str, body: bytes) -> None:

@@ -1,10 +1,9 @@
-"""What every hosted page of the Stripe emulator shares: where the pages live, their style, the
-HTML document around them, and how amounts and dates read. Plain HTML, no JavaScript, no assets."""
+"""What every hosted page of the Stripe emulator shares: where the pages live, their style and the
+HTML document around them. Plain HTML, no JavaScript, no assets."""
 
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from typing import Any
 
 Obj = dict[str, Any]
@@ -13,11 +12,6 @@ CHECKOUT_PATH = "/c/pay/"
 PORTAL_PATH = "/p/session/"
 INVOICE_PATH = "/i/"
 THREE_D_SECURE_PATH = "/3d_secure_2/hosted"
-_ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf", "xof", "xpf"}
-)
-# The catalog's currency (plans.json); any other is shown by its code.
-_SYMBOLS = {"usd": "$"}
 
 _CSS = """
 *{box-sizing:border-box}
@@ -99,34 +93,3 @@ def message_page(title: str, message: str, link: tuple[str, str] | None = None) 
 def error_block(error: str | None) -> str:
     """The alert a page shows above its form ("" when there is no error)."""
     return f'<div id="error" class="error" role="alert">{e(error)}</div>' if error else ""
-
-
-def format_amount(amount: int, currency: str) -> str:
-    code = currency.lower()
-    value = f"{amount:,}" if code in _ZERO_DECIMAL else f"{amount / 100:,.2f}"
-    symbol = _SYMBOLS.get(code)
-    return f"{symbol}{value}" if symbol else f"{value} {code.upper()}"
-
-
-def format_interval(recurring: Obj | None) -> str:
-    if not recurring:
-        return "one time"
-    count, interval = int(recurring.get("interval_count") or 1), str(recurring["interval"])
-    return interval if count == 1 else f"{count} {interval}s"
-
-
-def format_unit_price(price: Obj) -> str:
-    """A price as its unit amount per interval: "$10.00 / month"."""
-    return f"{format_amount(int(price['unit_amount']), price['currency'])} / {format_interval(price.get('recurring'))}"
-
-
-def format_date(timestamp: int) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return f"{moment:%B} {moment.day}, {moment.year}"
-
-
-def card_label(method: Obj | None) -> str:
-    card = (method or {}).get("card") or {}
-    if not card:
-        return "no card"
-    return f"{str(card.get('brand') or 'card').title()} \N{BULLET}\N{BULLET}\N{BULLET}\N{BULLET} {card.get('last4')}"

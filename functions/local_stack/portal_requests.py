@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.local_stack.emulator_responses import (
-    EarlyResponse,
-    Response,
-    card_number,
-    html_response,
-    message_response,
-    redirect,
-)
+from functions.local_stack import emulator_responses as respond
 from functions.local_stack.emulator_state import PortalView, StripeEmulator
 from functions.local_stack.hosted_page_layout import PORTAL_PATH
+from functions.local_stack.page_forms import card_number
 from functions.local_stack.portal_page import PORTAL_ACTIONS, portal_actions, portal_page
 from tests.stripe_fake import CardDeclined, FakeStripeError
 
@@ -25,26 +19,26 @@ from tests.stripe_fake import CardDeclined, FakeStripeError
 def _portal_view(emulator: StripeEmulator, token: str) -> PortalView:
     view = emulator.portal_view(token)
     if view is None:
-        raise EarlyResponse(message_response(404, "Portal session not found", "This billing portal link is invalid."))
+        raise respond.EarlyResponse(respond.message(404, "Portal session not found", "This billing portal link is invalid."))
     return view
 
 
-def _back_to_portal(emulator: StripeEmulator, token: str) -> Response:
-    return redirect(f"{emulator.base_url}{PORTAL_PATH}{token}")
+def _back_to_portal(emulator: StripeEmulator, token: str) -> respond.Response:
+    return respond.redirect(f"{emulator.base_url}{PORTAL_PATH}{token}")
 
 
-def show_portal(emulator: StripeEmulator, token: str) -> Response:
-    return html_response(200, portal_page(emulator, token, *_portal_view(emulator, token)))
+def show_portal(emulator: StripeEmulator, token: str) -> respond.Response:
+    return respond.html_page(200, portal_page(emulator, token, *_portal_view(emulator, token)))
 
 
-def change_subscription(emulator: StripeEmulator, token: str, subscription_id: str, action: str) -> Response:
+def change_subscription(emulator: StripeEmulator, token: str, subscription_id: str, action: str) -> respond.Response:
     subscriptions = _portal_view(emulator, token)[2]
     subscription = next((sub for sub in subscriptions if sub["id"] == subscription_id), None)
     if subscription is None or action not in PORTAL_ACTIONS:
-        return message_response(404, "Subscription not found", "This customer has no such subscription.")
+        return respond.message(404, "Subscription not found", "This customer has no such subscription.")
     back = (PORTAL_PATH + token, "\N{LEFTWARDS ARROW} Back to billing")
     if action not in portal_actions(subscription):
-        return message_response(409, "Not available", "This subscription can no longer be changed this way.", back)
+        return respond.message(409, "Not available", "This subscription can no longer be changed this way.", back)
     try:
         if action == "cancel-now":
             emulator.fake.cancel_subscription(subscription_id)
@@ -54,11 +48,11 @@ def change_subscription(emulator: StripeEmulator, token: str, subscription_id: s
             cancel_at = "max_period_end" if action == "cancel-at-period-end" else ""
             emulator.fake.update_subscription(subscription_id, cancel_at=cancel_at)
     except FakeStripeError as error:
-        return message_response(409, "Not available", str(error), back)
+        return respond.message(409, "Not available", str(error), back)
     return _back_to_portal(emulator, token)
 
 
-def update_card(emulator: StripeEmulator, token: str, form: Mapping[str, str]) -> Response:
+def update_card(emulator: StripeEmulator, token: str, form: Mapping[str, str]) -> respond.Response:
     """Update payment method: the card becomes the default of the customer and of their subscriptions."""
     view = _portal_view(emulator, token)
     card = card_number(form)
@@ -73,5 +67,5 @@ def update_card(emulator: StripeEmulator, token: str, form: Mapping[str, str]) -
         except FakeStripeError:
             error = "This customer can no longer be updated."
     if error is not None:
-        return html_response(402, portal_page(emulator, token, *view, error=error))
+        return respond.html_page(402, portal_page(emulator, token, *view, error=error))
     return _back_to_portal(emulator, token)

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 import stripe
 
-from functions.local_stack.emulator_responses import AUTHENTICATION_FAILED
+from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED
 from functions.local_stack.emulator_server import EmulatorServer
 from functions.local_stack.emulator_state import StripeEmulator
 from functions.local_stack.stripe_emulator import start_emulator
