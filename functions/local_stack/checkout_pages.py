@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from functions.local_stack.emulator_state import CardPayment, StripeEmulator
-from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, Obj, document, e, error_block
+from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, document, e, error_block
 from functions.local_stack.page_format import format_amount, format_interval, format_unit_price
+from tests.stripe_fake.objects import Obj
 
 # The challenge pages' two buttons (field `action`).
 CHALLENGE_ACTIONS = ("complete", "fail")

@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from functions.local_stack import emulator_responses as respond
 from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED, CHALLENGE_ACTIONS, challenge_page, checkout_page
 from functions.local_stack.emulator_state import CardPayment, CheckoutView, StripeEmulator
-from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, Obj
+from functions.local_stack.hosted_page_layout import CHECKOUT_PATH
 from functions.local_stack.page_forms import card_number
 from tests.stripe_fake import CardDeclined, FakeStripeError
+from tests.stripe_fake.objects import Obj
 
 THREE_D_SECURE_CARDS = frozenset({"4000002500003155", "4000002760003184"})
 
 
-def success_url(session: Obj) -> str:
+def _success_url(session: Obj) -> str:
     """Stripe fills in the {CHECKOUT_SESSION_ID} template variable of success_url."""
     return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", str(session["id"]))
 
@@ -32,13 +33,13 @@ def _unavailable(emulator: StripeEmulator, session: Obj) -> respond.Response | N
         return respond.message(410, "This checkout session has expired", message, link)
     if status != "open":
         emulator.end_challenge(str(session["id"]))
-        link = (success_url(session), "Continue") if session.get("success_url") else None
+        link = (_success_url(session), "Continue") if session.get("success_url") else None
         return respond.message(410, "This checkout session is complete", "You have already paid for this session.", link)
     return None
 
 
 def _payable_view(emulator: StripeEmulator, session_id: str) -> CheckoutView:
-    """The session's view while it can be paid; otherwise the page that says why not (respond.EarlyResponse)."""
+    """The session's view while it can be paid; otherwise the page that says why not (EarlyResponse)."""
     view = emulator.checkout_view(session_id)
     if view is None:
         raise respond.EarlyResponse(respond.message(404, "Checkout session not found", "This checkout link is invalid."))
@@ -77,7 +78,7 @@ def _complete(emulator: StripeEmulator, view: CheckoutView, payment: CardPayment
         unavailable = _unavailable(emulator, refreshed[0]) if refreshed else None
         return unavailable or respond.message(409, "Checkout unavailable", "This checkout session can no longer be paid.")
     # The webhook worker delivers the events after this redirect, as Stripe does.
-    return respond.redirect(success_url(view[0]))
+    return respond.redirect(_success_url(view[0]))
 
 
 def show_checkout_challenge(emulator: StripeEmulator, session_id: str) -> respond.Response:

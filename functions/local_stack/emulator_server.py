@@ -118,8 +118,8 @@ def _hold(emulator: StripeEmulator, method: str, query: str, body: bytes) -> Res
         try:
             emulator.hold(float(values.get("seconds", "")))
         except ValueError:
-            message = f"seconds must be a number between 0 and {MAX_HOLD_SECONDS:g}"
-            return json_value(400, {"error": {"message": message, "param": "seconds"}})
+            reason = f"seconds must be a number between 0 and {MAX_HOLD_SECONDS:g}"
+            return json_value(400, {"error": {"message": reason, "param": "seconds"}})
     elif method not in ("GET", "HEAD"):
         return json_value(405, {"error": {"message": "Use GET or POST."}})
     return json_value(200, {"held_for_seconds": round(emulator.held_for(), 3)})

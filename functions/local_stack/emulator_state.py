@@ -13,8 +13,8 @@ from typing import Any
 
 from functions.local_stack.webhook_delivery import DELIVERY_DELAY_SECONDS, WebhookDeliveries
 from tests.stripe_fake import FakeStripe
+from tests.stripe_fake.objects import Obj
 
-Obj = dict[str, Any]
 CheckoutView = tuple[Obj, list[Obj], Obj]
 PortalView = tuple[Obj, Obj | None, list[Obj]]
 InvoiceView = tuple[Obj, Obj | None, Obj | None]

@@ -4,9 +4,6 @@ HTML document around them. Plain HTML, no JavaScript, no assets."""
 from __future__ import annotations
 
 import html
-from typing import Any
-
-Obj = dict[str, Any]
 
 CHECKOUT_PATH = "/c/pay/"
 PORTAL_PATH = "/p/session/"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.local_stack.hosted_page_layout import INVOICE_PATH, Obj, document, e, error_block
+from functions.local_stack.hosted_page_layout import INVOICE_PATH, document, e, error_block
 from functions.local_stack.page_format import card_label, format_amount, format_date
+from tests.stripe_fake.objects import Obj
 
 INVOICE_CARDS_HINT = (
     "Test cards: 4242 4242 4242 4242 succeeds, 4000 0027 6000 3184 asks for 3-D Secure, 4000 0000 0000 0002 is declined."

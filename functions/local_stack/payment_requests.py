@@ -14,11 +14,12 @@ from urllib.parse import urlencode, urlsplit
 from functions.local_stack import emulator_responses as respond
 from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED, CHALLENGE_ACTIONS, challenge_document
 from functions.local_stack.emulator_state import InvoiceView, StripeEmulator
-from functions.local_stack.hosted_page_layout import INVOICE_PATH, THREE_D_SECURE_PATH, Obj
+from functions.local_stack.hosted_page_layout import INVOICE_PATH, THREE_D_SECURE_PATH
 from functions.local_stack.invoice_page import invoice_page
 from functions.local_stack.page_format import format_amount
 from functions.local_stack.page_forms import card_number
 from tests.stripe_fake import CardDeclined, FakeStripeError
+from tests.stripe_fake.objects import Obj
 
 
 def _invoice_view(emulator: StripeEmulator, token: str) -> InvoiceView:

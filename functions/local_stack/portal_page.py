@@ -8,8 +8,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from functions.local_stack.emulator_state import StripeEmulator
-from functions.local_stack.hosted_page_layout import PORTAL_PATH, Obj, document, e, error_block
+from functions.local_stack.hosted_page_layout import PORTAL_PATH, document, e, error_block
 from functions.local_stack.page_format import card_label, format_amount, format_date, format_unit_price
+from tests.stripe_fake.objects import Obj
 
 CARD_UPDATE_HINT = (
     "Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0341 saves, but every charge is declined; "

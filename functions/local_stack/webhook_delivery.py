@@ -24,9 +24,8 @@ from typing import Any
 
 from functions.local_stack.emulator_log import log
 from tests.stripe_fake import FakeStripe
+from tests.stripe_fake.objects import Obj
 from tests.support.stripe_signature import signature_header
-
-Obj = dict[str, Any]
 
 WEBHOOK_USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 WEBHOOK_TIMEOUT_SECONDS = 10.0
