@@ -23,9 +23,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
-from functions.local_stack.gateway import ApiGateway, FunctionProcess, FunctionUrl, serve
-from functions.local_stack.template_model import load_local_stack
+from functions.local_stack.function_process import FunctionProcess
+from functions.local_stack.gateway import ApiGateway, FunctionUrl, serve
+from functions.local_stack.template_model import LocalStack, load_local_stack
 from tenant_billing.catalog import CATALOG_PATH, get_catalog
 from tenant_billing.settings import parse_prices
 from tests.support.local_services import (
@@ -40,6 +43,7 @@ from tests.support.local_services import (
 )
 
 DEMO_ORG = "org_demo"
+Processes = dict[str, FunctionProcess]
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,58 @@ def real_stripe_from_env() -> StripeTarget | None:
     return StripeTarget(api_base="", secret_key=key, webhook_secret=webhook_secret, prices=prices)
 
 
+def _start_stripe(stack: ExitStack, ports: Ports, webhook_url: str) -> tuple[StripeTarget, bool]:
+    """(where the functions reach Stripe, whether it is real Stripe): the emulator unless the environment says otherwise."""
+    real = real_stripe_from_env()
+    if real is not None:
+        return real, True
+    from functions.local_stack.stripe_emulator import start_emulator
+
+    check_port_free(ports.stripe, "Stripe emulator")
+    emulator, stripe_base, fake = start_emulator(webhook_url=webhook_url, webhook_secret=LOCAL_WEBHOOK_SECRET, port=ports.stripe)
+    stack.callback(emulator.server_close)
+    stack.callback(emulator.shutdown)
+    add_local_prices(fake)
+    return StripeTarget(stripe_base), False
+
+
+def _start_functions(
+    stack: ExitStack, target: StripeTarget, gateway_url: str, aws_port: int
+) -> tuple[LocalStack, Processes, str]:
+    """Embedded AWS and one process per function of template.yaml: (the stack, its processes, the AWS endpoint)."""
+    services = stack.enter_context(embedded_aws(target, aws_port=aws_port))
+    overrides = {
+        "AppBaseUrl": gateway_url,
+        "CorsAllowedOrigins": gateway_url,
+        "JwtIssuer": LOCAL_ISSUER,
+        "JwtAudience": LOCAL_AUDIENCE,
+        **price_parameters(target.prices),
+    }
+    resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
+    template_stack = load_local_stack(overrides, resources)
+    extra_env = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
+    extra_env |= {"POWERTOOLS_TRACE_DISABLED": "true", "STRIPE_SECRET_MAX_AGE_SECONDS": "5"}
+    processes = {logical_id: FunctionProcess(spec, extra_env) for logical_id, spec in template_stack.functions.items()}
+    for process in processes.values():
+        stack.callback(process.stop)
+    return template_stack, processes, services.aws_endpoint
+
+
+def _demo_tokens(key: rsa.RSAPrivateKey) -> list[dict[str, str]]:
+    """The tokens the demo page offers: an admin and a member of the demo org, an admin of another."""
+    return [
+        {"label": "Demo org admin", "orgId": DEMO_ORG, "role": "admin", "token": mint_for(key, DEMO_ORG, "admin")},
+        {"label": "Demo org member", "orgId": DEMO_ORG, "role": "member", "token": mint_for(key, DEMO_ORG, "member")},
+        {"label": "Other org admin", "orgId": "org_other", "role": "admin", "token": mint_for(key, "org_other", "admin")},
+    ]
+
+
+def _serve(stack: ExitStack, target: ApiGateway | FunctionUrl, port: int, name: str) -> None:
+    server = serve(target, "127.0.0.1", port, name)
+    stack.callback(server.server_close)
+    stack.callback(server.shutdown)
+
+
 @contextmanager
 def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any]]:
     """Start everything; yield what was started (URLs and tokens); stop everything on exit."""
@@ -95,58 +151,23 @@ def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any
         check_port_free(port, what)
     gateway_url = f"http://localhost:{ports.gateway}"
     webhook_url = f"http://127.0.0.1:{ports.webhook}/"
-    real = real_stripe_from_env()
     with ExitStack() as stack:
-        if real is None:
-            from functions.local_stack.stripe_emulator import start_emulator
-
-            check_port_free(ports.stripe, "Stripe emulator")
-            emulator, stripe_base, fake = start_emulator(
-                webhook_url=webhook_url, webhook_secret=LOCAL_WEBHOOK_SECRET, port=ports.stripe
-            )
-            stack.callback(emulator.server_close)
-            stack.callback(emulator.shutdown)
-            add_local_prices(fake)
-            target = StripeTarget(stripe_base)
-        else:
-            target = real
-        services = stack.enter_context(embedded_aws(target, aws_port=ports.aws))
-        overrides = {
-            "AppBaseUrl": gateway_url,
-            "CorsAllowedOrigins": gateway_url,
-            "JwtIssuer": LOCAL_ISSUER,
-            "JwtAudience": LOCAL_AUDIENCE,
-            **price_parameters(target.prices),
-        }
-        resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
-        template_stack = load_local_stack(overrides, resources)
-        extra_env = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
-        extra_env |= {"POWERTOOLS_TRACE_DISABLED": "true", "STRIPE_SECRET_MAX_AGE_SECONDS": "5"}
-        processes = {logical_id: FunctionProcess(spec, extra_env) for logical_id, spec in template_stack.functions.items()}
-        for process in processes.values():
-            stack.callback(process.stop)
+        target, real_stripe = _start_stripe(stack, ports, webhook_url)
+        template_stack, processes, aws_endpoint = _start_functions(stack, target, gateway_url, ports.aws)
         key = load_signing_key()
         verifier = Verifier(key.public_key(), LOCAL_ISSUER, (LOCAL_AUDIENCE,))
-        tokens = [
-            {"label": "Demo org admin", "orgId": DEMO_ORG, "role": "admin", "token": mint_for(key, DEMO_ORG, "admin")},
-            {"label": "Demo org member", "orgId": DEMO_ORG, "role": "member", "token": mint_for(key, DEMO_ORG, "member")},
-            {"label": "Other org admin", "orgId": "org_other", "role": "admin", "token": mint_for(key, "org_other", "admin")},
-        ]
+        tokens = _demo_tokens(key)
         gateway = ApiGateway(template_stack, processes, verifier, lambda: {"tokens": tokens, "apiBase": ""}, CATALOG_PATH)
-        api_server = serve(gateway, "127.0.0.1", ports.gateway, "api")
-        stack.callback(api_server.server_close)
-        stack.callback(api_server.shutdown)
+        _serve(stack, gateway, ports.gateway, "api")
         (webhook_function,) = template_stack.url_functions()
-        url_server = serve(FunctionUrl(processes[webhook_function.logical_id]), "127.0.0.1", ports.webhook, "webhook")
-        stack.callback(url_server.server_close)
-        stack.callback(url_server.shutdown)
+        _serve(stack, FunctionUrl(processes[webhook_function.logical_id]), ports.webhook, "webhook")
         info = {
             "gateway": gateway_url,
             "webhook": webhook_url,
             "stripe": target.api_base or "https://api.stripe.com (test mode)",
-            "aws": services.aws_endpoint,
+            "aws": aws_endpoint,
             "tokens": tokens,
-            "real_stripe": real is not None,
+            "real_stripe": real_stripe,
         }
         print_banner(info, out)
         yield info

@@ -11,88 +11,28 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
-import os
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from functions.local_stack.dev_tokens import TokenError, Verifier, gateway_claims
-from functions.local_stack.template_model import ApiSpec, FunctionSpec, LocalStack
+from functions.local_stack.function_process import FunctionProcess
+from functions.local_stack.template_model import ApiSpec, LocalStack
 from tests.support.generate_openapi import OPENAPI_PATH
-from tests.support.template import REPO_ROOT
 
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml", "application/javascript")
 
 Response = tuple[int, dict[str, str], bytes]
-
-
-class FunctionProcess:
-    """A function's warm execution environment: one worker process, one request at a time."""
-
-    def __init__(self, spec: FunctionSpec, extra_env: Mapping[str, str]) -> None:
-        self.spec = spec
-        self._env = {
-            **{key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")},
-            **spec.environment,
-            **extra_env,
-            "PYTHONPATH": os.pathsep.join([spec.code_dir, str(REPO_ROOT / "layers" / "common"), str(REPO_ROOT)]),
-            "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
-            "PYTHONUNBUFFERED": "1",
-        }
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[str] | None = None
-        self._stopped = False
-
-    def _start(self) -> subprocess.Popen[str]:
-        module = "functions.local_stack.worker"
-        args = [sys.executable, "-m", module, self.spec.handler_module, self.spec.handler_name, self.spec.logical_id]
-        return subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self._env, cwd=self.spec.code_dir
-        )
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            if self._stopped:
-                return {"error": "the local stack is stopping"}
-            if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
-            stdin: IO[str] | None = self._process.stdin
-            stdout: IO[str] | None = self._process.stdout
-            assert stdin is not None and stdout is not None
-            try:
-                stdin.write(json.dumps({"event": event, "request_id": str(uuid.uuid4())}) + "\n")
-                stdin.flush()
-                line = stdout.readline()
-            except (BrokenPipeError, OSError):
-                line = ""
-            if not line:
-                self._process = None
-                return {"error": "the function process exited"}
-            reply: dict[str, Any] = json.loads(line)
-            return reply
-
-    def stop(self) -> None:
-        # Not behind the lock: a request in flight (a page polling /billing/sync while the stack
-        # stops) would hold it for as long as its own Stripe and AWS calls take. Ending the process
-        # ends that request too (it answers "the function process exited").
-        self._stopped = True
-        process, self._process = self._process, None
-        if process and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -148,6 +88,20 @@ def _request_context(
     }
 
 
+def _payload_event(
+    route_key: str, path: str, query: str, headers: dict[str, str], body: bytes, context: dict[str, Any]
+) -> dict[str, Any]:
+    """A payload format 2.0 event: API Gateway's and Function URLs' differ only in routeKey and context."""
+    event: dict[str, Any] = {"version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query}
+    if "cookie" in headers:
+        event["cookies"] = [cookie.strip() for cookie in headers.pop("cookie").split(";") if cookie.strip()]
+    event["headers"] = headers
+    event.update(_query_fields(query))
+    event["requestContext"] = context
+    event.update(_body_fields(body, headers))
+    return event
+
+
 def http_api_event(
     method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, claims: dict[str, str], source_ip: str
 ) -> dict[str, Any]:
@@ -157,14 +111,7 @@ def http_api_event(
     context = _request_context(method, path, lowered, source_ip, lowered.get("host", "localhost"), "local")
     context["routeKey"] = route_key
     context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    event: dict[str, Any] = {"version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query}
-    if "cookie" in lowered:
-        event["cookies"] = [cookie.strip() for cookie in lowered.pop("cookie").split(";") if cookie.strip()]
-    event["headers"] = lowered
-    event.update(_query_fields(query))
-    event["requestContext"] = context
-    event.update(_body_fields(body, lowered))
-    return event
+    return _payload_event(route_key, path, query, lowered, body, context)
 
 
 def function_url_event(
@@ -173,14 +120,7 @@ def function_url_event(
     """A Lambda Function URL payload 2.0 event."""
     lowered = _lower_headers(headers)
     context = _request_context(method, path, lowered, source_ip, lowered.get("host", "localhost"), "lambda-url")
-    event: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query}
-    if "cookie" in lowered:
-        event["cookies"] = [cookie.strip() for cookie in lowered.pop("cookie").split(";") if cookie.strip()]
-    event["headers"] = lowered
-    event.update(_query_fields(query))
-    event["requestContext"] = context
-    event.update(_body_fields(body, lowered))
-    return event
+    return _payload_event("$default", path, query, lowered, body, context)
 
 
 def lambda_result_to_http(result: dict[str, Any]) -> Response:
@@ -199,20 +139,15 @@ def lambda_result_to_http(result: dict[str, Any]) -> Response:
     return int(response["statusCode"]), headers, raw
 
 
+@dataclass
 class ApiGateway:
-    def __init__(
-        self,
-        stack: LocalStack,
-        processes: Mapping[str, FunctionProcess],
-        verifier: Verifier,
-        dev_config: Callable[[], dict[str, Any]],
-        catalog_path: Path,
-    ) -> None:
-        self.stack = stack
-        self.processes = processes
-        self.verifier = verifier
-        self.dev_config = dev_config
-        self.catalog_path = catalog_path
+    """The HTTP API: template.yaml's routes behind its JWT authorizer and CORS, and the demo page."""
+
+    stack: LocalStack
+    processes: Mapping[str, FunctionProcess]
+    verifier: Verifier
+    dev_config: Callable[[], dict[str, Any]]
+    catalog_path: Path
 
     # --- CORS, as API Gateway applies the template's CorsConfiguration ---------------------
 
@@ -301,9 +236,11 @@ class ApiGateway:
         return self.with_cors(lambda_result_to_http(self.processes[function.logical_id].invoke(event)), headers)
 
 
+@dataclass
 class FunctionUrl:
-    def __init__(self, process: FunctionProcess) -> None:
-        self.process = process
+    """A function's Lambda Function URL (the webhook's)."""
+
+    process: FunctionProcess
 
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, source_ip: str) -> Response:
         return lambda_result_to_http(self.process.invoke(function_url_event(method, path, query, headers, body, source_ip)))

@@ -20,7 +20,8 @@ from functions.local_stack.dev_tokens import (
     load_signing_key,
     mint,
 )
-from functions.local_stack.gateway import ApiGateway, FunctionProcess, http_api_event, lambda_result_to_http
+from functions.local_stack.function_process import FunctionProcess
+from functions.local_stack.gateway import ApiGateway, http_api_event, lambda_result_to_http
 from functions.local_stack.template_model import load_local_stack
 from tests.support.api_events import load_event
 from tests.support.template import REPO_ROOT

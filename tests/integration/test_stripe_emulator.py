@@ -19,15 +19,11 @@ from urllib.parse import urlencode
 import pytest
 import stripe
 
-from functions.local_stack.stripe_emulator import (
-    AUTHENTICATION_FAILED,
-    MAX_ATTEMPTS,
-    RETRY_DELAYS,
-    Delivery,
-    EmulatorServer,
-    StripeEmulator,
-    start_emulator,
-)
+from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED
+from functions.local_stack.emulator_server import EmulatorServer
+from functions.local_stack.emulator_state import StripeEmulator
+from functions.local_stack.stripe_emulator import start_emulator
+from functions.local_stack.webhook_delivery import MAX_ATTEMPTS, RETRY_DELAYS, Delivery
 from tenant_billing.webhook_signature import verify_signature
 from tests.stripe_fake import API_VERSION, TEST_API_KEY, FakeStripe
 
