@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import invoices_handler
+from tenant_billing.catalog import get_catalog
 from tenant_billing.invoices_logic import encode_cursor
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
@@ -35,7 +36,7 @@ def test_members_see_the_invoices_with_their_links(stripe_fake: FakeStripe) -> N
     assert status == 200
     assert [invoice["status"] for invoice in body["invoices"]] == ["open", "paid"]  # newest first
     first = body["invoices"][-1]
-    assert first["amountDue"] == first["amountPaid"] == 7900 + 2 * 1900
+    assert first["amountDue"] == first["amountPaid"] == get_catalog().monthly_value("pro", 2)
     assert first["currency"] == "usd" and first["number"]
     assert first["hostedInvoiceUrl"].startswith("https://") and first["invoicePdf"].startswith("https://")
     assert first["periodStart"] and first["periodEnd"] and first["created"]

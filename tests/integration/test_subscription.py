@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import subscription_handler
+from tenant_billing.catalog import get_catalog
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
 from tests.support.flows import call, deliver, status_of, subscribe, webhook_status
@@ -72,8 +73,10 @@ def test_preview_reports_the_amount_due_now_and_the_next_invoice(stripe_fake: Fa
     assert status == 200, body
     assert body["plan"] == "enterprise" and body["siteQuantity"] == 4 and body["currency"] == "usd"
     # Right after subscribing almost the whole period remains: about the price difference.
-    assert 0 < body["amountDueNow"] <= 19900 + 4 * 900 - (7900 + 3 * 1900)
-    assert body["nextInvoiceTotal"] == 19900 + 4 * 900
+    # The amounts are the catalog's (plans.json): the fake's prices are created from it.
+    enterprise_4, pro_3 = get_catalog().monthly_value("enterprise", 4), get_catalog().monthly_value("pro", 3)
+    assert 0 < body["amountDueNow"] <= enterprise_4 - pro_3
+    assert body["nextInvoiceTotal"] == enterprise_4
     assert body["nextInvoiceDate"] == status_of()["subscription"]["currentPeriodEnd"]
     assert items_of(stripe_fake, subscription_id) == before  # a preview changes nothing
 
