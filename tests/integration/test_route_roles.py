@@ -124,3 +124,20 @@ def test_only_a_route_that_takes_query_parameters_refuses_unknown_ones() -> None
     event["queryStringParameters"] = {"utm_source": "mail"}
     status, body = call(invoices_handler, event)
     assert (status, body["error"]["code"], body["error"]["field"]) == (400, "unknown_field", "utm_source")
+
+
+@pytest.mark.usefixtures("billing")
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+@pytest.mark.parametrize("variant", ["trailing slash", "other method"])
+def test_a_path_no_route_declares_is_not_found_and_reaches_nothing(
+    stripe_fake: FakeStripe, method: str, path: str, variant: str
+) -> None:
+    # Whatever the resolver might match, only a declared "METHOD /path" is resolved with its role.
+    event = api_event(method, path + "/", role="member", body={})
+    if variant == "other method":
+        event = api_event("PUT", path, role="member", body={})
+    stripe_fake.reset_requests()
+    with count_dynamodb_calls() as calls:
+        status, body = call(HANDLERS[path], event)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert calls == {} and stripe_fake.requests == []

@@ -268,7 +268,7 @@ def use_new_secret(aws: MotoEnvironment, monkeypatch: pytest.MonkeyPatch, secret
 # --- organizations ------------------------------------------------------------------------------
 
 
-def webhook_status(stripe_event: dict[str, Any]) -> int:
+def delivery_status(stripe_event: dict[str, Any]) -> int:
     """Deliver one Stripe event with this suite's secret (for `subscribe`'s deliver_with): its HTTP status."""
     return deliver(stripe_event).status
 

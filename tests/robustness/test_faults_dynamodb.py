@@ -35,9 +35,9 @@ from tests.robustness.support import (
     call_status,
     changed_keys,
     deliver,
+    delivery_status,
     fresh_id,
     linked_customer,
-    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.flows import Subscribed, subscribe
@@ -68,7 +68,7 @@ def assert_transient(reply: Any) -> None:
 def test_status_query_fault_is_a_retryable_503(
     fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
+    subscribe(stripe_fake, ORG_A, deliver_with=delivery_status)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "Query", fault)
     assert_transient(call_status())
@@ -319,7 +319,7 @@ def trial_will_end_event(tenant: Subscribed) -> dict[str, Any]:
 def test_webhook_trial_marker_fault_is_a_503_then_recorded_once(
     fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    tenant = subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
+    tenant = subscribe(stripe_fake, ORG_A, deliver_with=delivery_status)
     stripe_event = trial_will_end_event(tenant)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "PutItem", fault)
@@ -334,7 +334,7 @@ def test_webhook_trial_marker_fault_is_a_503_then_recorded_once(
 def test_webhook_trial_marker_condition_failure_is_a_duplicate(
     aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    tenant = subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
+    tenant = subscribe(stripe_fake, ORG_A, deliver_with=delivery_status)
     stripe_event = trial_will_end_event(tenant)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "PutItem", AwsError("ConditionalCheckFailedException"))

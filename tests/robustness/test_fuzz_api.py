@@ -32,10 +32,10 @@ from tests.robustness.support import (
     by_key,
     call_checkout,
     changed_keys,
+    delivery_status,
     invoke,
     linked_customer,
     org_items,
-    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
@@ -62,7 +62,7 @@ class World:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        subscribe(fake, ORG_B, plan="enterprise", sites=4, deliver_with=webhook_status)
+        subscribe(fake, ORG_B, plan="enterprise", sites=4, deliver_with=delivery_status)
         assert call_checkout({"plan": "pro"}, org_id=ORG_A).status == 200
         self.b_items = org_items(table_items(), ORG_B)
 

@@ -40,10 +40,10 @@ from tests.robustness.support import (
     by_key,
     call_webhook,
     changed_keys,
+    delivery_status,
     fresh_id,
     raw_function_url_event,
     register_delivery,
-    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.flows import Subscribed, subscribe
@@ -67,8 +67,8 @@ class World:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=2, deliver_with=webhook_status)
-        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=webhook_status)
+        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=2, deliver_with=delivery_status)
+        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=delivery_status)
         self.owner = {self.a.customer_id: ORG_A, self.b.customer_id: ORG_B}
         self.tokens = {
             "$A_CUSTOMER": self.a.customer_id,

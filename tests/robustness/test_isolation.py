@@ -33,10 +33,10 @@ from tests.robustness.support import (
     call_status,
     changed_keys,
     deliver,
+    delivery_status,
     fresh_id,
     invoke,
     org_items,
-    webhook_status,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
@@ -55,10 +55,10 @@ class Tenants:
     def __init__(self, fake: FakeStripe, table_items: Items) -> None:
         self.fake = fake
         self.table_items = table_items
-        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=3, deliver_with=webhook_status)
+        self.a: Subscribed = subscribe(fake, ORG_A, plan="pro", sites=3, deliver_with=delivery_status)
         for stripe_event in fake.cancel_subscription(self.a.subscription_id):
             assert deliver(stripe_event).outcome == "synced"
-        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=webhook_status)
+        self.b: Subscribed = subscribe(fake, ORG_B, plan="enterprise", sites=7, deliver_with=delivery_status)
         self.status_a = call_status(ORG_A).body
         assert self.status_a["subscription"]["status"] == "canceled"
         self.b_items = org_items(table_items(), ORG_B)

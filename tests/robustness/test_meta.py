@@ -18,10 +18,10 @@ from tests.robustness.support import (
     Items,
     call_change,
     call_status,
+    delivery_status,
     fail_from_next,
     stripe_fault_count,
     subscribe_synced,
-    webhook_status,
     with_query,
 )
 from tests.stripe_fake import FakeStripe
@@ -30,7 +30,7 @@ from tests.support.flows import subscribe
 
 @pytest.mark.usefixtures("billing")
 def test_the_fast_table_read_equals_a_scan(stripe_fake: FakeStripe, dynamodb: Any, table_items: Items) -> None:
-    subscribe(stripe_fake, ORG_A, deliver_with=webhook_status)
+    subscribe(stripe_fake, ORG_A, deliver_with=delivery_status)
     scanned = dynamodb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
     key = lambda item: (item["pk"]["S"], item["sk"]["S"])  # noqa: E731
     assert len(scanned) >= 5

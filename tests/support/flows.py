@@ -77,6 +77,7 @@ def subscribe(
     session_id = next(sid for sid, session in fake.checkout_sessions.items() if session["url"] == body["url"])
     events = fake.complete_checkout(session_id)
     session = fake.checkout_sessions[session_id]
+    assert (session["client_reference_id"], session["metadata"]["organization_id"]) == (org_id, org_id)
     subscribed = Subscribed(org_id, session["customer"], session["subscription"], events)
     if deliver_with is not None:
         for stripe_event in events:

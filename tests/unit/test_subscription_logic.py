@@ -11,7 +11,7 @@ from tenant_billing.errors import BillingMisconfiguredError
 from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import sync_org
 from tenant_billing.settings import get_settings
-from tenant_billing.stripe_port import SubscriptionItem
+from tenant_billing.stripe_port import Page, Subscription, SubscriptionItem, UnknownStartingPoint
 from tenant_billing.subscription_logic import cancel_subscription, resume_subscription
 from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import PERIOD_END, MemoryStripe
@@ -70,3 +70,21 @@ def test_a_subscription_the_customer_does_not_hold_is_never_stored(
     assert (
         sync_org("org_1", customer_id, stripe, repository, get_settings(), get_catalog(), must_include="sub_gone").outcome is None
     )
+
+
+def test_stripe_refusing_its_own_cursor_is_a_misconfiguration_and_stores_nothing(
+    stripe: MemoryStripe, repository: Stores, subscribed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_page = stripe.list_subscriptions(None, 100, None)
+    customer_id = stripe.subscriptions[subscribed].customer_id
+    before = repository.get_org_billing("org_1")
+
+    def list_subscriptions(customer: str | None, limit: int, starting_after: str | None) -> Page[Subscription]:
+        if starting_after is None:
+            return Page(first_page.data, has_more=True)
+        raise UnknownStartingPoint(starting_after)
+
+    monkeypatch.setattr(stripe, "list_subscriptions", list_subscriptions)
+    with pytest.raises(BillingMisconfiguredError):
+        sync_org("org_1", customer_id, stripe, repository, get_settings(), get_catalog())
+    assert repository.get_org_billing("org_1") == before

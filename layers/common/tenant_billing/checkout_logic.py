@@ -204,12 +204,12 @@ def create_checkout(
     """
     selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
+    stripe = stripe_factory()
+    items = selection.line_items(price_ids(settings, stripe))
     org_id = caller.org_id
     billing = repository.get_org_billing(org_id)
     if billing.subscription is not None and billing.subscription.status not in ENDED_STATUSES:
         raise _live_subscription_conflict()
-    stripe = stripe_factory()
-    items = selection.line_items(price_ids(settings, stripe))
     had_customer = billing.customer is not None and billing.customer.is_linked
     customer_id = ensure_customer(org_id, billing, repository, stripe)
     recorded = billing.checkout.session_id if billing.checkout is not None else None

@@ -197,8 +197,12 @@ class BillingApi(APIGatewayHttpResolver):
         try:
             caller = caller_from_event(event, get_settings())
             logger.append_keys(org_id=caller.org_id)
-            # A path no route declares has no role to check: the resolver answers 404.
-            authorize(caller, self.roles.get(route_key(event), Role.MEMBER))
+            role = self.roles.get(route_key(event))
+            if role is None:
+                # Only a declared route is resolved, so no path the resolver might match is ever
+                # reached without its role checked.
+                return proxy_response(404, route_not_found())
+            authorize(caller, role)
             check_body(event)
         except BillingError as exc:
             return proxy_response(*refused(exc))

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 
 from tenant_billing.catalog import Catalog
+from tenant_billing.errors import BillingMisconfiguredError
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
 from tenant_billing.settings import Settings
-from tenant_billing.stripe_port import StripePort, Subscription
+from tenant_billing.stripe_port import StripePort, Subscription, UnknownStartingPoint
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_store import store_state
 from tenant_billing.subscription_sync import (
@@ -48,7 +49,12 @@ def read_customer_subscriptions(stripe: StripePort, customer_id: str) -> list[Su
     try:
         for _ in range(MAX_PAGES):
             starting_after = subscriptions[-1].id if subscriptions else None
-            page = stripe.list_subscriptions(customer_id, 100, starting_after)
+            try:
+                page = stripe.list_subscriptions(customer_id, 100, starting_after)
+            except UnknownStartingPoint:
+                # The last id of the page Stripe just gave: Stripe refusing it is not ours to fix.
+                logger.error("Stripe refused its own subscription as a list cursor", extra={"customer_id": customer_id})
+                raise BillingMisconfiguredError("billing is misconfigured") from None
             subscriptions.extend(page.data)
             if not page.has_more or not page.data:
                 return subscriptions
