@@ -22,6 +22,7 @@ from tests.stripe_fake.constants import API_VERSION, TEST_API_KEY
 from tests.stripe_fake.errors import ParamError, SimulatedConnectionError, StripeAPIError
 from tests.stripe_fake.objects import Obj
 from tests.stripe_fake.params import Raw, decode_form
+from tests.stripe_fake.rate_limit import RATE_LIMITED_REASON, RateLimiter, rate_limit_error
 
 IDEMPOTENCY_KEY_TTL = 24 * 60 * 60
 
@@ -79,11 +80,7 @@ def _mask_key(key: str) -> str:
 
 def _fault_error(status: int) -> StripeAPIError:
     if status == 429:
-        return StripeAPIError(
-            429,
-            "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
-            code="rate_limit",
-        )
+        return rate_limit_error()
     if status == 409:
         return StripeAPIError(
             409,
@@ -147,6 +144,7 @@ class FakeStripe(Api):
         self._faults: list[_Fault] = []
         self._idempotency: dict[str, _IdempotentResult] = {}
         self._route_table = self._routes()
+        self.rate_limiter: RateLimiter | None = None
 
     # --- setup and inspection -------------------------------------------------------------------
 
@@ -212,6 +210,20 @@ class FakeStripe(Api):
                 _Fault(count, status, connection_error or lose_response, path_prefix, should_retry, lose_response)
             )
 
+    def limit_rate(
+        self,
+        per_second: float | None,
+        *,
+        methods: Iterable[str] = ("GET",),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RateLimiter | None:
+        """Answer requests of `methods` (reads by default) beyond `per_second` with Stripe's 429
+        (tests.stripe_fake.rate_limit); None turns the limiter off. Returns the limiter, whose
+        `allowed` and `limited` count the requests it let through and refused."""
+        with self._lock:
+            self.rate_limiter = None if per_second is None else RateLimiter(per_second, tuple(methods), clock)
+            return self.rate_limiter
+
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -259,6 +271,12 @@ class FakeStripe(Api):
                     raise SimulatedConnectionError(f"injected connection error for {method} {path}")
                 record(fault.status, fault=f"status_{fault.status}")
                 return fault.status, response_headers, _dump(_fault_error(fault.status).body())
+
+            limiter = self.rate_limiter
+            if fault is None and limiter is not None and limiter.applies_to(method) and not limiter.take():
+                record(429, fault="rate_limited")
+                response_headers["stripe-rate-limited-reason"] = RATE_LIMITED_REASON
+                return 429, response_headers, _dump(rate_limit_error().body())
 
             status, payload, replayed = self._process(method, path, raw, decode_error, lowered, request_id, idempotency_key)
             if replayed is not None:
