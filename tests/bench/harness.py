@@ -31,7 +31,7 @@ from typing import Any
 
 from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
 from functions.local_stack.template_model import FunctionSpec, load_local_stack
-from tests.bench import importtime, report, shipped, sizes
+from tests.bench import importtime, report, shipped, sizes, storm
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
 from tests.stripe_fake import FakeStripe, RecordedRequest
@@ -87,13 +87,33 @@ class Mode:
     importtime: bool
     # Cold starts per function of the code as Lambda gets it, with and without bytecode (tests.bench.shipped).
     shipped_reps: int
+    # Organizations renewing at once in the storm (tests.bench.storm).
+    storm_orgs: int
 
 
 FULL = Mode(
-    "full", 15, requests=200, threads=8, warm_blocks=10, throughput_events=200, sam_build=True, importtime=True, shipped_reps=5
+    "full",
+    15,
+    requests=200,
+    threads=8,
+    warm_blocks=10,
+    throughput_events=200,
+    sam_build=True,
+    importtime=True,
+    shipped_reps=5,
+    storm_orgs=2000,
 )
 SHORT = Mode(
-    "short", 3, requests=50, threads=8, warm_blocks=5, throughput_events=50, sam_build=False, importtime=False, shipped_reps=1
+    "short",
+    3,
+    requests=50,
+    threads=8,
+    warm_blocks=5,
+    throughput_events=50,
+    sam_build=False,
+    importtime=False,
+    shipped_reps=1,
+    storm_orgs=60,
 )
 # Events per slice of a throughput run (each slice is timed on its own; the rates use the sums).
 THROUGHPUT_BLOCK = 25
@@ -545,38 +565,46 @@ def _memory(reply: Mapping[str, Any]) -> dict[str, Any]:
     return {"peak_rss_mb": round(own / 1024, 1) if own else maxrss, "ru_maxrss_mb": maxrss}
 
 
-def run(mode: Mode, reps: int | None, requests: int | None) -> dict[str, Any]:
+def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool = False) -> dict[str, Any]:
     mode = dataclasses.replace(mode, reps=reps or mode.reps, requests=requests or mode.requests)
     started = time.perf_counter()
     with local_services() as services:
         serialize_moto_dynamodb()
+        # The storm's queues exist before any handler reads its settings.
+        storm_queues, storm_env = storm.prepare_queues(services)
+        services.env.update(storm_env)
         setup_environment(services.env)
-        progress(f"{mode.name} mode: setting up through the real handlers")
-        # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
-        pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
-        scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
-        bench = Bench(mode, services, scenario)
-        progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
-        bench.run_cold_rounds()
-        progress("cold starts of the code as Lambda gets it, without and with bytecode")
-        bench.run_shipped_cold_starts()
         results: dict[str, Any] = {
             "mode": mode.name,
             "reps": mode.reps,
             "requests": mode.requests,
             "threads": mode.threads,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            **bench.summary(),
         }
-        results["failures"] = bench.failures
-        if mode.importtime:
-            progress("import-time profiles of the functions whose cold start missed its target")
-            results["import_profiles"] = {
-                name: bench.import_profile(name)
-                for name, result in results["functions"].items()
-                if result["cold_ratio"] > report.COLD_RATIO_TARGET
-            }
-    if mode.sam_build:
+        if not storm_only:
+            progress(f"{mode.name} mode: setting up through the real handlers")
+            # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
+            pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
+            scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
+            bench = Bench(mode, services, scenario)
+            progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
+            bench.run_cold_rounds()
+            progress("cold starts of the code as Lambda gets it, without and with bytecode")
+            bench.run_shipped_cold_starts()
+            results.update(bench.summary())
+            results["failures"] = bench.failures
+            if mode.importtime:
+                progress("import-time profiles of the functions whose cold start missed its target")
+                results["import_profiles"] = {
+                    name: bench.import_profile(name)
+                    for name, result in results["functions"].items()
+                    if result["cold_ratio"] > report.COLD_RATIO_TARGET
+                }
+        progress(f"renewal storm: {mode.storm_orgs} organizations")
+        results["storm"] = storm.run_storms(services, mode.storm_orgs, storm_queues, progress)
+    if storm_only:
+        results["sizes"] = {}
+    elif mode.sam_build:
         progress("sam build (temporary build dir)")
         results["sizes"] = sizes.sam_build_sizes()
     else:
@@ -592,8 +620,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here (default: bench-results/bench-<mode>-<time>.json)")
     parser.add_argument("--reps", type=int, help="cold starts per function and baseline")
     parser.add_argument("--requests", type=int, help="warm requests per function")
+    parser.add_argument("--storm-orgs", type=int, help="organizations in the renewal storm (full 2000, short 60)")
+    parser.add_argument("--storm-only", action="store_true", help="only the renewal storm")
     args = parser.parse_args(argv)
-    results = run(SHORT if args.short else FULL, args.reps, args.requests)
+    mode = SHORT if args.short else FULL
+    if args.storm_orgs:
+        mode = dataclasses.replace(mode, storm_orgs=args.storm_orgs)
+    results = run(mode, args.reps, args.requests, storm_only=args.storm_only)
     print(report.render(results))
     path: Path = args.json or RESULTS_DIR / f"bench-{results['mode']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

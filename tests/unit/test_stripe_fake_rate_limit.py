@@ -5,6 +5,7 @@ the SDK's own retries do not retry them."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import stripe
@@ -80,8 +81,8 @@ def test_the_sdk_raises_rate_limit_error_and_does_not_retry_it(fake: FakeStripe)
         client.v1.prices.list()
     assert raised.value.http_status == 429
     # The SDK builds RateLimitError without the code; the body carries it.
-    assert raised.value.json_body is not None
-    assert raised.value.json_body["error"]["code"] == "rate_limit"
+    body: Any = raised.value.json_body
+    assert body["error"]["code"] == "rate_limit"
     # No Stripe-Should-Retry header: stripe-python 16 does not retry a 429, whatever max_network_retries.
     assert [request.status for request in fake.requests] == [429]
 
