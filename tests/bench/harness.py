@@ -146,21 +146,31 @@ def serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
-def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSpec, dict[str, str]]]:
-    """Each function's environment as `make dev` builds it (template Globals + the function's own
-    variables, references resolved to the local table and secret, plus the local endpoints), with
-    tracing off and WARNING logs; the import path is the function's folder, the layer and the
-    repository root (for the probe module only)."""
+def stack_overrides(services: LocalServices) -> dict[str, str]:
+    """The template parameters without a default, as `make dev` gives them, and the local prices."""
     target = StripeTarget(services.stripe_base)
-    overrides = {
+    return {
         "AppBaseUrl": "http://localhost:3000",
         "CorsAllowedOrigins": "http://localhost:3000",
         "JwtIssuer": LOCAL_ISSUER,
         "JwtAudience": LOCAL_AUDIENCE,
         **price_parameters(target.prices),
     }
-    resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
-    stack = load_local_stack(overrides, resources)
+
+
+def stack_resources(services: LocalServices, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What !Ref of the template's resources stands for locally (the storm's queues in `extra`)."""
+    return {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer", **(extra or {})}
+
+
+def function_environments(
+    services: LocalServices, extra_resources: Mapping[str, str] | None = None
+) -> dict[str, tuple[FunctionSpec, dict[str, str]]]:
+    """Each function's environment as `make dev` builds it (template Globals + the function's own
+    variables, references resolved to the local table and secret, plus the local endpoints), with
+    tracing off and WARNING logs; the import path is the function's folder, the layer and the
+    repository root (for the probe module only)."""
+    stack = load_local_stack(stack_overrides(services), stack_resources(services, extra_resources))
     extra = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
     extra |= {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
     inherited = {key: value for key, value in os.environ.items() if key in INHERITED}
@@ -218,11 +228,13 @@ def cold_summary(samples: list[ColdStart]) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, mode: Mode, services: LocalServices, scenario: Scenario) -> None:
+    def __init__(
+        self, mode: Mode, services: LocalServices, scenario: Scenario, extra_resources: Mapping[str, str] | None = None
+    ) -> None:
         self.mode = mode
         self.fake: FakeStripe = services.stripe
         self.scenario = scenario
-        self.functions = function_environments(services)
+        self.functions = function_environments(services, extra_resources)
         self.cold: dict[str, list[ColdStart]] = {name: [] for name in (*BASELINES, *FUNCTIONS.values())}
         # The floor's cold starts: a fresh process making the function's first calls with no handler.
         self.cold_floor: dict[str, list[ColdStart]] = {name: [] for name in FUNCTIONS.values()}
@@ -571,8 +583,11 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
     with local_services() as services:
         serialize_moto_dynamodb()
         # The storm's queues exist before any handler reads its settings.
-        storm_queues, storm_env = storm.prepare_queues(services)
-        services.env.update(storm_env)
+        storm_queues = storm.prepare_queues(services)
+        storm_resources = storm_queues.resources if storm_queues else {}
+        if storm_queues is not None:
+            stack = load_local_stack(stack_overrides(services), stack_resources(services, storm_resources))
+            services.env.update(storm.consumer_environment(stack.functions.values()))
         setup_environment(services.env)
         results: dict[str, Any] = {
             "mode": mode.name,
@@ -586,7 +601,7 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
             # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
             pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
             scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
-            bench = Bench(mode, services, scenario)
+            bench = Bench(mode, services, scenario, storm_resources)
             progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
             bench.run_cold_rounds()
             progress("cold starts of the code as Lambda gets it, without and with bytecode")

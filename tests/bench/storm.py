@@ -37,11 +37,12 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.local_stack.template_model import FunctionSpec
 from tests.bench import report
 from tests.bench.scenario import SetupContext
 from tests.stripe_fake import FakeStripe, make_stripe_client
@@ -399,6 +400,14 @@ class StormQueues:
     dlq_url: str | None
     spec: QueueSpec
 
+    @property
+    def resources(self) -> dict[str, str]:
+        """What !Ref of each queue stands for (its URL)."""
+        found = {self.spec.queue_id: self.url}
+        if self.spec.dlq_id and self.dlq_url:
+            found[self.spec.dlq_id] = self.dlq_url
+        return found
+
 
 def create_queues(services: LocalServices, spec: QueueSpec) -> StormQueues:
     """The queue and its dead-letter queue in moto, with template.yaml's attributes and redrive."""
@@ -421,13 +430,18 @@ def create_queues(services: LocalServices, spec: QueueSpec) -> StormQueues:
     return StormQueues(url, arn, dlq_url, spec)
 
 
-def queue_environment(spec: QueueSpec, queues: StormQueues) -> dict[str, str]:
-    """The variables of the consumer (and webhook) that refer to the queue: its URL."""
-    found: dict[str, str] = {}
-    for name, value in spec.environment.items():
-        if _ref_id(value) == spec.queue_id:
-            found[name] = queues.url
-    return found or {"EVENTS_QUEUE_URL": queues.url}
+def consumer_environment(functions: Iterable[FunctionSpec]) -> dict[str, str]:
+    """The consumer's own variables (the queue's URL, its read budget, ...), resolved by the local
+    stack's template model, for the handlers run in this process: the endpoints, credentials and
+    log settings stay the benchmark's."""
+    for function in functions:
+        if function.handler_module == CONSUMER_HANDLER:
+            return {
+                name: value
+                for name, value in function.environment.items()
+                if not name.startswith(("AWS_", "POWERTOOLS_")) and name not in ("STRIPE_API_BASE", "LOG_LEVEL")
+            }
+    return {}
 
 
 @dataclass
@@ -497,9 +511,11 @@ class QueueRunner:
         return sum(int(value) for value in attributes.values())
 
     def _receive_batch(self) -> list[dict[str, Any]]:
+        """Up to BatchSize messages: the window opens with the first message and the batch goes
+        when full or when the window closes (at once without a window)."""
         spec = self.queues.spec
         messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + spec.batching_window_s
+        deadline: float | None = None
         while len(messages) < spec.batch_size and not self._stop.is_set():
             got = self.sqs.receive_message(
                 QueueUrl=self.queues.url,
@@ -508,11 +524,13 @@ class QueueRunner:
                 MessageAttributeNames=["All"],
                 WaitTimeSeconds=0,
             ).get("Messages", [])
+            if got and deadline is None:
+                deadline = time.monotonic() + spec.batching_window_s
             messages += got
-            if not got and (messages or time.monotonic() >= deadline):
+            if deadline is None or time.monotonic() >= deadline:
                 break
             if not got:
-                time.sleep(0.02)
+                time.sleep(0.05)
         return messages
 
     def _event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -716,14 +734,10 @@ def purge_event_markers(services: LocalServices) -> None:
             pending = aws.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def prepare_queues(services: LocalServices) -> tuple[StormQueues | None, dict[str, str]]:
-    """Before any handler is imported: the consumer's queues, if the template has the consumer,
-    and the environment that names them (the handlers read their settings once)."""
+def prepare_queues(services: LocalServices) -> StormQueues | None:
+    """Before any handler is imported: the consumer's queues, if the template has the consumer."""
     spec = consumer_spec()
-    if spec is None:
-        return None, {}
-    queues = create_queues(services, spec)
-    return queues, queue_environment(spec, queues)
+    return None if spec is None else create_queues(services, spec)
 
 
 def run_storms(
