@@ -94,29 +94,56 @@ def seed_orgs(services: LocalServices, count: int) -> list[StormOrg]:
     prices = local_prices(catalog)
     plans = [plan_id for plan_id, plan in catalog.plans.items() if plan.site_price]
     orgs: list[StormOrg] = []
-    for index in range(count):
-        org_id = f"{ORG_PREFIX}{index}"
-        plan = catalog.plans[plans[index % len(plans)]]
-        sites = index % 4
-        line_items: list[dict[str, Any]] = [{"price": prices[plan.base_price.name].price_id, "quantity": 1}]
-        if sites and plan.site_price:
-            line_items.append({"price": prices[plan.site_price.name].price_id, "quantity": sites})
-        metadata = {"organization_id": org_id}
-        params: Any = {"metadata": metadata}
-        customer = client.v1.customers.create(params=params)
-        session_params: Any = {
-            "mode": "subscription",
-            "customer": customer.id,
-            "client_reference_id": org_id,
-            "metadata": metadata,
-            "subscription_data": {"metadata": metadata},
-            "line_items": line_items,
-            "success_url": "http://localhost:3000/billing?checkout=success",
-            "cancel_url": "http://localhost:3000/billing?checkout=cancel",
-        }
-        session = client.v1.checkout.sessions.create(params=session_params)
-        fake.complete_checkout(session.id)
-        orgs.append(StormOrg(org_id, customer.id, str(fake.checkout_sessions[session.id]["subscription"])))
+    with _clock_paused(fake):
+        for index in range(count):
+            orgs.append(_subscribe(fake, client, index, plans, prices))
+    _link(services, orgs)
+    return orgs
+
+
+@contextmanager
+def _clock_paused(fake: FakeStripe) -> Iterator[None]:
+    """Setup only: the fake's clock work on every request (expiring due sessions and pending updates,
+    a scan of every session and subscription) would make subscribing N organizations take N^2 time;
+    nothing falls due during the setup."""
+    fake._run_clock = lambda: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del fake._run_clock
+
+
+def _subscribe(fake: FakeStripe, client: Any, index: int, plans: list[str], prices: dict[str, Any]) -> StormOrg:
+    """One organization's customer and paid Checkout Session (plans alternate, 0-3 sites)."""
+    from tenant_billing.catalog import get_catalog
+
+    catalog = get_catalog()
+    org_id = f"{ORG_PREFIX}{index}"
+    plan = catalog.plans[plans[index % len(plans)]]
+    sites = index % 4
+    line_items: list[dict[str, Any]] = [{"price": prices[plan.base_price.name].price_id, "quantity": 1}]
+    if sites and plan.site_price:
+        line_items.append({"price": prices[plan.site_price.name].price_id, "quantity": sites})
+    metadata = {"organization_id": org_id}
+    params: Any = {"metadata": metadata}
+    customer = client.v1.customers.create(params=params)
+    session_params: Any = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "client_reference_id": org_id,
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "line_items": line_items,
+        "success_url": "http://localhost:3000/billing?checkout=success",
+        "cancel_url": "http://localhost:3000/billing?checkout=cancel",
+    }
+    session = client.v1.checkout.sessions.create(params=session_params)
+    fake.complete_checkout(session.id)
+    return StormOrg(org_id, customer.id, str(fake.checkout_sessions[session.id]["subscription"]))
+
+
+def _link(services: LocalServices, orgs: list[StormOrg]) -> None:
+    """Both directions of each organization's customer link, as checkout writes them."""
     aws = services.aws_client("dynamodb")
     requests = []
     for org in orgs:
@@ -134,7 +161,6 @@ def seed_orgs(services: LocalServices, count: int) -> list[StormOrg]:
         pending: dict[str, Any] = {LOCAL_TABLE: [{"PutRequest": {"Item": item}} for item in requests[start : start + 25]]}
         while pending:
             pending = aws.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    return orgs
 
 
 def renewal_events(fake: FakeStripe, orgs: list[StormOrg]) -> list[dict[str, Any]]:
@@ -160,15 +186,24 @@ def stored_mismatches(services: LocalServices, orgs: list[StormOrg]) -> list[str
     """Organizations whose stored subscription (id, status, period end, cancellation) or entitlement
     status differs from the subscription in the fake."""
     aws = services.aws_client("dynamodb")
+    # One consistent scan (moto answers a Query by scanning the table: 2,000 of them would take minutes).
+    stored_items: dict[str, dict[str, Any]] = {}
+    request: dict[str, Any] = {
+        "TableName": LOCAL_TABLE,
+        "ConsistentRead": True,
+        "FilterExpression": "begins_with(pk, :org)",
+        "ExpressionAttributeValues": {":org": {"S": f"ORG#{ORG_PREFIX}"}},
+    }
+    while True:
+        page = aws.scan(**request)
+        for item in page.get("Items", []):
+            stored_items.setdefault(item["pk"]["S"], {})[item["sk"]["S"]] = item
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     wrong: list[str] = []
     for org in orgs:
-        items = aws.query(
-            TableName=LOCAL_TABLE,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"ORG#{org.org_id}"}},
-            ConsistentRead=True,
-        )["Items"]
-        by_sk = {item["sk"]["S"]: item for item in items}
+        by_sk = stored_items.get(f"ORG#{org.org_id}", {})
         stripe_sub = services.stripe.subscriptions[org.subscription_id]
         expected = {
             "subscription_id": org.subscription_id,
