@@ -77,6 +77,8 @@ def main() -> int:
         response = handler(request["event"], context)
         first = time.perf_counter()
         status = response.get("statusCode") if isinstance(response, dict) else None
+        if isinstance(response, dict) and "batchItemFailures" in response:
+            status = 500 if response["batchItemFailures"] else 200  # an SQS consumer's partial batch response
         write(json.dumps({"started": started, "imported": imported, "first": first, "status": status}) + "\n")
         from tests.bench.probe_loop import HandlerTarget, serve
 

@@ -44,6 +44,9 @@ class HandlerTarget:
         return self._handler(item, self._context)
 
     def result(self, raw: Any) -> tuple[int, str | None]:
+        if isinstance(raw, dict) and "batchItemFailures" in raw:
+            # An SQS consumer's partial batch response: 200 when no message failed.
+            return (200, "batch_ok") if not raw["batchItemFailures"] else (500, "batch_item_failures")
         status = int(raw.get("statusCode", 0))
         outcome: str | None = None
         try:
