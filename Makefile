@@ -20,14 +20,14 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # pytest's pythonpath in pyproject.toml, the one list of function folders (after the venv exists).
 APP_PYTHONPATH = $(shell $(BIN)/python -c 'import tomllib; print(":".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["pytest"]["ini_options"]["pythonpath"]))')
 
-.PHONY: help install dev token openapi test lint typecheck pytest validate build bytecode bench bench-short clean
+.PHONY: help install dev token openapi test lint typecheck pytest validate build bytecode bench bench-short bench-storm clean
 
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
 	@echo "make openapi   regenerate functions/openapi.json (the API the functions serve) from the handlers"
-	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes"
+	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes, renewal storm"
 	@echo "make build     sam build (arm64, python3.13), then compile the built code to bytecode"
 	@echo "make clean     remove virtual environments and build output"
 
@@ -92,6 +92,11 @@ bench: $(BIN)/.installed $(SAM_VENV)/.installed
 # The short mode runs in `make test` (and so in CI), so the benchmark cannot rot.
 bench-short: $(BIN)/.installed
 	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.harness --short
+
+# The renewal storm alone (tests/bench/storm.py): STORM_ORGS organizations (2000 like `make bench`).
+STORM_ORGS ?= 2000
+bench-storm: $(BIN)/.installed
+	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.bench.harness --storm-only --storm-orgs $(STORM_ORGS)
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build
