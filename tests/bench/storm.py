@@ -641,14 +641,13 @@ class QueueRunner:
                 self._busy += 1
             try:
                 messages = self._receive_batch()
-                if not messages:
-                    continue
-                self._invoke(messages, context)
+                if messages:
+                    self._invoke(messages, context)
             finally:
                 with self._lock:
                     self._busy -= 1
             if not messages:
-                time.sleep(0.05)
+                time.sleep(0.1)  # Lambda's pollers poll an empty queue too, without holding a batch
 
     def _invoke(self, messages: list[dict[str, Any]], context: Any) -> None:
         with self._lock:
