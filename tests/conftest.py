@@ -15,6 +15,11 @@ from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_t
 
 TABLE_NAME = "billing-test"
 SECRET_NAME = "billing/stripe-test"
+ACCOUNT = "123456789012"
+QUEUE_NAME = "billing-events-test"
+DEAD_LETTER_QUEUE_NAME = "billing-events-dlq-test"
+# moto's URL of the queue tests.support.queue creates.
+QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/{QUEUE_NAME}"
 # Every price of the catalog, by name, as STRIPE_PRICES gives it: "pro_base" -> "price_pro_base".
 TEST_PRICES = {name: f"price_{name}" for name in get_catalog().price_names()}
 
@@ -63,13 +68,18 @@ def reset_caches() -> None:
         repositories.get_reconcile_repository,
     ):
         repository.cache_clear()
-    from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client
+    from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client, sqs_client
+    from tenant_billing.event_queue import get_event_queue
+    from tenant_billing.event_sync_logic import read_pacer
     from tenant_billing.stripe_adapter import _adapter_for_key
     from tenant_billing.stripe_credentials import _secrets_provider
     from tenant_billing.stripe_prices import resolve_lookup_keys
 
     dynamodb_client.cache_clear()
     secretsmanager_client.cache_clear()
+    sqs_client.cache_clear()
+    get_event_queue.cache_clear()
+    read_pacer.cache_clear()
     _session.cache_clear()
     _secrets_provider.cache_clear()
     _adapter_for_key.cache_clear()
@@ -89,6 +99,10 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "TABLE_NAME": TABLE_NAME,
         "STRIPE_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}",
         "APP_BASE_URL": "https://app.example.com",
+        "EVENTS_QUEUE_URL": QUEUE_URL,
+        # The consumer's pacing (10 ms a sync here): the budget's arithmetic is tested on its own.
+        "STRIPE_READS_PER_SECOND": "100",
+        "CONSUMER_CONCURRENCY": "1",
         **POWERTOOLS_ENV,
         **prices_env(TEST_PRICES),
     }

@@ -1,9 +1,10 @@
 """The Stripe webhook on a Lambda Function URL. Verifies Stripe-Signature over the exact raw
-body, then syncs the subscription the event concerns from the Stripe API.
+body, then puts the event, exactly as received, on the events queue (one SendMessage; no table
+and no Stripe call): the queue's consumer (functions/event_sync) syncs it.
 
-Answers: 200 when the event took effect, was a duplicate, or is ignored; 400 for anything that
-is not a genuine, fresh Stripe event (nothing written); 405 for other methods; 5xx for transient
-failures, so Stripe retries (nothing half-written: the sync is one transaction).
+Answers: 200 when the event is queued, or ignored (a type the product does not handle); 400 for
+anything that is not a genuine, fresh Stripe event (nothing queued); 405 for other methods; 5xx
+when the queue (or the signing secret) is unavailable, so Stripe retries (nothing was queued).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
+from tenant_billing.event_queue import get_event_queue
 from tenant_billing.http_responses import (
     internal_error,
     method_not_allowed,
@@ -26,11 +27,8 @@ from tenant_billing.http_responses import (
     webhook_rejected,
 )
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.repositories import get_webhook_repository
-from tenant_billing.settings import get_settings
-from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.stripe_credentials import get_stripe_credentials
-from tenant_billing.webhook_logic import WebhookPayloadError, parse_event, process_event
+from tenant_billing.webhook_logic import HANDLED_EVENTS, Outcome, WebhookPayloadError, parse_event
 from tenant_billing.webhook_signature import SignatureError, verify_signature
 
 
@@ -68,8 +66,11 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     except WebhookPayloadError as exc:
         return webhook_rejected("not_a_stripe_event", str(exc))
     logger.append_keys(event_id=stripe_event.id, event_type=stripe_event.type)
-    settings = get_settings()
-    outcome = process_event(stripe_event, get_webhook_repository(), get_stripe, settings, get_catalog())
+    if stripe_event.type in HANDLED_EVENTS:
+        get_event_queue().send_event(raw_body.decode(), stripe_event.id, stripe_event.type)
+        outcome = Outcome.QUEUED
+    else:
+        outcome = Outcome.IGNORED
     metrics.add_metric(name=f"Webhook_{outcome.value}", unit="Count", value=1)
     return proxy_response(200, {"received": True, "outcome": outcome.value})
 

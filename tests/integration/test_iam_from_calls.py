@@ -1,7 +1,8 @@
 """Least privilege, checked from the code's own calls: each function runs its flows, rare paths
-included (a refused older write read back, a quote, a lock, a sync slot given back), every
-DynamoDB call it makes is recorded, and the actions those calls need must be in that function's
-policy in template.yaml. A missing action would be an AccessDenied in production only."""
+included (a refused older write read back, a quote, a lock, a sync slot given back, an event
+returned to the queue), every DynamoDB and SQS call it makes is recorded, and the actions those
+calls need must be in that function's policy in template.yaml. A missing action would be an
+AccessDenied in production only."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ import checkout_handler
 import portal_handler
 import reconcile_handler
 import status_handler
+import stripe_webhook_handler
 import subscription_handler
 import sync_handler
-from tenant_billing.aws_clients import dynamodb_client
+from tenant_billing.aws_clients import dynamodb_client, sqs_client
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, subscribe, webhook_status
+from tests.support.flows import WEBHOOK_SECRET, call, subscribe, webhook_status
+from tests.support.queue import drain
 from tests.support.template import resources_of_type
+from tests.support.webhook_events import signed_delivery
 
 pytestmark = pytest.mark.usefixtures("billing")
 # What each item of a TransactWriteItems needs (the transaction itself needs no action of its own).
@@ -31,22 +35,24 @@ TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteI
 
 
 @contextmanager
-def dynamodb_actions() -> Iterator[set[str]]:
+def aws_actions() -> Iterator[set[str]]:
     actions: set[str] = set()
 
     def record(params: dict[str, Any], event_name: str, **kwargs: Any) -> None:
-        operation = event_name.rsplit(".", 1)[-1]
+        service, operation = event_name.split(".")[1], event_name.rsplit(".", 1)[-1]
         if operation == "TransactWriteItems":
             actions.update(f"dynamodb:{TRANSACT_ACTIONS[kind]}" for item in params["TransactItems"] for kind in item)
         else:
-            actions.add(f"dynamodb:{operation}")
+            actions.add(f"{service}:{operation}")
 
-    client = dynamodb_client()
-    client.meta.events.register("provide-client-params.dynamodb", record)
+    clients: list[tuple[Any, str]] = [(dynamodb_client(), "dynamodb"), (sqs_client(), "sqs")]
+    for client, service in clients:
+        client.meta.events.register(f"provide-client-params.{service}", record)
     try:
         yield actions
     finally:
-        client.meta.events.unregister("provide-client-params.dynamodb", record)
+        for client, service in clients:
+            client.meta.events.unregister(f"provide-client-params.{service}", record)
 
 
 def allowed(logical_id: str) -> set[str]:
@@ -79,7 +85,7 @@ def skewed(monkeypatch: pytest.MonkeyPatch, seconds: int, action: Callable[[], A
 
 
 def test_checkout(stripe_fake: FakeStripe) -> None:
-    with dynamodb_actions() as actions:
+    with aws_actions() as actions:
         assert api(checkout_handler, "POST", "/billing/checkout", body={"plan": "pro"})[0] == 200
         assert api(checkout_handler, "POST", "/billing/checkout", body={"plan": "pro"})[0] == 200
         session_id = next(sid for sid, s in stripe_fake.checkout_sessions.items() if s["status"] == "open")
@@ -94,7 +100,7 @@ def test_status_portal_and_invoices(stripe_fake: FakeStripe) -> None:
         (status_handler, "BillingStatusFunction", "GET", "/billing/status"),
         (portal_handler, "BillingPortalFunction", "POST", "/billing/portal"),
     ]:
-        with dynamodb_actions() as actions:
+        with aws_actions() as actions:
             assert api(module, method, path, body={} if method == "POST" else None)[0] == 200
         assert actions <= allowed(logical_id), (logical_id, actions)
 
@@ -104,7 +110,7 @@ def test_sync(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
     from tenant_billing.org_billing_store import DynamoOrgBillingStore
 
     subscribe(stripe_fake)
-    with dynamodb_actions() as actions:
+    with aws_actions() as actions:
         original = DynamoOrgBillingStore.save_subscription
         failures = [TransientStoreError("throttled")]
 
@@ -122,7 +128,7 @@ def test_sync(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_subscription_changes(stripe_fake: FakeStripe) -> None:
     subscribe(stripe_fake, sites=3, deliver_with=webhook_status)
-    with dynamodb_actions() as actions:
+    with aws_actions() as actions:
         status, quote = api(
             subscription_handler, "GET", "/billing/subscription/preview", query={"plan": "enterprise", "siteQuantity": "4"}
         )
@@ -135,14 +141,37 @@ def test_subscription_changes(stripe_fake: FakeStripe) -> None:
     assert actions <= allowed("BillingSubscriptionFunction"), actions
 
 
-def test_webhook_including_a_refused_older_write(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+def queue_event(stripe_event: dict[str, Any]) -> None:
+    """The webhook alone: the event on the queue."""
+    assert call(stripe_webhook_handler, signed_delivery(stripe_event, [WEBHOOK_SECRET]))[1]["outcome"] == "queued"
+
+
+def test_webhook_queues_and_touches_neither_the_table_nor_stripe(stripe_fake: FakeStripe) -> None:
+    events = subscribe(stripe_fake).events
+    stripe_fake.reset_requests()
+    with aws_actions() as actions:
+        queue_event(events[-1])
+    assert actions == {"sqs:SendMessage"}
+    assert actions <= allowed("StripeWebhookFunction"), actions
+    assert stripe_fake.requests == []
+
+
+def test_consumer_including_a_refused_older_write_returned_to_the_queue(
+    stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subscribed = subscribe(stripe_fake)
     subscription_id, events = subscribed.subscription_id, subscribed.events
-    with dynamodb_actions() as actions:
-        assert skewed(monkeypatch, 5, lambda: deliver(events[-1]))[0] == 200
-        change = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
-        assert deliver(change[-1])[0] == 503  # refused as older, read back, disagrees
-    assert actions <= allowed("StripeWebhookFunction"), actions
+    queue_event(events[-1])
+    with aws_actions() as actions:
+        assert skewed(monkeypatch, 5, drain).outcome_of(events[-1]["id"]) == "synced"
+    change = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
+    queue_event(change[-1])
+    with aws_actions() as more:
+        # Refused as older, read back, disagrees: returned to the queue with a backoff.
+        assert drain().outcome_of(change[-1]["id"]) == "failed"
+    actions |= more
+    assert "sqs:ChangeMessageVisibility" in actions
+    assert actions <= allowed("EventSyncFunction"), actions
 
 
 def test_reconciliation_with_a_repair_and_a_duplicate(stripe_fake: FakeStripe) -> None:
@@ -158,7 +187,7 @@ def test_reconciliation_with_a_repair_and_a_duplicate(stripe_fake: FakeStripe) -
         }
     )
     stripe_fake.complete_checkout(session.id)
-    with dynamodb_actions() as actions:
+    with aws_actions() as actions:
         result = reconcile_handler.lambda_handler({}, FakeLambdaContext(remaining_ms=900_000))
         assert (result["repaired"], result["duplicates"]) == (1, 1)
     assert actions <= allowed("BillingReconcileFunction"), actions

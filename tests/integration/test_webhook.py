@@ -17,6 +17,7 @@ import stripe_webhook_handler
 from tests.stripe_fake import FakeStripe
 from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
 from tests.support.flows import WEBHOOK_SECRET, call, deliver, status_of, subscribe
+from tests.support.queue import drain, return_failed_now
 from tests.support.webhook_events import delivery_body, function_url_event, signed_delivery
 
 Items = Callable[[], list[dict[str, Any]]]
@@ -295,22 +296,23 @@ def test_a_dynamodb_failure_mid_event_leaves_nothing_and_the_retry_succeeds(
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "TransactWriteItems")
 
     monkeypatch.setattr(client, "transact_write_items", throttled)
-    status, body = deliver(events[0])
-    assert (status, body["error"]["code"]) == (503, "temporarily_unavailable")
+    # Queued (200): the consumer's write fails, and the message returns to the queue after a backoff.
+    assert deliver(events[0]) == (200, {"received": True, "outcome": "failed"})
     assert table_items() == before
     monkeypatch.setattr(client, "transact_write_items", real)
-    assert deliver(events[0])[1]["outcome"] == "synced"
+    assert return_failed_now() == 1
+    assert drain().outcome_of(events[0]["id"]) == "synced"
     assert status_of()["subscription"]["status"] == "active"
 
 
-def test_stripe_down_is_5xx_and_the_retry_succeeds(stripe_fake: FakeStripe, table_items: Items) -> None:
+def test_stripe_down_returns_the_event_to_the_queue_and_the_retry_succeeds(stripe_fake: FakeStripe, table_items: Items) -> None:
     events = subscribe(stripe_fake).events
     before = table_items()
     stripe_fake.fail_next(3, status=500, path_prefix="/v1/subscriptions")
-    status, body = deliver(events[0])
-    assert (status, body["error"]["code"]) == (502, "stripe_unavailable")
+    assert deliver(events[0]) == (200, {"received": True, "outcome": "failed"})
     assert table_items() == before
-    assert deliver(events[0])[1]["outcome"] == "synced"
+    assert return_failed_now() == 1
+    assert drain().outcome_of(events[0]["id"]) == "synced"
 
 
 def test_concurrent_deliveries_with_duplicates(stripe_fake: FakeStripe) -> None:

@@ -25,6 +25,7 @@ from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
 from tests.support.flows import Subscribed, subscribe
 from tests.support.logscan import register_sensitive
+from tests.support.queue import drain, return_failed_now
 from tests.support.stripe_signature import signature_header
 from tests.support.webhook_events import delivery_body, function_url_event
 
@@ -179,7 +180,25 @@ def signed_event(
 
 
 def deliver(stripe_event: Mapping[str, Any] | bytes, **kwargs: Any) -> Reply:
-    return call_webhook(signed_event(stripe_event, **kwargs))
+    """The webhook's reply; an event it queued is then processed by the consumer at once, and the
+    reply's outcome is the consumer's ("failed": its message stays queued), as in tests.support.flows."""
+    reply = call_webhook(signed_event(stripe_event, **kwargs))
+    if reply.status == 200 and reply.outcome == "queued":
+        event_id = str(json.loads(stripe_event)["id"] if isinstance(stripe_event, bytes) else stripe_event["id"])
+        return Reply(reply.status, {**reply.body, "outcome": drain().outcome_of(event_id)})
+    return reply
+
+
+def assert_queued_for_retry(reply: Reply) -> None:
+    """Queued (200: Stripe does not retry), then failed by the consumer: the message returns to the
+    queue after a backoff, the queue's retry."""
+    assert (reply.status, reply.outcome) == (200, "failed"), reply
+
+
+def retry_queued(stripe_event: Mapping[str, Any]) -> Reply:
+    """The queue's retry of the messages the consumer failed, once their backoff passed."""
+    assert return_failed_now() >= 1
+    return Reply(200, {"received": True, "outcome": drain().outcome_of(str(stripe_event["id"]))})
 
 
 def raw_function_url_event(raw: bytes, headers: dict[str, str]) -> dict[str, Any]:

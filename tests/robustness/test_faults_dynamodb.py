@@ -1,10 +1,9 @@
 """DynamoDB faults at the client boundary, for every endpoint and every call it makes.
 
-Contract: a transient failure answers a retryable 503 `temporarily_unavailable` (Stripe and browsers
-retry 5xx), nothing is half-written (no org linked to a customer without the reverse item, no
-subscription without its entitlement and event marker), and the retried request succeeds with
-exactly one Stripe customer per organization.
-"""
+Contract: a transient failure answers a retryable 503 `temporarily_unavailable` (browsers retry 5xx;
+a webhook event's message returns to the queue with a backoff), nothing is half-written (no org
+linked to a customer without the reverse item, no subscription without its entitlement and event
+marker), and the retried request succeeds with exactly one Stripe customer per organization."""
 
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ from tests.robustness.support import (
     ORG_A,
     Items,
     assert_links_consistent,
+    assert_queued_for_retry,
     by_key,
     call_checkout,
     call_portal,
@@ -38,6 +38,7 @@ from tests.robustness.support import (
     delivery_status,
     fresh_id,
     linked_customer,
+    retry_queued,
 )
 from tests.stripe_fake import FakeStripe
 from tests.support.flows import Subscribed, subscribe
@@ -210,15 +211,15 @@ def assert_synced_pro() -> None:
 @pytest.mark.usefixtures("billing")
 @pytest.mark.parametrize("operation", ["BatchGetItem", "TransactWriteItems"])
 @pytest.mark.parametrize("fault", THROTTLES.values(), ids=THROTTLES.keys())
-def test_webhook_fault_is_a_503_with_nothing_written_and_stripes_retry_succeeds(
+def test_webhook_fault_returns_the_event_to_the_queue_with_nothing_written_and_the_retry_succeeds(
     operation: str, fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
     _, stripe_event = new_subscription(stripe_fake)
     before = table_items()
     aws_faults.fail(dynamodb_client(), operation, fault)
-    assert_transient(deliver(stripe_event))
+    assert_queued_for_retry(deliver(stripe_event))
     assert table_items() == before
-    assert deliver(stripe_event).outcome == "synced"
+    assert retry_queued(stripe_event).outcome == "synced"
     assert_synced_pro()
     assert aws_faults.fired == {operation: 1}
 
@@ -230,48 +231,46 @@ def test_webhook_sync_applied_but_response_lost_is_a_duplicate_on_retry(
     _, stripe_event = new_subscription(stripe_fake)
     before = table_items()
     aws_faults.lose_response(dynamodb_client(), "TransactWriteItems")
-    assert_transient(deliver(stripe_event))
+    assert_queued_for_retry(deliver(stripe_event))
     written = table_items()
     # All or nothing: the subscription, its entitlement and the event marker together.
     assert {key[1] for key in changed_keys(before, written)} == {"SUBSCRIPTION", "ENTITLEMENT", "EVENT"}
-    assert deliver(stripe_event).outcome == "duplicate"
+    assert retry_queued(stripe_event).outcome == "duplicate"
     assert table_items() == written
     assert_synced_pro()
 
 
 @pytest.mark.usefixtures("billing")
-@pytest.mark.parametrize(("times", "status"), [(2, 200), (3, 503)])
+@pytest.mark.parametrize(("times", "first"), [(2, "synced"), (3, "failed")])
 def test_webhook_unprocessed_batch_keys(
-    times: int, status: int, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
+    times: int, first: str, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
     _, stripe_event = new_subscription(stripe_fake)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "BatchGetItem", Respond(unprocessed_batch_get), times=times)
     reply = deliver(stripe_event)
-    assert reply.status == status
-    if status == 503:
-        assert_transient(reply)
+    assert reply.outcome == first
+    if first == "failed":
         assert table_items() == before
-        reply = deliver(stripe_event)
+        reply = retry_queued(stripe_event)
     assert reply.outcome == "synced"
     assert_synced_pro()
 
 
 @pytest.mark.usefixtures("billing")
-@pytest.mark.parametrize(("times", "status"), [(2, 200), (3, 503)])
-def test_webhook_transaction_conflicts_are_retried_then_503(
-    times: int, status: int, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
+@pytest.mark.parametrize(("times", "first"), [(2, "synced"), (3, "failed")])
+def test_webhook_transaction_conflicts_are_retried_then_returned_to_the_queue(
+    times: int, first: str, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
     _, stripe_event = new_subscription(stripe_fake)
     before = table_items()
     conflict = transaction_canceled("TransactionConflict", "None", "None")
     aws_faults.fail(dynamodb_client(), "TransactWriteItems", conflict, times=times)
     reply = deliver(stripe_event)
-    assert reply.status == status
-    if status == 503:
-        assert_transient(reply)
+    assert reply.outcome == first
+    if first == "failed":
         assert table_items() == before
-        reply = deliver(stripe_event)
+        reply = retry_queued(stripe_event)
     assert reply.outcome == "synced"
     assert_synced_pro()
 
@@ -284,19 +283,18 @@ def test_webhook_transaction_conflicts_are_retried_then_503(
 def test_webhook_condition_failures_mean_superseded_or_duplicate_and_write_nothing(
     reasons: tuple[str, ...], outcome: str, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
-    """A failed guard on the marker means another delivery took effect: 200 (Stripe must not retry).
-    A failed guard on the subscription means a read stamped later is stored: 200 only when it agrees
-    with ours, otherwise 503 so Stripe retries (its clock may have run ahead). Nothing is written."""
+    """A failed guard on the marker means another delivery took effect: done (the message is deleted).
+    A failed guard on the subscription means a read stamped later is stored: done only when it agrees
+    with ours, otherwise the message returns to the queue (its clock may have run ahead). Nothing is written."""
     _, stripe_event = new_subscription(stripe_fake)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "TransactWriteItems", transaction_canceled(*reasons))
     reply = deliver(stripe_event)
     if outcome == "superseded":
         # Nothing of this subscription is stored, so the stored state cannot agree with our read.
-        assert reply.status == 503 and reply.retryable, reply
+        assert_queued_for_retry(reply)
     else:
         assert (reply.status, reply.outcome) == (200, outcome)
-        assert not reply.retryable
     assert table_items() == before
 
 
@@ -316,16 +314,16 @@ def trial_will_end_event(tenant: Subscribed) -> dict[str, Any]:
 
 @pytest.mark.usefixtures("billing")
 @pytest.mark.parametrize("fault", THROTTLES.values(), ids=THROTTLES.keys())
-def test_webhook_trial_marker_fault_is_a_503_then_recorded_once(
+def test_webhook_trial_marker_fault_returns_the_event_to_the_queue_then_recorded_once(
     fault: Fault, aws_faults: AwsFaultInjector, stripe_fake: FakeStripe, table_items: Items
 ) -> None:
     tenant = subscribe(stripe_fake, ORG_A, deliver_with=delivery_status)
     stripe_event = trial_will_end_event(tenant)
     before = table_items()
     aws_faults.fail(dynamodb_client(), "PutItem", fault)
-    assert_transient(deliver(stripe_event))
+    assert_queued_for_retry(deliver(stripe_event))
     assert table_items() == before
-    assert deliver(stripe_event).outcome == "recorded"
+    assert retry_queued(stripe_event).outcome == "recorded"
     assert changed_keys(before, table_items()) == {(f"EVENT#{stripe_event['id']}", "EVENT")}
     assert deliver(stripe_event).outcome == "duplicate"
 

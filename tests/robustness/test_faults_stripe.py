@@ -1,10 +1,10 @@
 """Stripe faults (the fake's fail_next) on every Stripe call of every endpoint.
 
-Contract: a blip the SDK's retries absorb (one 5xx, a 429 that Stripe marks retryable, resets, a lost
-response replayed through the same Idempotency-Key) is invisible to the caller; an outage is a
-retryable 502 `stripe_unavailable`; nothing is half-written; the caller's retry succeeds; and an
-organization never gets a second Stripe customer, even when Stripe created one whose response was lost.
-"""
+Contract: a blip the SDK's retries absorb (one 5xx, a 429 that Stripe marks retryable, resets, a
+lost response replayed through the same Idempotency-Key) is invisible to the caller; an outage is a
+retryable 502 `stripe_unavailable` (for a webhook event, its message returns to the queue); nothing
+is half-written; the caller's retry succeeds; and an organization never gets a second Stripe
+customer, even when Stripe created one whose response was lost."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.robustness.support import (
     Items,
     Reply,
     assert_links_consistent,
+    assert_queued_for_retry,
     by_key,
     call_checkout,
     call_portal,
@@ -26,6 +27,7 @@ from tests.robustness.support import (
     changed_keys,
     deliver,
     linked_customer,
+    retry_queued,
     stripe_fault_count,
 )
 from tests.stripe_fake import FakeStripe
@@ -60,15 +62,18 @@ ids = list(STRIPE_FAULTS)
 faults = list(STRIPE_FAULTS.values())
 
 
-def inject(fake: FakeStripe, fault: StripeFault, path_prefix: str, call: Any) -> Reply:
-    """Make the call with the fault armed; every injected failure must have fired during it."""
+def inject(fake: FakeStripe, fault: StripeFault, path_prefix: str, call: Any, *, queued: bool = False) -> Reply:
+    """Make the call with the fault armed; every injected failure must have fired during it. A
+    `queued` call is a webhook delivery: an outage returns its message to the queue instead."""
     first = len(fake.requests)
     fake.fail_next(fault.count, path_prefix=path_prefix, **fault.kwargs)
     reply: Reply = call()
     fired = stripe_fault_count(fake, first)
     count(FAULTS, fired)
     assert fired == fault.count, f"{fired} of {fault.count} injected faults fired"
-    if fault.outage:
+    if fault.outage and queued:
+        assert_queued_for_retry(reply)
+    elif fault.outage:
         assert (reply.status, reply.code) == (502, "stripe_unavailable"), reply
         assert reply.retryable
         assert "stripe" not in reply.body["error"]["message"].lower()
@@ -135,10 +140,10 @@ def test_webhook_subscription_read(fault: StripeFault, stripe_fake: FakeStripe, 
     tenant = subscribe(stripe_fake, ORG_A)
     stripe_event = tenant.event("checkout.session.completed")
     before = table_items()
-    reply = inject(stripe_fake, fault, "/v1/subscriptions", lambda: deliver(stripe_event))
+    reply = inject(stripe_fake, fault, "/v1/subscriptions", lambda: deliver(stripe_event), queued=True)
     if fault.outage:
         assert table_items() == before
-        reply = deliver(stripe_event)
+        reply = retry_queued(stripe_event)
     assert reply.outcome == "synced"
     assert {key[1] for key in changed_keys(before, table_items())} == {"SUBSCRIPTION", "ENTITLEMENT", "EVENT"}
     assert call_status().body["subscription"]["status"] == "active"

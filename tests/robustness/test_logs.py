@@ -21,6 +21,7 @@ from tests.robustness.support import (
     ORG_A,
     WEBHOOK_SECRET,
     MotoEnvironment,
+    assert_queued_for_retry,
     call_cancel,
     call_change,
     call_checkout,
@@ -31,12 +32,14 @@ from tests.robustness.support import (
     call_webhook,
     deliver,
     fresh_id,
+    retry_queued,
     signed_event,
     use_new_secret,
 )
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.support.flows import subscribe
 from tests.support.logscan import LogCapture, scan, sensitive_texts
+from tests.support.queue import drain, send_to_queue
 from tests.support.webhook_events import delivery_body, function_url_event
 
 pytestmark = pytest.mark.usefixtures("billing")
@@ -129,12 +132,12 @@ def test_webhook_rejections_failures_and_retries(
     tampered["body"] = tampered["body"].replace("invoice", "invoicf", 1)
     assert call_webhook(tampered).status == 400
     assert call_webhook(function_url_event(raw, {})).status == 400
-    # Transient failures, then the retry, then a duplicate.
+    # Transient failures (the message returns to the queue), then the queue's retry, then a duplicate.
     stripe_fake.fail_next(3, status=500, path_prefix="/v1/subscriptions")
-    assert deliver(stripe_event).status == 502
+    assert_queued_for_retry(deliver(stripe_event))
     aws_faults.fail(dynamodb_client(), "TransactWriteItems", AwsError("ThrottlingException"))
-    assert deliver(stripe_event).status == 503
-    assert deliver(stripe_event).outcome == "synced"
+    assert_queued_for_retry(retry_queued(stripe_event))
+    assert retry_queued(stripe_event).outcome == "synced"
     assert deliver(stripe_event).outcome == "duplicate"
     # Not ours; ignored; broken.
     foreign = json.loads(json.dumps(stripe_event)) | {"id": fresh_id("evt_foreign_")}
@@ -150,8 +153,16 @@ def test_webhook_rejections_failures_and_retries(
     # Misconfiguration: no webhook secret at all.
     use_new_secret(aws, monkeypatch, json.dumps({"STRIPE_SECRET_KEY": TEST_API_KEY}))
     assert deliver(stripe_event).status == 503
+    # A poison message on the queue (its body is logged nowhere either).
+    send_to_queue(json.dumps({"object": "event", "description": " ".join(PLANTED)}))
+    assert drain().only_outcome() == "failed"
     text = assert_clean(
-        log_capture, "webhook rejected", "Stripe is unavailable", "webhook failed", "no webhook secret configured"
+        log_capture,
+        "webhook rejected",
+        "Stripe is unavailable",
+        "event returned to the queue",
+        "queued message is not a Stripe event",
+        "no webhook secret configured",
     )
     assert stripe_event["id"] in text  # the event id is logged (it is how an operator finds the delivery)
 

@@ -3,6 +3,7 @@ subscribed organization (integration, robustness), and in the Stripe fake alone 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import stripe_webhook_handler
 from tests.conftest import FakeLambdaContext
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event, response_json
+from tests.support.queue import drain
 from tests.support.webhook_events import signed_delivery
 
 WEBHOOK_SECRET = "whsec_test_integration_secret"
@@ -26,7 +28,14 @@ def call(module: Any, event: dict[str, Any]) -> tuple[int, Any]:
 
 
 def deliver(stripe_event: dict[str, Any] | bytes, *, secret: str = WEBHOOK_SECRET, **kwargs: Any) -> tuple[int, Any]:
-    return call(stripe_webhook_handler, signed_delivery(stripe_event, [secret], **kwargs))
+    """The webhook's answer to a signed delivery. An event it queued is then processed at once by the
+    consumer on the queue (`drain`), and the answer's outcome is the consumer's: what the event did
+    ("failed" when the consumer reported its message failed; the message stays queued)."""
+    status, body = call(stripe_webhook_handler, signed_delivery(stripe_event, [secret], **kwargs))
+    if status == 200 and body.get("outcome") == "queued":
+        event_id = str(json.loads(stripe_event)["id"] if isinstance(stripe_event, bytes) else stripe_event["id"])
+        body = {**body, "outcome": drain().outcome_of(event_id)}
+    return status, body
 
 
 def status_of(org_id: str = "org_demo") -> Any:

@@ -148,7 +148,14 @@ EXPECTED_ACTIONS = {
     "BillingStatusFunction": {"dynamodb:Query"},
     "BillingCheckoutFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"},
     "BillingPortalFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
-    "StripeWebhookFunction": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "secretsmanager:GetSecretValue"},
+    "StripeWebhookFunction": {"sqs:SendMessage", "secretsmanager:GetSecretValue"},
+    "EventSyncFunction": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+        "sqs:ChangeMessageVisibility",
+    },
     "BillingSubscriptionFunction": {
         "dynamodb:Query",
         "dynamodb:GetItem",
@@ -176,7 +183,34 @@ def test_least_privilege(logical_id: str) -> None:
     assert actions(function) == EXPECTED_ACTIONS[logical_id]
     for statement in statements(function):
         assert "*" not in json.dumps(statement["Resource"])
-        assert statement["Resource"] in ({"Fn::GetAtt": "BillingTable.Arn"}, {"Ref": "StripeSecret"}, BUS_ARN)
+        assert statement["Resource"] in (
+            {"Fn::GetAtt": "BillingTable.Arn"},
+            {"Ref": "StripeSecret"},
+            BUS_ARN,
+            {"Fn::GetAtt": "StripeEventsQueue.Arn"},
+        )
+
+
+def test_the_events_queue_feeds_the_consumer_within_the_stripe_read_budget() -> None:
+    queue = resource("StripeEventsQueue")["Properties"]
+    assert "FifoQueue" not in queue  # standard: see the template's comment
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": "StripeEventsDeadLetterQueue.Arn"}
+    assert 8 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    consumer = resource("EventSyncFunction")["Properties"]
+    # AWS: a queue's visibility timeout at least 6 times its consumer's timeout.
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    (event,) = consumer["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": "StripeEventsQueue.Arn"}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Each of at most MaximumConcurrency invocations paces itself to its share of the budget.
+    variables = consumer["Environment"]["Variables"]
+    assert variables["STRIPE_READS_PER_SECOND"] == {"Ref": "StripeReadsPerSecond"}
+    assert int(variables["CONSUMER_CONCURRENCY"]) == event["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 2
+    assert load_template()["Parameters"]["StripeReadsPerSecond"]["Default"] < 25  # Stripe's test-mode limit
+    webhook = resource("StripeWebhookFunction")["Properties"]
+    assert webhook["Environment"]["Variables"]["EVENTS_QUEUE_URL"] == {"Ref": "StripeEventsQueue"}
+    assert variables["EVENTS_QUEUE_URL"] == {"Ref": "StripeEventsQueue"}
 
 
 def test_entitlement_changes_stream_to_the_publisher() -> None:

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
         def put_events(self, *, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
 
+    class SQSClient(Protocol):
+        """The part of botocore's SQS client we call (no SQS stubs are installed)."""
+
+        def send_message(self, *, QueueUrl: str, MessageBody: str, MessageAttributes: Mapping[str, Any]) -> dict[str, Any]: ...
+
+        def change_message_visibility(self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> object: ...
+
 
 @cache
 def _session() -> Session:
@@ -53,6 +60,16 @@ def events_client() -> EventBridgeClient:
     # Same policy as DynamoDB: a throttled PutEvents is retried a few times, then surfaces.
     config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
     return cast("EventBridgeClient", _session().create_client("events", config=config))
+
+
+@cache
+def sqs_client() -> SQSClient:
+    from botocore.config import Config
+
+    # The webhook answers Stripe within its timeout: one quick retry of a throttled SendMessage,
+    # then a retryable 503 (Stripe delivers again), never a request held for seconds.
+    config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+    return cast("SQSClient", _session().create_client("sqs", config=config))
 
 
 @cache

@@ -103,6 +103,10 @@ class TransientStoreError(BillingError, status_code=503, code="temporarily_unava
     """DynamoDB or Secrets Manager throttled or failed; nothing was written."""
 
 
+class EventQueueUnavailableError(BillingError, status_code=503, code="temporarily_unavailable", retryable=True):
+    """SQS throttled or failed: the event was not queued (Stripe delivers it again)."""
+
+
 class StaleReadError(TransientStoreError):
     """Two reads of Stripe disagree and the clocks that ordered them cannot be trusted: retry."""
 

@@ -102,6 +102,14 @@ class Settings(BaseModel):
     # retrying the card) or the fallback plan.
     PAST_DUE_ENTITLEMENTS: Literal["plan", "fallback"] = "plan"
 
+    # The queue the webhook puts verified Stripe events on (template resource StripeEventsQueue);
+    # the consumer returns a message to it with a backoff.
+    EVENTS_QUEUE_URL: str = ""
+    # The consumer's Stripe read budget (template parameter StripeReadsPerSecond), shared by at most
+    # CONSUMER_CONCURRENCY invocations at once (the event source mapping's MaximumConcurrency).
+    STRIPE_READS_PER_SECOND: float = Field(default=20, gt=0, le=100)
+    CONSUMER_CONCURRENCY: int = Field(default=2, ge=1, le=1000)
+
     # Where EntitlementsChanged events go (a bus name or ARN), and their `source`.
     EVENT_BUS_NAME: str = Field(default="default", min_length=1)
     ENTITLEMENT_EVENT_SOURCE: str = Field(default="saas.billing", min_length=1)
@@ -135,6 +143,11 @@ class Settings(BaseModel):
             raise ValueError("must be an http(s) URL")
         # Paths are appended to these, so "https://app.example.com/" must not give "//app".
         return value.rstrip("/")
+
+    @property
+    def consumer_reads_per_second(self) -> float:
+        """Each consumer invocation's share of the Stripe read budget."""
+        return self.STRIPE_READS_PER_SECOND / self.CONSUMER_CONCURRENCY
 
     @property
     def success_url(self) -> str:

@@ -1,0 +1,191 @@
+"""The queue's consumer: what a Stripe event does, whichever way it came (the webhook, or
+Stripe's EventBridge destination). Dedupe by event id, then sync Stripe's current state (never the
+payload's) through the guarded write, at most once per customer per batch.
+
+Per event: one BatchGetItem (event marker + customer link), then either the sync (one Stripe read
+of the customer's subscriptions, see `org_sync`, and one transaction: subscription + entitlement
++ event marker) or, when an earlier event of the batch already synced that customer, the event's
+marker alone (one PutItem). A duplicate costs the BatchGetItem alone.
+
+Stripe or the table unavailable: the message returns to the queue after a backoff that grows with
+its receive count (metric `EventRetried`); a message that is not a Stripe event is poison (metric
+`EventPoison`) and reaches the dead-letter queue after the queue's maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import Protocol
+
+from tenant_billing.catalog import Catalog
+from tenant_billing.errors import BillingError
+from tenant_billing.observability import logger, metrics
+from tenant_billing.org_billing_store import SaveOutcome
+from tenant_billing.org_sync import SyncResult, sync_org
+from tenant_billing.queued_events import QueuedEventError, read_queued_event
+from tenant_billing.repositories import WebhookRepository
+from tenant_billing.settings import Settings
+from tenant_billing.stripe_objects import read_checkout_session, read_subscription
+from tenant_billing.stripe_port import StripePort
+from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
+from tenant_billing.webhook_logic import CHECKOUT_COMPLETED, HANDLED_EVENTS, TRIAL_WILL_END, Outcome, StripeEvent, event_target
+
+# A message Stripe's unavailability sent back returns after 30 s, 60 s, ... up to 15 minutes
+# (with up to a third less, at random, so a storm's messages do not all return at once).
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 900
+SYNC_OUTCOMES = {
+    SaveOutcome.WRITTEN: Outcome.SYNCED,
+    SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
+    SaveOutcome.SUPERSEDED: Outcome.SUPERSEDED,
+}
+
+
+class RetryQueue(Protocol):
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None: ...
+
+
+class ReadPacer:
+    """At most `per_second` syncs a second in this execution environment: each sync starts no
+    sooner than 1/per_second after the previous one did."""
+
+    def __init__(
+        self, per_second: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.interval = 1.0 / per_second
+        self.clock, self.sleep = clock, sleep
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        now = self.clock()
+        if now < self.next_at:
+            self.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = now + self.interval
+
+
+@cache
+def read_pacer(per_second: float) -> ReadPacer:
+    """One pacer per execution environment (its budget is the invocation's share, see Settings)."""
+    return ReadPacer(per_second)
+
+
+def retry_delay_seconds(receive_count: int) -> int:
+    delay = min(RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1), RETRY_MAX_SECONDS)
+    return int(delay * (1 - random.random() / 3))  # noqa: S311 - jitter, not a secret
+
+
+def _claimed_org(event: StripeEvent) -> str | None:
+    """The organization a Checkout Session names (client_reference_id, or metadata)."""
+    session = read_checkout_session(event.object)
+    return session.client_reference_id or session.organization_id
+
+
+class BatchSync:
+    """The events of one batch: one Stripe sync per customer, whatever the number of its events."""
+
+    def __init__(
+        self,
+        repository: WebhookRepository,
+        stripe_factory: Callable[[], StripePort],
+        settings: Settings,
+        catalog: Catalog,
+        pacer: ReadPacer,
+    ) -> None:
+        self.repository, self.stripe_factory, self.settings, self.catalog = repository, stripe_factory, settings, catalog
+        self.pacer = pacer
+        self.synced: dict[str, SyncResult] = {}
+        self.failed: dict[str, BillingError] = {}
+
+    def process(self, event: StripeEvent) -> Outcome:
+        log_keys = {"event_id": event.id, "event_type": event.type}
+        target = event_target(event) if event.type in HANDLED_EVENTS else None
+        if target is None:
+            return Outcome.IGNORED
+        lookup = self.repository.lookup_event(event.id, target.customer_id)
+        if lookup.already_processed:
+            metrics.add_metric(name="WebhookDuplicate", unit="Count", value=1)
+            return Outcome.DUPLICATE
+        org_id = lookup.org_id
+        if org_id is None or (event.type == CHECKOUT_COMPLETED and _claimed_org(event) not in (None, org_id)):
+            metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
+            logger.warning("event for a customer that is not ours", extra=log_keys)
+            return Outcome.NOT_OURS
+        expires_at = int(time.time()) + EVENT_MARKER_TTL_SECONDS
+        if event.type == TRIAL_WILL_END:
+            if self.repository.mark_event(event.id, event.type, expires_at):
+                metrics.add_metric(name="TrialWillEnd", unit="Count", value=1)
+                logger.info("trial ends soon", extra={**log_keys, "trial_end": read_subscription(event.object).trial_end})
+                return Outcome.RECORDED
+            return Outcome.DUPLICATE
+        if (failure := self.failed.get(target.customer_id)) is not None:
+            # Stripe or the table failed for this customer in this batch: no second try now.
+            raise failure
+        earlier = self.synced.get(target.customer_id)
+        if earlier is not None and target.subscription_id in earlier.subscription_ids:
+            # Read after this event was queued: this event's state is in it. Only its marker is left.
+            metrics.add_metric(name="EventCoalesced", unit="Count", value=1)
+            return Outcome.SYNCED if self.repository.mark_event(event.id, event.type, expires_at) else Outcome.DUPLICATE
+        return self._sync(event, org_id, target.customer_id, target.subscription_id)
+
+    def _sync(self, event: StripeEvent, org_id: str, customer_id: str, subscription_id: str) -> Outcome:
+        self.pacer.wait()
+        try:
+            result = sync_org(
+                org_id,
+                customer_id,
+                self.stripe_factory(),
+                self.repository,
+                self.settings,
+                self.catalog,
+                must_include=subscription_id,
+                event_id=event.id,
+                event_type=event.type,
+            )
+            if result.outcome is SaveOutcome.SUPERSEDED and result.state is not None:
+                # Done only when the stored read agrees with ours; otherwise the message is retried.
+                confirm_superseded(self.repository, result.state)
+        except BillingError as exc:
+            if exc.retryable:
+                self.failed[customer_id] = exc
+            raise
+        if result.outcome is None:
+            metrics.add_metric(name="WebhookForeignCustomer", unit="Count", value=1)
+            logger.warning("subscription not found for this customer", extra={"event_id": event.id})
+            return Outcome.NOT_OURS
+        if result.outcome is not SaveOutcome.DUPLICATE:
+            self.synced[customer_id] = result
+        return SYNC_OUTCOMES[result.outcome]
+
+
+def sync_message(body: str, receive_count: int, receipt_handle: str, batch: BatchSync, queue: RetryQueue) -> Outcome:
+    """One queued message. Raises when it is to be received again (the batch reports it failed)."""
+    try:
+        event = read_queued_event(body)
+    except QueuedEventError as exc:
+        metrics.add_metric(name="EventPoison", unit="Count", value=1)
+        logger.error("queued message is not a Stripe event", extra={"reason": str(exc), "receive_count": receive_count})
+        raise
+    logger.append_keys(event_id=event.id, event_type=event.type)
+    try:
+        outcome = batch.process(event)
+    except BillingError as exc:
+        if not exc.retryable:
+            logger.error("event failed", extra={"error_code": exc.code, "receive_count": receive_count})
+            raise
+        delay = retry_delay_seconds(receive_count)
+        queue.retry_later(receipt_handle, delay)
+        metrics.add_metric(name="EventRetried", unit="Count", value=1)
+        logger.warning("event returned to the queue", extra={"error_code": exc.code, "retry_in_seconds": delay})
+        raise
+    except Exception:
+        logger.exception("event failed unexpectedly", extra={"receive_count": receive_count})
+        raise
+    finally:
+        logger.remove_keys(["event_id", "event_type"])
+    metrics.add_metric(name=f"Webhook_{outcome.value}", unit="Count", value=1)
+    logger.info("event processed", extra={"event_id": event.id, "outcome": outcome.value})
+    return outcome
