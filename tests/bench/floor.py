@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
     from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
-FUNCTIONS = ("status", "checkout", "portal", "webhook")
+FUNCTIONS = ("status", "checkout", "portal", "ingest", "consumer")
 EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
 # What an entitlement item holds (the pro plan's features and limits): the same size as the handler's.
 ENTITLEMENT_FEATURES = ("page_builder", "media_library", "seo_toolkit", "analytics", "form_builder", "blog_engine")
@@ -64,7 +64,12 @@ class FloorTarget:
         # environment; so does the floor: one Secrets Manager read, here.
         self._stripe: StripeClient | None = None
         self._open_session = ""
-        if function != "status":
+        if function == "ingest":
+            from tenant_billing.aws_clients import sqs_client
+
+            self.sqs: Any = sqs_client()
+            self.queue_url = os.environ["EVENTS_QUEUE_URL"]
+        elif function != "status":
             from tenant_billing.stripe_adapter import get_stripe
 
             self._stripe = get_stripe().client
@@ -75,7 +80,18 @@ class FloorTarget:
         return self._stripe
 
     def first_item(self) -> Any:
+        if self.function == "ingest":
+            return {"body": "{}", "event_id": "evt_floor_first", "event_type": "invoice.paid"}
         return self.targets[0] if self.targets else None
+
+    def _ingest(self, item: dict[str, Any]) -> str:
+        """The webhook's one call: the event, as received, on the queue (its id and type as attributes)."""
+        attributes = {
+            "event_id": {"DataType": "String", "StringValue": item["event_id"]},
+            "event_type": {"DataType": "String", "StringValue": item["event_type"]},
+        }
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=item["body"], MessageAttributes=attributes)
+        return "queued"
 
     def _query_org(self) -> Any:
         return self.dynamodb.query(
@@ -183,6 +199,8 @@ class FloorTarget:
         elif self.function == "portal":
             self._query_org()
             self.stripe.v1.billing_portal.sessions.create(params=cast("PortalSessionParams", self.stripe_params))
+        elif self.function == "ingest":
+            return self._ingest(item)
         else:
             return self._webhook(item)
         return "ok"

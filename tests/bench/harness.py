@@ -1,6 +1,7 @@
 """`make bench` / `make bench-short`: cold starts, warm latency, calls per request, memory, the
-floor (the same AWS and Stripe calls without a handler) and webhook throughput of the four
-functions, each in its own fresh process with its environment from template.yaml (as `make dev`
+floor (the same AWS and Stripe calls without a handler) and the events consumer's throughput of
+the functions (the webhook's ingest and the queue's consumer apart), then the renewal storm
+(tests.bench.storm), each in its own fresh process with its environment from template.yaml (as `make dev`
 builds it), against the embedded moto server and the Stripe fake over HTTP on 127.0.0.1 (both
 started once, in this process). Prints one table and writes it as JSON.
 
@@ -52,10 +53,19 @@ FUNCTIONS = {
     "status_handler": "status",
     "checkout_handler": "checkout",
     "portal_handler": "portal",
-    "stripe_webhook_handler": "webhook",
+    "stripe_webhook_handler": "ingest",
+    "event_sync_handler": "consumer",
 }
 BASELINES = ("pass", "boto3", "boto3_stripe")
-BASELINE_OF = {"status": "boto3", "checkout": "boto3_stripe", "portal": "boto3_stripe", "webhook": "boto3_stripe"}
+BASELINE_OF = {
+    "status": "boto3",
+    "checkout": "boto3_stripe",
+    "portal": "boto3_stripe",
+    "ingest": "boto3",
+    "consumer": "boto3_stripe",
+}
+# The function whose warm requests, duplicates and throughput are events to sync (the old webhook's work).
+SYNC = "consumer"
 # Variables a function's process inherits from ours (as the local stack's function processes do).
 INHERITED = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 RESULTS_DIR = REPO_ROOT / "bench-results"
@@ -269,6 +279,8 @@ class Bench:
         if name == "portal":
             return {"event": api_event("POST", "/billing/portal", org_id=self.scenario.status_org)}
         stripe_event = stripe_event or self.scenario.take(1)[0]
+        if name == SYNC:
+            return {"event": storm.sqs_event([stripe_event])}
         return {"event": signed_delivery(stripe_event, [LOCAL_WEBHOOK_SECRET])}
 
     def _failed(self, where: str, reply: Mapping[str, Any]) -> None:
@@ -404,7 +416,7 @@ class Bench:
         return {
             "org_id": self.scenario.checkout_org if name == "checkout" else self.scenario.status_org,
             "stripe_params": posts[-1].params if posts and name in ("checkout", "portal") else {},
-            "targets": self.scenario.targets if name == "webhook" else [],
+            "targets": self.scenario.targets if name == SYNC else [],
         }
 
     def start_floor(self, name: str) -> Probe:
@@ -431,25 +443,26 @@ class Bench:
         n = self.mode.requests
         floor = self.start_floor(name)
         try:
-            webhook = name == "webhook"
-            events = self.scenario.take(n) if webhook else []
-            items = [self.request(name, event)["event"] for event in events] if webhook else []
+            webhook = name == SYNC
+            # The consumer syncs new events; ingest queues any (the consumer's events again).
+            events = self.scenario.take(n) if webhook else self.scenario.events[:n] if name == "ingest" else []
+            items = [self.request(name, event)["event"] for event in events]
             items = items or [self.request(name)["event"] for _ in range(n)]
             floor_items = self.floor_items(name, n)
-            expect = {"expect_status": 200, "expect_outcome": "synced" if webhook else None}
+            expect = {"expect_status": 200, "expect_outcome": "queued" if name == "ingest" else None}
             runs = [
                 Run(probe, f"{name} warm", {"cmd": "warm", **expect}, items),
                 Run(floor, f"{name} floor", {"cmd": "warm", **expect, "expect_outcome": None}, floor_items),
             ]
             if webhook:
                 # Each slice of new events is delivered again right after it took effect.
-                duplicate = {"cmd": "warm", "expect_status": 200, "expect_outcome": "duplicate"}
+                duplicate = {"cmd": "warm", "expect_status": 200, "expect_outcome": None}
                 redelivered = [self.request(name, event)["event"] for event in events]
                 floor_duplicates = [
                     {"duplicate_event_id": item["event_id"], "customer_id": item["customer_id"]} for item in floor_items
                 ]
-                runs.insert(1, Run(probe, "webhook duplicate", duplicate, redelivered))
-                runs.append(Run(floor, "webhook duplicate floor", duplicate, floor_duplicates))
+                runs.insert(1, Run(probe, f"{name} duplicate", duplicate, redelivered))
+                runs.append(Run(floor, f"{name} duplicate floor", duplicate, floor_duplicates))
             replies = self.alternate(runs, self.mode.warm_blocks)
             own, base = replies[0], replies[2 if webhook else 1]
             self.results[name]["warm"] = self._latency(own)
@@ -467,8 +480,8 @@ class Bench:
                 deliveries = [self.request(name, event)["event"] for event in self.scenario.take(count)]
                 own, base = self.alternate(
                     [
-                        Run(probe, f"webhook throughput ({threads} threads)", command, deliveries),
-                        Run(floor, f"webhook floor throughput ({threads} threads)", command, self.floor_items(name, count)),
+                        Run(probe, f"{name} throughput ({threads} threads)", command, deliveries),
+                        Run(floor, f"{name} floor throughput ({threads} threads)", command, self.floor_items(name, count)),
                     ],
                     max(1, count // THROUGHPUT_BLOCK),
                 )
@@ -498,7 +511,12 @@ class Bench:
     def floor_items(self, name: str, count: int) -> list[Any]:
         """The floor's inputs: nothing for the API functions; for the webhook, a new event of a
         pool subscription each (consecutive ones concern different organizations)."""
-        if name != "webhook":
+        if name == "ingest":
+            return [
+                {"body": storm.sqs_body(event), "event_id": event["id"], "event_type": event["type"]}
+                for event in self.scenario.events[:count]
+            ]
+        if name != SYNC:
             return [None] * count
         targets = self.scenario.targets
         items = []

@@ -22,7 +22,8 @@ ARTIFACTS = {
     "BillingStatusFunction": "status",
     "BillingCheckoutFunction": "checkout",
     "BillingPortalFunction": "portal",
-    "StripeWebhookFunction": "webhook",
+    "StripeWebhookFunction": "ingest",
+    "EventSyncFunction": "consumer",
     "CommonLayer": "layer",
 }
 SAM_BUILD_TIMEOUT_SECONDS = 900

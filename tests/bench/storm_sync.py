@@ -1,8 +1,9 @@
 """The synchronous webhook, for the storm benchmark's comparison only: the design before the
 queue, kept here so the storm can run both in one process. Verifies the signature, then syncs the
-organization from Stripe inline (webhook_logic.process_event, one Stripe read per new event) and
-answers 200, or 5xx when Stripe (a 429 included) or the table fails, so Stripe delivers again
-later. The same code path as the webhook handler had on main; not shipped.
+organization from Stripe inline (the consumer's own logic, `event_sync_logic.BatchSync`, for this
+one event, unpaced: one Stripe read per new event) and answers 200, or 5xx when Stripe (a 429
+included) or the table fails, so Stripe delivers again later: what the webhook did on main. Not
+shipped.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
+from tenant_billing.event_sync_logic import BatchSync, ReadPacer
 from tenant_billing.http_responses import internal_error, proxy_response, webhook_failed, webhook_rejected
 from tenant_billing.observability import logger, metrics
 from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 from tenant_billing.stripe_credentials import get_stripe_credentials
-from tenant_billing.webhook_logic import WebhookPayloadError, parse_event, process_event
+from tenant_billing.webhook_logic import WebhookPayloadError, parse_event
 from tenant_billing.webhook_signature import SignatureError, verify_signature
 
 
@@ -32,7 +34,9 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
         return webhook_rejected(exc.code, exc.message)
     except WebhookPayloadError as exc:
         return webhook_rejected("not_a_stripe_event", str(exc))
-    outcome = process_event(stripe_event, get_webhook_repository(), get_stripe, get_settings(), get_catalog())
+    # No pacing: each delivery reads Stripe at once, as the synchronous webhook did.
+    batch = BatchSync(get_webhook_repository(), get_stripe, get_settings(), get_catalog(), ReadPacer(float("inf")))
+    outcome = batch.process(stripe_event)
     return proxy_response(200, {"received": True, "outcome": outcome.value})
 
 
