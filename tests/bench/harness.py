@@ -139,7 +139,12 @@ def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSp
         "JwtAudience": LOCAL_AUDIENCE,
         **price_parameters(target.prices),
     }
-    resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
+    resources = {
+        "BillingTable": LOCAL_TABLE,
+        "StripeSecret": services.secret_arn,
+        "StripeEventsQueue": services.queue_url,
+        "CommonLayer": "local-layer",
+    }
     stack = load_local_stack(overrides, resources)
     extra = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
     extra |= {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}

@@ -212,6 +212,11 @@ class FakeStripe(Api):
                 _Fault(count, status, connection_error or lose_response, path_prefix, should_retry, lose_response)
             )
 
+    def clear_faults(self) -> None:
+        """Disarm every fault fail_next armed that has not fired yet."""
+        with self._lock:
+            self._faults.clear()
+
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
