@@ -119,7 +119,12 @@ def _start_functions(
         "JwtAudience": LOCAL_AUDIENCE,
         **price_parameters(target.prices),
     }
-    resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": services.secret_arn, "CommonLayer": "local-layer"}
+    resources = {
+        "BillingTable": LOCAL_TABLE,
+        "StripeSecret": services.secret_arn,
+        "StripeEventsQueue": services.queue_url,
+        "CommonLayer": "local-layer",
+    }
     template_stack = load_local_stack(overrides, resources)
     extra_env = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
     extra_env |= {"POWERTOOLS_TRACE_DISABLED": "true", "STRIPE_SECRET_MAX_AGE_SECONDS": "5"}

@@ -17,14 +17,14 @@ from tenant_billing.catalog import Catalog, get_catalog
 from tests.conftest import SECRET_NAME, TABLE_NAME, TEST_PRICES, reset_caches
 from tests.stripe_fake import TEST_API_KEY, FakeStripe, FakeStripeHTTPClient
 from tests.support.flows import WEBHOOK_SECRET
-from tests.support.queue import create_queues_from_template
+from tests.support.queue import create_queues
 from tests.support.template import create_table_from_template
 
 
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
-        create_queues_from_template()
+        create_queues()
         yield
 
 

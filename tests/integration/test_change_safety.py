@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.api_events import api_event
 from tests.support.aws_calls import atomic_dynamodb_requests
 from tests.support.flows import call, deliver, status_of, subscribe, webhook_status
+from tests.support.queue import drain, return_failed_now
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -235,25 +237,26 @@ def test_a_skewed_clock_never_leaves_the_table_stale(
     subscription_id, events = subscribed.subscription_id, subscribed.events
     real = time.time_ns
 
-    def on_clock(offset: int, stripe_event: dict[str, Any]) -> tuple[int, Any]:
+    def on_clock(offset: int, action: Callable[[], Any]) -> Any:
         monkeypatch.setattr(time, "time_ns", lambda: real() + offset * 1_000_000_000)
         try:
-            return deliver(stripe_event)
+            return action()
         finally:
             monkeypatch.setattr(time, "time_ns", real)
 
     # One instance (its clock `skew_seconds` off, ahead or behind) and one on time; the later
     # read must end in the table whichever clock stamped which read.
     ahead, on_time = (skew_seconds, 0) if skew_seconds > 0 else (0, skew_seconds)
-    assert on_clock(ahead, events[-1])[0] == 200
+    assert on_clock(ahead, lambda: deliver(events[-1]))[0] == 200
     change = stripe_fake.update_subscription(subscription_id, cancel_at_period_end=True)
     # The newer read carries the older stamp: refused by the guard, it disagrees with what is
-    # stored, so the event is not acknowledged (before: 200 "superseded", the table left stale).
-    status, body = on_clock(on_time, change[-1])
-    assert (status, body["error"]["code"]) == (503, "temporarily_unavailable")
+    # stored, so the event is not done: its message returns to the queue (before: "superseded",
+    # the table left stale).
+    assert on_clock(on_time, lambda: deliver(change[-1])) == (200, {"received": True, "outcome": "failed"})
     assert status_of()["subscription"]["cancelAtPeriodEnd"] is False
-    # Stripe retries later: by then every clock is past the stale stamp.
-    assert on_clock(6, change[-1])[0] == 200
+    # The queue's retry, after the backoff: by then every clock is past the stale stamp.
+    assert return_failed_now() == 1
+    assert on_clock(6, drain).outcome_of(change[-1]["id"]) == "synced"
     assert status_of()["subscription"]["cancelAtPeriodEnd"] is True
 
 

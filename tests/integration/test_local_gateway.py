@@ -160,7 +160,12 @@ def gateway(tmp_path: Any) -> tuple[ApiGateway, Any]:
             "JwtIssuer": LOCAL_ISSUER,
             "JwtAudience": LOCAL_AUDIENCE,
         },
-        {"BillingTable": "t", "StripeSecret": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s", "CommonLayer": "l"},
+        {
+            "BillingTable": "t",
+            "StripeSecret": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s",
+            "StripeEventsQueue": "http://127.0.0.1:1/000000000000/q",
+            "CommonLayer": "l",
+        },
     )
     key = load_signing_key(tmp_path / "key.pem")
     processes = {logical_id: FunctionProcess(spec, {}) for logical_id, spec in stack.functions.items()}

@@ -24,7 +24,7 @@ from tests.robustness.counts import COUNTS, JSON_PATH_ENV, LOG_SCANS, count, sum
 from tests.robustness.support import WEBHOOK_SECRET, MotoEnvironment, clear_table
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.support.logscan import LogCapture
-from tests.support.queue import create_queues_from_template, recreate_queues
+from tests.support.queue import create_queues, recreate_queues
 from tests.support.template import create_table_from_template
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +63,7 @@ def moto_environment(shared_botocore_loader: None) -> Iterator[MotoEnvironment]:
         secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
         value = {"STRIPE_SECRET_KEY": TEST_API_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
         arn: str = secretsmanager.create_secret(Name=SECRET_NAME, SecretString=json.dumps(value))["ARN"]
-        create_queues_from_template()
+        create_queues()
         yield MotoEnvironment(dynamodb, secretsmanager, arn)
 
 

@@ -224,6 +224,11 @@ class FakeStripe(Api):
             self.rate_limiter = None if per_second is None else RateLimiter(per_second, tuple(methods), clock)
             return self.rate_limiter
 
+    def clear_faults(self) -> None:
+        """Disarm every fault fail_next armed that has not fired yet."""
+        with self._lock:
+            self._faults.clear()
+
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()

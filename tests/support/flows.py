@@ -38,6 +38,11 @@ def deliver(stripe_event: dict[str, Any] | bytes, *, secret: str = WEBHOOK_SECRE
     return status, body
 
 
+def ingest(stripe_event: dict[str, Any]) -> tuple[int, Any]:
+    """The webhook alone (the consumer does not run)."""
+    return call(stripe_webhook_handler, signed_delivery(stripe_event, [WEBHOOK_SECRET]))
+
+
 def status_of(org_id: str = "org_demo") -> Any:
     return call(status_handler, api_event("GET", "/billing/status", org_id=org_id, role="member"))[1]
 

@@ -19,12 +19,13 @@ from moto.server import ThreadedMotoServer
 from tenant_billing.catalog import Catalog, get_catalog
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.stripe_fake.server import serve_in_thread
-from tests.support.template import create_table_from_template, load_template, resource
+from tests.support.template import create_queues_from_template, create_table_from_template, load_template, resource
 
 LOCAL_REGION = "us-east-1"
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 LOCAL_TABLE = "billing-local"
 LOCAL_SECRET_NAME = "billing/stripe-local"
+LOCAL_QUEUE = "billing-events-local"
 # The one template parameter that gives the catalog's prices their Stripe prices.
 PRICES_PARAMETER = "StripePrices"
 
@@ -92,6 +93,8 @@ class LocalServices:
     stripe: FakeStripe
     # The environment a function gets (template Globals resolved for local use).
     env: dict[str, str] = field(default_factory=dict)
+    # StripeEventsQueue, created from template.yaml.
+    queue_url: str = ""
 
     def aws_client(self, service: str) -> Any:
         # Typed per service by boto3-stubs overloads; any service name is fine here.
@@ -139,6 +142,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
     try:
         services = LocalServices(f"http://127.0.0.1:{aws_port}", target.api_base, "", FakeStripe())
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
+        services.queue_url = create_queues_from_template(services.aws_client("sqs"), LOCAL_QUEUE, f"{LOCAL_QUEUE}-dlq")
         secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
         secret_resource = resource("StripeSecret")["Properties"]
         services.secret_arn = services.aws_client("secretsmanager").create_secret(
@@ -152,6 +156,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
             "AWS_SECRET_ACCESS_KEY": "local",
             "TABLE_NAME": LOCAL_TABLE,
             "STRIPE_SECRET_ARN": services.secret_arn,
+            "EVENTS_QUEUE_URL": services.queue_url,
             **({"STRIPE_API_BASE": target.api_base} if target.api_base else {}),
             **price_environment(target.prices),
         }

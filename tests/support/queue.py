@@ -20,7 +20,7 @@ import event_sync_handler
 from tenant_billing import event_sync_logic
 from tenant_billing.webhook_logic import Outcome
 from tests.conftest import ACCOUNT, DEAD_LETTER_QUEUE_NAME, QUEUE_NAME, QUEUE_URL, FakeLambdaContext
-from tests.support.template import resource
+from tests.support.template import create_queues_from_template, resource
 
 BATCH_SIZE = int(resource("EventSyncFunction")["Properties"]["Events"]["StripeEvents"]["Properties"]["BatchSize"])
 # A message the consumer failed: its event id (None when the body is not an event) and receipt.
@@ -31,22 +31,9 @@ def sqs() -> Any:
     return boto3.client("sqs", region_name="us-east-1")
 
 
-def create_queues_from_template() -> str:
-    """StripeEventsQueue and its dead-letter queue as template.yaml defines them: the queue's URL."""
-    client = sqs()
-    dlq = resource("StripeEventsDeadLetterQueue")["Properties"]
-    dlq_url = client.create_queue(
-        QueueName=DEAD_LETTER_QUEUE_NAME, Attributes={"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])}
-    )["QueueUrl"]
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    properties = resource("StripeEventsQueue")["Properties"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": properties["RedrivePolicy"]["maxReceiveCount"]}
-    attributes = {
-        "VisibilityTimeout": str(properties["VisibilityTimeout"]),
-        "MessageRetentionPeriod": str(properties["MessageRetentionPeriod"]),
-        "RedrivePolicy": json.dumps(redrive),
-    }
-    url: str = client.create_queue(QueueName=QUEUE_NAME, Attributes=attributes)["QueueUrl"]
+def create_queues() -> str:
+    """The test queues (StripeEventsQueue and its dead-letter queue, as template.yaml defines them)."""
+    url = create_queues_from_template(sqs(), QUEUE_NAME, DEAD_LETTER_QUEUE_NAME)
     assert url == QUEUE_URL, url
     return url
 
@@ -57,7 +44,7 @@ def recreate_queues() -> None:
     for name in (QUEUE_NAME, DEAD_LETTER_QUEUE_NAME):
         client.delete_queue(QueueUrl=client.get_queue_url(QueueName=name)["QueueUrl"])
     _failed.clear()
-    create_queues_from_template()
+    create_queues()
 
 
 def queued_messages(queue_name: str = QUEUE_NAME) -> list[dict[str, Any]]:
@@ -80,6 +67,23 @@ def queued_messages(queue_name: str = QUEUE_NAME) -> list[dict[str, Any]]:
 def send_to_queue(body: str) -> None:
     """A message on the events queue, as the webhook or an EventBridge rule would put it there."""
     sqs().send_message(QueueUrl=QUEUE_URL, MessageBody=body)
+
+
+def eventbridge_envelope(stripe_event: dict[str, Any]) -> str:
+    """The body an EventBridge rule puts on the queue for an event of Stripe's event destination."""
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": stripe_event["type"],
+            "source": "aws.partner/stripe.com/ed_test_61SampleDestination",
+            "account": "123456789012",
+            "time": "2026-12-01T12:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": stripe_event,
+        }
+    )
 
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:

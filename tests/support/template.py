@@ -1,8 +1,9 @@
-"""Read resource definitions out of template.yaml, so the test (and local) table and the real
-one are built from the same lines and cannot drift."""
+"""Read resource definitions out of template.yaml, so the test (and local) table and queues and
+the real ones are built from the same lines and cannot drift."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,22 @@ def create_table_from_template(client: Any, table_name: str, logical_id: str = "
     ttl = properties.get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+
+def create_queues_from_template(client: Any, queue_name: str, dead_letter_queue_name: str) -> str:
+    """StripeEventsQueue and its dead-letter queue as template.yaml defines them (visibility timeout,
+    retention, redrive after maxReceiveCount): the queue's URL."""
+    dlq = resource("StripeEventsDeadLetterQueue")["Properties"]
+    dlq_url = client.create_queue(
+        QueueName=dead_letter_queue_name, Attributes={"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])}
+    )["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    properties = resource("StripeEventsQueue")["Properties"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": properties["RedrivePolicy"]["maxReceiveCount"]}
+    attributes = {
+        "VisibilityTimeout": str(properties["VisibilityTimeout"]),
+        "MessageRetentionPeriod": str(properties["MessageRetentionPeriod"]),
+        "RedrivePolicy": json.dumps(redrive),
+    }
+    url: str = client.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+    return url

@@ -1,0 +1,207 @@
+"""The webhook's queue and its consumer, attacked through the real handlers (moto's SQS built from
+template.yaml, the Stripe fake): the queue down at ingest, a consumer crashing mid-batch, a Stripe
+429 storm, a poison message, and the same event twice, across batches and across envelopes (the
+webhook's and EventBridge's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+import stripe_webhook_handler
+from tenant_billing.aws_clients import sqs_client
+from tenant_billing.repositories import DynamoWebhookRepository
+from tenant_billing.webhook_logic import HANDLED_EVENTS
+from tests.conftest import DEAD_LETTER_QUEUE_NAME
+from tests.stripe_fake import FakeStripe
+from tests.support.flows import WEBHOOK_SECRET, call, ingest, status_of, subscribe
+from tests.support.logscan import LogCapture
+from tests.support.queue import (
+    ConsumerRun,
+    drain,
+    eventbridge_envelope,
+    invoke_consumer,
+    queued_messages,
+    receive_batch,
+    return_failed_now,
+    send_to_queue,
+    sqs,
+)
+from tests.support.template import resource
+from tests.support.webhook_events import signed_delivery
+
+Items = Callable[[], list[dict[str, Any]]]
+pytestmark = pytest.mark.usefixtures("billing")
+MAX_RECEIVES = resource("StripeEventsQueue")["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+
+
+def stripe_list_reads(fake: FakeStripe) -> int:
+    return sum(1 for request in fake.requests if (request.method, request.path) == ("GET", "/v1/subscriptions"))
+
+
+def not_visible() -> int:
+    url = sqs().get_queue_url(QueueName="billing-events-test")["QueueUrl"]
+    attributes = sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage"),
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage"),
+        EndpointConnectionError(endpoint_url="https://sqs.invalid"),
+    ],
+    ids=["unavailable", "throttled", "unreachable"],
+)
+def test_the_queue_down_at_ingest_is_a_503_with_nothing_written_and_no_stripe_call(
+    failure: Exception, stripe_fake: FakeStripe, table_items: Items, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = subscribe(stripe_fake).events
+    before = table_items()
+    stripe_fake.reset_requests()
+
+    def down(**kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr(sqs_client(), "send_message", down)
+    status, body = ingest(events[0])
+    assert (status, body["error"]["code"]) == (503, "temporarily_unavailable")
+    assert table_items() == before
+    assert stripe_fake.requests == []
+    monkeypatch.undo()
+    assert queued_messages() == []
+
+
+def test_ingest_queues_the_body_exactly_as_received_and_ignores_other_types(stripe_fake: FakeStripe) -> None:
+    events = subscribe(stripe_fake).events
+    event = signed_delivery(events[0], [WEBHOOK_SECRET])
+    assert call(stripe_webhook_handler, event) == (200, {"received": True, "outcome": "queued"})
+    (message,) = queued_messages()
+    assert message["Body"] == event["body"]
+    assert message["MessageAttributes"]["event_id"]["StringValue"] == events[0]["id"]
+    other = {"id": "evt_other_type", "object": "event", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}
+    assert ingest(other) == (200, {"received": True, "outcome": "ignored"})
+    assert len(queued_messages()) == 1
+
+
+def test_a_batch_reads_stripe_once_per_customer(stripe_fake: FakeStripe) -> None:
+    tenants = [subscribe(stripe_fake, org_id) for org_id in ("org_one", "org_two")]
+    events = [stripe_event for tenant in tenants for stripe_event in tenant.events if stripe_event["type"] in HANDLED_EVENTS]
+    assert len(events) >= 6
+    for stripe_event in events:
+        assert ingest(stripe_event)[1]["outcome"] == "queued"
+    stripe_fake.reset_requests()
+    run = ConsumerRun()
+    invoke_consumer(receive_batch(len(events)), run)
+    assert run.failed == []
+    assert stripe_list_reads(stripe_fake) == 2
+    assert sorted(outcome.value for outcome in run.outcomes.values()) == ["synced"] * len(events)
+    for tenant in tenants:
+        assert status_of(tenant.org_id)["subscription"]["plan"] == "pro"
+    # Every event's marker is written: a redelivery of any of them is a duplicate.
+    for stripe_event in events:
+        assert ingest(stripe_event)[1]["outcome"] == "queued"
+    assert set(drain().outcomes.values()) == {"duplicate"}
+
+
+def test_a_consumer_crash_mid_batch_returns_only_the_failed_messages(
+    stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy, crashing = subscribe(stripe_fake, "org_healthy"), subscribe(stripe_fake, "org_crashing")
+    for stripe_event in healthy.events + crashing.events:
+        ingest(stripe_event)
+    assert len(queued_messages()) <= 10
+    real = DynamoWebhookRepository.lookup_event
+
+    def crash(self: DynamoWebhookRepository, event_id: str, customer_id: str | None) -> Any:
+        if customer_id == crashing.customer_id:
+            raise RuntimeError("the consumer crashed")
+        return real(self, event_id, customer_id)
+
+    monkeypatch.setattr(DynamoWebhookRepository, "lookup_event", crash)
+    messages = receive_batch(10)
+    run = ConsumerRun()
+    response = invoke_consumer(messages, run)
+    crashed = {m["MessageId"] for m in messages if m["MessageAttributes"]["event_id"]["StringValue"] in _ids(crashing.events)}
+    assert {failure["itemIdentifier"] for failure in response["batchItemFailures"]} == crashed
+    assert status_of("org_healthy")["subscription"]["plan"] == "pro"
+    assert status_of("org_crashing")["subscription"] is None
+    # Only the failed messages are left; once the consumer is fixed they take effect.
+    monkeypatch.setattr(DynamoWebhookRepository, "lookup_event", real)
+    assert return_failed_now() == len(crashed)
+    assert set(drain().outcomes.values()) == {"synced"}
+    assert status_of("org_crashing")["subscription"]["plan"] == "pro"
+
+
+def _ids(events: list[dict[str, Any]]) -> set[str]:
+    return {stripe_event["id"] for stripe_event in events}
+
+
+def test_a_stripe_429_storm_returns_every_message_with_a_backoff_and_loses_none(
+    stripe_fake: FakeStripe, log_capture: LogCapture
+) -> None:
+    tenants = [subscribe(stripe_fake, f"org_storm_{n}") for n in range(3)]
+    events = [stripe_event for tenant in tenants for stripe_event in tenant.events if stripe_event["type"] in HANDLED_EVENTS]
+    for stripe_event in events:
+        ingest(stripe_event)
+    stripe_fake.reset_requests()
+    stripe_fake.fail_next(1000, status=429, path_prefix="/v1/subscriptions")
+    run = drain()
+    assert sorted(run.failed) == sorted(run.event_ids) and len(run.failed) == len(events)
+    # One attempt per customer per batch: the customer's other events do not hammer Stripe.
+    assert stripe_list_reads(stripe_fake) <= len(tenants) * run.batches
+    # Not lost, not dead-lettered: invisible for their backoff, then received again.
+    assert queued_messages() == [] and not_visible() == len(events)
+    assert queued_messages(DEAD_LETTER_QUEUE_NAME) == []
+    assert '"EventRetried"' in log_capture.text()
+    stripe_fake.clear_faults()
+    assert return_failed_now() == len(events)
+    assert set(drain().outcomes.values()) <= {"synced"}
+    for tenant in tenants:
+        assert status_of(tenant.org_id)["subscription"]["status"] == "active"
+
+
+def test_a_poison_message_reaches_the_dead_letter_queue_and_the_rest_is_processed(
+    stripe_fake: FakeStripe, log_capture: LogCapture
+) -> None:
+    events = subscribe(stripe_fake).events
+    send_to_queue("{not json")
+    ingest(events[0])
+    first = drain()
+    assert sorted(outcome.value for outcome in first.outcomes.values()) == ["synced"]
+    assert len(first.failed) == 1
+    assert status_of()["subscription"]["plan"] == "pro"
+    assert '"EventPoison"' in log_capture.text()
+    for _ in range(MAX_RECEIVES):
+        return_failed_now()
+        drain()
+    assert queued_messages() == []
+    (dead,) = queued_messages(DEAD_LETTER_QUEUE_NAME)
+    assert dead["Body"] == "{not json"
+
+
+@pytest.mark.parametrize("batch_size", [1, 10], ids=["across-batches", "one-batch"])
+def test_the_same_event_by_webhook_and_by_eventbridge_takes_effect_once(
+    batch_size: int, stripe_fake: FakeStripe, table_items: Items
+) -> None:
+    events = subscribe(stripe_fake).events
+    ingest(events[0])
+    send_to_queue(eventbridge_envelope(events[0]))
+    ingest(events[0])  # and Stripe's own redelivery
+    stripe_fake.reset_requests()
+    run = drain(batch_size)
+    assert sorted(outcome.value for outcome in run.outcomes.values()) == ["duplicate", "duplicate", "synced"]
+    assert stripe_list_reads(stripe_fake) == 1
+    assert [item["pk"]["S"] for item in table_items() if item["sk"]["S"] == "EVENT"] == [f"EVENT#{events[0]['id']}"]
+    assert status_of()["subscription"]["plan"] == "pro"
+
+
+def test_an_eventbridge_event_alone_is_synced(stripe_fake: FakeStripe) -> None:
+    events = subscribe(stripe_fake).events
+    send_to_queue(eventbridge_envelope(events[-1]))
+    assert drain().only_outcome() == "synced"
+    assert status_of()["subscription"]["plan"] == "pro"
