@@ -33,6 +33,7 @@ def sqs() -> Any:
 
 def create_queues() -> str:
     """The test queues (StripeEventsQueue and its dead-letter queue, as template.yaml defines them)."""
+    _failed.clear()  # receipts of another test's queue
     url = create_queues_from_template(sqs(), QUEUE_NAME, DEAD_LETTER_QUEUE_NAME)
     assert url == QUEUE_URL, url
     return url
@@ -43,7 +44,6 @@ def recreate_queues() -> None:
     client = sqs()
     for name in (QUEUE_NAME, DEAD_LETTER_QUEUE_NAME):
         client.delete_queue(QueueUrl=client.get_queue_url(QueueName=name)["QueueUrl"])
-    _failed.clear()
     create_queues()
 
 
