@@ -1,5 +1,5 @@
-"""Local stand-ins for the cloud: moto in server mode (the table and the secret created from
-template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
+"""Local stand-ins for the cloud: moto in server mode (the table, the queues and the secret created
+from template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
 through AWS_ENDPOINT_URL and STRIPE_API_BASE, exactly as a deployed function reaches AWS and
 Stripe. Used by the benchmarks and the local stack; everything binds to 127.0.0.1."""
 
@@ -19,7 +19,13 @@ from moto.server import ThreadedMotoServer
 from tenant_billing.catalog import Catalog, get_catalog
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.stripe_fake.server import serve_in_thread
-from tests.support.template import create_table_from_template, load_template, resource
+from tests.support.template import (
+    LocalQueue,
+    create_queues_from_template,
+    create_table_from_template,
+    load_template,
+    resource,
+)
 
 LOCAL_REGION = "us-east-1"
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
@@ -92,6 +98,8 @@ class LocalServices:
     stripe: FakeStripe
     # The environment a function gets (template Globals resolved for local use).
     env: dict[str, str] = field(default_factory=dict)
+    # The template's SQS queues by logical id.
+    queues: dict[str, LocalQueue] = field(default_factory=dict)
 
     def aws_client(self, service: str) -> Any:
         # Typed per service by boto3-stubs overloads; any service name is fine here.
@@ -129,7 +137,7 @@ def add_local_prices(fake: FakeStripe) -> FakeStripe:
 
 @contextmanager
 def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalServices]:
-    """moto in server mode with the table and the Stripe secret created from template.yaml."""
+    """moto in server mode with the table, the queues and the Stripe secret created from template.yaml."""
     aws_port = aws_port or free_port()
     check_port_free(aws_port, "embedded AWS")
     # The embedded AWS answers quietly: one access-log line per call would drown everything else.
@@ -139,6 +147,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
     try:
         services = LocalServices(f"http://127.0.0.1:{aws_port}", target.api_base, "", FakeStripe())
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
+        services.queues = create_queues_from_template(services.aws_client("sqs"))
         secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
         secret_resource = resource("StripeSecret")["Properties"]
         services.secret_arn = services.aws_client("secretsmanager").create_secret(

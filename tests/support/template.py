@@ -1,8 +1,10 @@
-"""Read resource definitions out of template.yaml, so the test (and local) table and the real
-one are built from the same lines and cannot drift."""
+"""Read resource definitions out of template.yaml, so the test (and local) table and queues and
+the real ones are built from the same lines and cannot drift."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,38 @@ def create_table_from_template(client: Any, table_name: str, logical_id: str = "
     ttl = properties.get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+
+@dataclass(frozen=True)
+class LocalQueue:
+    url: str
+    arn: str
+
+
+def _queue_attributes(properties: dict[str, Any], created: dict[str, LocalQueue]) -> dict[str, str]:
+    """A queue's SQS attributes from its template properties (the names are the same), its
+    dead-letter queue's !GetAtt resolved to the one created before it."""
+    attributes: dict[str, str] = {}
+    for name, value in properties.items():
+        if name in ("QueueName", "Tags"):
+            continue
+        if name == "RedrivePolicy":
+            target = value["deadLetterTargetArn"]["Fn::GetAtt"]
+            dead_letter = (target if isinstance(target, str) else ".".join(target)).removesuffix(".Arn")
+            value = json.dumps({**value, "deadLetterTargetArn": created[dead_letter].arn})
+        attributes[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return attributes
+
+
+def create_queues_from_template(client: Any) -> dict[str, LocalQueue]:
+    """Create every SQS queue the template always deploys (not those under a Condition), named
+    after its logical id, with the template's attributes: {logical id: its URL and ARN}."""
+    queues = {name: res["Properties"] for name, res in resources_of_type("AWS::SQS::Queue").items() if "Condition" not in res}
+    created: dict[str, LocalQueue] = {}
+    # Dead-letter queues (no redrive of their own) first, so a redrive policy can name one.
+    for name, properties in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
+        queue_name = f"{name}.fifo" if properties.get("FifoQueue") else name
+        url = client.create_queue(QueueName=queue_name, Attributes=_queue_attributes(properties, created))["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[name] = LocalQueue(url, arn)
+    return created
