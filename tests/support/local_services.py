@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -146,6 +147,9 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
     moto.start()
     try:
         services = LocalServices(f"http://127.0.0.1:{aws_port}", target.api_base, "", FakeStripe())
+        # moto keeps its resources per process: start from none, whatever an earlier server created.
+        reset = urllib.request.Request(f"{services.aws_endpoint}/moto-api/reset", data=b"", method="POST")
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(reset, timeout=10).close()
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
         services.queues = create_queues_from_template(services.aws_client("sqs"))
         secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
