@@ -29,8 +29,8 @@ def _lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     """SQS's MessageAttributes as Lambda's records spell them (stringValue, dataType, ...)."""
     return {
         name: {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
+            **({"stringValue": value["StringValue"]} if "StringValue" in value else {}),
+            **({"binaryValue": value["BinaryValue"]} if "BinaryValue" in value else {}),
             "stringListValues": value.get("StringListValues", []),
             "binaryListValues": value.get("BinaryListValues", []),
             "dataType": value["DataType"],

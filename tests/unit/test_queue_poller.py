@@ -187,3 +187,22 @@ def test_the_local_stack_knows_the_rules_queue_and_feeds_each_sqs_consumer(monke
     assert function.logical_id == "EventSyncFunction" and function.handler_module == "event_sync_handler"
     assert source == QueueSource("StripeEventsQueue", batch_size=5, report_batch_item_failures=True)
     assert function.environment["EVENTS_QUEUE_URL"] == "http://sqs/queue"
+
+
+def test_message_attributes_are_spelled_as_lambda_spells_them(sqs: Any) -> None:
+    url, arn, _ = make_queue(sqs)
+    attributes = {"stripe_event_type": {"DataType": "String", "StringValue": "invoice.paid"}}
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(stripe_event("evt_1")), MessageAttributes=attributes)
+    consumer = StandInConsumer()
+    QueuePoller(sqs, url, arn, PARTIAL, consumer.invoke, "EventSyncFunction").poll_once(wait_seconds=0)
+    records = consumer.records
+    assert records[0]["messageAttributes"] == {
+        "stripe_event_type": {
+            "stringValue": "invoice.paid",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+    }
+    assert records[0]["md5OfMessageAttributes"]
+    assert depth(sqs, url) == 0
