@@ -2,8 +2,9 @@
 wrapped in the EventBridge event Stripe puts on the partner event bus, sent to the queue the way
 the template's StripeEventsRule does (the message body is the EventBridge event, unchanged).
 
-The envelope, as Stripe sends it (docs.stripe.com/event-destinations/eventbridge, and the
-EventBridge payloads in stripe-python's and stripe-go's tests of their cloud-event parsers):
+The envelope, as Stripe sends it (docs.stripe.com/event-destinations/eventbridge for the partner
+event source; the payload from the test fixtures of a Stripe SDK's `construct_event_from_cloud_provider`
+and from events captured off real destinations in public repositories):
 `source` is the partner event source, `aws.partner/stripe.com/<event destination id>`
 (`ed_test_...` in a sandbox), `detail-type` the Stripe event's type, `resources` the partner event
 source's ARN, and `detail` the whole snapshot event (`id` evt_..., `object` "event", `type`,
