@@ -3,7 +3,11 @@
 Starts an embedded AWS (moto, with the table and the secret from template.yaml), a Stripe
 emulator (the Stripe fake with hosted Checkout and portal pages that deliver signed webhooks),
 the local API gateway (every route of template.yaml, JWT authorizer, CORS) and the webhook's
-Function URL, each function in its own process with its own environment from the template.
+Function URL, each function in its own process with its own environment from the template. The
+template's queues live in the embedded AWS, and each function with an SQS event is fed its queue's
+batches as Lambda feeds it (queue_poller). With `--stripe-delivery eventbridge` the emulator sends
+its events as Stripe's Amazon EventBridge destination does, into the queue the template's rule
+targets, instead of to the webhook URL.
 
 With STRIPE_SECRET_KEY (a test-mode key), STRIPE_WEBHOOK_SECRET and STRIPE_PRICES (the catalog's
 prices, in the format of the StripePrices parameter) in the environment, it talks to real Stripe
@@ -21,19 +25,22 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER, Verifier, load_signing_key, mint_for
+from functions.local_stack.eventbridge_delivery import EventBridgeToQueue
 from functions.local_stack.function_process import FunctionProcess
 from functions.local_stack.gateway import ApiGateway, FunctionUrl, serve
+from functions.local_stack.queue_poller import QueuePoller
 from functions.local_stack.template_model import LocalStack, load_local_stack
 from tenant_billing.catalog import CATALOG_PATH, get_catalog
 from tenant_billing.settings import parse_prices
 from tests.support.local_services import (
     LOCAL_TABLE,
     LOCAL_WEBHOOK_SECRET,
+    LocalServices,
     PortInUseError,
     StripeTarget,
     add_local_prices,
@@ -42,8 +49,13 @@ from tests.support.local_services import (
     price_parameters,
 )
 
+if TYPE_CHECKING:  # the emulator is imported only when it runs (not with real Stripe)
+    from functions.local_stack.emulator_state import StripeEmulator
+
 DEMO_ORG = "org_demo"
 Processes = dict[str, FunctionProcess]
+# How the emulator's events reach the product: the webhook's Function URL, or the EventBridge rule's queue.
+DELIVERIES = ("webhook", "eventbridge")
 
 
 @dataclass(frozen=True)
@@ -58,15 +70,23 @@ class DevError(Exception):
     pass
 
 
-def parse_args(argv: list[str] | None = None) -> Ports:
+def parse_args(argv: list[str] | None = None) -> tuple[Ports, str]:
+    """(the ports, how the emulator delivers its events)."""
     env = os.environ
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(env.get("DEV_PORT", 3000)), help="API gateway and demo page (DEV_PORT)")
     parser.add_argument("--webhook-port", type=int, default=int(env.get("DEV_WEBHOOK_PORT", 3001)), help="webhook Function URL")
     parser.add_argument("--stripe-port", type=int, default=int(env.get("DEV_STRIPE_PORT", 12111)), help="Stripe emulator")
     parser.add_argument("--aws-port", type=int, default=int(env.get("DEV_AWS_PORT", 4566)), help="embedded AWS (moto)")
+    parser.add_argument(
+        "--stripe-delivery",
+        choices=DELIVERIES,
+        default=env.get("DEV_STRIPE_DELIVERY", "webhook"),
+        help="how the Stripe emulator delivers its events (DEV_STRIPE_DELIVERY): signed webhooks to the Function URL, "
+        "or EventBridge events (as Stripe's Amazon EventBridge destination) to the queue the template's rule targets",
+    )
     args = parser.parse_args(argv)
-    return Ports(args.port, args.webhook_port, args.stripe_port, args.aws_port)
+    return Ports(args.port, args.webhook_port, args.stripe_port, args.aws_port), args.stripe_delivery
 
 
 def real_stripe_from_env() -> StripeTarget | None:
@@ -92,11 +112,11 @@ def real_stripe_from_env() -> StripeTarget | None:
     return StripeTarget(api_base="", secret_key=key, webhook_secret=webhook_secret, prices=prices)
 
 
-def _start_stripe(stack: ExitStack, ports: Ports, webhook_url: str) -> tuple[StripeTarget, bool]:
-    """(where the functions reach Stripe, whether it is real Stripe): the emulator unless the environment says otherwise."""
+def _start_stripe(stack: ExitStack, ports: Ports, webhook_url: str) -> tuple[StripeTarget, StripeEmulator | None]:
+    """(where the functions reach Stripe, the emulator or None): the emulator unless the environment says otherwise."""
     real = real_stripe_from_env()
     if real is not None:
-        return real, True
+        return real, None
     from functions.local_stack.stripe_emulator import start_emulator
 
     check_port_free(ports.stripe, "Stripe emulator")
@@ -104,13 +124,13 @@ def _start_stripe(stack: ExitStack, ports: Ports, webhook_url: str) -> tuple[Str
     stack.callback(emulator.server_close)
     stack.callback(emulator.shutdown)
     add_local_prices(fake)
-    return StripeTarget(stripe_base), False
+    return StripeTarget(stripe_base), emulator.emulator
 
 
 def _start_functions(
     stack: ExitStack, target: StripeTarget, gateway_url: str, aws_port: int
-) -> tuple[LocalStack, Processes, str]:
-    """Embedded AWS and one process per function of template.yaml: (the stack, its processes, the AWS endpoint)."""
+) -> tuple[LocalStack, Processes, LocalServices]:
+    """Embedded AWS and one process per function of template.yaml: (the stack, its processes, the embedded AWS)."""
     services = stack.enter_context(embedded_aws(target, aws_port=aws_port))
     overrides = {
         "AppBaseUrl": gateway_url,
@@ -119,19 +139,40 @@ def _start_functions(
         "JwtAudience": LOCAL_AUDIENCE,
         **price_parameters(target.prices),
     }
-    resources = {
-        "BillingTable": LOCAL_TABLE,
-        "StripeSecret": services.secret_arn,
-        "StripeEventsQueue": services.queue_url,
-        "CommonLayer": "local-layer",
-    }
-    template_stack = load_local_stack(overrides, resources)
+    template_stack = load_local_stack(overrides, services.stack_resources())
     extra_env = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
     extra_env |= {"POWERTOOLS_TRACE_DISABLED": "true", "STRIPE_SECRET_MAX_AGE_SECONDS": "5"}
     processes = {logical_id: FunctionProcess(spec, extra_env) for logical_id, spec in template_stack.functions.items()}
     for process in processes.values():
         stack.callback(process.stop)
-    return template_stack, processes, services.aws_endpoint
+    return template_stack, processes, services
+
+
+def _start_queue_consumers(
+    stack: ExitStack, template_stack: LocalStack, processes: Processes, services: LocalServices
+) -> list[str]:
+    """Feed each function with an SQS event its queue, as Lambda's event source mapping does: one line each for the banner."""
+    started = []
+    for function, source in template_stack.queue_consumers():
+        queue = services.queues[source.queue]
+        process = processes[function.logical_id]
+        poller = QueuePoller(services.aws_client("sqs"), queue.url, queue.arn, source, process.invoke, function.logical_id)
+        poller.start()
+        stack.callback(poller.stop)
+        started.append(f"{source.queue} -> {function.logical_id}")
+    return started
+
+
+def _deliver_by_eventbridge(emulator: StripeEmulator | None, template_stack: LocalStack, services: LocalServices) -> str:
+    """Send the emulator's events to the queue the template's EventBridge rule targets: that queue."""
+    if emulator is None:
+        raise DevError("--stripe-delivery eventbridge needs the Stripe emulator (real Stripe delivers to real AWS)")
+    if not template_stack.rule_queues:
+        raise DevError("--stripe-delivery eventbridge: template.yaml has no EventBridge rule that targets a queue")
+    (queue_name,) = set(template_stack.rule_queues.values())
+    queue = services.queues[queue_name]
+    emulator.send = EventBridgeToQueue(services.aws_client("sqs"), queue.url, queue.arn)
+    return queue_name
 
 
 def _demo_tokens(key: rsa.RSAPrivateKey) -> list[dict[str, str]]:
@@ -150,15 +191,19 @@ def _serve(stack: ExitStack, target: ApiGateway | FunctionUrl, port: int, name: 
 
 
 @contextmanager
-def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any]]:
+def running_stack(ports: Ports, out: Any = sys.stdout, *, stripe_delivery: str = "webhook") -> Iterator[dict[str, Any]]:
     """Start everything; yield what was started (URLs and tokens); stop everything on exit."""
     for port, what in ((ports.gateway, "API gateway"), (ports.webhook, "webhook Function URL")):
         check_port_free(port, what)
     gateway_url = f"http://localhost:{ports.gateway}"
     webhook_url = f"http://127.0.0.1:{ports.webhook}/"
     with ExitStack() as stack:
-        target, real_stripe = _start_stripe(stack, ports, webhook_url)
-        template_stack, processes, aws_endpoint = _start_functions(stack, target, gateway_url, ports.aws)
+        target, emulator = _start_stripe(stack, ports, webhook_url)
+        template_stack, processes, services = _start_functions(stack, target, gateway_url, ports.aws)
+        consumers = _start_queue_consumers(stack, template_stack, processes, services)
+        delivery = f"webhooks to {webhook_url}"
+        if stripe_delivery == "eventbridge":
+            delivery = f"EventBridge events to the queue {_deliver_by_eventbridge(emulator, template_stack, services)}"
         key = load_signing_key()
         verifier = Verifier(key.public_key(), LOCAL_ISSUER, (LOCAL_AUDIENCE,))
         tokens = _demo_tokens(key)
@@ -170,9 +215,11 @@ def running_stack(ports: Ports, out: Any = sys.stdout) -> Iterator[dict[str, Any
             "gateway": gateway_url,
             "webhook": webhook_url,
             "stripe": target.api_base or "https://api.stripe.com (test mode)",
-            "aws": aws_endpoint,
+            "aws": services.aws_endpoint,
             "tokens": tokens,
-            "real_stripe": real_stripe,
+            "real_stripe": emulator is None,
+            "delivery": delivery,
+            "consumers": consumers,
         }
         print_banner(info, out)
         yield info
@@ -188,6 +235,7 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
         f"  Stripe webhook URL    {info['webhook']}",
         f"  Stripe                {info['stripe']}",
         f"  Embedded AWS (moto)   {info['aws']}  (table {LOCAL_TABLE})",
+        *(f"  Queue consumer        {consumer}" for consumer in info["consumers"]),
         "",
         f"  Admin token  (org {DEMO_ORG}, role admin):  {admin}",
         f"  Member token (org {DEMO_ORG}, role member): {member}",
@@ -198,6 +246,7 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
         lines += ["", f"  Real Stripe (test mode): run  stripe listen --forward-to {info['webhook']}"]
     else:
         lines += [
+            f"  Stripe emulator sends {info['delivery']}",
             "",
             "  Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined;",
             "  4000 0025 0000 3155 asks for 3-D Secure (complete or fail the challenge).",
@@ -207,12 +256,12 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ports = parse_args(argv)
+    ports, stripe_delivery = parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        with running_stack(ports):
+        with running_stack(ports, stripe_delivery=stripe_delivery):
             stop.wait()
             print("\nstopping...", flush=True)
     except (PortInUseError, DevError) as exc:

@@ -5,7 +5,8 @@ attempt waits `delivery_delay` seconds; a failed attempt (no 2xx, a redirect, a 
 connection) is retried with Stripe's exponential backoff scaled down from 3 days to about 5 minutes
 (`retry_delays`, the last one repeating, `max_attempts` in all). First attempts go out in emission
 order, one at a time; a retried event is passed by later ones, so the endpoint sees Stripe's lack of
-ordering too.
+ordering too. `send` is the transport (a signed POST to the webhook URL unless replaced, e.g. by
+eventbridge_delivery's queue).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,8 @@ class WebhookDeliveries:
             self._cursor = len(fake.events)  # events emitted before the emulator existed are not sent
         # No proxies (the endpoint is local) and no redirects (as Stripe).
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        # One attempt at one event's body: (HTTP status or None, a reason without the body or the secret).
+        self.send: Callable[[bytes], tuple[int | None, str]] = self._post
 
     def start(self) -> None:
         with self._cond:
@@ -247,7 +250,7 @@ class WebhookDeliveries:
         return None
 
     def _attempt(self, task: _Task) -> None:
-        status, reason = self._post(task.body)
+        status, reason = self.send(task.body)
         ok = status is not None and 200 <= status < 300
         with self._cond:
             if self._stopping:

@@ -170,13 +170,7 @@ def stack_overrides(services: LocalServices) -> dict[str, str]:
 
 def stack_resources(services: LocalServices, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """What !Ref of the template's resources stands for locally (the storm's queues in `extra`)."""
-    return {
-        "BillingTable": LOCAL_TABLE,
-        "StripeSecret": services.secret_arn,
-        "StripeEventsQueue": services.queue_url,
-        "CommonLayer": "local-layer",
-        **(extra or {}),
-    }
+    return services.stack_resources() | dict(extra or {})
 
 
 def function_environments(

@@ -3,6 +3,8 @@ handler, with the outcome its name promises."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from tests.stripe_fake import FakeStripe
 from tests.support.api_events import EVENTS_DIR, load_event, response_json
 from tests.support.flows import subscribe, webhook_status
 from tests.support.queue import drain
-from tests.support.template import resources_of_type
+from tests.support.template import load_template, resources_of_type
 from tests.support.webhook_events import function_url_event
 
 pytestmark = pytest.mark.usefixtures("billing")
@@ -45,6 +47,7 @@ API_EVENTS = {
 def test_every_event_file_is_covered() -> None:
     covered = set(API_EVENTS) | {"checkout.json", "reconcile_schedule.json", "entitlement_stream.json"}
     covered |= {path.name for path in EVENTS_DIR.glob("webhook_*.json")}
+    covered |= {path.name for path in EVENTS_DIR.glob("eventbridge_*.json")}
     assert {path.name for path in EVENTS_DIR.glob("*.json")} == covered
 
 
@@ -91,7 +94,6 @@ def test_a_resigned_stored_event_is_accepted(stripe_fake: FakeStripe) -> None:
         text=True,
         check=True,
     ).stdout
-    import json
 
     event = json.loads(resigned)
     response = stripe_webhook_handler.lambda_handler(event, FakeLambdaContext())
@@ -132,3 +134,23 @@ def test_function_handlers_in_the_template_match_these_modules() -> None:
                                     stripe_webhook_handler, reconcile_handler, entitlement_events_handler,
                                     sync_handler, event_sync_handler)}  # fmt: skip
     assert handlers == modules
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in EVENTS_DIR.glob("eventbridge_*.json")))
+def test_stored_eventbridge_events_are_stripes_envelope_on_the_queue(name: str) -> None:
+    """Each is the SQS event Lambda builds from the message StripeEventsRule puts on the queue: its
+    body the EventBridge event Stripe's destination emits (docs.stripe.com/event-destinations/eventbridge),
+    `detail` the whole snapshot event, the rule's pattern matching it."""
+    from tenant_billing.webhook_logic import HANDLED_EVENTS
+
+    (record,) = load_event(name)["Records"]
+    assert record["eventSource"] == "aws:sqs" and record["attributes"]["ApproximateReceiveCount"] == "1"
+    envelope = json.loads(record["body"])
+    source = envelope["source"]
+    assert re.fullmatch(load_template()["Parameters"]["StripeEventSourceName"]["AllowedPattern"], source)
+    assert source.startswith("aws.partner/stripe.com/ed_")
+    assert envelope["resources"] == [f"arn:aws:events:{envelope['region']}::event-source/{source}"]
+    detail = envelope["detail"]
+    assert envelope["detail-type"] == detail["type"] in HANDLED_EVENTS
+    assert detail["object"] == "event" and detail["id"].startswith("evt_") and detail["api_version"]
+    assert detail["data"]["object"]["object"] == "subscription"

@@ -98,3 +98,25 @@ def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytes
     assert "1 webhook deliveries still pending at shutdown were dropped" in err
     assert "Traceback" not in err
     assert TEST_API_KEY not in err
+
+
+def test_the_emulator_can_deliver_as_stripes_eventbridge_destination() -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    ports = Ports(gateway=free_port(), webhook=free_port(), stripe=free_port(), aws=free_port())
+    out = io.StringIO()
+    with running_stack(ports, out, stripe_delivery="eventbridge") as info:
+        stripe = info["stripe"]
+        create = urllib.request.Request(f"{stripe}/v1/customers", data=b"email=eb%40example.com", method="POST")
+        create.add_header("Authorization", f"Bearer {TEST_API_KEY}")
+        with opener.open(create, timeout=10) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with opener.open(f"{stripe}/_emulator/deliveries", timeout=10) as response:
+                (delivery,) = json.loads(response.read())
+            if not delivery["pending"]:
+                break
+            time.sleep(0.1)
+        # Sent to the queue the template's rule targets, not POSTed to the Function URL.
+        assert (delivery["type"], delivery["delivered"], delivery["attempts"]) == ("customer.created", True, 1)
+    assert "Stripe emulator sends EventBridge events to the queue StripeEventsQueue" in out.getvalue()

@@ -22,8 +22,9 @@ from functions.local_stack.dev_tokens import (
 )
 from functions.local_stack.function_process import FunctionProcess
 from functions.local_stack.gateway import ApiGateway, http_api_event, lambda_result_to_http
+from functions.local_stack.queue_poller import sqs_record
 from functions.local_stack.template_model import load_local_stack
-from tests.support.api_events import load_event
+from tests.support.api_events import EVENTS_DIR, load_event
 from tests.support.template import REPO_ROOT
 
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
@@ -54,12 +55,11 @@ def compare_keys(ours: dict[str, Any], reference: dict[str, Any], allowed_missin
     return problems
 
 
-@pytest.fixture(scope="module")
-def sam_http_api_event() -> dict[str, Any]:
+def sam_generated_event(service: str, kind: str) -> dict[str, Any]:
     sam = str(SAM) if SAM.exists() else shutil.which("sam")
     assert sam, "the SAM CLI is installed by `make test` (.venv-sam)"
     output = subprocess.run(
-        [sam, "local", "generate-event", "apigateway", "http-api-proxy"],
+        [sam, "local", "generate-event", service, kind],
         capture_output=True,
         text=True,
         check=True,
@@ -67,6 +67,28 @@ def sam_http_api_event() -> dict[str, Any]:
     ).stdout
     event: dict[str, Any] = json.loads(output)
     return event
+
+
+@pytest.fixture(scope="module")
+def sam_http_api_event() -> dict[str, Any]:
+    return sam_generated_event("apigateway", "http-api-proxy")
+
+
+def test_queue_records_have_the_keys_sam_generates() -> None:
+    """The local SQS event source mapping's records (queue_poller) and the stored EventBridge events."""
+    (reference,) = sam_generated_event("sqs", "receive-message")["Records"]
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "{}",
+        "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+        "Attributes": reference["attributes"],
+    }
+    ours = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:StripeEventsQueue")
+    assert compare_keys(key_tree(ours), key_tree(reference), set()) == []
+    for path in EVENTS_DIR.glob("eventbridge_*.json"):
+        (record,) = load_event(path.name)["Records"]
+        assert compare_keys(key_tree(record), key_tree(reference), set()) == [], path.name
 
 
 def test_gateway_events_have_the_keys_sam_generates(sam_http_api_event: dict[str, Any]) -> None:

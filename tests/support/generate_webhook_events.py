@@ -1,6 +1,8 @@
 """Write events/webhook_*.json: Lambda Function URL events carrying Stripe deliveries in the
 current API shape, produced by the Stripe fake's own lifecycle, signed with the local
-development secret at a fixed time (re-sign with events/resign_webhook_event.py to use them).
+development secret at a fixed time (re-sign with events/resign_webhook_event.py to use them);
+and events/eventbridge_*.json: SQS events whose message is the EventBridge event Stripe's Amazon
+EventBridge destination emits for one of them (as StripeEventsRule puts it on the queue).
 
     PYTHONPATH=layers/common:. .venv/bin/python -m tests.support.generate_webhook_events
 """
@@ -8,9 +10,12 @@ development secret at a fixed time (re-sign with events/resign_webhook_event.py 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from functions.local_stack.eventbridge_delivery import eventbridge_event
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.stripe_signature import signature_header
 from tests.support.template import REPO_ROOT
@@ -60,6 +65,43 @@ def function_url_event(stripe_event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# A sandbox event destination's partner event source, in the account and region of the examples.
+EXAMPLE_EVENT_SOURCE = "aws.partner/stripe.com/ed_test_61RvBmSQ2xExampleDest16RvBmAbCdEfGhIjKlMnOpQr"
+EXAMPLE_ACCOUNT = "123456789012"
+EXAMPLE_QUEUE_ARN = f"arn:aws:sqs:us-east-1:{EXAMPLE_ACCOUNT}:billing-StripeEventsQueue-1A2B3C4D5E6F"
+
+
+def sqs_eventbridge_event(stripe_event: dict[str, Any]) -> dict[str, Any]:
+    """The SQS event Lambda builds from the message StripeEventsRule puts on the queue."""
+    envelope = eventbridge_event(
+        stripe_event,
+        source=EXAMPLE_EVENT_SOURCE,
+        account=EXAMPLE_ACCOUNT,
+        region="us-east-1",
+        event_id="5d3e8f2a-7b1c-4e9d-a6f0-3c2b1a098e7d",
+        time=datetime.fromtimestamp(SIGNED_AT, UTC),
+    )
+    body = json.dumps(envelope)
+    sent = str(SIGNED_AT * 1000)
+    record = {
+        "messageId": "2e1424d4-f796-459a-8184-9c92662be6da",
+        "receiptHandle": "AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq...",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": sent,
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": EXAMPLE_QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+    return {"Records": [record]}
+
+
 def main() -> None:
     fake = FakeStripe(clock=lambda: float(SIGNED_AT - 120))
     fake.add_price("price_pro_base", product_name="Pro", unit_amount=7900)
@@ -90,11 +132,13 @@ def main() -> None:
         "invoice.payment_failed": "webhook_invoice_payment_failed.json",
         "customer.subscription.deleted": "webhook_subscription_deleted.json",
     }
+    via_eventbridge = {"customer.subscription.updated": "eventbridge_subscription_updated.json"}
     for stripe_event in events:
-        name = wanted.pop(stripe_event["type"], None)
-        if name:
+        if name := wanted.pop(stripe_event["type"], None):
             (REPO_ROOT / "events" / name).write_text(json.dumps(function_url_event(stripe_event), indent=2) + "\n")
-    assert not wanted, f"the fake emitted no {sorted(wanted)}"
+        if name := via_eventbridge.pop(stripe_event["type"], None):
+            (REPO_ROOT / "events" / name).write_text(json.dumps(sqs_eventbridge_event(stripe_event), indent=2) + "\n")
+    assert not wanted and not via_eventbridge, f"the fake emitted no {sorted(wanted | via_eventbridge)}"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Local stand-ins for the cloud: moto in server mode (the table and the secret created from
-template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
+"""Local stand-ins for the cloud: moto in server mode (the table, the queues and the secret created
+from template.yaml's own definitions) and the Stripe fake served over HTTP. The handlers reach them
 through AWS_ENDPOINT_URL and STRIPE_API_BASE, exactly as a deployed function reaches AWS and
 Stripe. Used by the benchmarks and the local stack; everything binds to 127.0.0.1."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,13 +20,18 @@ from moto.server import ThreadedMotoServer
 from tenant_billing.catalog import Catalog, get_catalog
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.stripe_fake.server import serve_in_thread
-from tests.support.template import create_queues_from_template, create_table_from_template, load_template, resource
+from tests.support.template import (
+    LocalQueue,
+    create_queues_from_template,
+    create_table_from_template,
+    load_template,
+    resource,
+)
 
 LOCAL_REGION = "us-east-1"
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 LOCAL_TABLE = "billing-local"
 LOCAL_SECRET_NAME = "billing/stripe-local"
-LOCAL_QUEUE = "billing-events-local"
 # The one template parameter that gives the catalog's prices their Stripe prices.
 PRICES_PARAMETER = "StripePrices"
 
@@ -93,8 +99,15 @@ class LocalServices:
     stripe: FakeStripe
     # The environment a function gets (template Globals resolved for local use).
     env: dict[str, str] = field(default_factory=dict)
-    # StripeEventsQueue, created from template.yaml.
-    queue_url: str = ""
+    # The template's SQS queues by logical id.
+    queues: dict[str, LocalQueue] = field(default_factory=dict)
+
+    def stack_resources(self) -> dict[str, str]:
+        """What !Ref (and !GetAtt …Arn) of the template's resources stands for locally."""
+        resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": self.secret_arn, "CommonLayer": "local-layer"}
+        for name, queue in self.queues.items():
+            resources |= {name: queue.url, f"{name}.Arn": queue.arn}
+        return resources
 
     def aws_client(self, service: str) -> Any:
         # Typed per service by boto3-stubs overloads; any service name is fine here.
@@ -132,7 +145,7 @@ def add_local_prices(fake: FakeStripe) -> FakeStripe:
 
 @contextmanager
 def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalServices]:
-    """moto in server mode with the table and the Stripe secret created from template.yaml."""
+    """moto in server mode with the table, the queues and the Stripe secret created from template.yaml."""
     aws_port = aws_port or free_port()
     check_port_free(aws_port, "embedded AWS")
     # The embedded AWS answers quietly: one access-log line per call would drown everything else.
@@ -141,8 +154,11 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
     moto.start()
     try:
         services = LocalServices(f"http://127.0.0.1:{aws_port}", target.api_base, "", FakeStripe())
+        # moto keeps its resources per process: start from none, whatever an earlier server created.
+        reset = urllib.request.Request(f"{services.aws_endpoint}/moto-api/reset", data=b"", method="POST")
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(reset, timeout=10).close()
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
-        services.queue_url = create_queues_from_template(services.aws_client("sqs"), LOCAL_QUEUE, f"{LOCAL_QUEUE}-dlq")
+        services.queues = create_queues_from_template(services.aws_client("sqs"))
         secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
         secret_resource = resource("StripeSecret")["Properties"]
         services.secret_arn = services.aws_client("secretsmanager").create_secret(
@@ -156,7 +172,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
             "AWS_SECRET_ACCESS_KEY": "local",
             "TABLE_NAME": LOCAL_TABLE,
             "STRIPE_SECRET_ARN": services.secret_arn,
-            "EVENTS_QUEUE_URL": services.queue_url,
+            "EVENTS_QUEUE_URL": services.queues["StripeEventsQueue"].url,
             **({"STRIPE_API_BASE": target.api_base} if target.api_base else {}),
             **price_environment(target.prices),
         }

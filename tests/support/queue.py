@@ -34,7 +34,8 @@ def sqs() -> Any:
 def create_queues() -> str:
     """The test queues (StripeEventsQueue and its dead-letter queue, as template.yaml defines them)."""
     _failed.clear()  # receipts of another test's queue
-    url = create_queues_from_template(sqs(), QUEUE_NAME, DEAD_LETTER_QUEUE_NAME)
+    names = {"StripeEventsQueue": QUEUE_NAME, "StripeEventsDeadLetterQueue": DEAD_LETTER_QUEUE_NAME}
+    url = create_queues_from_template(sqs(), names)["StripeEventsQueue"].url
     assert url == QUEUE_URL, url
     return url
 

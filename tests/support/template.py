@@ -4,6 +4,8 @@ the real ones are built from the same lines and cannot drift."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,20 +64,38 @@ def create_table_from_template(client: Any, table_name: str, logical_id: str = "
         client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
 
-def create_queues_from_template(client: Any, queue_name: str, dead_letter_queue_name: str) -> str:
-    """StripeEventsQueue and its dead-letter queue as template.yaml defines them (visibility timeout,
-    retention, redrive after maxReceiveCount): the queue's URL."""
-    dlq = resource("StripeEventsDeadLetterQueue")["Properties"]
-    dlq_url = client.create_queue(
-        QueueName=dead_letter_queue_name, Attributes={"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])}
-    )["QueueUrl"]
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    properties = resource("StripeEventsQueue")["Properties"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": properties["RedrivePolicy"]["maxReceiveCount"]}
-    attributes = {
-        "VisibilityTimeout": str(properties["VisibilityTimeout"]),
-        "MessageRetentionPeriod": str(properties["MessageRetentionPeriod"]),
-        "RedrivePolicy": json.dumps(redrive),
-    }
-    url: str = client.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
-    return url
+@dataclass(frozen=True)
+class LocalQueue:
+    url: str
+    arn: str
+
+
+def _queue_attributes(properties: dict[str, Any], created: dict[str, LocalQueue]) -> dict[str, str]:
+    """A queue's SQS attributes from its template properties (the names are the same), its
+    dead-letter queue's !GetAtt resolved to the one created before it."""
+    attributes: dict[str, str] = {}
+    for name, value in properties.items():
+        if name in ("QueueName", "Tags"):
+            continue
+        if name == "RedrivePolicy":
+            target = value["deadLetterTargetArn"]["Fn::GetAtt"]
+            dead_letter = (target if isinstance(target, str) else ".".join(target)).removesuffix(".Arn")
+            value = json.dumps({**value, "deadLetterTargetArn": created[dead_letter].arn})
+        attributes[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return attributes
+
+
+def create_queues_from_template(client: Any, names: Mapping[str, str] | None = None) -> dict[str, LocalQueue]:
+    """Create every SQS queue the template always deploys (not those under a Condition), named
+    after its logical id (or as `names` maps it), with the template's attributes: {logical id: its
+    URL and ARN}."""
+    queues = {name: res["Properties"] for name, res in resources_of_type("AWS::SQS::Queue").items() if "Condition" not in res}
+    created: dict[str, LocalQueue] = {}
+    # Dead-letter queues (no redrive of their own) first, so a redrive policy can name one.
+    for name, properties in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
+        queue_name = (names or {}).get(name, name)
+        queue_name = f"{queue_name}.fifo" if properties.get("FifoQueue") else queue_name
+        url = client.create_queue(QueueName=queue_name, Attributes=_queue_attributes(properties, created))["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[name] = LocalQueue(url, arn)
+    return created

@@ -4,6 +4,7 @@ secrets only by reference, least privilege."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -275,3 +276,62 @@ def test_the_api_is_throttled_and_access_logged_without_secrets() -> None:
     assert "$context.requestId" in log_format
     for leak in ("authorization", "$request.header", "claims", "body"):
         assert leak not in log_format.lower()
+
+
+STRIPE_EVENTBRIDGE_RESOURCES = {
+    "StripeEventBus": "AWS::Events::EventBus",
+    "StripeEventsRule": "AWS::Events::Rule",
+    "StripeEventBridgeDeadLetterQueue": "AWS::SQS::Queue",
+    "StripeEventsQueuePolicy": "AWS::SQS::QueuePolicy",
+}
+
+
+def test_the_stripe_event_source_is_optional_and_turns_on_the_eventbridge_resources() -> None:
+    template = load_template()
+    parameter = template["Parameters"]["StripeEventSourceName"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("aws.partner/stripe.com/ed_test_61Rc9ZIzCyVXIv5LR16Rc9WfUF9E")
+    assert not pattern.fullmatch("aws.partner/example.com/ed_1")
+    assert template["Conditions"]["HasStripeEventSource"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripeEventSourceName"}, ""]}]}
+    for logical_id, resource_type in STRIPE_EVENTBRIDGE_RESOURCES.items():
+        assert resource(logical_id)["Type"] == resource_type
+        assert resource(logical_id)["Condition"] == "HasStripeEventSource"
+    # The queue itself exists either way: the webhook enqueues on it too.
+    assert "Condition" not in resource("StripeEventsQueue")
+
+
+def test_the_bus_is_associated_with_the_partner_event_source() -> None:
+    source = {"Ref": "StripeEventSourceName"}
+    assert resource("StripeEventBus")["Properties"] == {"Name": source, "EventSourceName": source}
+
+
+def test_the_rule_routes_the_handled_stripe_events_to_the_queue_with_a_dead_letter_queue() -> None:
+    from tenant_billing.webhook_logic import HANDLED_EVENTS
+
+    properties = resource("StripeEventsRule")["Properties"]
+    assert properties["EventBusName"] == {"Ref": "StripeEventBus"}
+    assert properties["State"] == "ENABLED"
+    pattern = properties["EventPattern"]
+    assert pattern["source"] == [{"Ref": "StripeEventSourceName"}]
+    # Stripe sets detail-type to the event's type: the same list as the webhook endpoint's.
+    assert sorted(pattern["detail-type"]) == sorted(HANDLED_EVENTS)
+    (target,) = properties["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": "StripeEventsQueue.Arn"}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": "StripeEventBridgeDeadLetterQueue.Arn"}}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_only_the_rule_may_send_to_the_queues() -> None:
+    properties = resource("StripeEventsQueuePolicy")["Properties"]
+    assert properties["Queues"] == [{"Ref": "StripeEventsQueue"}, {"Ref": "StripeEventBridgeDeadLetterQueue"}]
+    (statement,) = properties["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": "StripeEventsQueue.Arn"},
+        {"Fn::GetAtt": "StripeEventBridgeDeadLetterQueue.Arn"},
+    ]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": "StripeEventsRule.Arn"}}}
