@@ -16,7 +16,7 @@ from tenant_billing.aws_clients import sqs_client
 from tenant_billing.repositories import DynamoWebhookRepository
 from tenant_billing.webhook_logic import HANDLED_EVENTS
 from tests.conftest import DEAD_LETTER_QUEUE_NAME
-from tests.stripe_fake import FakeStripe
+from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.flows import WEBHOOK_SECRET, call, ingest, status_of, subscribe
 from tests.support.logscan import LogCapture
 from tests.support.queue import (
@@ -205,3 +205,58 @@ def test_an_eventbridge_event_alone_is_synced(stripe_fake: FakeStripe) -> None:
     send_to_queue(eventbridge_envelope(events[-1]))
     assert drain().only_outcome() == "synced"
     assert status_of()["subscription"]["plan"] == "pro"
+
+
+def _stored_read_second(table_items: Items) -> int:
+    (item,) = [item for item in table_items() if item["sk"]["S"] == "SUBSCRIPTION"]
+    return int(item["read_at_ns"]["N"]) // 1_000_000_000
+
+
+def test_a_late_event_whose_change_a_stored_read_saw_costs_no_stripe_read(stripe_fake: FakeStripe, table_items: Items) -> None:
+    handled = [e for e in subscribe(stripe_fake).events if e["type"] in HANDLED_EVENTS]
+    first, *late = handled
+    assert late
+    ingest(first)
+    assert drain().only_outcome() == "synced"
+    read_second = _stored_read_second(table_items)
+    stripe_fake.reset_requests()
+    # Stripe's retries of the others, created well before the stored read started.
+    for stripe_event in late:
+        ingest({**stripe_event, "created": read_second - 60})
+    run = drain()
+    assert sorted(outcome.value for outcome in run.outcomes.values()) == ["synced"] * len(late)
+    assert stripe_list_reads(stripe_fake) == 0
+    assert status_of()["subscription"]["plan"] == "pro"
+    # Their markers are written: another delivery is a duplicate.
+    ingest({**late[0], "created": read_second - 60})
+    assert drain().only_outcome() == "duplicate"
+
+
+def test_a_change_after_the_stored_read_is_read_from_stripe_whatever_its_events_order(
+    stripe_fake: FakeStripe, table_items: Items
+) -> None:
+    tenant = subscribe(stripe_fake)
+    ingest(tenant.events[-1])
+    drain()
+    assert status_of()["subscription"]["cancelAtPeriodEnd"] is False
+    make_stripe_client(stripe_fake).v1.subscriptions.update(tenant.subscription_id, {"cancel_at_period_end": True})
+    (updated,) = stripe_fake.events_of_type("customer.subscription.updated")[-1:]
+    stripe_fake.reset_requests()
+    ingest(updated)
+    assert drain().only_outcome() == "synced"
+    assert stripe_list_reads(stripe_fake) == 1
+    assert status_of()["subscription"]["cancelAtPeriodEnd"] is True
+
+
+@pytest.mark.parametrize(("seconds_before_the_read", "reads"), [(2, 1), (3, 0)])
+def test_an_event_within_the_clock_allowance_of_the_stored_read_is_read_again(
+    seconds_before_the_read: int, reads: int, stripe_fake: FakeStripe, table_items: Items
+) -> None:
+    tenant = subscribe(stripe_fake)
+    ingest(tenant.events[0])
+    drain()
+    read_second = _stored_read_second(table_items)
+    stripe_fake.reset_requests()
+    ingest({**tenant.events[-1], "created": read_second - seconds_before_the_read})
+    assert drain().only_outcome() == "synced"
+    assert stripe_list_reads(stripe_fake) == reads

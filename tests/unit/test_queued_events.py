@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.event_sync_logic import RETRY_BASE_SECONDS, RETRY_MAX_SECONDS, ReadPacer, retry_delay_seconds
+from tenant_billing.event_sync_logic import (
+    CLOCK_SKEW_ALLOWANCE_SECONDS,
+    RETRY_BASE_SECONDS,
+    RETRY_MAX_SECONDS,
+    ReadPacer,
+    read_covers_event,
+    retry_delay_seconds,
+)
+from tenant_billing.items import SubscriptionRecord
 from tenant_billing.queued_events import QueuedEventError, read_queued_event
 from tenant_billing.settings import Settings
 
@@ -108,3 +116,50 @@ def test_the_backoff_grows_with_the_receive_count_and_is_capped() -> None:
         ceiling = min(RETRY_BASE_SECONDS * 2 ** (receive_count - 1), RETRY_MAX_SECONDS)
         assert ceiling * 2 / 3 - 1 <= delay <= ceiling
     assert retry_delay_seconds(30) <= RETRY_MAX_SECONDS
+
+
+def test_the_event_keeps_stripes_created_in_either_envelope() -> None:
+    assert read_queued_event(json.dumps(STRIPE_EVENT)).created == STRIPE_EVENT["created"]
+    assert read_queued_event(envelope(STRIPE_EVENT)).created == STRIPE_EVENT["created"]
+
+
+@pytest.mark.parametrize("created", [None, "1796126809", -5, 0, 1.5, True])
+def test_an_event_without_a_usable_created_says_0(created: Any) -> None:
+    assert read_queued_event(json.dumps({**STRIPE_EVENT, "created": created})).created == 0
+
+
+def _record(read_at_s: float, subscription_id: str = "sub_1", others: tuple[str, ...] = ()) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        "org_1", subscription_id, "cus_1", "active", "pro", 1, None, False, 1, int(read_at_s * 1e9), other_live_ids=others
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "subscription_id", "created", "covers"),
+    [
+        (_record(1_000), "sub_1", 1_000 - 1 - CLOCK_SKEW_ALLOWANCE_SECONDS, True),
+        (_record(1_000), "sub_1", 1_000 - CLOCK_SKEW_ALLOWANCE_SECONDS, False),
+        (_record(1_000 - 0.001), "sub_1", 1_000 - 1 - CLOCK_SKEW_ALLOWANCE_SECONDS, False),
+        (_record(1_000), "sub_1", 1_000, False),
+        (_record(1_000), "sub_1", 2_000, False),
+        (_record(1_000), "sub_2", 10, False),
+        (_record(1_000, others=("sub_2",)), "sub_2", 10, True),
+        (_record(1_000), "sub_1", 0, False),
+        (None, "sub_1", 10, False),
+    ],
+    ids=[
+        "read-after",
+        "within-allowance",
+        "a-ns-short",
+        "same-second",
+        "event-newer",
+        "other-sub",
+        "other-live",
+        "no-created",
+        "no-record",
+    ],
+)
+def test_a_stored_read_covers_an_event_only_when_it_started_after_it(
+    record: SubscriptionRecord | None, subscription_id: str, created: int, covers: bool
+) -> None:
+    assert read_covers_event(record, subscription_id, created) is covers

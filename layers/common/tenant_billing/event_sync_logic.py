@@ -2,10 +2,13 @@
 Stripe's EventBridge destination). Dedupe by event id, then sync Stripe's current state (never the
 payload's) through the guarded write, at most once per customer per batch.
 
-Per event: one BatchGetItem (event marker + customer link), then either the sync (one Stripe read
-of the customer's subscriptions, see `org_sync`, and one transaction: subscription + entitlement
-+ event marker) or, when an earlier event of the batch already synced that customer, the event's
-marker alone (one PutItem). A duplicate costs the BatchGetItem alone.
+Per event: one BatchGetItem (event marker + customer link); a duplicate costs that alone. Then the
+event's marker alone (one PutItem) when a read of Stripe that started after the event was created
+is already stored: an earlier event of the batch synced that customer, or the stored subscription's
+read did (one more BatchGetItem, see `read_covers_event`). Otherwise the sync: one Stripe read of
+the customer's subscriptions (see `org_sync`) and one transaction (subscription + entitlement +
+event marker). Under a renewal storm the backlog makes the stored read the usual answer: about one
+Stripe read per subscription, whatever the number of its events.
 
 Stripe or the table unavailable: the message returns to the queue after a backoff that grows with
 its receive count (metric `EventRetried`); a message that is not a Stripe event is poison (metric
@@ -22,6 +25,7 @@ from typing import Protocol
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import BillingError
+from tenant_billing.items import SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import SyncResult, sync_org
@@ -37,6 +41,9 @@ from tenant_billing.webhook_logic import CHECKOUT_COMPLETED, HANDLED_EVENTS, TRI
 # (with up to a third less, at random, so a storm's messages do not all return at once).
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 900
+# Stripe's `created` is a whole second, and two clocks can differ: a stored read covers an event
+# only when it started at least this long after the end of the event's second.
+CLOCK_SKEW_ALLOWANCE_SECONDS = 2
 SYNC_OUTCOMES = {
     SaveOutcome.WRITTEN: Outcome.SYNCED,
     SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
@@ -76,6 +83,14 @@ def read_pacer(per_second: float) -> ReadPacer:
 def retry_delay_seconds(receive_count: int) -> int:
     delay = min(RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1), RETRY_MAX_SECONDS)
     return int(delay * (1 - random.random() / 3))  # noqa: S311 - jitter, not a secret
+
+
+def read_covers_event(record: SubscriptionRecord | None, subscription_id: str, event_created: int) -> bool:
+    """Is the event's change in the stored read? Stripe creates an event after the change it
+    reports, so a read of the customer's subscriptions that started later saw it (or newer)."""
+    if record is None or not event_created or subscription_id not in (record.subscription_id, *record.other_live_ids):
+        return False
+    return record.read_at_ns >= (event_created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS) * 1_000_000_000
 
 
 def _claimed_org(event: StripeEvent) -> str | None:
@@ -125,8 +140,12 @@ class BatchSync:
             # Stripe or the table failed for this customer in this batch: no second try now.
             raise failure
         earlier = self.synced.get(target.customer_id)
-        if earlier is not None and target.subscription_id in earlier.subscription_ids:
-            # Read after this event was queued: this event's state is in it. Only its marker is left.
+        # Read after this event was queued: this event's state is in it. Only its marker is left.
+        covered = earlier is not None and target.subscription_id in earlier.subscription_ids
+        if not covered and event.created:
+            stored = self.repository.get_subscriptions([org_id]).get(org_id)
+            covered = read_covers_event(stored, target.subscription_id, event.created)
+        if covered:
             metrics.add_metric(name="EventCoalesced", unit="Count", value=1)
             return Outcome.SYNCED if self.repository.mark_event(event.id, event.type, expires_at) else Outcome.DUPLICATE
         return self._sync(event, org_id, target.customer_id, target.subscription_id)

@@ -23,7 +23,7 @@ class PlanChangeRepository(OrgBillingStore, PlanChangeStore, Protocol):
     """Plan changes: the organization's billing items, its quotes and its change lock."""
 
 
-class WebhookRepository(OrgBillingStore, WebhookEventStore, Protocol):
+class WebhookRepository(OrgBillingStore, OrgBillingBatchReader, WebhookEventStore, Protocol):
     """Webhooks: the organization's billing items and the events' dedupe markers."""
 
 

@@ -53,6 +53,8 @@ class StripeEvent:
     id: str
     type: str
     object: Mapping[str, Any]
+    # Stripe's `created` (seconds, Stripe's clock); 0 when the event does not say.
+    created: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,8 @@ def read_event_document(document: object) -> StripeEvent:
         raise WebhookPayloadError("the event has no valid id")
     if not isinstance(event_type, str) or not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise WebhookPayloadError("the event has no type or no data.object")
-    return StripeEvent(event_id, event_type, data["object"])
+    created = document.get("created")
+    return StripeEvent(event_id, event_type, data["object"], created if type(created) is int and created > 0 else 0)
 
 
 def event_target(event: StripeEvent) -> EventTarget | None:
