@@ -168,19 +168,12 @@ def stack_overrides(services: LocalServices) -> dict[str, str]:
     }
 
 
-def stack_resources(services: LocalServices, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What !Ref of the template's resources stands for locally (the storm's queues in `extra`)."""
-    return services.stack_resources() | dict(extra or {})
-
-
-def function_environments(
-    services: LocalServices, extra_resources: Mapping[str, str] | None = None
-) -> dict[str, tuple[FunctionSpec, dict[str, str]]]:
+def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSpec, dict[str, str]]]:
     """Each function's environment as `make dev` builds it (template Globals + the function's own
     variables, references resolved to the local table and secret, plus the local endpoints), with
     tracing off and WARNING logs; the import path is the function's folder, the layer and the
     repository root (for the probe module only)."""
-    stack = load_local_stack(stack_overrides(services), stack_resources(services, extra_resources))
+    stack = load_local_stack(stack_overrides(services), services.stack_resources())
     extra = {key: value for key, value in services.env.items() if key.startswith("AWS_") or key == "STRIPE_API_BASE"}
     extra |= {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
     inherited = {key: value for key, value in os.environ.items() if key in INHERITED}
@@ -238,13 +231,11 @@ def cold_summary(samples: list[ColdStart]) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(
-        self, mode: Mode, services: LocalServices, scenario: Scenario, extra_resources: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, mode: Mode, services: LocalServices, scenario: Scenario) -> None:
         self.mode = mode
         self.fake: FakeStripe = services.stripe
         self.scenario = scenario
-        self.functions = function_environments(services, extra_resources)
+        self.functions = function_environments(services)
         self.cold: dict[str, list[ColdStart]] = {name: [] for name in (*BASELINES, *FUNCTIONS.values())}
         # The floor's cold starts: a fresh process making the function's first calls with no handler.
         self.cold_floor: dict[str, list[ColdStart]] = {name: [] for name in FUNCTIONS.values()}
@@ -280,7 +271,9 @@ class Bench:
             return {"event": api_event("POST", "/billing/portal", org_id=self.scenario.status_org)}
         stripe_event = stripe_event or self.scenario.take(1)[0]
         if name == SYNC:
-            return {"event": storm.sqs_event([stripe_event])}
+            # Created as it is sent, as Stripe sends promptly: no stored read can cover it yet, so it
+            # costs the read (a late one whose change a stored read saw is the storm's case).
+            return {"event": storm.sqs_event([{**stripe_event, "created": int(time.time())}])}
         return {"event": signed_delivery(stripe_event, [LOCAL_WEBHOOK_SECRET])}
 
     def _failed(self, where: str, reply: Mapping[str, Any]) -> None:
@@ -602,10 +595,8 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
         serialize_moto_dynamodb()
         # The storm's queues exist before any handler reads its settings.
         storm_queues = storm.prepare_queues(services)
-        storm_resources = storm_queues.resources if storm_queues else {}
-        if storm_queues is not None:
-            stack = load_local_stack(stack_overrides(services), stack_resources(services, storm_resources))
-            services.env.update(storm.consumer_environment(stack.functions.values()))
+        stack = load_local_stack(stack_overrides(services) | storm.STACK_PARAMETERS, services.stack_resources())
+        services.env.update(storm.consumer_environment(stack.functions.values()))
         setup_environment(services.env)
         results: dict[str, Any] = {
             "mode": mode.name,
@@ -619,7 +610,7 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
             # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
             pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
             scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
-            bench = Bench(mode, services, scenario, storm_resources)
+            bench = Bench(mode, services, scenario)
             progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
             bench.run_cold_rounds()
             progress("cold starts of the code as Lambda gets it, without and with bytecode")

@@ -32,7 +32,6 @@ import copy
 import hashlib
 import heapq
 import io
-import json
 import random
 import statistics
 import threading
@@ -62,6 +61,9 @@ ORG_PREFIX = "org_storm_"
 CONCURRENCY = 32
 DUPLICATE_FRACTION = 0.10
 READS_PER_SECOND = 25.0
+# The consumer is given the whole limit as its budget: nothing else reads Stripe during the storm
+# (a deployment beside live endpoints keeps the default, which leaves them room).
+STACK_PARAMETERS = {"StripeReadsPerSecond": str(int(READS_PER_SECOND))}
 SEED = 14
 # Stripe delivers a failed event again with an exponential backoff over three days; compressed here
 # to seconds (attempt n waits RETRY_DELAYS[n - 1], jittered +-25%), so the comparison ends.
@@ -284,6 +286,52 @@ def item_level_transaction_backups() -> Iterator[None]:
         backend_type.transact_write_items = original  # type: ignore[method-assign]
 
 
+_APPROXIMATE_COUNTS = frozenset(
+    {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"}
+)
+
+
+@contextmanager
+def sqs_without_needless_counts() -> Iterator[None]:
+    """moto computes every attribute of a queue where it needs one: on each SendMessage (to read
+    ContentBasedDeduplication) and, for each candidate message, on each ReceiveMessage (to read
+    MessageRetentionPeriod). The approximate counts among them walk every message, so a send costs
+    the queue's depth and a receive its square: seconds at a storm's depth. While this is active,
+    those two calls compute the attributes without the counts (per thread: moto's server answers
+    each request in its own): the same answers, and GetQueueAttributes still counts."""
+    from moto.sqs import models
+
+    skipping = threading.local()
+
+    class BaseAttributes(list[str]):
+        def __iter__(self) -> Iterator[str]:
+            names = super().__iter__()
+            if getattr(skipping, "on", False):
+                return (name for name in names if name not in _APPROXIMATE_COUNTS)
+            return names
+
+    def without_counts(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            skipping.on = True
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                skipping.on = False
+
+        return call
+
+    queue_type, backend_type = models.Queue, models.SQSBackend
+    originals = (queue_type.BASE_ATTRIBUTES, backend_type.send_message, backend_type.receive_message)
+    queue_type.BASE_ATTRIBUTES = BaseAttributes(originals[0])
+    backend_type.send_message = without_counts(originals[1])  # type: ignore[method-assign]
+    backend_type.receive_message = without_counts(originals[2])  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        queue_type.BASE_ATTRIBUTES = originals[0]
+        backend_type.send_message, backend_type.receive_message = originals[1], originals[2]  # type: ignore[method-assign]
+
+
 # --- deliveries ------------------------------------------------------------------------------------
 
 
@@ -424,8 +472,8 @@ def _ref_id(value: Any) -> str | None:
     return None
 
 
-def consumer_spec() -> QueueSpec | None:
-    """The function whose handler is event_sync_handler and its SQS event, or None (not built yet)."""
+def consumer_spec() -> QueueSpec:
+    """The function whose handler is event_sync_handler and its SQS event."""
     resources = load_template()["Resources"]
     for logical_id, res in resources.items():
         properties = res.get("Properties", {})
@@ -460,10 +508,7 @@ def consumer_spec() -> QueueSpec | None:
                 function_id=logical_id,
                 environment=environment,
             )
-    return None
-
-
-_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+    raise RuntimeError(f"template.yaml has no {CONSUMER_HANDLER} function with an SQS event")
 
 
 @dataclass(frozen=True)
@@ -472,35 +517,6 @@ class StormQueues:
     arn: str
     dlq_url: str | None
     spec: QueueSpec
-
-    @property
-    def resources(self) -> dict[str, str]:
-        """What !Ref of each queue stands for (its URL)."""
-        found = {self.spec.queue_id: self.url}
-        if self.spec.dlq_id and self.dlq_url:
-            found[self.spec.dlq_id] = self.dlq_url
-        return found
-
-
-def create_queues(services: LocalServices, spec: QueueSpec) -> StormQueues:
-    """The queue and its dead-letter queue in moto, with template.yaml's attributes and redrive."""
-    sqs = services.aws_client("sqs")
-
-    def attributes(properties: dict[str, Any]) -> dict[str, str]:
-        return {name: str(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
-
-    dlq_url, dlq_arn = None, None
-    if spec.dlq_id:
-        dlq_url = sqs.create_queue(QueueName=f"storm-{spec.dlq_id}", Attributes=attributes(spec.dlq_properties))["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_attributes = attributes(spec.queue_properties)
-    if dlq_arn and spec.max_receive_count:
-        queue_attributes["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
-        )
-    url = sqs.create_queue(QueueName=f"storm-{spec.queue_id}", Attributes=queue_attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return StormQueues(url, arn, dlq_url, spec)
 
 
 def consumer_environment(functions: Iterable[FunctionSpec]) -> dict[str, str]:
@@ -810,16 +826,15 @@ def purge_event_markers(services: LocalServices) -> None:
             pending = aws.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def prepare_queues(services: LocalServices) -> StormQueues | None:
-    """Before any handler is imported: the consumer's queues, if the template has the consumer."""
+def prepare_queues(services: LocalServices) -> StormQueues:
+    """The consumer's queue and dead-letter queue (the local services made them from the template)."""
     spec = consumer_spec()
-    return None if spec is None else create_queues(services, spec)
+    queue = services.queues[spec.queue_id]
+    return StormQueues(queue.url, queue.arn, services.queues[spec.dlq_id].url if spec.dlq_id else None, spec)
 
 
-def run_storms(
-    services: LocalServices, orgs_count: int, queues: StormQueues | None, progress: Callable[[str], None]
-) -> dict[str, Any]:
-    """Both designs' storms on the same organizations, the queue's first (when it exists)."""
+def run_storms(services: LocalServices, orgs_count: int, queues: StormQueues, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Both designs' storms on the same organizations, the queue's first."""
     import tests.bench.storm_sync as synchronous
 
     progress(f"storm: subscribing {orgs_count} organizations in the fake and linking them in the table")
@@ -834,16 +849,14 @@ def run_storms(
         "designs": {},
     }
     sink = io.StringIO()
-    with item_level_transaction_backups(), redirect_stdout(sink), quiet_logs():
-        if queues is not None:
-            import stripe_webhook_handler
+    with item_level_transaction_backups(), sqs_without_needless_counts(), redirect_stdout(sink), quiet_logs():
+        import stripe_webhook_handler
 
-            consumer = _import_consumer()
-            runner = QueueRunner(services, queues, consumer)
-            results["designs"]["queue"] = run_one(
-                "queue", services, orgs, stripe_webhook_handler.lambda_handler, runner=runner, seed=SEED, progress=progress
-            )
-            purge_event_markers(services)
+        runner = QueueRunner(services, queues, _import_consumer())
+        results["designs"]["queue"] = run_one(
+            "queue", services, orgs, stripe_webhook_handler.lambda_handler, runner=runner, seed=SEED, progress=progress
+        )
+        purge_event_markers(services)
         results["designs"]["synchronous"] = run_one(
             "synchronous", services, orgs, synchronous.lambda_handler, runner=None, seed=SEED + 1, progress=progress
         )

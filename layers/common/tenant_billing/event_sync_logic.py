@@ -5,7 +5,8 @@ payload's) through the guarded write, at most once per customer per batch.
 Per event: one BatchGetItem (event marker + customer link); a duplicate costs that alone. Then the
 event's marker alone (one PutItem) when a read of Stripe that started after the event was created
 is already stored: an earlier event of the batch synced that customer, or the stored subscription's
-read did (one more BatchGetItem, see `read_covers_event`). Otherwise the sync: one Stripe read of
+read did (one more BatchGetItem, for an event older than the clock allowance only, see
+`read_covers_event`). Otherwise the sync: one Stripe read of
 the customer's subscriptions (see `org_sync`) and one transaction (subscription + entitlement +
 event marker). Under a renewal storm the backlog makes the stored read the usual answer: about one
 Stripe read per subscription, whatever the number of its events.
@@ -142,7 +143,9 @@ class BatchSync:
         earlier = self.synced.get(target.customer_id)
         # Read after this event was queued: this event's state is in it. Only its marker is left.
         covered = earlier is not None and target.subscription_id in earlier.subscription_ids
-        if not covered and event.created:
+        # A read that covers the event started at least the allowance after it: none can be stored
+        # yet for an event younger than that, so the normal, prompt event skips this table read.
+        if not covered and event.created and time.time() >= event.created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS:
             stored = self.repository.get_subscriptions([org_id]).get(org_id)
             covered = read_covers_event(stored, target.subscription_id, event.created)
         if covered:
