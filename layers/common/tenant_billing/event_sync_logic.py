@@ -88,8 +88,10 @@ def retry_delay_seconds(receive_count: int) -> int:
 
 def read_covers_event(record: SubscriptionRecord | None, subscription_id: str, event_created: int) -> bool:
     """Is the event's change in the stored read? Stripe creates an event after the change it
-    reports, so a read of the customer's subscriptions that started later saw it (or newer)."""
-    if record is None or not event_created or subscription_id not in (record.subscription_id, *record.other_live_ids):
+    reports, so a read of that subscription that started later saw it (or newer). Only the stored
+    subscription's own events: a plan change stores its read-back alone, so the other live ones the
+    record names may be older than its read time."""
+    if record is None or not event_created or subscription_id != record.subscription_id:
         return False
     return record.read_at_ns >= (event_created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS) * 1_000_000_000
 
