@@ -70,7 +70,7 @@ def reset_caches() -> None:
         repository.cache_clear()
     from tenant_billing.aws_clients import _session, dynamodb_client, secretsmanager_client, sqs_client
     from tenant_billing.event_queue import get_event_queue
-    from tenant_billing.event_sync_logic import read_pacer
+    from tenant_billing.event_sync_logic import forget_read_pacer
     from tenant_billing.stripe_adapter import _adapter_for_key
     from tenant_billing.stripe_credentials import _secrets_provider
     from tenant_billing.stripe_prices import resolve_lookup_keys
@@ -79,7 +79,7 @@ def reset_caches() -> None:
     secretsmanager_client.cache_clear()
     sqs_client.cache_clear()
     get_event_queue.cache_clear()
-    read_pacer.cache_clear()
+    forget_read_pacer()
     _session.cache_clear()
     _secrets_provider.cache_clear()
     _adapter_for_key.cache_clear()

@@ -24,9 +24,6 @@ from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_adapter import get_stripe
 
-# Every message failed is a partial failure like any other: the answer lists them all.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
@@ -37,6 +34,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         get_webhook_repository(), get_stripe, settings, get_catalog(), read_pacer(settings.consumer_reads_per_second)
     )
     queue = get_event_queue()
+    # Per invocation (it holds the batch's results): every message failed is a partial failure like
+    # any other, the answer lists them all.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: SQSRecord) -> str:
         receive_count = int(record.attributes.approximate_receive_count)

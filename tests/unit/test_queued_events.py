@@ -4,6 +4,7 @@ Stripe's event destination), and what the consumer's pacing and backoff promise.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tenant_billing.event_sync_logic import (
     RETRY_MAX_SECONDS,
     ReadPacer,
     read_covers_event,
+    read_pacer,
     retry_delay_seconds,
 )
 from tenant_billing.items import SubscriptionRecord
@@ -163,3 +165,15 @@ def test_a_stored_read_covers_an_event_only_when_it_started_after_it(
     record: SubscriptionRecord | None, subscription_id: str, created: int, covers: bool
 ) -> None:
     assert read_covers_event(record, subscription_id, created) is covers
+
+
+def test_each_execution_environment_has_its_own_pacer() -> None:
+    """Per thread: Lambda runs an environment's invocations on one thread, and the storm benchmark's
+    concurrent environments are threads of one process, each with its share of the budget."""
+    mine = read_pacer(5.0)
+    assert read_pacer(5.0) is mine and read_pacer(10.0).interval == 0.1
+    other: list[ReadPacer] = []
+    thread = threading.Thread(target=lambda: other.append(read_pacer(10.0)))
+    thread.start()
+    thread.join()
+    assert other[0] is not read_pacer(10.0)

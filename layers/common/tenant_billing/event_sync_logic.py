@@ -19,9 +19,9 @@ its receive count (metric `EventRetried`); a message that is not a Stripe event 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Protocol
 
 from tenant_billing.catalog import Catalog
@@ -75,10 +75,22 @@ class ReadPacer:
         self.next_at = now + self.interval
 
 
-@cache
+_environment = threading.local()
+
+
 def read_pacer(per_second: float) -> ReadPacer:
-    """One pacer per execution environment (its budget is the invocation's share, see Settings)."""
-    return ReadPacer(per_second)
+    """One pacer per execution environment (its budget is the invocation's share, see Settings).
+    Lambda runs an environment's invocations one at a time on one thread, so per thread is per
+    environment, and environments run as threads in one process (the storm benchmark) stay apart."""
+    pacer: ReadPacer | None = getattr(_environment, "pacer", None)
+    if pacer is None or pacer.interval != 1.0 / per_second:
+        pacer = _environment.pacer = ReadPacer(per_second)
+    return pacer
+
+
+def forget_read_pacer() -> None:
+    """A fresh pacer on the next read_pacer() in this thread (tests start each from none)."""
+    _environment.pacer = None
 
 
 def retry_delay_seconds(receive_count: int) -> int:
