@@ -33,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     batch = BatchSync(
         get_webhook_repository(), get_stripe, settings, get_catalog(), read_pacer(settings.consumer_reads_per_second)
     )
+    batch.prefetch(str(record.get("body", "")) for record in event.get("Records", []))
     queue = get_event_queue()
     # Per invocation (it holds the batch's results): every message failed is a partial failure like
     # any other, the answer lists them all.

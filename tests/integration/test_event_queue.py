@@ -12,11 +12,14 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 import stripe_webhook_handler
+from tenant_billing import event_sync_logic
 from tenant_billing.aws_clients import sqs_client
-from tenant_billing.repositories import DynamoWebhookRepository
+from tenant_billing.errors import TransientStoreError
+from tenant_billing.webhook_event_store import DynamoWebhookEventStore
 from tenant_billing.webhook_logic import HANDLED_EVENTS
 from tests.conftest import DEAD_LETTER_QUEUE_NAME
 from tests.stripe_fake import FakeStripe, make_stripe_client
+from tests.support.aws_calls import count_dynamodb_calls
 from tests.support.flows import WEBHOOK_SECRET, call, ingest, status_of, subscribe
 from tests.support.logscan import LogCapture
 from tests.support.queue import (
@@ -115,14 +118,14 @@ def test_a_consumer_crash_mid_batch_returns_only_the_failed_messages(
     for stripe_event in healthy.events + crashing.events:
         ingest(stripe_event)
     assert len(queued_messages()) <= 10
-    real = DynamoWebhookRepository.lookup_event
+    from tenant_billing.org_sync import sync_org as real
 
-    def crash(self: DynamoWebhookRepository, event_id: str, customer_id: str | None) -> Any:
+    def crash(org_id: str, customer_id: str, *args: Any, **kwargs: Any) -> Any:
         if customer_id == crashing.customer_id:
             raise RuntimeError("the consumer crashed")
-        return real(self, event_id, customer_id)
+        return real(org_id, customer_id, *args, **kwargs)
 
-    monkeypatch.setattr(DynamoWebhookRepository, "lookup_event", crash)
+    monkeypatch.setattr(event_sync_logic, "sync_org", crash)
     messages = receive_batch(10)
     run = ConsumerRun()
     response = invoke_consumer(messages, run)
@@ -131,7 +134,7 @@ def test_a_consumer_crash_mid_batch_returns_only_the_failed_messages(
     assert status_of("org_healthy")["subscription"]["plan"] == "pro"
     assert status_of("org_crashing")["subscription"] is None
     # Only the failed messages are left; once the consumer is fixed they take effect.
-    monkeypatch.setattr(DynamoWebhookRepository, "lookup_event", real)
+    monkeypatch.setattr(event_sync_logic, "sync_org", real)
     assert return_failed_now() == len(crashed)
     assert set(drain().outcomes.values()) == {"synced"}
     assert status_of("org_crashing")["subscription"]["plan"] == "pro"
@@ -260,3 +263,46 @@ def test_an_event_within_the_clock_allowance_of_the_stored_read_is_read_again(
     ingest({**tenant.events[-1], "created": read_second - seconds_before_the_read})
     assert drain().only_outcome() == "synced"
     assert stripe_list_reads(stripe_fake) == reads
+
+
+def test_a_late_batch_reads_the_table_twice_ahead_and_stripe_not_at_all(stripe_fake: FakeStripe, table_items: Items) -> None:
+    """A storm's backlog: every organization already synced after its events were created. The
+    batch reads its markers and links, then the stored subscriptions, in two calls; each event then
+    writes its marker alone."""
+    tenants = [subscribe(stripe_fake, org_id) for org_id in ("org_a", "org_b", "org_c")]
+    for tenant in tenants:
+        ingest(tenant.events[0])
+    drain()
+    oldest_read = min(
+        int(item["read_at_ns"]["N"]) // 1_000_000_000 for item in table_items() if item["sk"]["S"] == "SUBSCRIPTION"
+    )
+    late = [{**e, "created": oldest_read - 60} for t in tenants for e in t.events[1:] if e["type"] in HANDLED_EVENTS]
+    assert len(late) >= 6
+    for stripe_event in late:
+        ingest(stripe_event)
+    stripe_fake.reset_requests()
+    run = ConsumerRun()
+    with count_dynamodb_calls() as calls:
+        invoke_consumer(receive_batch(len(late)), run)
+    assert sorted(outcome.value for outcome in run.outcomes.values()) == ["synced"] * len(late)
+    assert calls == {"BatchGetItem": 2, "PutItem": len(late)}
+    assert stripe_list_reads(stripe_fake) == 0
+
+
+def test_a_failed_read_ahead_leaves_each_event_to_read_alone(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenants = [subscribe(stripe_fake, org_id) for org_id in ("org_a", "org_b")]
+    for tenant in tenants:
+        for stripe_event in tenant.events:
+            ingest(stripe_event)
+
+    attempts: list[int] = []
+
+    def throttled(*args: Any) -> Any:
+        attempts.append(1)
+        raise TransientStoreError("temporarily_unavailable")
+
+    monkeypatch.setattr(DynamoWebhookEventStore, "lookup_events", throttled)
+    run = drain()
+    assert attempts and run.failed == [] and set(run.outcomes.values()) == {"synced"}
+    for tenant in tenants:
+        assert status_of(tenant.org_id)["subscription"]["plan"] == "pro"

@@ -2,14 +2,14 @@
 Stripe's EventBridge destination). Dedupe by event id, then sync Stripe's current state (never the
 payload's) through the guarded write, at most once per customer per batch.
 
-Per event: one BatchGetItem (event marker + customer link); a duplicate costs that alone. Then the
-event's marker alone (one PutItem) when a read of Stripe that started after the event was created
-is already stored: an earlier event of the batch synced that customer, or the stored subscription's
-read did (one more BatchGetItem, for an event older than the clock allowance only, see
-`read_covers_event`). Otherwise the sync: one Stripe read of
-the customer's subscriptions (see `org_sync`) and one transaction (subscription + entitlement +
-event marker). Under a renewal storm the backlog makes the stored read the usual answer: about one
-Stripe read per subscription, whatever the number of its events.
+Per batch: two BatchGetItems read ahead (every event's marker and customer link, then the stored
+subscription of each organization a late event concerns); a lone event reads the same alone. A
+duplicate then costs nothing more. An event whose change is already in a stored read costs its
+marker alone (one PutItem): an earlier event of the batch synced that customer, or the stored
+subscription's read started after the event was created (`read_covers_event`). Otherwise the sync:
+one Stripe read of the customer's subscriptions (see `org_sync`) and one transaction (subscription +
+entitlement + event marker). Under a renewal storm the backlog makes the stored read the usual
+answer: about one Stripe read per subscription, whatever the number of its events.
 
 Stripe or the table unavailable: the message returns to the queue after a backoff that grows with
 its receive count (metric `EventRetried`); a message that is not a Stripe event is poison (metric
@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from tenant_billing.catalog import Catalog
@@ -36,6 +36,7 @@ from tenant_billing.settings import Settings
 from tenant_billing.stripe_objects import read_checkout_session, read_subscription
 from tenant_billing.stripe_port import StripePort
 from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
+from tenant_billing.webhook_event_store import EventLookup
 from tenant_billing.webhook_logic import CHECKOUT_COMPLETED, HANDLED_EVENTS, TRIAL_WILL_END, Outcome, StripeEvent, event_target
 
 # A message Stripe's unavailability sent back returns after 30 s, 60 s, ... up to 15 minutes
@@ -108,6 +109,12 @@ def read_covers_event(record: SubscriptionRecord | None, subscription_id: str, e
     return record.read_at_ns >= (event_created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS) * 1_000_000_000
 
 
+def _late(event: StripeEvent, now: float) -> bool:
+    """Could a stored read cover the event? One that does started at least the allowance after it,
+    so none can exist yet for a younger event: a prompt event skips the stored read."""
+    return bool(event.created) and now >= event.created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS
+
+
 def _claimed_org(event: StripeEvent) -> str | None:
     """The organization a Checkout Session names (client_reference_id, or metadata)."""
     session = read_checkout_session(event.object)
@@ -129,13 +136,46 @@ class BatchSync:
         self.pacer = pacer
         self.synced: dict[str, SyncResult] = {}
         self.failed: dict[str, BillingError] = {}
+        # Read ahead for the whole batch (see prefetch): each is taken by the first event that needs it.
+        self.lookups: dict[str, EventLookup] = {}
+        self.stored: dict[str, SubscriptionRecord | None] = {}
+
+    def prefetch(self, bodies: Iterable[str]) -> None:
+        """Two BatchGetItems for the batch instead of one or two per event: the events' markers and
+        customer links, then the stored subscription of each organization a late event concerns.
+        A lone event, an unreadable body or a failure here leaves each event to look itself up."""
+        events: dict[str, tuple[StripeEvent, str]] = {}
+        for body in bodies:
+            try:
+                event = read_queued_event(body)
+            except QueuedEventError:
+                continue
+            target = event_target(event) if event.type in HANDLED_EVENTS else None
+            if target is not None:
+                events[event.id] = (event, target.customer_id)
+        if len(events) < 2:
+            return
+        try:
+            lookups = self.repository.lookup_events([(event.id, customer_id) for event, customer_id in events.values()])
+            now = time.time()
+            late_orgs = {
+                org_id
+                for event, _ in events.values()
+                if (org_id := lookups[event.id].org_id) and not lookups[event.id].already_processed and _late(event, now)
+            }
+            stored = self.repository.get_subscriptions(late_orgs) if late_orgs else {}
+        except BillingError as exc:
+            logger.warning("batch read-ahead failed; each event reads alone", extra={"error_code": exc.code})
+            return
+        self.lookups = lookups
+        self.stored = {org_id: stored.get(org_id) for org_id in late_orgs}
 
     def process(self, event: StripeEvent) -> Outcome:
         log_keys = {"event_id": event.id, "event_type": event.type}
         target = event_target(event) if event.type in HANDLED_EVENTS else None
         if target is None:
             return Outcome.IGNORED
-        lookup = self.repository.lookup_event(event.id, target.customer_id)
+        lookup = self.lookups.pop(event.id, None) or self.repository.lookup_event(event.id, target.customer_id)
         if lookup.already_processed:
             metrics.add_metric(name="WebhookDuplicate", unit="Count", value=1)
             return Outcome.DUPLICATE
@@ -157,10 +197,9 @@ class BatchSync:
         earlier = self.synced.get(target.customer_id)
         # Read after this event was queued: this event's state is in it. Only its marker is left.
         covered = earlier is not None and target.subscription_id in earlier.subscription_ids
-        # A read that covers the event started at least the allowance after it: none can be stored
-        # yet for an event younger than that, so the normal, prompt event skips this table read.
-        if not covered and event.created and time.time() >= event.created + 1 + CLOCK_SKEW_ALLOWANCE_SECONDS:
-            stored = self.repository.get_subscriptions([org_id]).get(org_id)
+        if not covered and _late(event, time.time()):
+            read_ahead = org_id in self.stored
+            stored = self.stored[org_id] if read_ahead else self.repository.get_subscriptions([org_id]).get(org_id)
             covered = read_covers_event(stored, target.subscription_id, event.created)
         if covered:
             metrics.add_metric(name="EventCoalesced", unit="Count", value=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +20,8 @@ class EventLookup:
 
 class WebhookEventStore(Protocol):
     def lookup_event(self, event_id: str, customer_id: str | None) -> EventLookup: ...
+
+    def lookup_events(self, events: Collection[tuple[str, str]]) -> dict[str, EventLookup]: ...
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
 
@@ -40,11 +43,26 @@ class DynamoWebhookEventStore(DynamoTable):
         keys: list[AttributeMap] = [{"pk": string(event_pk(event_id)), "sk": string(SK_EVENT)}]
         if customer_id:
             keys.append({"pk": string(customer_pk(customer_id)), "sk": string(SK_ORG)})
-        # Three attempts: Stripe is waiting on this webhook; a 503 makes it retry later.
+        # Three attempts: a failure returns the message to the queue.
         found = self.batch_get(keys, attempts=3)
         seen = any(item["sk"]["S"] == SK_EVENT for item in found)
         org_id = next((read_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG), None)
         return EventLookup(already_processed=seen, org_id=org_id or None)
+
+    def lookup_events(self, events: Collection[tuple[str, str]]) -> dict[str, EventLookup]:
+        """The same for many (event id, customer id) pairs in one BatchGetItem (100 keys a call):
+        {event id: its lookup}."""
+        wanted = {(event_pk(event_id), SK_EVENT) for event_id, _ in events}
+        wanted |= {(customer_pk(customer_id), SK_ORG) for _, customer_id in events}
+        # Sorted: the same keys in the same order for the same batch (BatchGetItem refuses duplicates).
+        keys: list[AttributeMap] = [{"pk": string(pk), "sk": string(sk)} for pk, sk in sorted(wanted)]
+        found = self.batch_get(keys, attempts=3)
+        seen = {item["pk"]["S"] for item in found if item["sk"]["S"] == SK_EVENT}
+        orgs = {item["pk"]["S"]: read_str(item, "org_id") for item in found if item["sk"]["S"] == SK_ORG}
+        return {
+            event_id: EventLookup(event_pk(event_id) in seen, orgs.get(customer_pk(customer_id)) or None)
+            for event_id, customer_id in events
+        }
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
         """Record an event that changes no state; False when it was already recorded."""
