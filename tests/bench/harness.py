@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,24 +136,31 @@ def progress(message: str) -> None:
     print(f"bench [{time.perf_counter() - _STARTED:5.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def serialize_moto_dynamodb() -> None:
-    """moto (served from this process) is not thread-safe: a TransactWriteItems deep-copies the
+def serialize_moto() -> None:
+    """moto (served from this process) is not thread-safe. A TransactWriteItems deep-copies the
     table for its rollback and fails with a 500 when another request changes the table meanwhile
-    (the 8-thread runs). DynamoDB has no such failure, so every DynamoDB operation of the embedded
-    moto runs under one lock (it holds the GIL anyway): the same for the function and its floor."""
+    (the 8-thread runs); two concurrent ReceiveMessage calls can both take one message, and the
+    first receipt then deletes nothing, so the message returns after the visibility timeout (the
+    storm's two pollers). DynamoDB and SQS have no such failure, so every DynamoDB operation and
+    every SQS operation of the embedded moto runs under its service's lock (moto holds the GIL
+    anyway): the same for the function and its floor."""
     from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
 
-    original = DynamoHandler.call_action
-    if getattr(original, "_bench_serialized", False):
-        return
-    lock = threading.Lock()
+    for handler in (DynamoHandler, SQSResponse):
+        original = handler.call_action
+        if getattr(original, "_bench_serialized", False):
+            continue
+        handler.call_action = _under_lock(original, threading.Lock())  # type: ignore[method-assign]
 
-    def call_action(self: DynamoHandler) -> Any:
+
+def _under_lock(call_action: Callable[[Any], Any], lock: threading.Lock) -> Callable[[Any], Any]:
+    def serialized(self: Any) -> Any:
         with lock:
-            return original(self)
+            return call_action(self)
 
-    call_action._bench_serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    serialized._bench_serialized = True  # type: ignore[attr-defined]
+    return serialized
 
 
 def stack_overrides(services: LocalServices) -> dict[str, str]:
@@ -592,7 +599,7 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
     mode = dataclasses.replace(mode, reps=reps or mode.reps, requests=requests or mode.requests)
     started = time.perf_counter()
     with local_services() as services:
-        serialize_moto_dynamodb()
+        serialize_moto()
         # The storm's queues exist before any handler reads its settings.
         storm_queues = storm.prepare_queues(services)
         stack = load_local_stack(stack_overrides(services) | storm.STACK_PARAMETERS, services.stack_resources())

@@ -245,7 +245,7 @@ def item_level_transaction_backups() -> Iterator[None]:
     organizations (about 14,000 items) each transaction costs about a second. While this is active,
     it backs up only the items the transaction writes, and restores them if it fails: the same
     all-or-nothing result. Safe only with every DynamoDB call serialized (harness's
-    serialize_moto_dynamodb), which the storm requires."""
+    serialize_moto), which the storm requires."""
     from moto.dynamodb import models
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
