@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.local_services import free_port
 from tests.support.template import REPO_ROOT
+
+# Playwright's 5 s default for `expect` is shorter than a function's first request on a busy 2-core
+# machine (the local stack starts a function's process on its first request, as Lambda does).
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).with_name("screenshots")

@@ -84,7 +84,8 @@ def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytes
         stripe = info["stripe"]
         hold = urllib.request.Request(f"{stripe}/_emulator/hold-webhooks?seconds=60", data=b"", method="POST")
         with opener.open(hold, timeout=10) as response:
-            assert json.loads(response.read()) == {"held_for_seconds": 60}
+            # What is left of the hold when the answer is written: a moment under 60 s on a busy machine.
+            assert json.loads(response.read())["held_for_seconds"] == pytest.approx(60, abs=1)
         create = urllib.request.Request(f"{stripe}/v1/customers", data=b"email=held%40example.com", method="POST")
         create.add_header("Authorization", f"Bearer {TEST_API_KEY}")
         with opener.open(create, timeout=10) as response:
