@@ -5,6 +5,7 @@ webhook's and EventBridge's)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,11 @@ import stripe_webhook_handler
 from tenant_billing import event_sync_logic
 from tenant_billing.aws_clients import sqs_client
 from tenant_billing.errors import TransientStoreError
+from tenant_billing.event_sync_logic import CLOCK_SKEW_ALLOWANCE_SECONDS
+from tenant_billing.org_billing_store import DynamoOrgBillingStore
 from tenant_billing.webhook_event_store import DynamoWebhookEventStore
 from tenant_billing.webhook_logic import HANDLED_EVENTS
-from tests.conftest import DEAD_LETTER_QUEUE_NAME
+from tests.conftest import DEAD_LETTER_QUEUE_NAME, TABLE_NAME
 from tests.stripe_fake import FakeStripe, make_stripe_client
 from tests.support.aws_calls import count_dynamodb_calls
 from tests.support.flows import WEBHOOK_SECRET, call, ingest, status_of, subscribe
@@ -229,36 +232,50 @@ def test_a_late_event_whose_change_a_stored_read_saw_costs_no_stripe_read(stripe
     run = drain()
     assert sorted(outcome.value for outcome in run.outcomes.values()) == ["synced"] * len(late)
     assert stripe_list_reads(stripe_fake) == 0
-    assert status_of()["subscription"]["plan"] == "pro"
     # Their markers are written: another delivery is a duplicate.
     ingest({**late[0], "created": read_second - 60})
     assert drain().only_outcome() == "duplicate"
 
 
-def test_a_change_after_the_stored_read_is_read_from_stripe_whatever_its_events_order(
-    stripe_fake: FakeStripe, table_items: Items
-) -> None:
+def _age_stored_read(dynamodb: Any, org_id: str, seconds: int) -> int:
+    """Make the organization's stored read `seconds` old, as if made then: its second."""
+    read_ns = time.time_ns() - seconds * 1_000_000_000
+    dynamodb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": f"ORG#{org_id}"}, "sk": {"S": "SUBSCRIPTION"}},
+        UpdateExpression="SET read_at_ns = :read",
+        ExpressionAttributeValues={":read": {"N": str(read_ns)}},
+    )
+    return read_ns // 1_000_000_000
+
+
+def test_a_late_event_of_a_change_after_the_stored_read_is_read_from_stripe(stripe_fake: FakeStripe, dynamodb: Any) -> None:
     tenant = subscribe(stripe_fake)
     ingest(tenant.events[-1])
     drain()
-    assert status_of()["subscription"]["cancelAtPeriodEnd"] is False
+    read_second = _age_stored_read(dynamodb, tenant.org_id, 120)
     make_stripe_client(stripe_fake).v1.subscriptions.update(tenant.subscription_id, {"cancel_at_period_end": True})
     (updated,) = stripe_fake.events_of_type("customer.subscription.updated")[-1:]
     stripe_fake.reset_requests()
-    ingest(updated)
+    # Delivered a minute late (so the stored subscription is looked at), but created after its read.
+    ingest({**updated, "created": read_second + 60})
     assert drain().only_outcome() == "synced"
     assert stripe_list_reads(stripe_fake) == 1
     assert status_of()["subscription"]["cancelAtPeriodEnd"] is True
 
 
-@pytest.mark.parametrize(("seconds_before_the_read", "reads"), [(2, 1), (3, 0)])
+@pytest.mark.parametrize(
+    ("seconds_before_the_read", "reads"),
+    [(CLOCK_SKEW_ALLOWANCE_SECONDS, 1), (CLOCK_SKEW_ALLOWANCE_SECONDS + 1, 0)],
+    ids=["within-the-allowance", "beyond-it"],
+)
 def test_an_event_within_the_clock_allowance_of_the_stored_read_is_read_again(
-    seconds_before_the_read: int, reads: int, stripe_fake: FakeStripe, table_items: Items
+    seconds_before_the_read: int, reads: int, stripe_fake: FakeStripe, dynamodb: Any
 ) -> None:
     tenant = subscribe(stripe_fake)
     ingest(tenant.events[0])
     drain()
-    read_second = _stored_read_second(table_items)
+    read_second = _age_stored_read(dynamodb, tenant.org_id, 120)
     stripe_fake.reset_requests()
     ingest({**tenant.events[-1], "created": read_second - seconds_before_the_read})
     assert drain().only_outcome() == "synced"
@@ -289,19 +306,32 @@ def test_a_late_batch_reads_the_table_twice_ahead_and_stripe_not_at_all(stripe_f
     assert stripe_list_reads(stripe_fake) == 0
 
 
-def test_a_failed_read_ahead_leaves_each_event_to_read_alone(stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("store", "method", "failure"),
+    [
+        (DynamoWebhookEventStore, "lookup_events", TransientStoreError("temporarily_unavailable")),
+        (DynamoOrgBillingStore, "get_subscriptions", RuntimeError("not a BillingError")),
+    ],
+    ids=["lookups-throttled", "stored-read-crashes"],
+)
+def test_a_failed_read_ahead_leaves_each_event_to_read_alone(
+    store: type, method: str, failure: Exception, stripe_fake: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tenants = [subscribe(stripe_fake, org_id) for org_id in ("org_a", "org_b")]
     for tenant in tenants:
         for stripe_event in tenant.events:
-            ingest(stripe_event)
-
+            # Late, so the read-ahead reads the stored subscriptions too.
+            ingest({**stripe_event, "created": stripe_event["created"] - 600})
+    real = getattr(store, method)
     attempts: list[int] = []
 
-    def throttled(*args: Any) -> Any:
+    def fails_once(*args: Any) -> Any:
         attempts.append(1)
-        raise TransientStoreError("temporarily_unavailable")
+        if len(attempts) == 1:
+            raise failure
+        return real(*args)
 
-    monkeypatch.setattr(DynamoWebhookEventStore, "lookup_events", throttled)
+    monkeypatch.setattr(store, method, fails_once)
     run = drain()
     assert attempts and run.failed == [] and set(run.outcomes.values()) == {"synced"}
     for tenant in tenants:

@@ -43,9 +43,11 @@ from tenant_billing.webhook_logic import CHECKOUT_COMPLETED, HANDLED_EVENTS, TRI
 # (with up to a third less, at random, so a storm's messages do not all return at once).
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 900
-# Stripe's `created` is a whole second, and two clocks can differ: a stored read covers an event
-# only when it started at least this long after the end of the event's second.
-CLOCK_SKEW_ALLOWANCE_SECONDS = 2
+# Stripe's `created` is a whole second, and two clocks can differ (Stripe's, and the clock of the
+# function that stored the read): a stored read covers an event only when it started at least this
+# long after the end of the event's second. Lambda's clocks are synced to well under a second; 10 s
+# is an order of magnitude beyond any skew seen, and a storm's backlog is minutes, so it costs little.
+CLOCK_SKEW_ALLOWANCE_SECONDS = 10
 SYNC_OUTCOMES = {
     SaveOutcome.WRITTEN: Outcome.SYNCED,
     SaveOutcome.DUPLICATE: Outcome.DUPLICATE,
@@ -136,15 +138,25 @@ class BatchSync:
         self.pacer = pacer
         self.synced: dict[str, SyncResult] = {}
         self.failed: dict[str, BillingError] = {}
-        # Read ahead for the whole batch (see prefetch): each is taken by the first event that needs it.
-        self.lookups: dict[str, EventLookup] = {}
+        # Read ahead for the whole batch (see prefetch). A lookup is taken by the first copy of its
+        # event; a stored subscription serves each of its organization's events (an older one can
+        # only cover fewer events).
+        self.lookups: dict[tuple[str, str], EventLookup] = {}
         self.stored: dict[str, SubscriptionRecord | None] = {}
 
     def prefetch(self, bodies: Iterable[str]) -> None:
         """Two BatchGetItems for the batch instead of one or two per event: the events' markers and
         customer links, then the stored subscription of each organization a late event concerns.
-        A lone event, an unreadable body or a failure here leaves each event to look itself up."""
-        events: dict[str, tuple[StripeEvent, str]] = {}
+        An optimisation only: whatever goes wrong here (a table error, a body that does not read)
+        leaves each event to look itself up, and to fail alone."""
+        try:
+            self._read_ahead(bodies)
+        except Exception as exc:  # never a reason to fail the batch
+            self.lookups, self.stored = {}, {}
+            logger.warning("batch read-ahead failed; each event reads alone", extra={"error": type(exc).__name__})
+
+    def _read_ahead(self, bodies: Iterable[str]) -> None:
+        events: dict[tuple[str, str], StripeEvent] = {}
         for body in bodies:
             try:
                 event = read_queued_event(body)
@@ -152,22 +164,18 @@ class BatchSync:
                 continue
             target = event_target(event) if event.type in HANDLED_EVENTS else None
             if target is not None:
-                events[event.id] = (event, target.customer_id)
+                events[(event.id, target.customer_id)] = event
         if len(events) < 2:
             return
-        try:
-            lookups = self.repository.lookup_events([(event.id, customer_id) for event, customer_id in events.values()])
-            now = time.time()
-            late_orgs = {
-                org_id
-                for event, _ in events.values()
-                if (org_id := lookups[event.id].org_id) and not lookups[event.id].already_processed and _late(event, now)
-            }
-            stored = self.repository.get_subscriptions(late_orgs) if late_orgs else {}
-        except BillingError as exc:
-            logger.warning("batch read-ahead failed; each event reads alone", extra={"error_code": exc.code})
-            return
-        self.lookups = lookups
+        lookups = self.repository.lookup_events(list(events))
+        now = time.time()
+        late_orgs = {
+            org_id
+            for (event_id, _), event in events.items()
+            if (org_id := lookups[event_id].org_id) and not lookups[event_id].already_processed and _late(event, now)
+        }
+        stored = self.repository.get_subscriptions(late_orgs) if late_orgs else {}
+        self.lookups = {key: lookups[key[0]] for key in events}
         self.stored = {org_id: stored.get(org_id) for org_id in late_orgs}
 
     def process(self, event: StripeEvent) -> Outcome:
@@ -175,7 +183,8 @@ class BatchSync:
         target = event_target(event) if event.type in HANDLED_EVENTS else None
         if target is None:
             return Outcome.IGNORED
-        lookup = self.lookups.pop(event.id, None) or self.repository.lookup_event(event.id, target.customer_id)
+        read_ahead = self.lookups.pop((event.id, target.customer_id), None)
+        lookup = read_ahead or self.repository.lookup_event(event.id, target.customer_id)
         if lookup.already_processed:
             metrics.add_metric(name="WebhookDuplicate", unit="Count", value=1)
             return Outcome.DUPLICATE
@@ -198,8 +207,7 @@ class BatchSync:
         # Read after this event was queued: this event's state is in it. Only its marker is left.
         covered = earlier is not None and target.subscription_id in earlier.subscription_ids
         if not covered and _late(event, time.time()):
-            read_ahead = org_id in self.stored
-            stored = self.stored[org_id] if read_ahead else self.repository.get_subscriptions([org_id]).get(org_id)
+            stored = self.stored[org_id] if org_id in self.stored else self.repository.get_subscriptions([org_id]).get(org_id)
             covered = read_covers_event(stored, target.subscription_id, event.created)
         if covered:
             metrics.add_metric(name="EventCoalesced", unit="Count", value=1)
