@@ -104,7 +104,9 @@ def deliveries(stripe: str) -> list[dict[str, Any]]:
 
 def hold_webhooks(stripe: str, seconds: float) -> None:
     request = urllib.request.Request(f"{stripe}/_emulator/hold-webhooks?seconds={seconds}", data=b"", method="POST")
-    assert _json(request) == {"held_for_seconds": seconds}
+    # The answer is what is left of the hold when it is written: a busy machine takes a moment.
+    answer = _json(request)
+    assert set(answer) == {"held_for_seconds"} and seconds - 1 < answer["held_for_seconds"] <= seconds
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
