@@ -38,7 +38,6 @@ from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
 from tests.stripe_fake import FakeStripe, RecordedRequest
 from tests.support.api_events import api_event
 from tests.support.local_services import (
-    LOCAL_TABLE,
     LOCAL_WEBHOOK_SECRET,
     LocalServices,
     StripeTarget,
@@ -379,25 +378,7 @@ class Bench:
         """Delete every webhook event marker, so each measured phase starts from the same table:
         moto deep-copies the whole table for every TransactWriteItems (three times for three
         items), so a table that grew during an earlier phase would slow a later one down."""
-        client = self.aws
-        keys: list[dict[str, Any]] = []
-        request: dict[str, Any] = {
-            "TableName": LOCAL_TABLE,
-            "FilterExpression": "begins_with(pk, :event)",
-            "ExpressionAttributeValues": {":event": {"S": "EVENT#"}},
-            "ProjectionExpression": "pk, sk",
-        }
-        while True:
-            page = client.scan(**request)
-            keys += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        for start in range(0, len(keys), 25):
-            batch = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            pending: dict[str, Any] = {LOCAL_TABLE: batch}
-            while pending:
-                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        storm.purge_event_markers(self.aws)
 
     def alternate(self, runs: list[Run], blocks: int) -> list[dict[str, Any]]:
         """Each run's items in `blocks` slices, the runs taking turns slice by slice (function,

@@ -805,8 +805,8 @@ def run_one(
     return result
 
 
-def purge_event_markers(services: LocalServices) -> None:
-    aws = services.aws_client("dynamodb")
+def purge_event_markers(aws: Any) -> None:
+    """Delete every webhook event marker in the local table (a scan, then batch deletes)."""
     request: dict[str, Any] = {
         "TableName": LOCAL_TABLE,
         "FilterExpression": "begins_with(pk, :event)",
@@ -856,11 +856,11 @@ def run_storms(services: LocalServices, orgs_count: int, queues: StormQueues, pr
         results["designs"]["queue"] = run_one(
             "queue", services, orgs, stripe_webhook_handler.lambda_handler, runner=runner, seed=SEED, progress=progress
         )
-        purge_event_markers(services)
+        purge_event_markers(services.aws_client("dynamodb"))
         results["designs"]["synchronous"] = run_one(
             "synchronous", services, orgs, synchronous.lambda_handler, runner=None, seed=SEED + 1, progress=progress
         )
-        purge_event_markers(services)
+        purge_event_markers(services.aws_client("dynamodb"))
     return results
 
 
