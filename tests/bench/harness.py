@@ -329,7 +329,7 @@ class Bench:
         code_dirs = {name: Path(function.code_dir) for name, (function, _) in self.functions.items()}
         roots = {variant: shipped.lay_out(shipped.temporary_root(), code_dirs) for variant in self.cold_shipped}
         try:
-            shipped.compile_bytecode(roots[shipped.BYTECODE])
+            shipped.finish_build(roots[shipped.BYTECODE])
             for variant, root in roots.items():
                 python_files, bytecode_files = shipped.count_files(root)
                 self.shipped_files[variant] = {"py": python_files, "pyc": bytecode_files}

@@ -77,10 +77,10 @@ def lay_out(root: Path, function_dirs: dict[str, Path]) -> Path:
     return root
 
 
-def compile_bytecode(root: Path) -> None:
-    """What `make build` does to .aws-sam/build, through the same Makefile target."""
+def finish_build(root: Path) -> None:
+    """What `make build` does to .aws-sam/build after `sam build`, through the same Makefile target."""
     subprocess.run(
-        ["make", "--no-print-directory", "-s", "-C", str(REPO_ROOT), "bytecode", f"BUILD_DIR={root}"],
+        ["make", "--no-print-directory", "-s", "-C", str(REPO_ROOT), "post-build", f"BUILD_DIR={root}"],
         check=True,
         capture_output=True,
     )

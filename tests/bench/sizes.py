@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.shipped import compile_bytecode
+from tests.bench.shipped import finish_build
 from tests.support.template import REPO_ROOT
 
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
@@ -95,7 +95,7 @@ def sam_build_sizes() -> dict[str, Any]:
             return {"source": "sam build failed", "error": tail, "mb": {}, "build_seconds": seconds}
         without_bytecode = measure(build_dir)
         # As `make build` ships it: sam build, then the Makefile's bytecode target.
-        compile_bytecode(build_dir)
+        finish_build(build_dir)
         return {
             "source": "make build: sam build (temporary --build-dir) + bytecode",
             "mb": measure(build_dir),

@@ -19,7 +19,7 @@ def test_the_bytecode_target_writes_unchecked_hash_pyc_for_this_python(tmp_path:
     package.parent.mkdir()
     package.write_text("ANSWER = 1\n")
 
-    shipped.compile_bytecode(tmp_path)
+    shipped.finish_build(tmp_path)
 
     (compiled,) = (package.parent / "__pycache__").glob("built_module.*.pyc")
     header = compiled.read_bytes()[:16]
@@ -34,7 +34,7 @@ def test_unchecked_bytecode_is_used_without_reading_the_source_timestamp(tmp_pat
     default (timestamp) mode a mismatch would send Python back to compiling the source."""
     module = tmp_path / "built_module.py"
     module.write_text("ANSWER = 1\n")
-    shipped.compile_bytecode(tmp_path)
+    shipped.finish_build(tmp_path)
     module.write_text("ANSWER = 2\n")  # a new mtime and size: a timestamp .pyc would now be stale
     os.utime(module, (0, 0))
 
