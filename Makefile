@@ -20,7 +20,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # pytest's pythonpath in pyproject.toml, the one list of function folders (after the venv exists).
 APP_PYTHONPATH = $(shell $(BIN)/python -c 'import tomllib; print(":".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["pytest"]["ini_options"]["pythonpath"]))')
 
-.PHONY: help install dev token openapi test lint typecheck pytest validate build post-build bytecode bench bench-short bench-storm clean
+.PHONY: help install dev token openapi test lint typecheck pytest validate build post-build aws-data bytecode bench bench-short bench-storm clean
 
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
@@ -28,7 +28,7 @@ help:
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
 	@echo "make openapi   regenerate functions/openapi.json (the API the functions serve) from the handlers"
 	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes, renewal storm"
-	@echo "make build     sam build (arm64, python3.13), then compile the built code to bytecode"
+	@echo "make build     sam build (arm64, python3.13), then trim botocore's data and compile the built code to bytecode"
 	@echo "make clean     remove virtual environments and build output"
 
 $(BIN)/.installed: tests/requirements.txt layers/common/requirements.txt
@@ -104,13 +104,20 @@ build: $(SAM_VENV)/.installed
 
 # What `make build` adds to what `sam build` built (BUILD_DIR); the benchmark and the tests run it
 # on their own copy of the shipped layout.
-post-build: bytecode
+BUILD_DIR ?= .aws-sam/build
+post-build: aws-data bytecode
+
+# botocore's data trimmed to the services we create clients for (tests/support/trim_aws_data.py):
+# `aws_data` beside each built botocore package, which template.yaml's AWS_DATA_PATH points at, so
+# a cold start parses a small endpoints.json and uncompressed models instead of all of botocore's.
+aws-data:
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found" >&2; exit 1; }
+	$(PYTHON313) tests/support/trim_aws_data.py $(BUILD_DIR)
 
 # `sam build` ships no bytecode, and Lambda's code folders are read-only: without .pyc files every
 # cold start compiles each module it imports (`make bench` times both: about 3x the import time).
 # unchecked-hash (PEP 552): a built package never changes, so Python uses each .pyc without
 # comparing it with its source's timestamp (which zipping would not keep exactly).
-BUILD_DIR ?= .aws-sam/build
 bytecode:
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found" >&2; exit 1; }
 	$(PYTHON313) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)

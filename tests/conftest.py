@@ -72,7 +72,7 @@ def reset_caches() -> None:
     from tenant_billing.event_queue import get_event_queue
     from tenant_billing.event_sync_logic import forget_read_pacer
     from tenant_billing.stripe_adapter import _adapter_for_key
-    from tenant_billing.stripe_credentials import _secrets_provider
+    from tenant_billing.stripe_credentials import forget_stripe_credentials
     from tenant_billing.stripe_prices import resolve_lookup_keys
 
     dynamodb_client.cache_clear()
@@ -81,7 +81,7 @@ def reset_caches() -> None:
     get_event_queue.cache_clear()
     forget_read_pacer()
     _session.cache_clear()
-    _secrets_provider.cache_clear()
+    forget_stripe_credentials()
     _adapter_for_key.cache_clear()
     resolve_lookup_keys.cache_clear()
 

@@ -7,14 +7,16 @@ it are retried, nothing before it is sent again (see `tenant_billing.entitlement
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from tenant_billing.aws_clients import events_client
 from tenant_billing.entitlement_events import publish_entitlement_changes
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.settings import get_settings
+from tenant_billing.snapstart import prime_on_snapshot
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -34,3 +36,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
         extra={"published": outcome.published, "skipped": outcome.skipped, "retry_from": outcome.failed_sequence_number},
     )
     return outcome.response()
+
+
+prime_on_snapshot(events_client, get_settings)

@@ -9,20 +9,24 @@ others are deleted from the queue.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tenant_billing.aws_clients import dynamodb_client, secretsmanager_client, sqs_client
 from tenant_billing.catalog import get_catalog
 from tenant_billing.event_queue import get_event_queue
 from tenant_billing.event_sync_logic import BatchSync, read_pacer, sync_message
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
+from tenant_billing.snapstart import prime_on_snapshot
 from tenant_billing.stripe_adapter import get_stripe
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -44,3 +48,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         return sync_message(record.body, receive_count, record.receipt_handle, batch, queue).value
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+prime_on_snapshot(dynamodb_client, sqs_client, secretsmanager_client, get_settings, get_catalog)

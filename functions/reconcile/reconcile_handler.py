@@ -9,17 +9,20 @@ next run, resumes where this one stopped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from tenant_billing.aws_clients import dynamodb_client, secretsmanager_client
 from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import BillingError
 from tenant_billing.observability import logger, metrics, tracer
 from tenant_billing.reconcile_logic import reconcile
 from tenant_billing.repositories import get_reconcile_repository
 from tenant_billing.settings import get_settings
+from tenant_billing.snapstart import prime_on_snapshot
 from tenant_billing.stripe_adapter import get_stripe
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -41,3 +44,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="ReconcileFailed", unit="Count", value=1)
         raise
     return result.as_dict()
+
+
+prime_on_snapshot(dynamodb_client, secretsmanager_client, get_settings, get_catalog)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from tenant_billing.aws_clients import secretsmanager_client, sqs_client
 from tenant_billing.errors import BillingError
 from tenant_billing.event_queue import get_event_queue
 from tenant_billing.http_responses import (
@@ -27,9 +26,14 @@ from tenant_billing.http_responses import (
     webhook_rejected,
 )
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.settings import get_settings
+from tenant_billing.snapstart import prime_on_snapshot
 from tenant_billing.stripe_credentials import get_stripe_credentials
 from tenant_billing.webhook_logic import HANDLED_EVENTS, Outcome, WebhookPayloadError, parse_event
 from tenant_billing.webhook_signature import SignatureError, verify_signature
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -86,3 +90,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:
         logger.exception("webhook failed unexpectedly")
         return proxy_response(500, internal_error())
+
+
+prime_on_snapshot(sqs_client, secretsmanager_client, get_settings)

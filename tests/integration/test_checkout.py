@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -221,12 +222,12 @@ def test_a_price_stripe_does_not_know_is_503_misconfigured(monkeypatch: pytest.M
 def test_secrets_manager_unavailable_is_a_retryable_503(monkeypatch: pytest.MonkeyPatch, table_items: Items) -> None:
     from botocore.exceptions import ClientError
 
-    from tenant_billing.stripe_credentials import _secrets_provider
+    from tenant_billing.aws_clients import secretsmanager_client
 
     def throttled(*args: Any, **kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
 
-    monkeypatch.setattr(_secrets_provider().client, "get_secret_value", throttled)
+    monkeypatch.setattr(secretsmanager_client(), "get_secret_value", throttled)
     status, body = checkout({"plan": "pro"})
     assert (status, body["error"]["code"]) == (503, "temporarily_unavailable")
     assert table_items() == []
@@ -249,8 +250,8 @@ def test_a_catalog_trial_applies_to_the_first_subscription_only(monkeypatch: pyt
     from tenant_billing.catalog import get_catalog
 
     catalog = get_catalog()
-    pro = catalog.plans["pro"].model_copy(update={"trial_days": 14})
-    with_trial = catalog.model_copy(update={"plans": {**catalog.plans, "pro": pro}})
+    pro = replace(catalog.plans["pro"], trial_days=14)
+    with_trial = replace(catalog, plans={**catalog.plans, "pro": pro})
     monkeypatch.setattr(checkout_handler, "get_catalog", lambda: with_trial)
     assert checkout({"plan": "pro"})[0] == 200
     store_subscription("org_again", status="canceled", customer_id="cus_again")

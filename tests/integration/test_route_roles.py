@@ -16,12 +16,11 @@ import status_handler
 import subscription_handler
 import sync_handler
 from tenant_billing.auth import Role
-from tenant_billing.http_api import ROLE_EXTENSION
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
 from tests.support.aws_calls import count_dynamodb_calls
 from tests.support.flows import call
-from tests.support.generate_openapi import OPENAPI_PATH
+from tests.support.generate_openapi import OPENAPI_PATH, ROLE_EXTENSION
 from tests.support.template import resources_of_type
 
 EXPECTED_ROLES = {

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -145,9 +146,7 @@ def test_trial_will_end_is_recorded_without_a_state_change(
     from tenant_billing.catalog import get_catalog
 
     catalog = get_catalog()
-    with_trial = catalog.model_copy(
-        update={"plans": {**catalog.plans, "pro": catalog.plans["pro"].model_copy(update={"trial_days": 14})}}
-    )
+    with_trial = replace(catalog, plans={**catalog.plans, "pro": replace(catalog.plans["pro"], trial_days=14)})
     monkeypatch.setattr(checkout_handler, "get_catalog", lambda: with_trial)
     subscribed = subscribe(stripe_fake)
     subscription_id, events = subscribed.subscription_id, subscribed.events

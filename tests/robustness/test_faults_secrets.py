@@ -1,4 +1,4 @@
-"""Secrets Manager faults (the Stripe secret) at the client boundary of Powertools' SecretsProvider.
+"""Secrets Manager faults (the Stripe secret) at the boundary of our Secrets Manager client.
 
 Contract: throttling, Secrets Manager's own 5xx and network timeouts answer a retryable 503
 `temporarily_unavailable` with nothing written and nothing sent to Stripe; an answer an operator must
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.stripe_credentials import _secrets_provider
+from tenant_billing.aws_clients import secretsmanager_client
+from tenant_billing.stripe_credentials import forget_stripe_credentials
 from tests.robustness.aws_faults import AwsError, AwsFaultInjector, Fault, connect_timeout, read_timeout
 from tests.robustness.support import ORG_A, Items, call_checkout, call_portal, call_status, deliver, linked_customer
 from tests.stripe_fake import FakeStripe
@@ -28,9 +29,8 @@ FAULTS: dict[str, tuple[Fault, str]] = {
 
 
 def secrets_client() -> Any:
-    provider: Any = _secrets_provider()
-    provider.clear_cache()  # the next request reads Secrets Manager again
-    return provider.client
+    forget_stripe_credentials()  # the next request reads Secrets Manager again
+    return secretsmanager_client()
 
 
 def assert_refused(reply: Any, code: str) -> None:

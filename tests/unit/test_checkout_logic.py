@@ -3,6 +3,8 @@ session, no second subscription, a trial only the first time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tenant_billing.api_models import CheckoutRequest
@@ -11,6 +13,7 @@ from tenant_billing.catalog import Catalog, get_catalog
 from tenant_billing.checkout_logic import create_checkout
 from tenant_billing.errors import BillingMisconfiguredError, ConflictError
 from tenant_billing.settings import get_settings
+from tenant_billing.wire import read_model
 from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import MemoryStripe
 
@@ -18,7 +21,7 @@ ADMIN = Caller("org_1", frozenset({"billing_admin"}), is_billing_admin=True)
 
 
 def checkout(stripe: MemoryStripe, repository: Stores, catalog: Catalog | None = None) -> str:
-    request = CheckoutRequest.model_validate({"plan": "pro", "siteQuantity": 2})
+    request = read_model(CheckoutRequest, {"plan": "pro", "siteQuantity": 2})
     return create_checkout(ADMIN, request, repository, get_settings(), catalog or get_catalog(), lambda: stripe).url
 
 
@@ -77,8 +80,8 @@ def test_a_subscription_stripe_has_is_refused_and_stored(stripe: MemoryStripe, r
 
 def test_no_trial_after_a_canceled_subscription(stripe: MemoryStripe, repository: Stores) -> None:
     catalog = get_catalog()
-    pro = catalog.plans["pro"].model_copy(update={"trial_days": 14})
-    catalog = catalog.model_copy(update={"plans": {**catalog.plans, "pro": pro}})
+    pro = replace(catalog.plans["pro"], trial_days=14)
+    catalog = replace(catalog, plans={**catalog.plans, "pro": pro})
     checkout(stripe, repository, catalog)
     assert next(iter(stripe.sessions.values()))[1].trial_period_days == 14
     subscription = stripe.complete_checkout(next(iter(stripe.sessions)))

@@ -13,6 +13,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentRequiredError
 from tenant_billing.plan_change_logic import change_subscription, preview_change
 from tenant_billing.settings import get_settings
+from tenant_billing.wire import read_model
 from tests.unit.conftest import Stores
 from tests.unit.memory_stripe import MemoryStripe
 
@@ -24,12 +25,12 @@ def selection(plan: str, sites: int, **extra: Any) -> dict[str, Any]:
 
 
 def preview(stripe: MemoryStripe, repository: Stores, plan: str, sites: int) -> Any:
-    request = PlanSelection.model_validate(selection(plan, sites))
+    request = read_model(PlanSelection, selection(plan, sites))
     return preview_change(ADMIN, request, repository, get_settings(), get_catalog(), lambda: stripe)
 
 
 def change(stripe: MemoryStripe, repository: Stores, plan: str, sites: int, **extra: Any) -> Any:
-    request = PlanChange.model_validate(selection(plan, sites, **extra))
+    request = read_model(PlanChange, selection(plan, sites, **extra))
     return change_subscription(ADMIN, request, repository, get_settings(), get_catalog(), lambda: stripe)
 
 

@@ -13,7 +13,7 @@ from tests.conftest import configure_prices
 
 
 def select(plan: str, site_quantity: int = 0) -> PriceSelection:
-    return validate_plan_selection(PlanSelection(plan=plan, siteQuantity=site_quantity), get_catalog(), get_settings())
+    return validate_plan_selection(PlanSelection(plan=plan, site_quantity=site_quantity), get_catalog(), get_settings())
 
 
 def test_a_plan_with_sites_names_its_base_and_site_prices() -> None:

@@ -94,7 +94,7 @@ def test_anything_else_is_poison(body: str) -> None:
 
 
 def test_the_pacer_spaces_syncs_by_the_invocations_share_of_the_budget() -> None:
-    settings = Settings.model_validate({"TABLE_NAME": "billing", "STRIPE_READS_PER_SECOND": "20", "CONSUMER_CONCURRENCY": "2"})
+    settings = Settings.from_environ({"TABLE_NAME": "billing", "STRIPE_READS_PER_SECOND": "20", "CONSUMER_CONCURRENCY": "2"})
     assert settings.consumer_reads_per_second == 10
     now, slept = [100.0], []
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tenant_billing.errors import ConfigurationError
-from tenant_billing.settings import get_settings
+from tenant_billing.settings import Settings, get_settings
 from tests.conftest import configure_prices
 
 
@@ -142,3 +144,168 @@ def test_lookup_keys_count_as_configured_without_the_stripe_sdk() -> None:
     }
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "False"]
+
+
+def settings_with(**variables: str) -> Settings:
+    return Settings.from_environ({"TABLE_NAME": "billing", **variables})
+
+
+def refusal(**variables: str) -> str:
+    with pytest.raises(ConfigurationError) as raised:
+        settings_with(**variables)
+    return str(raised.value)
+
+
+def test_every_bad_variable_is_named_at_once_and_the_rest_ignored() -> None:
+    message = refusal(
+        TABLE_NAME="ab",
+        ALLOW_PROMOTION_CODES="maybe",
+        APP_BASE_URL="app.example.com",
+        CONSUMER_CONCURRENCY="0",
+        STRIPE_TIMEOUT_SECONDS="soon",
+        PAST_DUE_ENTITLEMENTS="sometimes",
+        STRIPE_PRICES='{"pro_bsae": "price_1"}',
+        ROLE_CLAIM="org_role",
+        NOT_A_SETTING="whatever",
+    )
+    # In the order the fields are declared; a good or unknown variable is not mentioned.
+    assert message.startswith("invalid environment: TABLE_NAME: must be at least 3 characters; STRIPE_TIMEOUT_SECONDS: ")
+    named = [problem.split(":")[0] for problem in message.removeprefix("invalid environment: ").split("; ")]
+    assert named == [
+        "TABLE_NAME",
+        "STRIPE_TIMEOUT_SECONDS",
+        "STRIPE_PRICES",
+        "APP_BASE_URL",
+        "ALLOW_PROMOTION_CODES",
+        "PAST_DUE_ENTITLEMENTS",
+        "CONSUMER_CONCURRENCY",
+    ]
+    assert "STRIPE_PRICES: 'pro_bsae' not in plans.json" in message
+    assert "ROLE_CLAIM" not in message and "NOT_A_SETTING" not in message
+
+
+def test_a_missing_table_name_is_required_and_reported_with_the_others() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({"AUTOMATIC_TAX": "2"})
+    assert str(raised.value) == (
+        "invalid environment: TABLE_NAME: required; AUTOMATIC_TAX: must be true or false (also 1/0, yes/no, on/off)"
+    )
+
+
+def test_unset_variables_take_their_defaults() -> None:
+    settings = settings_with()
+    assert settings.STRIPE_SECRET_MAX_AGE_SECONDS == 300 and settings.STRIPE_TIMEOUT_SECONDS == 8.0
+    assert settings.STRIPE_PRICES == {} and settings.APP_BASE_URL == "http://localhost:3000"
+    assert frozenset({"owner", "admin"}) == settings.ADMIN_ROLES and settings.PAST_DUE_ENTITLEMENTS == "plan"
+    assert (settings.ALLOW_PROMOTION_CODES, settings.AUTOMATIC_TAX) == (False, False)
+    assert settings.consumer_reads_per_second == 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.TABLE_NAME = "another"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(word, True) for word in ("true", "TRUE", "True", "1", "yes", "Yes", "on", "ON", "t", "y")]
+    + [(word, False) for word in ("false", "FALSE", "0", "no", "NO", "off", "Off", "f", "n")],
+)
+def test_booleans_take_the_usual_words_in_any_case(value: str, expected: bool) -> None:
+    assert settings_with(ALLOW_PROMOTION_CODES=value, AUTOMATIC_TAX=value).AUTOMATIC_TAX is expected
+
+
+@pytest.mark.parametrize("value", ["", " true", "true ", "2", "-1", "1.0", "maybe", "enabled", "tru"])
+def test_other_booleans_are_refused(value: str) -> None:
+    assert refusal(AUTOMATIC_TAX=value) == "invalid environment: AUTOMATIC_TAX: must be true or false (also 1/0, yes/no, on/off)"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("3", 3), (" 4 ", 4), ("+5", 5), ("05", 5), ("5.0", 5), ("1_000", 1000), ("0", 0)]
+)
+def test_integers_are_read_as_pydantic_read_them(value: str, expected: int) -> None:
+    assert expected == settings_with(RECONCILE_TIME_MARGIN_MS=value).RECONCILE_TIME_MARGIN_MS
+
+
+@pytest.mark.parametrize("value", ["", "abc", "true", "False", "5.5", "5.", "1e3", "0x10", "1__0", "٣", "2 3"])
+def test_anything_else_is_not_an_integer(value: str) -> None:
+    assert refusal(STRIPE_MAX_NETWORK_RETRIES=value) == "invalid environment: STRIPE_MAX_NETWORK_RETRIES: must be an integer"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2", 2.0), (" 2.5 ", 2.5), (".5", 0.5), ("1e1", 10.0), ("6_0", 60.0)])
+def test_numbers_are_read_as_pydantic_read_them(value: str, expected: float) -> None:
+    assert expected == settings_with(STRIPE_TIMEOUT_SECONDS=value).STRIPE_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", "must be a number"),
+        ("", "must be a number"),
+        ("true", "must be a number"),
+        ("٣", "must be a number"),
+        ("0", "must be greater than 0"),
+        ("-1", "must be greater than 0"),
+        ("nan", "must be greater than 0"),
+        ("60.5", "must be at most 60"),
+        ("inf", "must be at most 60"),
+    ],
+)
+def test_numbers_out_of_range_or_not_numbers_are_refused(value: str, message: str) -> None:
+    assert refusal(STRIPE_TIMEOUT_SECONDS=value) == f"invalid environment: STRIPE_TIMEOUT_SECONDS: {message}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TABLE_NAME", "x" * 256, "must be at most 255 characters"),
+        ("TENANT_CLAIM", "", "must not be empty"),
+        ("EVENT_BUS_NAME", "", "must not be empty"),
+        ("STRIPE_SECRET_MAX_AGE_SECONDS", "86401", "must be at most 86400"),
+        ("STRIPE_MAX_NETWORK_RETRIES", "6", "must be at most 5"),
+        ("CONSUMER_CONCURRENCY", "1001", "must be at most 1000"),
+        ("RECONCILE_TIME_MARGIN_MS", "-1", "must be at least 0"),
+        ("RECONCILE_LEASE_SECONDS", "9", "must be at least 10"),
+        ("RECONCILE_STRIPE_PAGE_SIZE", "101", "must be at most 100"),
+        ("RECONCILE_SCAN_PAGE_SIZE", "0", "must be at least 1"),
+        ("RECONCILE_SEEN_TTL_SECONDS", "3599", "must be at least 3600"),
+        ("STRIPE_READS_PER_SECOND", "100.5", "must be at most 100"),
+        ("PAST_DUE_ENTITLEMENTS", "Plan", "must be 'plan' or 'fallback'"),
+        ("STRIPE_API_BASE", "ftp://stripe.example", "must be an http(s) URL"),
+    ],
+)
+def test_each_bound_is_enforced(name: str, value: str, message: str) -> None:
+    assert refusal(**{name: value}) == f"invalid environment: {name}: {message}"
+
+
+def test_values_at_their_bounds_and_base_urls_are_read() -> None:
+    settings = settings_with(
+        STRIPE_SECRET_MAX_AGE_SECONDS="86400",
+        RECONCILE_SEEN_TTL_SECONDS="3600",
+        STRIPE_READS_PER_SECOND="100",
+        PAST_DUE_ENTITLEMENTS="fallback",
+        STRIPE_API_BASE="http://localhost:12111//",
+        ADMIN_ROLES="",
+    )
+    assert (settings.STRIPE_SECRET_MAX_AGE_SECONDS, settings.RECONCILE_SEEN_TTL_SECONDS) == (86_400, 3600)
+    assert (settings.STRIPE_READS_PER_SECOND, settings.PAST_DUE_ENTITLEMENTS) == (100.0, "fallback")
+    assert settings.STRIPE_API_BASE == "http://localhost:12111"
+    assert frozenset() == settings.ADMIN_ROLES
+
+
+def test_settings_and_the_catalog_do_not_import_pydantic(pytestconfig: pytest.Config) -> None:
+    """They are on every request path; pydantic would add tens of milliseconds to each cold start."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tenant_billing.catalog import get_catalog\n"
+        "from tenant_billing.settings import Settings\n"
+        "get_catalog()\n"
+        'settings = Settings.from_environ({"TABLE_NAME": "billing", "STRIPE_PRICES": \'{"pro_base": "price_1"}\'})\n'
+        'assert settings.STRIPE_PRICES["pro_base"].price_id == "price_1"\n'
+        "print('pydantic' in sys.modules)\n"
+    )
+    # The same import roots as pytest's: the layer, every function's folder and the repository.
+    env = {"PYTHONPATH": os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath")), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False"]

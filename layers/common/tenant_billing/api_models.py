@@ -1,142 +1,173 @@
-"""Request and response models of the HTTP API (camelCase on the wire)."""
+"""Request and response models of the HTTP API (camelCase on the wire), as plain dataclasses.
+
+They are read and written by `wire` on every request, without pydantic (whose import and schema
+building would be most of a cold start). The same declarations generate the OpenAPI document
+(tests/support/generate_openapi.py turns each into the pydantic model Powertools documents), and
+the tests check that `wire` accepts and refuses exactly what that pydantic model would.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+
+from tenant_billing.wire import api
+
+# --- responses -------------------------------------------------------------------------------------
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-
-class PendingChangeView(_Out):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingChangeView:
     """A change Stripe applies only once its invoice is paid: not granted until then."""
 
     plan: str | None
-    site_quantity: int = Field(alias="siteQuantity")
-    expires_at: str | None = Field(alias="expiresAt", description="when Stripe drops the change if still unpaid")
+    site_quantity: int = field(metadata=api("siteQuantity"))
+    expires_at: str | None = field(metadata=api("expiresAt", description="when Stripe drops the change if still unpaid"))
 
 
-class SubscriptionView(_Out):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionView:
     plan: str | None
     status: str
-    site_quantity: int = Field(alias="siteQuantity")
-    current_period_end: str | None = Field(alias="currentPeriodEnd")
-    cancel_at_period_end: bool = Field(alias="cancelAtPeriodEnd")
-    cancel_at: str | None = Field(
-        default=None, alias="cancelAt", description="when Stripe will cancel, however the cancellation was scheduled"
+    site_quantity: int = field(metadata=api("siteQuantity"))
+    current_period_end: str | None = field(metadata=api("currentPeriodEnd"))
+    cancel_at_period_end: bool = field(metadata=api("cancelAtPeriodEnd"))
+    cancel_at: str | None = field(
+        default=None, metadata=api("cancelAt", description="when Stripe will cancel, however the cancellation was scheduled")
     )
-    pending_change: PendingChangeView | None = Field(default=None, alias="pendingChange")
+    pending_change: PendingChangeView | None = field(default=None, metadata=api("pendingChange"))
 
 
-class EntitlementView(_Out):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntitlementView:
     features: list[str]
     limits: dict[str, int]
 
 
-class BillingStatusResponse(_Out):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BillingStatusResponse:
     configured: bool
     subscription: SubscriptionView | None
     entitlement: EntitlementView
-    has_stripe_customer: bool = Field(alias="hasStripeCustomer")
+    has_stripe_customer: bool = field(metadata=api("hasStripeCustomer"))
 
 
-class UrlResponse(_Out):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrlResponse:
     url: str
 
 
-class _In(BaseModel):
-    # Unknown fields are an error, not silently ignored; types are strict ("3" is not 3).
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangePreviewResponse:
+    plan: str
+    site_quantity: int = field(metadata=api("siteQuantity"))
+    currency: str
+    # Minor units (cents), as Stripe reports them.
+    amount_due_now: int = field(metadata=api("amountDueNow"))
+    next_invoice_total: int = field(metadata=api("nextInvoiceTotal"))
+    next_invoice_date: str | None = field(metadata=api("nextInvoiceDate"))
+    proration_date: int = field(metadata=api("prorationDate", description="when the server prorated (informational)"))
+    preview_id: str = field(
+        metadata=api(
+            "previewId", description="pass it to POST /billing/subscription within 10 minutes to be charged exactly amountDueNow"
+        )
+    )
+    expires_at: str = field(metadata=api("expiresAt", description="when previewId stops being accepted"))
 
 
-class PlanSelection(_In):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceView:
+    id: str
+    number: str | None
+    status: str | None
+    amount_due: int = field(metadata=api("amountDue"))
+    amount_paid: int = field(metadata=api("amountPaid"))
+    currency: str
+    period_start: str | None = field(metadata=api("periodStart"))
+    period_end: str | None = field(metadata=api("periodEnd"))
+    created: str | None
+    hosted_invoice_url: str | None = field(metadata=api("hostedInvoiceUrl"))
+    invoice_pdf: str | None = field(metadata=api("invoicePdf"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceListResponse:
+    invoices: list[InvoiceView]
+    next_cursor: str | None = field(metadata=api("nextCursor"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorDetail:
+    code: str = field(metadata=api(description="stable, machine-readable reason, e.g. invalid_site_quantity"))
+    message: str
+    hosted_invoice_url: str | None = field(
+        default=None,
+        metadata=api("hostedInvoiceUrl", description="payment_failed, payment_requires_action, payment_outstanding: pay here"),
+    )
+    client_secret: str | None = field(
+        default=None,
+        metadata=api(
+            "clientSecret",
+            description="payment_requires_action: the PaymentIntent's client secret, to finish 3-D Secure with Stripe.js",
+        ),
+    )
+    # Last: once declared, `field` in this class body is this attribute, no longer dataclasses.field.
+    field: str | None = field(default=None, metadata=api(description="the request field at fault, when there is one"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorResponse:
+    error: ErrorDetail
+
+
+# --- requests: unknown fields are an error, not silently ignored; types are strict ("3" is not 3) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanSelection:
     """A plan and its per-site add-on quantity: the body of checkout and of a plan change."""
 
-    plan: str = Field(max_length=64)
-    site_quantity: int = Field(default=0, alias="siteQuantity")
+    plan: str = field(metadata=api(max_length=64))
+    site_quantity: int = field(default=0, metadata=api("siteQuantity"))
 
 
 # Checkout takes exactly a plan selection.
 CheckoutRequest = PlanSelection
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanChange(PlanSelection):
     """POST /billing/subscription: a plan selection, and optionally the `previewId` of the preview
     whose amounts the caller accepted (the change is then charged exactly that). Without it the
     server prorates at the current time. No client-chosen proration date is taken."""
 
-    preview_id: str | None = Field(default=None, alias="previewId", max_length=64)
+    preview_id: str | None = field(default=None, metadata=api("previewId", max_length=64))
 
 
-class PortalRequest(_In):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortalRequest:
     """POST /billing/portal takes no parameters (an empty body or {})."""
 
 
-class SyncRequest(_In):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncRequest:
     """POST /billing/sync takes no parameters (an empty body or {})."""
 
 
-class CancelRequest(_In):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequest:
     """POST /billing/subscription/cancel: at period end unless `immediately`."""
 
     immediately: bool = False
 
 
-class ResumeRequest(_In):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeRequest:
     """POST /billing/subscription/resume takes no parameters (an empty body or {})."""
 
 
-class ChangePreviewResponse(_Out):
-    plan: str
-    site_quantity: int = Field(alias="siteQuantity")
-    currency: str
-    # Minor units (cents), as Stripe reports them.
-    amount_due_now: int = Field(alias="amountDueNow")
-    next_invoice_total: int = Field(alias="nextInvoiceTotal")
-    next_invoice_date: str | None = Field(alias="nextInvoiceDate")
-    proration_date: int = Field(alias="prorationDate", description="when the server prorated (informational)")
-    preview_id: str = Field(
-        alias="previewId",
-        description="pass it to POST /billing/subscription within 10 minutes to be charged exactly amountDueNow",
-    )
-    expires_at: str = Field(alias="expiresAt", description="when previewId stops being accepted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoicesQuery:
+    """GET /billing/invoices?limit=&cursor= (query string values: "5" is 5)."""
 
-
-class InvoiceView(_Out):
-    id: str
-    number: str | None
-    status: str | None
-    amount_due: int = Field(alias="amountDue")
-    amount_paid: int = Field(alias="amountPaid")
-    currency: str
-    period_start: str | None = Field(alias="periodStart")
-    period_end: str | None = Field(alias="periodEnd")
-    created: str | None
-    hosted_invoice_url: str | None = Field(alias="hostedInvoiceUrl")
-    invoice_pdf: str | None = Field(alias="invoicePdf")
-
-
-class InvoiceListResponse(_Out):
-    invoices: list[InvoiceView]
-    next_cursor: str | None = Field(alias="nextCursor")
-
-
-class ErrorDetail(_Out):
-    code: str = Field(description="stable, machine-readable reason, e.g. invalid_site_quantity")
-    message: str
-    field: str | None = Field(default=None, description="the request field at fault, when there is one")
-    hosted_invoice_url: str | None = Field(
-        default=None,
-        alias="hostedInvoiceUrl",
-        description="payment_failed, payment_requires_action, payment_outstanding: pay here",
-    )
-    client_secret: str | None = Field(
-        default=None,
-        alias="clientSecret",
-        description="payment_requires_action: the PaymentIntent's client secret, to finish 3-D Secure with Stripe.js",
-    )
-
-
-class ErrorResponse(_Out):
-    error: ErrorDetail
+    limit: int = field(default=10, metadata=api(ge=1, le=100))
+    cursor: str | None = field(default=None, metadata=api(max_length=512))

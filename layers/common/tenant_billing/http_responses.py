@@ -1,5 +1,5 @@
-"""The one module that maps domain errors to HTTP responses, for the API (Powertools responses)
-and for the webhook (Lambda proxy responses), and logs each refusal.
+"""The one module that maps domain errors to HTTP responses (Lambda proxy responses, for the API
+and for the webhook), and logs each refusal.
 
 Every error body has the same shape: {"error": {"code": ..., "message": ..., "field": ...}}
 ("field" only when the error concerns one; "hostedInvoiceUrl" and "clientSecret" only when an
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-
-from aws_lambda_powertools.event_handler import Response
 
 from tenant_billing.errors import BillingError, BillingStateError
 from tenant_billing.observability import logger, metrics
@@ -50,13 +48,8 @@ def refused(exc: BillingError) -> tuple[int, dict[str, Any]]:
     return status, body
 
 
-def json_response(status_code: int, body: dict[str, Any]) -> Response[str]:
-    """A response for the Powertools resolver to serialize."""
-    return Response(status_code=status_code, headers=dict(JSON_HEADERS), body=json.dumps(body, separators=(",", ":")))
-
-
 def proxy_response(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    """A Lambda proxy (HTTP API v2 / Function URL) response, for answers given without the resolver."""
+    """A Lambda proxy (HTTP API v2 / Function URL) response."""
     return {
         "statusCode": status_code,
         "headers": dict(JSON_HEADERS),

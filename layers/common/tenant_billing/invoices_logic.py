@@ -18,9 +18,6 @@ from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_port import Invoice, StripePort, UnknownStartingPoint
 
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 100
-
 
 def encode_cursor(org_id: str, last_invoice_id: str) -> str:
     """Opaque to callers, and bound to the organization: another org's cursor is refused."""

@@ -61,11 +61,22 @@ class NoopTracingProvider(BaseProvider):
         return None
 
 
+# Traced from the start: botocore (every AWS call). Patching a library imports it, so Powertools'
+# default (every library the X-Ray SDK knows: requests, sqlite3, httplib...) would load modules a
+# function never uses; Stripe's HTTP library is patched when a Stripe client is built (`trace_library`).
+TRACED_AT_START = ("botocore",)
+
+
 def _create_tracer() -> Tracer:
     # Same rule as Powertools: disabled by POWERTOOLS_TRACE_DISABLED, outside Lambda, or under SAM local.
     if Tracer._is_tracer_disabled():
         return Tracer(provider=NoopTracingProvider(), disabled=True)
-    return Tracer()
+    return Tracer(patch_modules=TRACED_AT_START)
+
+
+def trace_library(name: str) -> None:
+    """Trace the calls of a library the function is about to use (the X-Ray SDK patches it once)."""
+    tracer.patch([name])
 
 
 logger = Logger()

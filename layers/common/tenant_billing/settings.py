@@ -1,7 +1,8 @@
-"""The Lambda environment as one pydantic model, validated once on first use.
+"""The Lambda environment as one frozen dataclass, validated once on first use.
 
 Nothing here runs at import time: `get_settings()` reads `os.environ` the first time a handler
-asks, and every later call returns the same validated object.
+asks, and every later call returns the same validated object. Only the standard library: this
+module is on every request path, and pydantic would add tens of milliseconds to each cold start.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, Literal
 
 from tenant_billing.catalog import PRICE_NAME_PATTERN, get_catalog
 from tenant_billing.errors import ConfigurationError
@@ -21,11 +22,10 @@ PRICE_ID_PATTERN = re.compile(r"^price_[A-Za-z0-9_]+$")
 PRICES_FORMAT = '{"<price name>": "price_..." | {"lookupKey": "..."}}'
 
 
-class PriceSetting(BaseModel):
+@dataclass(frozen=True, slots=True)
+class PriceSetting:
     """One entry of STRIPE_PRICES: a Stripe price id, or the `lookup_key` of a Stripe price (which
     the functions that talk to Stripe resolve to its id)."""
-
-    model_config = ConfigDict(frozen=True)
 
     price_id: str = ""
     lookup_key: str = ""
@@ -70,79 +70,185 @@ def parse_prices(raw: object) -> dict[str, PriceSetting]:
     return prices
 
 
-class Settings(BaseModel):
-    """Every environment variable the functions read. Field names are the variable names."""
+# Each Settings field's metadata holds the parser of its variable's text: it returns the value or
+# raises ValueError saying what the text should be, without quoting it (a ConfigurationError's
+# message reaches API responses).
+_PARSE = "parse"
+Parser = Callable[[str], object]
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    TABLE_NAME: str = Field(min_length=3, max_length=255)
+def _var(parse: Parser) -> Mapping[str, Parser]:
+    return {_PARSE: parse}
+
+
+def _text(*, min_length: int = 0, max_length: int | None = None) -> Mapping[str, Parser]:
+    def parse(value: str) -> str:
+        if len(value) < min_length:
+            raise ValueError("must not be empty" if min_length == 1 else f"must be at least {min_length} characters")
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        return value
+
+    return _var(parse)
+
+
+def _base_url(value: str) -> str:
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    # Paths are appended to these, so "https://app.example.com/" must not give "//app".
+    return value.rstrip("/")
+
+
+def _one_of(*choices: str) -> Mapping[str, Parser]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be {' or '.join(map(repr, choices))}")
+        return value
+
+    return _var(parse)
+
+
+# As pydantic read these from the environment: " 5 ", "+5", "1_000" and "5.0" are integers; "5.5",
+# "1e3" and "0x10" are not. Unicode digits (which int() takes) are refused too.
+_INTEGER = re.compile(r"[+-]?[0-9](?:_?[0-9])*(?:\.0+)?")
+
+
+def _to_int(value: str) -> int:
+    text = value.strip()
+    if not _INTEGER.fullmatch(text):
+        raise ValueError("must be an integer")
+    return int(text.partition(".")[0])
+
+
+def _to_float(value: str) -> float:
+    # float() takes what pydantic took (" 5 ", "1e1", ".5", "1_0", "inf") and Unicode digits too,
+    # which pydantic refused.
+    if value.isascii():
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError("must be a number")
+
+
+def _number(
+    convert: Callable[[str], float], *, ge: float | None = None, gt: float | None = None, le: float | None = None
+) -> Mapping[str, Parser]:
+    def parse(value: str) -> float:
+        number = convert(value)
+        # Written as `not number >= ge` so that NaN fails every bound.
+        if ge is not None and not number >= ge:
+            raise ValueError(f"must be at least {ge}")
+        if gt is not None and not number > gt:
+            raise ValueError(f"must be greater than {gt}")
+        if le is not None and not number <= le:
+            raise ValueError(f"must be at most {le}")
+        return number
+
+    return _var(parse)
+
+
+def _integer(*, ge: int | None = None, le: int | None = None) -> Mapping[str, Parser]:
+    return _number(_to_int, ge=ge, le=le)
+
+
+def _float(*, gt: float | None = None, le: float | None = None) -> Mapping[str, Parser]:
+    return _number(_to_float, gt=gt, le=le)
+
+
+# The words pydantic took for a bool, in any case; anything else (" true", "2", "") is refused.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _to_bool(value: str) -> bool:
+    word = value.lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError("must be true or false (also 1/0, yes/no, on/off)")
+
+
+def _roles(value: str) -> frozenset[str]:
+    return frozenset(role.strip() for role in value.split(",") if role.strip())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Every environment variable the functions read. Field names are the variable names; each
+    field's metadata says how its text is read and checked. Build one with `from_environ`."""
+
+    TABLE_NAME: str = field(metadata=_text(min_length=3, max_length=255))
     # The secret's ARN, never its value. Empty means billing is not configured yet.
-    STRIPE_SECRET_ARN: str = ""
-    STRIPE_SECRET_MAX_AGE_SECONDS: int = Field(default=300, ge=0, le=86_400)
+    STRIPE_SECRET_ARN: str = field(default="", metadata=_text())
+    STRIPE_SECRET_MAX_AGE_SECONDS: int = field(default=300, metadata=_integer(ge=0, le=86_400))
     # A Stripe-compatible server (the local emulator); unset means api.stripe.com.
-    STRIPE_API_BASE: str = ""
-    STRIPE_MAX_NETWORK_RETRIES: int = Field(default=2, ge=0, le=5)
-    STRIPE_TIMEOUT_SECONDS: float = Field(default=8.0, gt=0, le=60)
+    STRIPE_API_BASE: str = field(default="", metadata=_var(_base_url))
+    STRIPE_MAX_NETWORK_RETRIES: int = field(default=2, metadata=_integer(ge=0, le=5))
+    STRIPE_TIMEOUT_SECONDS: float = field(default=8.0, metadata=_float(gt=0, le=60))
 
     # The catalog's prices by name (template parameter StripePrices): {"pro_base": "price_..."} or
     # {"pro_base": {"lookupKey": "..."}}. A name plans.json does not have is an error.
-    STRIPE_PRICES: dict[str, PriceSetting] = Field(default_factory=dict)
+    STRIPE_PRICES: dict[str, PriceSetting] = field(default_factory=dict, metadata=_var(parse_prices))
 
     # Checkout and the portal send the user back under it (template parameter AppBaseUrl).
-    APP_BASE_URL: str = "http://localhost:3000"
-    PORTAL_CONFIGURATION_ID: str = ""
-    ALLOW_PROMOTION_CODES: bool = False
-    AUTOMATIC_TAX: bool = False
+    APP_BASE_URL: str = field(default="http://localhost:3000", metadata=_var(_base_url))
+    PORTAL_CONFIGURATION_ID: str = field(default="", metadata=_text())
+    ALLOW_PROMOTION_CODES: bool = field(default=False, metadata=_var(_to_bool))
+    AUTOMATIC_TAX: bool = field(default=False, metadata=_var(_to_bool))
 
-    TENANT_CLAIM: str = Field(default="org_id", min_length=1)
-    ROLE_CLAIM: str = Field(default="org_role", min_length=1)
-    ADMIN_ROLES: frozenset[str] = frozenset({"owner", "admin"})
+    TENANT_CLAIM: str = field(default="org_id", metadata=_text(min_length=1))
+    ROLE_CLAIM: str = field(default="org_role", metadata=_text(min_length=1))
+    # Comma-separated; spaces and empty entries are dropped.
+    ADMIN_ROLES: frozenset[str] = field(default=frozenset({"owner", "admin"}), metadata=_var(_roles))
 
     # What a past_due subscription is entitled to: its plan (Stripe's own dunning is still
     # retrying the card) or the fallback plan.
-    PAST_DUE_ENTITLEMENTS: Literal["plan", "fallback"] = "plan"
+    PAST_DUE_ENTITLEMENTS: Literal["plan", "fallback"] = field(default="plan", metadata=_one_of("plan", "fallback"))
 
     # The queue the webhook puts verified Stripe events on (template resource StripeEventsQueue);
     # the consumer returns a message to it with a backoff.
-    EVENTS_QUEUE_URL: str = ""
+    EVENTS_QUEUE_URL: str = field(default="", metadata=_text())
     # The consumer's Stripe read budget (template parameter StripeReadsPerSecond), shared by at most
     # CONSUMER_CONCURRENCY invocations at once (the event source mapping's MaximumConcurrency).
-    STRIPE_READS_PER_SECOND: float = Field(default=20, gt=0, le=100)
-    CONSUMER_CONCURRENCY: int = Field(default=2, ge=1, le=1000)
+    STRIPE_READS_PER_SECOND: float = field(default=20, metadata=_float(gt=0, le=100))
+    CONSUMER_CONCURRENCY: int = field(default=2, metadata=_integer(ge=1, le=1000))
 
     # Where EntitlementsChanged events go (a bus name or ARN), and their `source`.
-    EVENT_BUS_NAME: str = Field(default="default", min_length=1)
-    ENTITLEMENT_EVENT_SOURCE: str = Field(default="saas.billing", min_length=1)
+    EVENT_BUS_NAME: str = field(default="default", metadata=_text(min_length=1))
+    ENTITLEMENT_EVENT_SOURCE: str = field(default="saas.billing", metadata=_text(min_length=1))
 
     # Reconciliation: it stops (storing its checkpoint) when less time than the margin is left in
     # the invocation; its lease lasts this long without renewal (renewed with every checkpoint).
-    RECONCILE_TIME_MARGIN_MS: int = Field(default=20_000, ge=0)
-    RECONCILE_LEASE_SECONDS: int = Field(default=300, ge=10)
-    RECONCILE_STRIPE_PAGE_SIZE: int = Field(default=100, ge=1, le=100)
+    RECONCILE_TIME_MARGIN_MS: int = field(default=20_000, metadata=_integer(ge=0))
+    RECONCILE_LEASE_SECONDS: int = field(default=300, metadata=_integer(ge=10))
+    RECONCILE_STRIPE_PAGE_SIZE: int = field(default=100, metadata=_integer(ge=1, le=100))
     # Items the table Scan evaluates per page (most items are not subscriptions).
-    RECONCILE_SCAN_PAGE_SIZE: int = Field(default=500, ge=1)
+    RECONCILE_SCAN_PAGE_SIZE: int = field(default=500, metadata=_integer(ge=1))
     # A run's "seen in Stripe" pages expire by TTL after this long.
-    RECONCILE_SEEN_TTL_SECONDS: int = Field(default=7 * 24 * 3600, ge=3600)
+    RECONCILE_SEEN_TTL_SECONDS: int = field(default=7 * 24 * 3600, metadata=_integer(ge=3600))
 
-    @field_validator("STRIPE_PRICES", mode="before")
     @classmethod
-    def _parse_prices(cls, value: object) -> object:
-        return parse_prices(value)
-
-    @field_validator("ADMIN_ROLES", mode="before")
-    @classmethod
-    def _split_roles(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(role.strip() for role in value.split(",") if role.strip())
-        return value
-
-    @field_validator("APP_BASE_URL", "STRIPE_API_BASE")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        # Paths are appended to these, so "https://app.example.com/" must not give "//app".
-        return value.rstrip("/")
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the variables this class names from `environ` (others are ignored); a variable left
+        out takes its default. The error names every missing or malformed variable, not the first."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for var in fields(cls):
+            if var.name not in environ:
+                if var.default is MISSING and var.default_factory is MISSING:
+                    problems.append(f"{var.name}: required")
+                continue
+            value = environ[var.name]
+            try:
+                # The environment holds text only; a mapping built by hand might not.
+                if not isinstance(value, str):
+                    raise ValueError("must be a string")
+                values[var.name] = var.metadata[_PARSE](value)
+            except ValueError as exc:
+                problems.append(f"{var.name}: {exc}")
+        if problems:
+            raise ConfigurationError(f"invalid environment: {'; '.join(problems)}")
+        return cls(**values)
 
     @property
     def consumer_reads_per_second(self) -> float:
@@ -165,8 +271,4 @@ class Settings(BaseModel):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Validate the environment once. The error names each missing or malformed variable."""
-    try:
-        return Settings.model_validate({key: value for key, value in os.environ.items() if key in Settings.model_fields})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ConfigurationError(f"invalid environment: {problems}") from None
+    return Settings.from_environ(os.environ)

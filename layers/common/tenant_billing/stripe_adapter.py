@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionCreateParamsSubscriptionData
 
 from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfiguredError, StripeUnavailableError
-from tenant_billing.observability import logger, metrics
+from tenant_billing.observability import logger, metrics, trace_library
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_credentials import get_stripe_credentials
 from tenant_billing.stripe_objects import read_checkout_session, read_invoice, read_invoice_payment, read_subscription
@@ -52,8 +52,9 @@ STRIPE_API_VERSION = "2026-10-28.endive"
 
 
 def build_http_client() -> stripe.HTTPClient:
-    """A bounded timeout (the SDK's default is 80 s, longer than the function's)."""
+    """A bounded timeout (the SDK's default is 80 s, longer than the function's); its calls traced."""
     settings = get_settings()
+    trace_library("requests")
     return stripe.RequestsClient(timeout=(2.0, settings.STRIPE_TIMEOUT_SECONDS))
 
 

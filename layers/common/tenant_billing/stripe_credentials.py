@@ -1,22 +1,23 @@
-"""Stripe credentials from the Secrets Manager secret, through Powertools Parameters (cached
-per execution environment for STRIPE_SECRET_MAX_AGE_SECONDS, so a rotated value is picked up).
+"""Stripe credentials from the Secrets Manager secret, read with our shared botocore client and
+cached per execution environment for STRIPE_SECRET_MAX_AGE_SECONDS (so a rotated value is picked up).
 
 The secret's SecretString is JSON: {"STRIPE_SECRET_KEY": "sk_...", "STRIPE_WEBHOOK_SECRET":
 "whsec_a[,whsec_b]"} (several webhook secrets while one is being rolled). Values never reach a log.
+
+One GetSecretValue call, not Powertools Parameters: its module imports boto3, s3transfer and
+multiprocessing (about 37 ms of a cold start) to do the same.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from time import monotonic
+from typing import Any
 
 from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfiguredError, TransientStoreError
 from tenant_billing.observability import logger
 from tenant_billing.settings import get_settings
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 # Secrets Manager answers that an operator must fix; anything else (throttling, 5xx, timeouts)
 # is transient and the caller should retry.
@@ -31,48 +32,67 @@ class StripeCredentials:
     webhook_secrets: tuple[str, ...] = field(repr=False)
 
 
-@cache
-def _secrets_provider() -> SecretsProvider:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+# The secret's ARN -> (time.monotonic() deadline, its credentials). Only valid secrets are kept.
+_cache: dict[str, tuple[float, StripeCredentials]] = {}
+
+
+def forget_stripe_credentials() -> None:
+    """Drop the cached credentials: the next get_stripe_credentials reads Secrets Manager again."""
+    _cache.clear()
+
+
+def _read_secret(secret_id: str) -> str | bytes:
+    """The secret's value; BillingMisconfiguredError or TransientStoreError when it cannot be read."""
+    from botocore.exceptions import ClientError
 
     from tenant_billing.aws_clients import secretsmanager_client
 
-    # Our botocore client rather than the provider's own: that one would come from a new boto3
-    # session, loading botocore's endpoint data a second time (about 60 ms of a cold start).
-    return SecretsProvider(boto3_client=secretsmanager_client())
-
-
-def _error_code(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__
-    response: Any = getattr(cause, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(cause).__name__ if cause else ""))
-
-
-def get_stripe_credentials() -> StripeCredentials:
-    """The current credentials; BillingNotConfiguredError when no secret or no key is set."""
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-
-    settings = get_settings()
-    if not settings.STRIPE_SECRET_ARN:
-        raise BillingNotConfiguredError("billing is not configured")
+    client = secretsmanager_client()
     try:
-        value = _secrets_provider().get(
-            settings.STRIPE_SECRET_ARN, transform="json", max_age=settings.STRIPE_SECRET_MAX_AGE_SECONDS
-        )
-    except TransformParameterError:
-        logger.error("the Stripe secret is not a JSON object")
-        raise BillingMisconfiguredError("billing is misconfigured") from None
-    except GetParameterError as exc:
-        code = _error_code(exc)
+        response = client.get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
         logger.warning("reading the Stripe secret failed", extra={"error_code": code})
         if code in _MISCONFIGURATION_CODES:
             raise BillingMisconfiguredError("billing is misconfigured") from None
         raise TransientStoreError("billing credentials are temporarily unavailable, try again") from None
-    if not isinstance(value, dict):
+    except Exception as exc:  # botocore's connection errors and timeouts (BotoCoreError), or anything else
+        logger.warning("reading the Stripe secret failed", extra={"error_code": type(exc).__name__})
+        raise TransientStoreError("billing credentials are temporarily unavailable, try again") from None
+    if "SecretString" in response:
+        return response["SecretString"]
+    return response["SecretBinary"]
+
+
+def _parse(value: str | bytes) -> StripeCredentials:
+    try:
+        document: Any = json.loads(value.decode("utf-8") if isinstance(value, bytes) else value)
+    except ValueError:  # not JSON, or binary that is not UTF-8 (UnicodeDecodeError is a ValueError)
+        document = None
+    if not isinstance(document, dict):
+        logger.error("the Stripe secret is not a JSON object")
         raise BillingMisconfiguredError("billing is misconfigured")
-    secret_key = str(value.get("STRIPE_SECRET_KEY") or "").strip()
-    webhook = str(value.get("STRIPE_WEBHOOK_SECRET") or "")
+    secret_key = str(document.get("STRIPE_SECRET_KEY") or "").strip()
+    webhook = str(document.get("STRIPE_WEBHOOK_SECRET") or "")
     return StripeCredentials(
         secret_key=secret_key,
         webhook_secrets=tuple(secret.strip() for secret in webhook.split(",") if secret.strip()),
     )
+
+
+def get_stripe_credentials() -> StripeCredentials:
+    """The current credentials; BillingNotConfiguredError when no secret or no key is set."""
+    settings = get_settings()
+    secret_id = settings.STRIPE_SECRET_ARN
+    if not secret_id:
+        raise BillingNotConfiguredError("billing is not configured")
+    cached = _cache.get(secret_id)
+    if cached is not None and monotonic() < cached[0]:
+        return cached[1]
+    credentials = _parse(_read_secret(secret_id))
+    max_age = settings.STRIPE_SECRET_MAX_AGE_SECONDS
+    if max_age > 0:
+        _cache[secret_id] = (monotonic() + max_age, credentials)
+    else:
+        _cache.pop(secret_id, None)
+    return credentials
