@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from tenant_billing.api_models import ErrorResponse
 from tenant_billing.auth import Role
 from tenant_billing.http_api import BillingApi, Operation
+from tenant_billing.records import record_fields
 from tests.support.pydantic_models import pydantic_model
 from tests.support.template import REPO_ROOT, resources_of_type
 
@@ -71,7 +72,7 @@ def documented_endpoint(operation: Operation) -> Callable[..., Any]:
     parameters = []
     if operation.query is not None:
         hints = typing.get_type_hints(operation.query)
-        for field in dataclasses.fields(operation.query):
+        for field in record_fields(operation.query):
             metadata = field.metadata
             constraints = {key: metadata[key] for key in ("max_length", "ge", "le") if key in metadata}
             default = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tenant_billing import api_models
+from tenant_billing.records import is_record, record_fields
 
 # The models a route takes: everything else in api_models is an answer.
 REQUEST_MODELS = frozenset(
@@ -37,7 +38,7 @@ def _docstring(model: type[Any]) -> str | None:
 
 
 def _annotation(annotation: Any, strict: bool) -> Any:
-    if dataclasses.is_dataclass(annotation):
+    if is_record(annotation):
         return pydantic_model(typing.cast("type[Any]", annotation), strict=strict)
     origin = typing.get_origin(annotation)
     if origin is None:
@@ -62,7 +63,7 @@ def _build(model: type[Any], strict: bool) -> type[BaseModel]:
     hints = typing.get_type_hints(model)
     request = model in REQUEST_MODELS
     fields: dict[str, Any] = {}
-    for field in dataclasses.fields(model):
+    for field in record_fields(model):
         metadata = field.metadata
         default = ... if field.default is dataclasses.MISSING else field.default
         constraints = {key: metadata[key] for key in ("max_length", "ge", "le") if key in metadata}

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from tenant_billing import api_models
 from tenant_billing.errors import InvalidRequestError
+from tenant_billing.records import is_record, record_fields
 from tenant_billing.wire import read_model, to_wire, wire_fields
 from tests.support.pydantic_models import pydantic_model
 
@@ -116,10 +117,10 @@ def test_a_response_is_written_as_its_pydantic_model_serializes_it() -> None:
     assert written["subscription"]["pendingChange"] == {"plan": "enterprise", "siteQuantity": 4, "expiresAt": None}
 
 
-@pytest.mark.parametrize("model", [value for value in vars(api_models).values() if dataclasses.is_dataclass(value)])
+@pytest.mark.parametrize("model", [value for value in vars(api_models).values() if is_record(value)])
 def test_every_field_has_a_type_wire_handles(model: type[Any]) -> None:
     # Resolving the annotations is what the first request of a route does.
-    assert [field.name for field in wire_fields(model)] == [field.name for field in dataclasses.fields(model)]
+    assert [field.name for field in wire_fields(model)] == [field.name for field in record_fields(model)]
 
 
 HANDLER_MODULES = [

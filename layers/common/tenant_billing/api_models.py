@@ -8,14 +8,15 @@ the tests check that `wire` accepts and refuses exactly what that pydantic model
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from tenant_billing.records import frozen
 from tenant_billing.wire import api
 
 # --- responses -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PendingChangeView:
     """A change Stripe applies only once its invoice is paid: not granted until then."""
 
@@ -24,7 +25,7 @@ class PendingChangeView:
     expires_at: str | None = field(metadata=api("expiresAt", description="when Stripe drops the change if still unpaid"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class SubscriptionView:
     plan: str | None
     status: str
@@ -37,13 +38,13 @@ class SubscriptionView:
     pending_change: PendingChangeView | None = field(default=None, metadata=api("pendingChange"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class EntitlementView:
     features: list[str]
     limits: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class BillingStatusResponse:
     configured: bool
     subscription: SubscriptionView | None
@@ -51,12 +52,12 @@ class BillingStatusResponse:
     has_stripe_customer: bool = field(metadata=api("hasStripeCustomer"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class UrlResponse:
     url: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ChangePreviewResponse:
     plan: str
     site_quantity: int = field(metadata=api("siteQuantity"))
@@ -74,7 +75,7 @@ class ChangePreviewResponse:
     expires_at: str = field(metadata=api("expiresAt", description="when previewId stops being accepted"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InvoiceView:
     id: str
     number: str | None
@@ -89,13 +90,13 @@ class InvoiceView:
     invoice_pdf: str | None = field(metadata=api("invoicePdf"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InvoiceListResponse:
     invoices: list[InvoiceView]
     next_cursor: str | None = field(metadata=api("nextCursor"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ErrorDetail:
     code: str = field(metadata=api(description="stable, machine-readable reason, e.g. invalid_site_quantity"))
     message: str
@@ -114,7 +115,7 @@ class ErrorDetail:
     field: str | None = field(default=None, metadata=api(description="the request field at fault, when there is one"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ErrorResponse:
     error: ErrorDetail
 
@@ -122,7 +123,7 @@ class ErrorResponse:
 # --- requests: unknown fields are an error, not silently ignored; types are strict ("3" is not 3) ---
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PlanSelection:
     """A plan and its per-site add-on quantity: the body of checkout and of a plan change."""
 
@@ -134,7 +135,7 @@ class PlanSelection:
 CheckoutRequest = PlanSelection
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PlanChange(PlanSelection):
     """POST /billing/subscription: a plan selection, and optionally the `previewId` of the preview
     whose amounts the caller accepted (the change is then charged exactly that). Without it the
@@ -143,29 +144,29 @@ class PlanChange(PlanSelection):
     preview_id: str | None = field(default=None, metadata=api("previewId", max_length=64))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PortalRequest:
     """POST /billing/portal takes no parameters (an empty body or {})."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class SyncRequest:
     """POST /billing/sync takes no parameters (an empty body or {})."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class CancelRequest:
     """POST /billing/subscription/cancel: at period end unless `immediately`."""
 
     immediately: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ResumeRequest:
     """POST /billing/subscription/resume takes no parameters (an empty body or {})."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InvoicesQuery:
     """GET /billing/invoices?limit=&cursor= (query string values: "5" is 5)."""
 

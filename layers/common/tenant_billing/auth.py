@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from tenant_billing.errors import ForbiddenError, UnauthorizedError
+from tenant_billing.records import frozen
 from tenant_billing.settings import Settings
 
 # Organization ids become key components and Stripe metadata: keep them to a safe alphabet.
 _ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Caller:
     org_id: str
     roles: frozenset[str]

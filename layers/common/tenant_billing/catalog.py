@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from tenant_billing.errors import ConfigurationError
+from tenant_billing.records import frozen
 
 CATALOG_PATH = Path(__file__).with_name("plans.json")
 
@@ -27,19 +27,19 @@ PriceKind = Literal["base", "site"]
 PRICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class BasePrice:
     name: str
     unit_amount: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class SitePrice(BasePrice):
     # The numeric limit that each add-on unit raises by one.
     limit: str = "sites"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Plan:
     name: str
     base_price: BasePrice
@@ -49,7 +49,7 @@ class Plan:
     limits: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Catalog:
     comment: str | None = None
     currency: str
@@ -91,7 +91,7 @@ class Catalog:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PriceRef:
     plan: str
     kind: PriceKind

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
 from tenant_billing.auth import Caller
@@ -16,6 +15,7 @@ from tenant_billing.errors import BillingNotConfiguredError, ConflictError, Inva
 from tenant_billing.items import CustomerLink, OrgBilling
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_sync import sync_org
+from tenant_billing.records import frozen
 from tenant_billing.repositories import CheckoutRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import is_billing_configured
@@ -31,7 +31,7 @@ ORG_METADATA_KEY = "organization_id"
 PLAN_METADATA_KEY = "plan"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LineItems:
     plan_id: str
     base_price_id: str
@@ -41,7 +41,7 @@ class LineItems:
     plan_site_price_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PriceSelection:
     """A valid plan selection by the catalog's price names (no Stripe id needed to check one)."""
 

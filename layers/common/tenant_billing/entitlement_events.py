@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tenant_billing.item_codec import entitlement_from_item
 from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT, EntitlementRecord
 from tenant_billing.observability import logger, metrics
+from tenant_billing.records import frozen
 from tenant_billing.subscription_sync import entitlement_differs
 
 DETAIL_TYPE = "EntitlementsChanged"
@@ -44,7 +44,7 @@ class StreamRecordError(ValueError):
     """A stream record that cannot be read as an entitlement change (reported, then retried)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EntitlementChange:
     org_id: str
     old: EntitlementRecord | None
@@ -76,7 +76,7 @@ class EntitlementChange:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BatchOutcome:
     published: int = 0
     # Records with nothing to publish: unchanged entitlements, REMOVEs, other items.

@@ -3,10 +3,11 @@ organization may use. No I/O, no clock, no environment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from tenant_billing.catalog import Catalog
+from tenant_billing.records import frozen
 
 # Stripe's subscription.status values.
 SUBSCRIPTION_STATUSES = frozenset(
@@ -19,7 +20,7 @@ PAID_STATUSES = frozenset({"active", "trialing"})
 PastDuePolicy = Literal["plan", "fallback"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Entitlement:
     plan: str
     features: tuple[str, ...]

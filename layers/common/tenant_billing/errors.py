@@ -7,8 +7,9 @@ written for the caller: never a Stripe error message, a key or another organizat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from tenant_billing.records import frozen
 
 
 class BillingError(Exception):
@@ -56,7 +57,7 @@ class ForbiddenError(BillingError, status_code=403, code="forbidden"):
     """The caller's role does not allow the route."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PaymentLinks:
     """What the caller needs to pay an open invoice: Stripe's hosted invoice page, and for a
     payment that needs 3-D Secure the PaymentIntent's client secret (to finish it with Stripe.js).

@@ -17,7 +17,6 @@ import binascii
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,6 +25,7 @@ from tenant_billing.auth import Caller, Role, authorize, caller_from_event
 from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from tenant_billing.http_responses import internal_error, proxy_response, refused, route_not_found
 from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.records import frozen
 from tenant_billing.settings import get_settings
 from tenant_billing.wire import read_model, resolve_models, to_wire
 
@@ -39,7 +39,7 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 RouteFunction = Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Operation:
     """One route: who may call it, what it takes (a body model, or a model of its query
     parameters) and what it answers. The function is called with the caller, then the request

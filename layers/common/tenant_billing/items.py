@@ -17,7 +17,9 @@ Layout (every item of one organization shares its partition, so one Query reads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from tenant_billing.records import frozen
 
 ORG_PREFIX = "ORG#"
 CUSTOMER_PREFIX = "CUSTOMER#"
@@ -47,7 +49,7 @@ def event_pk(event_id: str) -> str:
     return f"{EVENT_PREFIX}{event_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CustomerLink:
     """The organization's Stripe customer. `customer_id` is empty while a creation is claimed."""
 
@@ -62,7 +64,7 @@ class CustomerLink:
         return bool(self.customer_id)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SubscriptionRecord:
     org_id: str
     subscription_id: str
@@ -88,7 +90,7 @@ class SubscriptionRecord:
     pending_expires_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EntitlementRecord:
     org_id: str
     plan: str
@@ -98,7 +100,7 @@ class EntitlementRecord:
     updated_at: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckoutRecord:
     """The organization's most recent Checkout Session: the only one that may still be open."""
 
@@ -106,7 +108,7 @@ class CheckoutRecord:
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OrgBilling:
     """Everything stored for one organization, read in a single Query."""
 

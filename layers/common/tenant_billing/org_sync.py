@@ -10,13 +10,13 @@ when another one is canceled, and what detects the duplicate (metric `DuplicateS
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import BillingMisconfiguredError
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_billing_store import OrgBillingStore, SaveOutcome
+from tenant_billing.records import frozen
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort, Subscription, UnknownStartingPoint
 from tenant_billing.stripe_prices import price_ids
@@ -34,7 +34,7 @@ from tenant_billing.subscription_sync import (
 MAX_PAGES = 5
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncResult:
     # None: nothing was written (no subscription at all, or `skip_unchanged` and nothing changed).
     outcome: SaveOutcome | None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
 from tenant_billing.auth import Caller
@@ -35,6 +34,7 @@ from tenant_billing.quotes import (
     items_fingerprint,
     new_preview_id,
 )
+from tenant_billing.records import frozen
 from tenant_billing.repositories import PlanChangeRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
@@ -59,7 +59,7 @@ OUTSTANDING_STATUSES = frozenset({"past_due", "unpaid", "incomplete"})
 CHANGE_LOCK_MS = 30_000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlannedChange:
     record: SubscriptionRecord
     wanted: LineItems

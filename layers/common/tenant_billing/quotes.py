@@ -10,16 +10,16 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from tenant_billing.errors import InvalidRequestError
+from tenant_billing.records import frozen
 from tenant_billing.stripe_port import SubscriptionItem
 
 QUOTE_TTL_SECONDS = 600
 _PREVIEW_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Quote:
     preview_id: str
     org_id: str

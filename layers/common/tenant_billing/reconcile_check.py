@@ -4,16 +4,17 @@ what one page of Stripe's subscriptions asks for (see `reconcile_logic` for the 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.entitlements import ENDED_STATUSES, PastDuePolicy, derive_entitlement
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
+from tenant_billing.records import frozen
 from tenant_billing.stripe_port import Subscription
 from tenant_billing.subscription_sync import differs, entitlement_differs, synced_state
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GrantPolicy:
     """What today's catalog and configuration grant."""
 
@@ -51,7 +52,7 @@ def needs_sync(stored: SubscriptionRecord | None, fresh: SubscriptionRecord) -> 
     return stored.status in ENDED_STATUSES and stored.created < fresh.created
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OrgToSync:
     """An organization to sync whole, with what it has stored."""
 
@@ -78,7 +79,7 @@ def org_to_sync(
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StripePageCheck:
     """What one page of Stripe's subscriptions asks for."""
 

@@ -35,6 +35,7 @@ from tenant_billing.reconcile_lease import LeaseLost, ReconcileLease
 from tenant_billing.reconcile_result import ReconcileResult, RunOutcome, report
 from tenant_billing.reconcile_store import RECONCILE_COUNTERS, ReconcileCheckpoint, SeenPage
 from tenant_billing.reconcile_stripe import ReconcileStripe
+from tenant_billing.records import frozen
 from tenant_billing.repositories import ReconcileRepository
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort
@@ -50,7 +51,7 @@ def _added(counts: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]
     return {**counts, **{name: counts.get(name, 0) + value for name, value in more.items()}}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PageResult:
     """One page's work: where the run stands after it, and what it counted."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
 from tenant_billing.observability import logger, metrics
 from tenant_billing.reconcile_store import RECONCILE_COUNTERS, ReconcileCheckpoint
+from tenant_billing.records import frozen
 
 # Metric name of each counter (the counters are in RECONCILE_COUNTERS; "superseded" is logged only).
 METRIC_NAMES = {
@@ -31,7 +32,7 @@ class RunOutcome(StrEnum):
     NOT_CONFIGURED = "not_configured"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReconcileResult:
     outcome: RunOutcome
     run_id: str

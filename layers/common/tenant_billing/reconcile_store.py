@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol, cast
 
 from tenant_billing.dynamo import (
@@ -22,13 +22,14 @@ from tenant_billing.dynamo import (
 from tenant_billing.errors import TransientStoreError
 from tenant_billing.item_codec import subscription_from_item
 from tenant_billing.items import SK_SUBSCRIPTION, TTL_ATTRIBUTE, SubscriptionRecord, org_pk
+from tenant_billing.records import frozen
 
 RECONCILE_STATE_KEY = ("RECONCILE#state", "STATE")
 RECONCILE_SEEN_PREFIX = "RECONCILE#run#"
 RECONCILE_COUNTERS = ("checked", "repaired", "not_ours", "orphaned", "duplicates", "superseded")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReconcileCheckpoint:
     """Where the reconciliation run stands, stored in one item together with its lease."""
 
@@ -48,7 +49,7 @@ class ReconcileCheckpoint:
     last_completed_at: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SeenPage:
     """One page of subscription ids a run saw in Stripe, stored with the checkpoint that counts it."""
 
@@ -57,7 +58,7 @@ class SeenPage:
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScannedSubscription:
     record: SubscriptionRecord
     # A scan resumed from this cursor continues right after this item.

@@ -11,18 +11,19 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, field
 from functools import lru_cache
 from typing import Any, Literal
 
 from tenant_billing.catalog import PRICE_NAME_PATTERN, get_catalog
 from tenant_billing.errors import ConfigurationError
+from tenant_billing.records import frozen, record_fields
 
 PRICE_ID_PATTERN = re.compile(r"^price_[A-Za-z0-9_]+$")
 PRICES_FORMAT = '{"<price name>": "price_..." | {"lookupKey": "..."}}'
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PriceSetting:
     """One entry of STRIPE_PRICES: a Stripe price id, or the `lookup_key` of a Stripe price (which
     the functions that talk to Stripe resolve to its id)."""
@@ -172,7 +173,7 @@ def _roles(value: str) -> frozenset[str]:
     return frozenset(role.strip() for role in value.split(",") if role.strip())
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Settings:
     """Every environment variable the functions read. Field names are the variable names; each
     field's metadata says how its text is read and checked. Build one with `from_environ`."""
@@ -233,7 +234,7 @@ class Settings:
         out takes its default. The error names every missing or malformed variable, not the first."""
         values: dict[str, Any] = {}
         problems: list[str] = []
-        for var in fields(cls):
+        for var in record_fields(cls):
             if var.name not in environ:
                 if var.default is MISSING and var.default_factory is MISSING:
                     problems.append(f"{var.name}: required")

@@ -11,12 +11,13 @@ multiprocessing (about 37 ms of a cold start) to do the same.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from time import monotonic
 from typing import Any
 
 from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfiguredError, TransientStoreError
 from tenant_billing.observability import logger
+from tenant_billing.records import frozen
 from tenant_billing.settings import get_settings
 
 # Secrets Manager answers that an operator must fix; anything else (throttling, 5xx, timeouts)
@@ -26,7 +27,7 @@ _MISCONFIGURATION_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StripeCredentials:
     secret_key: str = field(repr=False)
     webhook_secrets: tuple[str, ...] = field(repr=False)

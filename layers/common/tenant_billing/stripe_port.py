@@ -9,8 +9,9 @@ StripeUnavailableError) for Stripe's failures, plus the two exceptions below whe
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from tenant_billing.records import frozen
 
 # How a change of items is prorated: invoiced and charged at once, or not at all.
 ProrationBehavior = Literal["always_invoice", "none"]
@@ -30,7 +31,7 @@ class UnknownStartingPoint(Exception):
     """A list's `starting_after` names nothing Stripe can start after."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SubscriptionItem:
     id: str
     price_id: str
@@ -39,7 +40,7 @@ class SubscriptionItem:
     current_period_end: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PendingUpdate:
     """A change Stripe applies only once its invoice is paid."""
 
@@ -48,7 +49,7 @@ class PendingUpdate:
     expires_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Invoice:
     id: str
     status: str | None = None
@@ -66,7 +67,7 @@ class Invoice:
     subscription_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Subscription:
     id: str
     customer_id: str
@@ -82,13 +83,13 @@ class Subscription:
     trial_end: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Page[T]:
     data: tuple[T, ...]
     has_more: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckoutSession:
     id: str
     status: str | None
@@ -102,7 +103,7 @@ class CheckoutSession:
     organization_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewCheckoutSession:
     """A subscription Checkout Session for an existing customer; metadata goes on both objects."""
 
@@ -118,7 +119,7 @@ class NewCheckoutSession:
     automatic_tax: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PaymentAttempt:
     """The PaymentIntent of an invoice's payment."""
 
@@ -126,7 +127,7 @@ class PaymentAttempt:
     client_secret: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ItemChange:
     """One entry of Stripe's `items` array: update/swap an item (id), add one (no id) or delete."""
 

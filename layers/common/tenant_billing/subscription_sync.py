@@ -5,11 +5,11 @@ organization's plan. Pure: the caller supplies the read time and the clock."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from tenant_billing.catalog import Catalog, PriceRef
 from tenant_billing.entitlements import ENDED_STATUSES, PAID_STATUSES, PastDuePolicy, derive_entitlement, is_entitled_status
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
+from tenant_billing.records import frozen
 from tenant_billing.stripe_port import PendingUpdate, Subscription, SubscriptionItem
 
 # What the organization's billing shows; read times and `created` only order and rank.
@@ -27,7 +27,7 @@ _COMPARED_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncedState:
     subscription: SubscriptionRecord
     entitlement: EntitlementRecord
@@ -109,7 +109,7 @@ def synced_state(
     return SyncedState(record, entitlement, unknown)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Choice:
     chosen: Subscription
     # The customer's other subscriptions that have not ended (a duplicate when not empty).

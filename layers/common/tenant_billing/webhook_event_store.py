@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Protocol
 
 from tenant_billing.dynamo import AttributeMap, DynamoTable, number, read_str, string
 from tenant_billing.items import SK_EVENT, SK_ORG, TTL_ATTRIBUTE, customer_pk, event_pk
+from tenant_billing.records import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EventLookup:
     already_processed: bool
     # The organization the event's Stripe customer belongs to; None when it is not ours.

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from tenant_billing.records import frozen
 from tenant_billing.stripe_objects import read_checkout_session, read_invoice, read_subscription
 
 SUBSCRIPTION_EVENTS = frozenset(
@@ -48,7 +48,7 @@ class Outcome(StrEnum):
     QUEUED = "queued"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StripeEvent:
     id: str
     type: str
@@ -57,7 +57,7 @@ class StripeEvent:
     created: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EventTarget:
     customer_id: str
     subscription_id: str

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from tenant_billing.records import frozen
 
 DEFAULT_TOLERANCE_SECONDS = 300
 
@@ -25,7 +26,7 @@ class SignatureError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParsedHeader:
     timestamp: int
     signatures: tuple[str, ...]

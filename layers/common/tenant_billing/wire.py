@@ -17,6 +17,7 @@ import typing
 from typing import Any
 
 from tenant_billing.errors import InvalidRequestError
+from tenant_billing.records import is_record, record_fields
 
 # The field name may be the caller's own (an unknown field): it is kept bounded.
 MAX_FIELD_NAME = 128
@@ -59,7 +60,7 @@ def wire_fields(model: type[Any]) -> tuple[WireField, ...]:
         return known
     hints = typing.get_type_hints(model)
     found = []
-    for field in dataclasses.fields(model):
+    for field in record_fields(model):
         kind, optional = _without_none(hints[field.name])
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         alias = field.metadata.get("alias") or field.name
@@ -73,7 +74,7 @@ def resolve_models(model: type[Any]) -> None:
     pending: list[Any] = [model]
     while pending:
         kind = pending.pop()
-        if dataclasses.is_dataclass(kind) and isinstance(kind, type) and kind not in _FIELDS:
+        if is_record(kind) and kind not in _FIELDS:
             pending.extend(field.kind for field in wire_fields(kind))
         pending.extend(typing.get_args(kind))
 

@@ -1,0 +1,78 @@
+"""`@frozen` records: the frozen dataclasses they stand for, processed only when first used."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import field
+
+import pytest
+
+from tenant_billing.records import build_record, frozen, is_record, record_fields
+from tenant_billing.stripe_credentials import StripeCredentials
+
+
+def declare() -> tuple[type, type]:
+    @frozen(kw_only=True)
+    class Base:
+        name: str
+        amount: int = 0
+
+    @frozen(kw_only=True)
+    class Child(Base):
+        limit: str = field(default="sites", metadata={"alias": "siteLimit"})
+
+    return Base, Child
+
+
+def test_a_record_is_not_processed_until_it_is_used() -> None:
+    base, child = declare()
+    assert is_record(base) and not dataclasses.is_dataclass(base)
+    instance = child(name="pro", amount=3)
+    # The child's first instance built it and its record base.
+    assert dataclasses.is_dataclass(base) and dataclasses.is_dataclass(child)
+    assert (instance.name, instance.amount, instance.limit) == ("pro", 3, "sites")
+
+
+def test_a_built_record_is_a_frozen_keyword_only_dataclass() -> None:
+    _, child = declare()
+    first, same = child(name="pro"), child(name="pro")
+    assert first == same and hash(first) == hash(same) and first != child(name="starter")
+    assert repr(first).endswith("Child(name='pro', amount=0, limit='sites')")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.name = "x"
+    with pytest.raises(TypeError):
+        child("pro")  # keyword-only
+    assert dataclasses.replace(first, amount=5).amount == 5
+
+
+def test_its_fields_are_there_before_any_instance() -> None:
+    base, child = declare()
+    assert [(f.name, f.metadata.get("alias")) for f in record_fields(child)] == [
+        ("name", None),
+        ("amount", None),
+        ("limit", "siteLimit"),
+    ]
+    assert build_record(base) is base and dataclasses.is_dataclass(base)
+
+
+def test_positional_records_and_hidden_values_keep_their_options() -> None:
+    credentials = StripeCredentials("sk_test_secret", ("whsec_secret",))
+    assert "sk_test_secret" not in repr(credentials) and "whsec_secret" not in repr(credentials)
+
+
+def test_threads_instantiating_a_new_record_together_all_get_one() -> None:
+    _, child = declare()
+    barrier = threading.Barrier(8)
+    made: list[object] = []
+
+    def make() -> None:
+        barrier.wait()
+        made.append(child(name="pro"))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 8 and all(instance == made[0] for instance in made)
