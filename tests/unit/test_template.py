@@ -52,6 +52,15 @@ def test_globals_runtime_architecture_tracing_and_layer() -> None:
     )
 
 
+def test_traces_carry_no_return_value() -> None:
+    # Powertools records what a traced handler or method returns unless told not to: the API's
+    # answers hold Checkout, portal and hosted invoice URLs, which must never reach a trace.
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    for function in resources_of_type("AWS::Serverless::Function").values():
+        assert "POWERTOOLS_TRACER_CAPTURE_RESPONSE" not in function["Properties"].get("Environment", {}).get("Variables", {})
+
+
 def test_layer_is_built_by_sam_for_python313_arm64() -> None:
     layer = resource("CommonLayer")
     assert layer["Properties"]["ContentUri"] == "layers/common/"
