@@ -15,8 +15,8 @@ from typing import IO, Any
 
 from tests.support.template import REPO_ROOT
 
-PROBE_MODULE = "tests.bench.probe"
-LAYER_DIR = REPO_ROOT / "layers" / "common"
+# Run as a script with -P (see its docstring), the repository root on PYTHONPATH for probe_loop.
+PROBE_SCRIPT = REPO_ROOT / "tests" / "bench" / "probe.py"
 # The child's only input before its first answer is this line, written before it reads:
 # it must fit the pipe's buffer (64 KiB on Linux) so the write never waits for the child.
 MAX_FIRST_LINE = 48 * 1024
@@ -29,7 +29,7 @@ class ProbeError(RuntimeError):
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    """How to start one child: `python [python_args] -m tests.bench.probe <args>`."""
+    """How to start one child: `python [python_args] -P tests/bench/probe.py <args>`."""
 
     label: str
     args: tuple[str, ...]
@@ -110,9 +110,13 @@ class Probe:
             raise ProbeError(f"{self.spec.label}: {result['error']}")
         return result
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
+        """End the child: by closing its input (it exits when done), or at once (`kill`: a child
+        whose cold start was all it was for need not load its command loop only to leave)."""
         process, self._process = self._process, None
         if process is not None:
+            if kill:
+                process.kill()
             if process.stdin is not None:
                 with contextlib.suppress(BrokenPipeError):
                     process.stdin.close()
@@ -128,8 +132,8 @@ class Probe:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
 
-    def discard(self) -> None:
-        self.close()
+    def discard(self, *, kill: bool = False) -> None:
+        self.close(kill=kill)
         self._stderr.close()
 
     def _fail(self, what: str) -> None:
@@ -141,11 +145,12 @@ class Probe:
         raise ProbeError(f"{self.spec.label}: the child {what}; its stderr ends with:\n{tail}")
 
 
-def probe_env(base: Mapping[str, str], function_dir: str, layer_dir: str = str(LAYER_DIR)) -> dict[str, str]:
-    """`base` plus the import path: the function's folder, the layer and (only for the probe
-    module itself) the repository root."""
-    return {**base, "PYTHONPATH": os.pathsep.join([function_dir, layer_dir, str(REPO_ROOT)])}
+def probe_env(base: Mapping[str, str], *import_roots: str) -> dict[str, str]:
+    """`base` plus the import path: `import_roots` (the code's folder, then the layer's: Lambda puts
+    /var/task before /opt/python, and both before the runtime's own packages, here the venv's,
+    where boto3 comes from) and, only for the probe module itself, the repository root."""
+    return {**base, "PYTHONPATH": os.pathsep.join([*import_roots, str(REPO_ROOT)])}
 
 
 def spawn_args(spec: ProbeSpec) -> list[str]:
-    return [sys.executable, *spec.python_args, "-m", PROBE_MODULE, *spec.args]
+    return [sys.executable, *spec.python_args, "-P", str(PROBE_SCRIPT), *spec.args]

@@ -1,14 +1,20 @@
-"""`make bench` / `make bench-short`: cold starts, warm latency, calls per request, memory, the
-floor (the same AWS and Stripe calls without a handler) and the events consumer's throughput of
-the functions (the webhook's ingest and the queue's consumer apart), then the renewal storm
-(tests.bench.storm), each in its own fresh process with its environment from template.yaml (as `make dev`
-builds it), against the embedded moto server and the Stripe fake over HTTP on 127.0.0.1 (both
-started once, in this process). Prints one table and writes it as JSON.
+"""`make bench` / `make bench-short`: the functions' cold starts against the tutorial handlers a team
+would otherwise write (tests.bench.tutorial) and against the floor (tests.bench.floor: the same
+calls, nothing of ours), the product measured with tracing off and with tracing on as deployed;
+then warm latency, calls per request, memory and the events consumer's throughput against the
+floor, the code as Lambda gets it with and without bytecode, and the renewal storm
+(tests.bench.storm). Every cold start is a fresh process on the shipped layout (tests.bench.shipped:
+what `make build` ships, bytecode compiled on both sides), round by round, the order rotated,
+with its environment from template.yaml (as `make dev` builds it), against the embedded moto
+server and the Stripe fake over HTTP on 127.0.0.1 (both started once, in this process). Prints
+one table and writes it as JSON.
 
-    PYTHONPATH=... .venv/bin/python -m tests.bench.harness [--short] [--json PATH]
+    PYTHONPATH=... .venv/bin/python -m tests.bench.harness [--short] [--noise] [--json PATH]
 
-Exit status 1 when a deterministic target is missed (calls per request, a failed request);
-latency, memory and ratio targets are reported, never enforced (machines are noisy).
+Exit status 1 when an enforced target is missed: calls per request, a failed request, bytecode,
+a traced cold start that sent no X-Ray segment, a function whose cold start loses to its
+tutorial handler by more than the noise margin (report.TUTORIAL_NOISE_MARGIN), the storm's
+organizations. The other latency, memory and ratio targets are reported only.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import sys
 import threading
@@ -28,14 +33,18 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+import stripe
 
 from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
 from functions.local_stack.template_model import FunctionSpec, load_local_stack
 from tests.bench import importtime, report, shipped, sizes, storm
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
+from tests.bench.report import AGAIN, BASELINE, FLOOR, OFF, ON, TUTORIAL, VARIANT_LABELS
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
-from tests.stripe_fake import FakeStripe, RecordedRequest
+from tests.bench.xray import XRayDaemon, trace_header, trace_root, traced_environment
+from tests.stripe_fake import TEST_API_KEY, FakeStripe, RecordedRequest
 from tests.support.api_events import api_event
 from tests.support.local_services import (
     LOCAL_WEBHOOK_SECRET,
@@ -47,6 +56,9 @@ from tests.support.local_services import (
 from tests.support.template import REPO_ROOT, load_template
 from tests.support.webhook_events import signed_delivery
 
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+
 # Handler module -> the name the report uses, in report order.
 FUNCTIONS = {
     "status_handler": "status",
@@ -55,14 +67,14 @@ FUNCTIONS = {
     "stripe_webhook_handler": "ingest",
     "event_sync_handler": "consumer",
 }
+# Import-only processes, for context: what the interpreter, boto3 and boto3 + stripe cost alone.
 BASELINES = ("pass", "boto3", "boto3_stripe")
-BASELINE_OF = {
-    "status": "boto3",
-    "checkout": "boto3_stripe",
-    "portal": "boto3_stripe",
-    "ingest": "boto3",
-    "consumer": "boto3_stripe",
-}
+# The cold-start variants of each function, interleaved (AGAIN, the tutorial a second time, only
+# with --noise: the spread of two identical probes, from which the noise margin was chosen).
+VARIANTS = (TUTORIAL, FLOOR, OFF, ON)
+# Variables of the template that only the product's layer needs (its trimmed botocore data): the
+# tutorial and the floor run on the same packages without them, as a team would ship them.
+PRODUCT_ONLY_VARIABLES = ("AWS_DATA_PATH",)
 # The function whose warm requests, duplicates and throughput are events to sync (the old webhook's work).
 SYNC = "consumer"
 # Variables a function's process inherits from ours (as the local stack's function processes do).
@@ -98,6 +110,10 @@ class Mode:
     shipped_reps: int
     # Organizations renewing at once in the storm (tests.bench.storm).
     storm_orgs: int
+    # The import-only baselines in every round (context only: the full mode's).
+    baselines: bool = True
+    # The tutorial handlers timed twice per round (--noise): the spread of two identical probes.
+    noise: bool = False
 
 
 FULL = Mode(
@@ -114,7 +130,7 @@ FULL = Mode(
 )
 SHORT = Mode(
     "short",
-    3,
+    5,
     requests=50,
     threads=8,
     warm_blocks=5,
@@ -123,6 +139,7 @@ SHORT = Mode(
     importtime=False,
     shipped_reps=1,
     storm_orgs=60,
+    baselines=False,
 )
 # Events per slice of a throughput run (each slice is timed on its own; the rates use the sums).
 THROUGHPUT_BLOCK = 25
@@ -177,8 +194,7 @@ def stack_overrides(services: LocalServices) -> dict[str, str]:
 def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSpec, dict[str, str]]]:
     """Each function's environment as `make dev` builds it (template Globals + the function's own
     variables, references resolved to the local table and secret, plus the local endpoints), with
-    tracing off and WARNING logs; the import path is the function's folder, the layer and the
-    repository root (for the probe module only)."""
+    tracing off and WARNING logs; no import path yet (that is the layout's, see Bench.spec)."""
     # The consumer paces its Stripe reads (a deliberate wait, the storm's subject); the single-event
     # figures measure its work, so they run with the largest budget the template allows.
     budget = {"StripeReadsPerSecond": str(load_template()["Parameters"]["StripeReadsPerSecond"]["MaxValue"])}
@@ -198,7 +214,7 @@ def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSp
             "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
             "PYTHONUNBUFFERED": "1",
         }
-        found[name] = (spec, probe_env(env, spec.code_dir))
+        found[name] = (spec, env)
     missing = set(FUNCTIONS.values()) - set(found)
     if missing:
         raise RuntimeError(f"template.yaml has no function for: {', '.join(sorted(missing))}")
@@ -208,6 +224,25 @@ def function_environments(services: LocalServices) -> dict[str, tuple[FunctionSp
 def handler_args(function: FunctionSpec) -> tuple[str, ...]:
     """tests.bench.probe's arguments to import the function's handler and serve with it."""
     return ("handler", function.handler_module, function.handler_name, function.logical_id)
+
+
+def tutorial_args(function: FunctionSpec) -> tuple[str, ...]:
+    """tests.bench.probe's arguments for the function's tutorial handler (app.lambda_handler)."""
+    return ("handler", shipped.TUTORIAL_MODULE, "lambda_handler", f"Tutorial{function.logical_id}")
+
+
+def round_order[T](round_number: int, groups: list[list[T]]) -> list[T]:
+    """One round's cold starts: the groups (a function's variants; the baselines) one after the
+    other, so machine noise hits a function's variants alike, the groups rotated by the round
+    number and so are the members of each group, so no variant always goes first or last."""
+    if not groups:
+        return []
+    shift = round_number % len(groups)
+    ordered: list[T] = []
+    for group in groups[shift:] + groups[:shift]:
+        turn = round_number % len(group) if group else 0
+        ordered += group[turn:] + group[:turn]
+    return ordered
 
 
 def stripe_calls(requests: list[RecordedRequest]) -> Counter[str]:
@@ -240,14 +275,22 @@ def cold_summary(samples: list[ColdStart]) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, mode: Mode, services: LocalServices, scenario: Scenario) -> None:
+    def __init__(self, mode: Mode, services: LocalServices, scenario: Scenario, layout: shipped.Layout) -> None:
         self.mode = mode
         self.fake: FakeStripe = services.stripe
         self.scenario = scenario
+        self.layout = layout
         self.functions = function_environments(services)
-        self.cold: dict[str, list[ColdStart]] = {name: [] for name in (*BASELINES, *FUNCTIONS.values())}
-        # The floor's cold starts: a fresh process making the function's first calls with no handler.
-        self.cold_floor: dict[str, list[ColdStart]] = {name: [] for name in FUNCTIONS.values()}
+        self.variants: tuple[str, ...] = (*VARIANTS, AGAIN) if mode.noise else VARIANTS
+        # Cold starts: function -> variant -> samples; the import-only baselines apart.
+        self.cold: dict[str, dict[str, list[ColdStart]]] = {
+            name: {variant: [] for variant in self.variants} for name in FUNCTIONS.values()
+        }
+        self.cold_baselines: dict[str, list[ColdStart]] = {name: [] for name in BASELINES}
+        # X-Ray segment packets the daemon stand-in received from each traced cold start.
+        self.xray = XRayDaemon()
+        self.xray_packets: dict[str, list[int]] = {name: [] for name in FUNCTIONS.values()}
+        self.stray_xray_packets = 0
         # Cold starts of the code laid out as Lambda gets it: variant -> function -> samples.
         self.cold_shipped: dict[str, dict[str, list[ColdStart]]] = {
             variant: {name: [] for name in FUNCTIONS.values()} for variant in (shipped.NO_BYTECODE, shipped.BYTECODE)
@@ -256,18 +299,53 @@ class Bench:
         self.results: dict[str, dict[str, Any]] = {name: {} for name in FUNCTIONS.values()}
         self.failures: list[str] = []
         self.aws = services.aws_client("dynamodb")
+        self.table = services.env["TABLE_NAME"]
+        # The parent's own Stripe client: the open session a checkout floor's first call expires.
+        self.stripe = stripe.StripeClient(TEST_API_KEY, base_addresses={"api": services.stripe_base})
         self._floor_events = 0
+
+    def close(self) -> None:
+        self.xray.close()
 
     # --- children -------------------------------------------------------------------------------
 
-    def spec(self, name: str, *, floor: bool = False, python_args: tuple[str, ...] = ()) -> ProbeSpec:
-        if name in BASELINES:
-            function, env = self.functions["status"]
-            return ProbeSpec(f"baseline {name}", ("baseline", name), env, function.code_dir, python_args)
-        function, env = self.functions[name]
-        if floor:
-            return ProbeSpec(f"{name} floor", ("floor", name), env, function.code_dir, python_args)
-        return ProbeSpec(name, handler_args(function), env, function.code_dir, python_args)
+    def _env(self, name: str, code_dir: Path, *, product: bool, root: Path | None = None) -> dict[str, str]:
+        """The function's environment for a child on the layout: Lambda's code folder (read-only:
+        no bytecode written), the layer's folder where the template names /opt/python (the
+        product) or without the product's own variables (the tutorial, the floor)."""
+        _, env = self.functions[name]
+        layer = self.layout.layer(root)
+        if product:
+            env = shipped.lambda_paths(env, layer)
+        else:
+            env = {key: value for key, value in env.items() if key not in PRODUCT_ONLY_VARIABLES}
+            env = {key: value for key, value in env.items() if shipped.LAMBDA_LAYER_PATH not in value}
+        env = {**env, "PYTHONDONTWRITEBYTECODE": "1", "LAMBDA_TASK_ROOT": str(code_dir)}
+        return probe_env(env, str(code_dir), str(layer))
+
+    def spec(self, name: str, variant: str, *, trace: str | None = None, python_args: tuple[str, ...] = ()) -> ProbeSpec:
+        """A child for one variant of the function's cold start (BASELINE: `name` is a baseline)."""
+        if variant == BASELINE:
+            folder = self.layout.tutorial_dir("status")
+            return ProbeSpec(f"baseline {name}", ("baseline", name), self._env("status", folder, product=False), str(folder))
+        function, _ = self.functions[name]
+        label = f"{name} ({VARIANT_LABELS[variant]})"
+        if variant in (TUTORIAL, AGAIN):
+            folder = self.layout.tutorial_dir(name)
+            env = self._env(name, folder, product=False)
+            return ProbeSpec(label, tutorial_args(function), env, str(folder), python_args)
+        if variant == FLOOR:
+            folder = self.layout.floor_dir
+            return ProbeSpec(label, ("floor", name), self._env(name, folder, product=False), str(folder), python_args)
+        folder = self.layout.function_dir(name)
+        env = self._env(name, folder, product=True)
+        if variant == ON:
+            # Tracing on as the template deploys it (Tracing: Active): what Lambda adds to the environment.
+            if trace is None:
+                raise ValueError("a traced child needs its invocation's trace header")
+            env.pop("POWERTOOLS_TRACE_DISABLED", None)
+            env |= traced_environment(self.xray.address, trace)
+        return ProbeSpec(label, handler_args(function), env, str(folder), python_args)
 
     def request(self, name: str, stripe_event: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request for the function (a webhook delivery is signed now: signatures expire)."""
@@ -293,60 +371,78 @@ class Bench:
     # --- 1. cold starts (interleaved), 2-4. warm in the last round's children, 5. the floor --------
 
     def run_cold_rounds(self) -> None:
-        order = [*BASELINES, *FUNCTIONS.values()]
+        """Round by round, every function's variants (tutorial, floor, tracing off, tracing on)
+        and the baselines, each a fresh process; the warm requests in the last round's tracing-off
+        child, right after its cold start."""
+        groups: list[list[tuple[str, str]]] = [[(name, variant) for variant in self.variants] for name in FUNCTIONS.values()]
+        if self.mode.baselines:
+            groups.append([(name, BASELINE) for name in BASELINES])
         for round_number in range(self.mode.reps):
-            shift = round_number % len(order)
             last = round_number == self.mode.reps - 1
-            for name in order[shift:] + order[:shift]:
-                probe = Probe(self.spec(name))
-                try:
-                    sample = probe.start(None if name in BASELINES else self.request(name))
-                    self.cold[name].append(sample)
-                    if name in BASELINES:
-                        continue
-                    if sample.status != 200:
-                        self.failures.append(f"{name}: first request of a cold start answered {sample.status}")
-                    # Right after the function's own cold start, so machine noise hits both alike.
-                    if last:
-                        self.run_warm_and_floor(name, probe)
-                        progress(f"{name}: warm requests and floor done")
-                    else:
-                        self.floor_cold_start(name)
-                finally:
-                    probe.discard()
+            for name, variant in round_order(round_number, groups):
+                if variant == BASELINE:
+                    self.baseline_cold_start(name)
+                elif variant == FLOOR:
+                    self.cold[name][FLOOR].append(self.floor_cold_start(name))
+                else:
+                    self.cold_start(name, variant, warm=last and variant == OFF)
             progress(f"cold-start round {round_number + 1}/{self.mode.reps} done")
 
+    def baseline_cold_start(self, name: str) -> None:
+        probe = Probe(self.spec(name, BASELINE))
+        try:
+            self.cold_baselines[name].append(probe.start(None))
+        finally:
+            probe.discard(kill=True)
+
+    def cold_start(self, name: str, variant: str, *, warm: bool = False) -> None:
+        """One cold start of the function's handler (or its tutorial's): a fresh process serving
+        its first request; a traced one is checked to have sent X-Ray segments."""
+        trace = trace_header() if variant == ON else None
+        probe = Probe(self.spec(name, variant, trace=trace))
+        try:
+            sample = probe.start(self.request(name))
+            self.cold[name][variant].append(sample)
+            if sample.status != 200:
+                self.failures.append(
+                    f"{name} ({VARIANT_LABELS[variant]}): first request of a cold start answered {sample.status}"
+                )
+            # Right after the function's own cold start, so machine noise hits both alike.
+            if warm:
+                self.run_warm_and_floor(name, probe)
+                progress(f"{name}: warm requests and floor done")
+        finally:
+            probe.discard(kill=not warm)
+        if trace is not None:
+            received = self.xray.take()
+            self.xray_packets[name].append(received.pop(trace_root(trace), 0))
+            self.stray_xray_packets += sum(received.values())
+
     def shipped_spec(self, name: str, root: Path, variant: str) -> ProbeSpec:
-        """The function's child importing its code from `root` (tests.bench.shipped), writing no
-        bytecode, as in Lambda's read-only code folders; the repository root is only for the probe."""
-        function, env = self.functions[name]
-        env = probe_env({**env, "PYTHONDONTWRITEBYTECODE": "1"}, str(root / name), str(root / shipped.LAYER_FOLDER))
-        return ProbeSpec(f"{name} ({variant})", handler_args(function), env, str(root / name))
+        """The function's child importing its code from `root` (a shipped variant, tracing off)."""
+        function, _ = self.functions[name]
+        folder = self.layout.function_dir(name, root)
+        env = self._env(name, folder, product=True, root=root)
+        return ProbeSpec(f"{name} ({variant})", handler_args(function), env, str(folder))
 
     def run_shipped_cold_starts(self) -> None:
         """Cold starts of the code as `sam build` alone ships it (no .pyc) and as `make build` does
-        (compiled by the Makefile's bytecode target), alternating, each function in turn."""
-        code_dirs = {name: Path(function.code_dir) for name, (function, _) in self.functions.items()}
-        roots = {variant: shipped.lay_out(shipped.temporary_root(), code_dirs) for variant in self.cold_shipped}
-        try:
-            shipped.finish_build(roots[shipped.BYTECODE])
-            for variant, root in roots.items():
-                python_files, bytecode_files = shipped.count_files(root)
-                self.shipped_files[variant] = {"py": python_files, "pyc": bytecode_files}
-            for _ in range(self.mode.shipped_reps):
-                for name in FUNCTIONS.values():
-                    for variant, root in roots.items():
-                        probe = Probe(self.shipped_spec(name, root, variant))
-                        try:
-                            sample = probe.start(self.request(name))
-                        finally:
-                            probe.discard()
-                        if sample.status != 200:
-                            self.failures.append(f"{name} ({variant}): first request of a cold start answered {sample.status}")
-                        self.cold_shipped[variant][name].append(sample)
-        finally:
-            for root in roots.values():
-                shutil.rmtree(root, ignore_errors=True)
+        (compiled by the Makefile's post-build target), alternating, each function in turn."""
+        roots = {shipped.NO_BYTECODE: self.layout.plain, shipped.BYTECODE: self.layout.build}
+        for variant, root in roots.items():
+            python_files, bytecode_files = shipped.count_files(root)
+            self.shipped_files[variant] = {"py": python_files, "pyc": bytecode_files}
+        for _ in range(self.mode.shipped_reps):
+            for name in FUNCTIONS.values():
+                for variant, root in roots.items():
+                    probe = Probe(self.shipped_spec(name, root, variant))
+                    try:
+                        sample = probe.start(self.request(name))
+                    finally:
+                        probe.discard(kill=True)
+                    if sample.status != 200:
+                        self.failures.append(f"{name} ({variant}): first request of a cold start answered {sample.status}")
+                    self.cold_shipped[variant][name].append(sample)
 
     def _measured(self, probe: Probe, command: dict[str, Any], where: str) -> dict[str, Any]:
         self.fake.reset_requests()
@@ -358,7 +454,7 @@ class Bench:
     def _latency(self, reply: Mapping[str, Any]) -> dict[str, Any]:
         millis: list[float] = reply["ms"]
         n = len(millis)
-        stripe: Counter[str] = reply["stripe_calls"]
+        stripe_counts: Counter[str] = reply["stripe_calls"]
         return {
             "n": n,
             "p50_ms": round(statistics.median(millis), 2),
@@ -369,8 +465,8 @@ class Bench:
             "aws_calls_per_request": by_service(reply["aws_calls"], n, ["dynamodb", "secretsmanager"]),
             "aws_operations_per_request": per_request(reply["aws_calls"], n),
             "aws_http_attempts_per_request": per_request(reply["aws_sends"], n),
-            "stripe_calls_per_request": round(sum(stripe.values()) / n, 4),
-            "stripe_operations_per_request": per_request(stripe, n),
+            "stripe_calls_per_request": round(sum(stripe_counts.values()) / n, 4),
+            "stripe_operations_per_request": per_request(stripe_counts, n),
             **_memory(reply),
         }
 
@@ -395,35 +491,46 @@ class Bench:
         return merged
 
     def floor_setup(self, name: str) -> dict[str, Any]:
-        """The floor's first line; for checkout and portal, the Stripe parameters of the function's
-        request that was just served (the fake's last POST)."""
-        posts = [request for request in self.fake.requests if request.method == "POST"]
-        return {
+        """The floor's first line: the organization, the Stripe parameters the handler sends
+        (recorded during the set-up), the consumer's targets; for checkout an open session of the
+        customer, created just now, for the first call to expire (the handler expires the one it
+        recorded: the same calls)."""
+        setup: dict[str, Any] = {
             "org_id": self.scenario.checkout_org if name == "checkout" else self.scenario.status_org,
-            "stripe_params": posts[-1].params if posts and name in ("checkout", "portal") else {},
+            "stripe_params": self.scenario.stripe_params.get(name, {}),
             "targets": self.scenario.targets if name == SYNC else [],
         }
+        if name == "checkout":
+            params = cast("CheckoutSessionParams", self.scenario.stripe_params["checkout"])
+            setup["previous_session"] = self.stripe.v1.checkout.sessions.create(params=params).id
+        return setup
 
-    def start_floor(self, name: str) -> Probe:
-        """A floor child, started (its cold start recorded) and ready for commands."""
-        setup = self.floor_setup(name)
-        floor = Probe(self.spec(name, floor=True))
+    def start_floor(self, name: str) -> tuple[Probe, ColdStart]:
+        """A floor child, started (its first call made) and ready for commands."""
+        floor = Probe(self.spec(name, FLOOR))
         try:
-            first = floor.start(setup)
+            first = floor.start(self.floor_setup(name))
         except BaseException:
             floor.discard()
             raise
-        self.cold_floor[name].append(first)
         if first.status != 200:
             self.failures.append(f"{name} floor: its first call answered {first.status}")
-        return floor
+        return floor, first
 
-    def floor_cold_start(self, name: str) -> None:
+    def floor_cold_start(self, name: str) -> ColdStart:
         already_open = self._open_sessions()
-        self.start_floor(name).discard()
-        # A checkout floor's session is nobody's: Stripe would expire it in time. Left open, it
-        # ages past the handler's 60 s grace for unrecorded sessions during a later round's warm
-        # requests, which would then expire it: a call no production request makes.
+        try:
+            floor, first = self.start_floor(name)
+            floor.discard(kill=True)
+        finally:
+            self._expire_new_sessions(already_open)
+        return first
+
+    def _expire_new_sessions(self, already_open: set[str]) -> None:
+        """A checkout floor's sessions are nobody's: Stripe would expire them in time. Left open,
+        one would age past the handler's 60 s grace for unrecorded sessions (or meet a tutorial
+        handler, which expires every open one) during a later request, which would then expire
+        it: a call no production request makes."""
         for session_id in self._open_sessions() - already_open:
             self.fake.expire_checkout(session_id)
 
@@ -432,10 +539,12 @@ class Bench:
 
     def run_warm_and_floor(self, name: str, probe: Probe) -> None:
         """The warm requests in the function's process (the last cold-start round's), alternating
-        with the same calls on the floor; for the webhook also duplicates and throughput runs.
-        Every phase starts from the same table (see purge_event_markers)."""
+        with the same calls on the floor (a child of its own, its cold start not counted); for the
+        consumer also duplicates and throughput runs. Every phase starts from the same table (see
+        purge_event_markers)."""
         n = self.mode.requests
-        floor = self.start_floor(name)
+        already_open = self._open_sessions()
+        floor, _ = self.start_floor(name)
         try:
             webhook = name == SYNC
             # The consumer syncs new events; ingest queues any (the consumer's events again).
@@ -485,11 +594,19 @@ class Bench:
             self.results[name]["floor_throughput"] = floor_runs
         finally:
             floor.discard()
+            # The floor's last session; the one the function recorded stays open for its next request.
+            self._expire_new_sessions(already_open | {self._recorded_session()})
+
+    def _recorded_session(self) -> str:
+        """The checkout organization's recorded open session (the CHECKOUT item), if any."""
+        key = {"pk": {"S": f"ORG#{self.scenario.checkout_org}"}, "sk": {"S": "CHECKOUT"}}
+        item = self.aws.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item") or {}
+        return str(item.get("session_id", {}).get("S", ""))
 
     @staticmethod
     def _throughput(reply: Mapping[str, Any]) -> dict[str, Any]:
         n, seconds = int(reply["n"]), float(reply["seconds"])
-        stripe: Counter[str] = reply["stripe_calls"]
+        stripe_counts: Counter[str] = reply["stripe_calls"]
         return {
             "n": n,
             "seconds": round(seconds, 3),
@@ -497,7 +614,7 @@ class Bench:
             "failed": reply["failed"],
             "outcomes": reply["outcomes"],
             "aws_operations_per_request": per_request(reply["aws_calls"], n),
-            "stripe_calls_per_request": round(sum(stripe.values()) / n, 4),
+            "stripe_calls_per_request": round(sum(stripe_counts.values()) / n, 4),
             "aws_retried_attempts": sum(reply["aws_sends"].values()) - sum(reply["aws_calls"].values()),
             **_memory(reply),
         }
@@ -522,7 +639,7 @@ class Bench:
     # --- diagnosis: where a cold start's imports go -----------------------------------------------
 
     def import_profile(self, name: str) -> dict[str, object]:
-        probe = Probe(self.spec(name, python_args=("-X", "importtime")))
+        probe = Probe(self.spec(name, OFF, python_args=("-X", "importtime")))
         try:
             probe.start(self.request(name))
             probe.close()
@@ -531,21 +648,15 @@ class Bench:
             probe.discard()
 
     def summary(self) -> dict[str, Any]:
-        baselines = {name: cold_summary(self.cold[name]) for name in BASELINES}
+        baselines = {name: cold_summary(samples) for name, samples in self.cold_baselines.items() if samples}
         functions: dict[str, Any] = {}
         for name in FUNCTIONS.values():
             result = dict(self.results[name])
-            cold = cold_summary(self.cold[name])
-            baseline = BASELINE_OF[name]
+            cold = {variant: cold_summary(samples) for variant, samples in self.cold[name].items() if samples}
             result["cold"] = cold
-            result["baseline"] = baseline
-            result["cold_ratio"] = round(cold["median_ms"] / baselines[baseline]["median_ms"], 2)
-            if self.cold_floor[name]:
-                floor_cold = cold_summary(self.cold_floor[name])
-                result["floor_cold"] = floor_cold
-                # What the calls alone cost cold, against the same baseline; and the function against them.
-                result["floor_cold_ratio"] = round(floor_cold["median_ms"] / baselines[baseline]["median_ms"], 2)
-                result["cold_vs_floor_cold"] = round(cold["median_ms"] / floor_cold["median_ms"], 2)
+            result["cold_ratios"] = report.cold_ratios(cold)
+            result["paired_ratios"] = report.paired_ratios(cold)
+            result["xray_packets"] = self.xray_packets[name]
             if "warm" in result and "floor" in result:
                 result["floor_ratio"] = round(result["warm"]["p50_ms"] / result["floor"]["p50_ms"], 2)
             if "duplicate" in result and "duplicate_floor" in result:
@@ -563,7 +674,16 @@ class Bench:
                 row = {shipped.NO_BYTECODE: cold_summary(plain), shipped.BYTECODE: cold_summary(compiled)}
                 ratio = row[shipped.NO_BYTECODE]["median_ms"] / row[shipped.BYTECODE]["median_ms"]
                 as_shipped["functions"][name] = {**row, "no_bytecode_ratio": round(ratio, 2)}
-        return {"baselines": baselines, "functions": functions, "as_shipped": as_shipped}
+        return {
+            "baselines": baselines,
+            "functions": functions,
+            "as_shipped": as_shipped,
+            "xray": {
+                "daemon": self.xray.address,
+                "stray_packets": self.stray_xray_packets,
+                "unparsed_packets": self.xray.unparsed,
+            },
+        }
 
 
 def _merge(total: dict[str, Any], reply: Mapping[str, Any]) -> None:
@@ -589,6 +709,39 @@ def _memory(reply: Mapping[str, Any]) -> dict[str, Any]:
     return {"peak_rss_mb": round(own / 1024, 1) if own else maxrss, "ru_maxrss_mb": maxrss}
 
 
+def pool_size(mode: Mode) -> int:
+    """New webhook events the run delivers: one per cold start of ingest and of the consumer (each
+    variant but the floor, every round), per shipped cold start of either, per import profile, the
+    consumer's warm loop and its two throughput runs (+ spare)."""
+    handlers_per_round = len(VARIANTS) - 1 + (1 if mode.noise else 0)
+    profiles = 2 if mode.importtime else 0
+    return 2 * handlers_per_round * mode.reps + 4 * mode.shipped_reps + profiles + mode.requests + 2 * mode.throughput_events + 10
+
+
+def run_functions(mode: Mode, services: LocalServices, layout: shipped.Layout) -> dict[str, Any]:
+    """Everything but the storm and the sizes, on `layout`."""
+    progress(f"{mode.name} mode: setting up through the real handlers")
+    scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool_size(mode))
+    bench = Bench(mode, services, scenario, layout)
+    try:
+        progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
+        bench.run_cold_rounds()
+        progress("cold starts of the code as Lambda gets it, without and with bytecode")
+        bench.run_shipped_cold_starts()
+        results = bench.summary()
+        results["failures"] = bench.failures
+        if mode.importtime:
+            progress("import-time profiles of the functions whose cold start lost to their tutorial handler")
+            results["import_profiles"] = {
+                name: bench.import_profile(name)
+                for name, result in results["functions"].items()
+                if result["cold_ratios"].get("off_vs_tutorial", 0) > report.TUTORIAL_TARGET
+            }
+    finally:
+        bench.close()
+    return results
+
+
 def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool = False) -> dict[str, Any]:
     mode = dataclasses.replace(mode, reps=reps or mode.reps, requests=requests or mode.requests)
     started = time.perf_counter()
@@ -604,27 +757,17 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
             "reps": mode.reps,
             "requests": mode.requests,
             "threads": mode.threads,
+            "noise": mode.noise,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         }
         if not storm_only:
-            progress(f"{mode.name} mode: setting up through the real handlers")
-            # New webhook events: one per cold start, the warm loop, two throughput runs (+ spare).
-            pool = mode.reps + mode.requests + 2 * mode.throughput_events + 2 * mode.shipped_reps + 10
-            scenario = ScenarioBuilder(services.stripe, LOCAL_WEBHOOK_SECRET).build(pool)
-            bench = Bench(mode, services, scenario)
-            progress(f"set up ({len(scenario.events)} webhook events); cold starts, warm requests, floors")
-            bench.run_cold_rounds()
-            progress("cold starts of the code as Lambda gets it, without and with bytecode")
-            bench.run_shipped_cold_starts()
-            results.update(bench.summary())
-            results["failures"] = bench.failures
-            if mode.importtime:
-                progress("import-time profiles of the functions whose cold start missed its target")
-                results["import_profiles"] = {
-                    name: bench.import_profile(name)
-                    for name, result in results["functions"].items()
-                    if result["cold_ratio"] > report.COLD_RATIO_TARGET
-                }
+            progress(f"{mode.name} mode: laying out the shipped code (make post-build), the tutorial handlers and the floor")
+            code_dirs = {name: Path(function.code_dir) for name, (function, _) in function_environments(services).items()}
+            layout = shipped.prepare_layout(code_dirs)
+            try:
+                results.update(run_functions(mode, services, layout))
+            finally:
+                layout.remove()
         progress(f"renewal storm: {mode.storm_orgs} organizations")
         results["storm"] = storm.run_storms(services, mode.storm_orgs, storm_queues, progress)
     if storm_only:
@@ -641,9 +784,14 @@ def run(mode: Mode, reps: int | None, requests: int | None, *, storm_only: bool 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--short", action="store_true", help="3 cold starts, 50 warm requests, no sam build (< 60 s)")
+    parser.add_argument("--short", action="store_true", help="fewer cold starts and warm requests, no sam build (make test)")
+    parser.add_argument(
+        "--noise",
+        action="store_true",
+        help="also time each tutorial handler a second time every round (the spread of two identical probes)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here (default: bench-results/bench-<mode>-<time>.json)")
-    parser.add_argument("--reps", type=int, help="cold starts per function and baseline")
+    parser.add_argument("--reps", type=int, help="cold starts per function, variant and baseline")
     parser.add_argument("--requests", type=int, help="warm requests per function")
     parser.add_argument("--storm-orgs", type=int, help="organizations in the renewal storm (full 2000, short 60)")
     parser.add_argument("--storm-only", action="store_true", help="only the renewal storm")
@@ -651,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = SHORT if args.short else FULL
     if args.storm_orgs:
         mode = dataclasses.replace(mode, storm_orgs=args.storm_orgs)
+    if args.noise:
+        mode = dataclasses.replace(mode, noise=True)
     results = run(mode, args.reps, args.requests, storm_only=args.storm_only)
     print(report.render(results))
     path: Path = args.json or RESULTS_DIR / f"bench-{results['mode']}-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -7,8 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# Written to stderr by tests.bench.probe (only under -X importtime) once the handler is imported.
+# Written to stderr by tests.bench.probe (only under -X importtime) when it starts (after the
+# interpreter's own imports), once the handler is imported and once its first request is served
+# (the probe's command loop is imported after it: not the function's).
+PROBE_STARTED_MARKER = "--- bench probe: started ---"
 HANDLER_IMPORTED_MARKER = "--- bench probe: handler imported ---"
+FIRST_REQUEST_SERVED_MARKER = "--- bench probe: first request served ---"
 _LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
 
 
@@ -42,19 +46,19 @@ def parse(stderr: str) -> ImportProfile:
     started = False
     modules: list[tuple[str, float]] = []
     for line in stderr.splitlines():
+        if line.strip() == PROBE_STARTED_MARKER:
+            # Everything before is interpreter startup (site, encodings): the same in every child.
+            started = True
+            continue
         if line.strip() == HANDLER_IMPORTED_MARKER:
             after_handler = True
             continue
+        if line.strip() == FIRST_REQUEST_SERVED_MARKER:
+            break
         match = _LINE.match(line)
-        if match is None:
+        if match is None or not started:
             continue
         self_us, name = int(match.group(1)), match.group(4)
-        if not started:
-            # Everything up to the probe's package is interpreter startup (site, encodings, runpy,
-            # the tests package): the same in every child, baselines included.
-            if name == "tests.bench":
-                started = True
-            continue
         package = name.split(".")[0]
         ms = self_us / 1000
         profile.by_package_ms[package] = profile.by_package_ms.get(package, 0.0) + ms

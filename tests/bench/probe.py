@@ -1,18 +1,23 @@
 """The benchmark's child process: one cold start, then warm requests on command.
 
-    python -m tests.bench.probe baseline pass|boto3|boto3_stripe
-    python -m tests.bench.probe handler <module> <handler> <function name>
-    python -m tests.bench.probe floor <function>
+    python -P tests/bench/probe.py baseline pass|boto3|boto3_stripe
+    python -P tests/bench/probe.py handler <module> <handler> <function name>
+    python -P tests/bench/probe.py floor <function>
 
 The parent measures from just before spawning to the first line this process writes: after the
-imports (baseline), or after the handler (or the floor: the same calls, no handler) served its
-first request. The first request arrives as the first JSON line on stdin. Later lines are
-commands (tests.bench.probe_loop); each gets one JSON line back. Stdout (fd 1) points at
+imports (baseline), or after the handler (a product function's, or a tutorial handler's) or the
+floor (the same calls, no handler: the top-level module `floor`, tests/bench/floor.py as the
+benchmark lays it out, first on the import path) served its first request. The first request
+arrives as the first JSON line on stdin. Later lines are commands (tests.bench.probe_loop); each
+gets one JSON line back. Stdout (fd 1) points at
 /dev/null, so Powertools' log lines and metrics go nowhere; the protocol uses a duplicate of the
 original stdout.
 
 Only os, sys and time (already loaded by the interpreter) are imported before the code under
-test, and no typing: anything else would be charged to the cold start.
+test, and no typing: anything else would be charged to the cold start. It runs as a script, not
+`-m tests.bench.probe`: importing the `tests` package would set test defaults in the environment
+(POWERTOOLS_TRACE_DISABLED among them) before the code under test reads it; `-P` keeps this
+folder off the import path. tests.bench.probe_loop is imported once the first answer is written.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def _protocol() -> io.TextIOWrapper:
 
 def main() -> int:
     started = time.perf_counter()
+    if "importtime" in sys._xoptions:
+        sys.stderr.write("--- bench probe: started ---\n")
     mode = sys.argv[1]
     protocol = _protocol()
     write = protocol.write
@@ -80,16 +87,17 @@ def main() -> int:
         if isinstance(response, dict) and "batchItemFailures" in response:
             status = 500 if response["batchItemFailures"] else 200  # an SQS consumer's partial batch response
         write(json.dumps({"started": started, "imported": imported, "first": first, "status": status}) + "\n")
+        if "importtime" in sys._xoptions:
+            sys.stderr.write("--- bench probe: first request served ---\n")
         from tests.bench.probe_loop import HandlerTarget, serve
 
         return serve(HandlerTarget(handler, context), protocol)
     if mode == "floor":
-        from tests.bench.floor import FloorTarget
-
+        floor = __import__("floor")
         imported = time.perf_counter()
         import json
 
-        target = FloorTarget(sys.argv[2], json.loads(sys.stdin.buffer.readline()))
+        target = floor.FloorTarget(sys.argv[2], json.loads(sys.stdin.buffer.readline()))
         status, _ = target.result(target.call(target.first_item()))
         first = time.perf_counter()
         write(json.dumps({"started": started, "imported": imported, "first": first, "status": status}) + "\n")

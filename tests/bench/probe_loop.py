@@ -77,8 +77,9 @@ class AwsCallCounter:
         with self._lock:
             self.sends[f"{service}.{operation}"] += 1
 
-    def attach(self) -> None:
-        for name, client in self._existing_clients():
+    def attach(self, own: list[tuple[str, Any]] | None = None) -> None:
+        """Count the calls of the function's clients, and of `own` (the floor's: (service, client))."""
+        for name, client in [*self._existing_clients(), *(own or [])]:
             client.meta.events.register("before-call.*.*", self._on_call)
             client.meta.events.register("before-send.*.*", self._on_send)
             self.clients.append(name)
@@ -144,7 +145,7 @@ class Runner:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.counter = AwsCallCounter()
-        self.counter.attach()
+        self.counter.attach(getattr(target, "aws_clients", None))
 
     def _check(self, raw: Any, command: dict[str, Any], outcomes: Counter[str], failures: list[str]) -> None:
         if isinstance(raw, CallFailed):

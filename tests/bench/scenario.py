@@ -1,7 +1,8 @@
 """The benchmark's data, set up once in the parent through the real handlers (in process) and the
 Stripe fake's lifecycle: an organization with a subscription (status, portal), one with a Stripe
-customer but no subscription (checkout: every call answers 200), and a pool of distinct real
-webhook events (new events for the webhook's cold starts, warm loop and throughput runs)."""
+customer but no subscription (checkout: every call answers 200), a pool of distinct real
+webhook events (new events for the webhook's cold starts, warm loop and throughput runs), and the
+Stripe parameters the checkout (existing customer) and portal handlers send, for the floor."""
 
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ class Scenario:
     events: list[dict[str, Any]]
     # The webhook floor's inputs: one per pool subscription.
     targets: list[dict[str, Any]]
+    # What the real handlers sent to Stripe for the benchmark's requests: "checkout" (the session
+    # create of an existing customer's repeated checkout) and "portal" (the portal session create).
+    stripe_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     _next: int = field(default=0, repr=False)
 
     def take(self, count: int) -> list[dict[str, Any]]:
@@ -77,9 +81,11 @@ class ScenarioBuilder:
         self.context = SetupContext()
         self._sink = io.StringIO()  # Powertools' log lines and metrics of the setup calls
         import checkout_handler
+        import portal_handler
         from tests.bench import storm_sync
 
         self._checkout: Handler = checkout_handler.lambda_handler
+        self._portal: Handler = portal_handler.lambda_handler
         # The status organization's events synced at once (the webhook itself only queues them).
         self._webhook: Handler = storm_sync.lambda_handler
 
@@ -125,6 +131,19 @@ class ScenarioBuilder:
         with redirect_stdout(self._sink):
             return self._webhook(signed_delivery(stripe_event, [self.webhook_secret]), self.context)
 
+    def sent_params(self, path: str) -> dict[str, Any]:
+        """The parameters of the last POST the fake received at `path`."""
+        posts = [request for request in self.fake.requests if request.method == "POST" and request.path == path]
+        if not posts:
+            raise SetupError(f"no POST {path} was sent")
+        return dict(posts[-1].params)
+
+    def portal(self, org_id: str) -> None:
+        with redirect_stdout(self._sink):
+            response = self._portal(api_event("POST", "/billing/portal", org_id=org_id), self.context)
+        if response["statusCode"] != 200:
+            raise SetupError(f"portal for {org_id}: {response['statusCode']} {response['body']}")
+
     def build(self, pool_size: int) -> Scenario:
         # Status and portal: an organization with a live subscription, synced through the webhook.
         events, _ = self.subscribe(STATUS_ORG, {"plan": "enterprise", "siteQuantity": 2}, renewals=0)
@@ -132,8 +151,15 @@ class ScenarioBuilder:
             response = self.deliver(stripe_event)
             if response["statusCode"] != 200:
                 raise SetupError(f"webhook setup: {response['statusCode']} {response['body']}")
-        # Checkout: an existing customer (created by the real handler) and no subscription.
+        # Checkout: an existing customer (created by the real handler) and no subscription; its
+        # second checkout is the benchmark's request (2 lists, the expiry of the first, the create).
         self.checkout(CHECKOUT_ORG, CHECKOUT_BODY)
+        self.checkout(CHECKOUT_ORG, CHECKOUT_BODY)
+        self.portal(STATUS_ORG)
+        stripe_params = {
+            "checkout": self.sent_params("/v1/checkout/sessions"),
+            "portal": self.sent_params("/v1/billing_portal/sessions"),
+        }
         groups: list[list[dict[str, Any]]] = []
         targets: list[dict[str, Any]] = []
         total = 0
@@ -144,7 +170,7 @@ class ScenarioBuilder:
             groups.append(org_events)
             targets.append(target)
             total += len(org_events)
-        return Scenario(STATUS_ORG, CHECKOUT_ORG, dict(CHECKOUT_BODY), list(_interleave(groups)), targets)
+        return Scenario(STATUS_ORG, CHECKOUT_ORG, dict(CHECKOUT_BODY), list(_interleave(groups)), targets, stripe_params)
 
 
 def setup_environment(env: dict[str, str]) -> None:
