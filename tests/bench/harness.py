@@ -417,6 +417,9 @@ class Bench:
             received = self.xray.take()
             self.xray_packets[name].append(received.pop(trace_root(trace), 0))
             self.stray_xray_packets += sum(received.values())
+            if self.xray.leaks:
+                self.failures.append(f"{name}: a trace segment held {sorted(set(self.xray.leaks))}")
+                self.xray.leaks.clear()
 
     def shipped_spec(self, name: str, root: Path, variant: str) -> ProbeSpec:
         """The function's child importing its code from `root` (a shipped variant, tracing off)."""

@@ -18,6 +18,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+# What no trace may hold: the Stripe fake's bearer URLs (Checkout, portal, hosted invoices) and the
+# Stripe credentials' prefixes.
+SECRET_MARKERS = (
+    b"https://checkout.stripe.com/",
+    b"https://billing.stripe.com/",
+    b"https://invoice.stripe.com/",
+    b"sk_test_",
+    b"whsec_",
+)
 # Enough for every packet of a cold start (a few kB each) until the benchmark reads them.
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_PACKET_BYTES = 65_535
@@ -55,7 +64,7 @@ def segment_trace_id(packet: bytes) -> str | None:
 
 class XRayDaemon:
     """A UDP socket standing in for the daemon; `take()` counts the packets received so far by
-    trace id (and forgets them)."""
+    trace id (and forgets them), and records any that holds a secret (`leaks`)."""
 
     def __init__(self) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -63,6 +72,8 @@ class XRayDaemon:
         self._socket.bind(("127.0.0.1", 0))
         self._socket.setblocking(False)
         self.unparsed = 0
+        # Packets that held a secret marker (the marker found), whoever sent them.
+        self.leaks: list[str] = []
 
     @property
     def address(self) -> str:
@@ -76,6 +87,7 @@ class XRayDaemon:
                 packet = self._socket.recv(MAX_PACKET_BYTES)
             except BlockingIOError:
                 return counts
+            self.leaks.extend(marker.decode() for marker in SECRET_MARKERS if marker in packet)
             trace_id = segment_trace_id(packet)
             if trace_id is None:
                 self.unparsed += 1

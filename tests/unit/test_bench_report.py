@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,30 @@ def test_the_import_profile_starts_at_the_probes_marker() -> None:
     profile = importtime.parse(stderr)
     assert (profile.handler_ms, profile.first_request_ms) == (3.0, 0.5)
     assert profile.by_package_ms == {"botocore": 3.0, "stripe": 0.5}
+
+
+def test_the_daemon_stand_in_records_a_segment_that_holds_a_bearer_url() -> None:
+    import socket
+
+    from tests.bench.xray import XRayDaemon
+
+    daemon = XRayDaemon()
+    host, port = daemon.address.split(":")
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        header = b'{"format": "json", "version": 1}\n'
+        clean = header + b'{"trace_id": "1-00000000-000000000000000000000000", "name": "status"}'
+        leaking = (
+            header + b'{"trace_id": "1-00000000-000000000000000000000000", "metadata": "https://billing.stripe.com/p/session/x"}'
+        )
+        for packet in (clean, leaking):
+            sender.sendto(packet, (host, int(port)))
+        deadline = time.monotonic() + 5
+        counts: Counter[str] = Counter()
+        while sum(counts.values()) < 2 and time.monotonic() < deadline:
+            counts += daemon.take()
+        assert sum(counts.values()) == 2
+        assert daemon.leaks == ["https://billing.stripe.com/"]
+    finally:
+        sender.close()
+        daemon.close()
