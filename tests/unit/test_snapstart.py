@@ -19,7 +19,7 @@ import pytest
 from tenant_billing import aws_clients, snapstart, stripe_adapter, stripe_credentials
 from tenant_billing.catalog import get_catalog
 from tenant_billing.settings import get_settings
-from tests.support.template import REPO_ROOT, load_template, resource, resources_of_type
+from tests.support.template import REPO_ROOT, load_template, resources_of_type
 
 Hook = Callable[[], object]
 
@@ -171,15 +171,13 @@ def test_the_template_turns_snapstart_on_for_every_function_only_when_asked() ->
     assert (parameter["Default"], parameter["AllowedValues"]) == ("None", ["None", "PublishedVersions"])
     function_globals = template["Globals"]["Function"]
     assert function_globals["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
-    # SnapStart applies to published versions: every event invokes the alias SAM publishes.
-    assert function_globals["AutoPublishAlias"] == "live"
+    # No alias: with AutoPublishAlias, SAM publishes no version when only a parameter's value changes
+    # (aws/serverless-application-model#3820), so a new StripePrices or AdminRoles would silently
+    # not reach what the events invoke.
+    assert "AutoPublishAlias" not in function_globals
     for logical_id, function in resources_of_type("AWS::Serverless::Function").items():
         properties = function["Properties"]
         assert "SnapStart" not in properties and "AutoPublishAlias" not in properties, logical_id
-        # A version for any change of the function's properties (not only of its code) ...
-        assert properties["AutoPublishAliasAllProperties"] is True, logical_id
-    # ... and of the layer, where most of the code is.
-    assert resource("CommonLayer")["Properties"]["PublishLambdaVersion"] is True
 
 
 HANDLER_MODULES = [
