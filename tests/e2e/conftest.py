@@ -57,7 +57,9 @@ def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            # It stops its function processes, pollers and servers one by one: on a loaded CI machine
+            # that once took over 30 s.
+            process.wait(timeout=90)
         finally:
             if process.poll() is None:
                 process.kill()
