@@ -24,7 +24,7 @@ from tests.stripe_fake import FakeStripe
 from tests.support.api_events import EVENTS_DIR, load_event, response_json
 from tests.support.flows import subscribe, webhook_status
 from tests.support.queue import drain
-from tests.support.template import load_template, resources_of_type
+from tests.support.template import handler_modules, load_template
 from tests.support.webhook_events import function_url_event
 
 pytestmark = pytest.mark.usefixtures("billing")
@@ -129,7 +129,7 @@ def test_the_stream_event_publishes_one_entitlement_change(monkeypatch: pytest.M
 
 
 def test_function_handlers_in_the_template_match_these_modules() -> None:
-    handlers = {res["Properties"]["Handler"].split(".")[0] for res in resources_of_type("AWS::Serverless::Function").values()}
+    handlers = set(handler_modules())
     modules = {m.__name__ for m in (status_handler, checkout_handler, portal_handler, subscription_handler, invoices_handler,
                                     stripe_webhook_handler, reconcile_handler, entitlement_events_handler,
                                     sync_handler, event_sync_handler)}  # fmt: skip

@@ -48,6 +48,12 @@ def resources_of_type(resource_type: str) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in load_template()["Resources"].items() if res["Type"] == resource_type}
 
 
+def handler_modules() -> list[str]:
+    """The handler module of every function in the template ("status_handler"), sorted."""
+    functions = resources_of_type("AWS::Serverless::Function").values()
+    return sorted(function["Properties"]["Handler"].rsplit(".", 1)[0] for function in functions)
+
+
 def create_table_from_template(client: Any, table_name: str, logical_id: str = "BillingTable") -> None:
     """Create the table exactly as template.yaml defines it (keys, billing mode, TTL)."""
     properties = resource(logical_id)["Properties"]

@@ -19,7 +19,7 @@ import pytest
 from tenant_billing import aws_clients, snapstart, stripe_adapter, stripe_credentials
 from tenant_billing.catalog import get_catalog
 from tenant_billing.settings import get_settings
-from tests.support.template import REPO_ROOT, load_template, resources_of_type
+from tests.support.template import REPO_ROOT, handler_modules, load_template, resources_of_type
 
 Hook = Callable[[], object]
 
@@ -180,18 +180,7 @@ def test_the_template_turns_snapstart_on_for_every_function_only_when_asked() ->
         assert "SnapStart" not in properties and "AutoPublishAlias" not in properties, logical_id
 
 
-HANDLER_MODULES = [
-    "status_handler",
-    "checkout_handler",
-    "portal_handler",
-    "sync_handler",
-    "subscription_handler",
-    "invoices_handler",
-    "stripe_webhook_handler",
-    "event_sync_handler",
-    "reconcile_handler",
-    "entitlement_events_handler",
-]
+HANDLER_MODULES = handler_modules()
 
 
 @pytest.mark.parametrize("module_name", HANDLER_MODULES)

@@ -20,6 +20,7 @@ from tenant_billing.errors import InvalidRequestError
 from tenant_billing.records import is_record, record_fields
 from tenant_billing.wire import read_model, to_wire, wire_fields
 from tests.support.pydantic_models import pydantic_model
+from tests.support.template import handler_modules
 
 BODY_MODELS = [
     api_models.PlanSelection,
@@ -123,16 +124,7 @@ def test_every_field_has_a_type_wire_handles(model: type[Any]) -> None:
     assert [field.name for field in wire_fields(model)] == [field.name for field in record_fields(model)]
 
 
-HANDLER_MODULES = [
-    "status_handler",
-    "checkout_handler",
-    "portal_handler",
-    "sync_handler",
-    "subscription_handler",
-    "invoices_handler",
-    "stripe_webhook_handler",
-    "event_sync_handler",
-]
+HANDLER_MODULES = handler_modules()
 # What a handler's cold start must not pay for: pydantic, Powertools' API resolver (and the asyncio
 # its AppSync resolver imports), boto3 (botocore is the floor), the X-Ray SDK when tracing is off.
 NOT_ON_THE_REQUEST_PATH = ["pydantic", "aws_lambda_powertools.event_handler", "boto3", "asyncio", "aws_xray_sdk.core"]
@@ -147,6 +139,7 @@ ALLOWED = {
         "subscription_handler",
         "invoices_handler",
         "event_sync_handler",
+        "reconcile_handler",
     )
 }
 
