@@ -87,8 +87,8 @@ class AwsCallCounter:
     @staticmethod
     def _existing_clients() -> list[tuple[str, Any]]:
         """The botocore clients the function has created: those cached by tenant_billing.aws_clients
-        (DynamoDB, and any other it gains) and the Secrets Manager client inside Powertools'
-        SecretsProvider. Never creates one: only cached results are read back."""
+        (DynamoDB, Secrets Manager, and any other it gains). Never creates one: only cached results
+        are read back."""
         clients: list[tuple[str, Any]] = []
         aws_clients = sys.modules.get("tenant_billing.aws_clients")
         for name in sorted(vars(aws_clients) if aws_clients is not None else ()):
@@ -101,10 +101,6 @@ class AwsCallCounter:
                     continue
                 if hasattr(getattr(client, "meta", None), "events"):
                     clients.append((client.meta.service_model.service_name, client))
-        credentials = sys.modules.get("tenant_billing.stripe_credentials")
-        provider_factory = getattr(credentials, "_secrets_provider", None)
-        if provider_factory is not None and provider_factory.cache_info().currsize:
-            clients.append(("secretsmanager", provider_factory().client))
         return clients
 
     def take(self) -> tuple[dict[str, int], dict[str, int]]:
