@@ -17,6 +17,7 @@ instead of the emulator.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -53,6 +54,13 @@ if TYPE_CHECKING:  # the emulator is imported only when it runs (not with real S
     from functions.local_stack.emulator_state import StripeEmulator
 
 DEMO_ORG = "org_demo"
+# Python runs signal handlers in the main thread only, and the kernel may hand Ctrl-C to any of the
+# stack's threads: nothing then wakes a main thread blocked in an untimed wait (the handler runs at
+# its next wake-up). So it waits in slices this long.
+STOP_POLL_SECONDS = 0.2
+# A stop slower than this (interpreter exit included) prints every thread's stack to stderr, so a
+# hang says where it is.
+SLOW_STOP_SECONDS = 20
 Processes = dict[str, FunctionProcess]
 # How the emulator's events reach the product: the webhook's Function URL, or the EventBridge rule's queue.
 DELIVERIES = ("webhook", "eventbridge")
@@ -255,15 +263,33 @@ def print_banner(info: dict[str, Any], out: Any) -> None:
     print("\n".join(lines), file=out, flush=True)
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by the first Ctrl-C (or SIGTERM); a second one ends the process at once (its
+    function processes exit when their stdin closes)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    return stop
+
+
+def wait_until_set(stop: threading.Event) -> None:
+    while not stop.wait(STOP_POLL_SECONDS):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     ports, stripe_delivery = parse_args(argv)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         with running_stack(ports, stripe_delivery=stripe_delivery):
-            stop.wait()
+            wait_until_set(stop)
             print("\nstopping...", flush=True)
+            faulthandler.dump_traceback_later(SLOW_STOP_SECONDS)
     except (PortInUseError, DevError) as exc:
         print(f"make dev: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,8 @@ class FunctionProcess:
             "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
             "PYTHONUNBUFFERED": "1",
         }
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request at a time
+        self._spawn_lock = threading.Lock()  # starting a process and stopping exclude each other
         self._process: subprocess.Popen[str] | None = None
         self._stopped = False
 
@@ -42,12 +43,14 @@ class FunctionProcess:
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            if self._stopped:
-                return {"error": "the local stack is stopping"}
-            if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
-            stdin: IO[str] | None = self._process.stdin
-            stdout: IO[str] | None = self._process.stdout
+            with self._spawn_lock:
+                if self._stopped:
+                    return {"error": "the local stack is stopping"}
+                if self._process is None or self._process.poll() is not None:
+                    self._process = self._start()
+                process = self._process
+            stdin: IO[str] | None = process.stdin
+            stdout: IO[str] | None = process.stdout
             assert stdin is not None and stdout is not None
             try:
                 stdin.write(json.dumps({"event": event, "request_id": str(uuid.uuid4())}) + "\n")
@@ -62,11 +65,13 @@ class FunctionProcess:
             return reply
 
     def stop(self) -> None:
-        # Not behind the lock: a request in flight (a page polling /billing/sync while the stack
-        # stops) would hold it for as long as its own Stripe and AWS calls take. Ending the process
-        # ends that request too (it answers "the function process exited").
-        self._stopped = True
-        process, self._process = self._process, None
+        # Not behind the request lock: a request in flight (a page polling /billing/sync while the
+        # stack stops) would hold it for as long as its own Stripe and AWS calls take. Ending the
+        # process ends that request too (it answers "the function process exited"). The spawn lock
+        # is held only while a process starts, so no request can start one this stop would miss.
+        with self._spawn_lock:
+            self._stopped = True
+            process, self._process = self._process, None
         if process and process.poll() is None:
             process.terminate()
             try:

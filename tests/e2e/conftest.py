@@ -60,6 +60,10 @@ def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
             # It stops its function processes, pollers and servers one by one: on a loaded CI machine
             # that once took over 30 s.
             process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            log.flush()
+            tail = (SCREENSHOTS.parent / "dev-stack.log").read_text(errors="replace")[-20000:]
+            raise AssertionError(f"make dev did not stop in 90 s after Ctrl-C; the end of its log:\n{tail}") from None
         finally:
             if process.poll() is None:
                 process.kill()

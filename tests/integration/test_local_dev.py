@@ -1,11 +1,15 @@
-"""`make dev`'s own choices: real Stripe only in test mode and only when fully configured, and a
-clear error when a port is taken."""
+"""`make dev`'s own choices: real Stripe only in test mode and only when fully configured, a
+clear error when a port is taken, and Ctrl-C stopping it whichever thread the kernel hands it to."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -121,3 +125,38 @@ def test_the_emulator_can_deliver_as_stripes_eventbridge_destination() -> None:
         # Sent to the queue the template's rule targets, not POSTed to the Function URL.
         assert (delivery["type"], delivery["delivered"], delivery["attempts"]) == ("customer.created", True, 1)
     assert "Stripe emulator sends EventBridge events to the queue StripeEventsQueue" in out.getvalue()
+
+
+# Ctrl-C handed to a thread other than the main one (the kernel may pick any thread of the process):
+# an untimed wait in the main thread would never see it. Then a second signal, with the first one's
+# handler gone, ends the process.
+SIGNAL_ON_ANOTHER_THREAD = """
+import signal, threading, time
+from functions.local_stack.dev import stop_on_signals, wait_until_set
+stop = stop_on_signals()
+def interrupt_from_here():
+    time.sleep(0.5)  # once the main thread waits
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+threading.Thread(target=interrupt_from_here).start()
+wait_until_set(stop)
+print("stopping", flush=True)
+assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+"""
+
+
+def run_python(script: str, pytestconfig: pytest.Config) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter with `make dev`'s import roots (pytest's pythonpath)."""
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath"))}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_ctrl_c_stops_the_stack_whichever_thread_receives_it(pytestconfig: pytest.Config) -> None:
+    done = run_python(SIGNAL_ON_ANOTHER_THREAD, pytestconfig)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "stopping\n", "")
+
+
+def test_a_second_ctrl_c_ends_the_stack_at_once(pytestconfig: pytest.Config) -> None:
+    script = "from functions.local_stack.dev import stop_on_signals\nimport os, signal, time\nstop_on_signals()\n"
+    script += "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.5)\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n"
+    assert run_python(script, pytestconfig).returncode == -signal.SIGINT
