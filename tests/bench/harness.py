@@ -41,7 +41,7 @@ from functions.local_stack.dev_tokens import LOCAL_AUDIENCE, LOCAL_ISSUER
 from functions.local_stack.template_model import FunctionSpec, load_local_stack
 from tests.bench import importtime, report, shipped, sizes, storm
 from tests.bench.children import ColdStart, Probe, ProbeSpec, probe_env
-from tests.bench.report import AGAIN, BASELINE, FLOOR, OFF, ON, TUTORIAL, VARIANT_LABELS
+from tests.bench.report import AGAIN, BASELINE, FLOOR, OFF, ON, TRACED_TUTORIAL, TUTORIAL, VARIANT_LABELS
 from tests.bench.scenario import Scenario, ScenarioBuilder, setup_environment
 from tests.bench.xray import XRayDaemon, trace_header, trace_root, traced_environment
 from tests.stripe_fake import TEST_API_KEY, FakeStripe, RecordedRequest
@@ -71,7 +71,9 @@ FUNCTIONS = {
 BASELINES = ("pass", "boto3", "boto3_stripe")
 # The cold-start variants of each function, interleaved (AGAIN, the tutorial a second time, only
 # with --noise: the spread of two identical probes, from which the noise margin was chosen).
-VARIANTS = (TUTORIAL, FLOOR, OFF, ON)
+VARIANTS = (TUTORIAL, TRACED_TUTORIAL, FLOOR, OFF, ON)
+# The variants run with tracing on (Lambda's traced environment, a trace header per cold start).
+TRACED = (TRACED_TUTORIAL, ON)
 # Variables of the template that only the product's layer needs (its trimmed botocore data): the
 # tutorial and the floor run on the same packages without them, as a team would ship them.
 PRODUCT_ONLY_VARIABLES = ("AWS_DATA_PATH",)
@@ -226,9 +228,11 @@ def handler_args(function: FunctionSpec) -> tuple[str, ...]:
     return ("handler", function.handler_module, function.handler_name, function.logical_id)
 
 
-def tutorial_args(function: FunctionSpec) -> tuple[str, ...]:
-    """tests.bench.probe's arguments for the function's tutorial handler (app.lambda_handler)."""
-    return ("handler", shipped.TUTORIAL_MODULE, "lambda_handler", f"Tutorial{function.logical_id}")
+def tutorial_args(function: FunctionSpec, *, traced: bool = False) -> tuple[str, ...]:
+    """tests.bench.probe's arguments for the function's tutorial handler (app.lambda_handler, or
+    traced_app.lambda_handler: the same traced with the X-Ray SDK)."""
+    module = shipped.TRACED_TUTORIAL_MODULE if traced else shipped.TUTORIAL_MODULE
+    return ("handler", module, "lambda_handler", f"Tutorial{function.logical_id}")
 
 
 def round_order[T](round_number: int, groups: list[list[T]]) -> list[T]:
@@ -289,7 +293,9 @@ class Bench:
         self.cold_baselines: dict[str, list[ColdStart]] = {name: [] for name in BASELINES}
         # X-Ray segment packets the daemon stand-in received from each traced cold start.
         self.xray = XRayDaemon()
-        self.xray_packets: dict[str, list[int]] = {name: [] for name in FUNCTIONS.values()}
+        self.xray_packets: dict[str, dict[str, list[int]]] = {
+            name: {variant: [] for variant in TRACED} for name in FUNCTIONS.values()
+        }
         self.stray_xray_packets = 0
         # Cold starts of the code laid out as Lambda gets it: variant -> function -> samples.
         self.cold_shipped: dict[str, dict[str, list[ColdStart]]] = {
@@ -330,22 +336,28 @@ class Bench:
             return ProbeSpec(f"baseline {name}", ("baseline", name), self._env("status", folder, product=False), str(folder))
         function, _ = self.functions[name]
         label = f"{name} ({VARIANT_LABELS[variant]})"
-        if variant in (TUTORIAL, AGAIN):
+        if variant in (TUTORIAL, AGAIN, TRACED_TUTORIAL):
             folder = self.layout.tutorial_dir(name)
             env = self._env(name, folder, product=False)
-            return ProbeSpec(label, tutorial_args(function), env, str(folder), python_args)
+            if variant == TRACED_TUTORIAL:
+                env |= self._traced_environment(trace)
+            traced = variant == TRACED_TUTORIAL
+            return ProbeSpec(label, tutorial_args(function, traced=traced), env, str(folder), python_args)
         if variant == FLOOR:
             folder = self.layout.floor_dir
             return ProbeSpec(label, ("floor", name), self._env(name, folder, product=False), str(folder), python_args)
         folder = self.layout.function_dir(name)
         env = self._env(name, folder, product=True)
         if variant == ON:
-            # Tracing on as the template deploys it (Tracing: Active): what Lambda adds to the environment.
-            if trace is None:
-                raise ValueError("a traced child needs its invocation's trace header")
             env.pop("POWERTOOLS_TRACE_DISABLED", None)
-            env |= traced_environment(self.xray.address, trace)
+            env |= self._traced_environment(trace)
         return ProbeSpec(label, handler_args(function), env, str(folder), python_args)
+
+    def _traced_environment(self, trace: str | None) -> dict[str, str]:
+        """Tracing on as the template deploys it (Tracing: Active): what Lambda adds to the environment."""
+        if trace is None:
+            raise ValueError("a traced child needs its invocation's trace header")
+        return traced_environment(self.xray.address, trace)
 
     def request(self, name: str, stripe_event: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request for the function (a webhook delivery is signed now: signatures expire)."""
@@ -398,7 +410,7 @@ class Bench:
     def cold_start(self, name: str, variant: str, *, warm: bool = False) -> None:
         """One cold start of the function's handler (or its tutorial's): a fresh process serving
         its first request; a traced one is checked to have sent X-Ray segments."""
-        trace = trace_header() if variant == ON else None
+        trace = trace_header() if variant in TRACED else None
         probe = Probe(self.spec(name, variant, trace=trace))
         try:
             sample = probe.start(self.request(name))
@@ -415,7 +427,7 @@ class Bench:
             probe.discard(kill=not warm)
         if trace is not None:
             received = self.xray.take()
-            self.xray_packets[name].append(received.pop(trace_root(trace), 0))
+            self.xray_packets[name][variant].append(received.pop(trace_root(trace), 0))
             self.stray_xray_packets += sum(received.values())
             if self.xray.leaks:
                 self.failures.append(f"{name}: a trace segment held {sorted(set(self.xray.leaks))}")
@@ -659,7 +671,8 @@ class Bench:
             result["cold"] = cold
             result["cold_ratios"] = report.cold_ratios(cold)
             result["paired_ratios"] = report.paired_ratios(cold)
-            result["xray_packets"] = self.xray_packets[name]
+            result["xray_packets"] = self.xray_packets[name][ON]
+            result["tutorial_xray_packets"] = self.xray_packets[name][TRACED_TUTORIAL]
             if "warm" in result and "floor" in result:
                 result["floor_ratio"] = round(result["warm"]["p50_ms"] / result["floor"]["p50_ms"], 2)
             if "duplicate" in result and "duplicate_floor" in result:

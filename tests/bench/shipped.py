@@ -44,6 +44,8 @@ TUTORIAL_SOURCES = Path(__file__).parent / "tutorial"
 FLOOR_SOURCE = Path(__file__).parent / "floor.py"
 # A tutorial handler's module in its function folder, as `sam init` names it (handler app.lambda_handler).
 TUTORIAL_MODULE = "app"
+# Beside it, the same handler instrumented with the X-Ray SDK (tests.bench.tutorial.traced).
+TRACED_TUTORIAL_MODULE = "traced_app"
 FLOOR_MODULE = "floor"
 
 
@@ -122,12 +124,13 @@ def compile_bytecode(root: Path) -> None:
 
 
 def lay_out_bench(root: Path, functions: Iterable[str]) -> Path:
-    """Each function's tutorial handler as root/tutorial/<name>/app.py and the floor as
-    root/floor/floor.py, compiled. Returns root."""
+    """Each function's tutorial handler as root/tutorial/<name>/app.py (and its traced variant as
+    traced_app.py) and the floor as root/floor/floor.py, compiled. Returns root."""
     for name in functions:
         folder = root / "tutorial" / name
         folder.mkdir(parents=True)
         shutil.copy2(TUTORIAL_SOURCES / f"{name}.py", folder / f"{TUTORIAL_MODULE}.py")
+        shutil.copy2(TUTORIAL_SOURCES / "traced.py", folder / f"{TRACED_TUTORIAL_MODULE}.py")
     (root / "floor").mkdir(parents=True)
     shutil.copy2(FLOOR_SOURCE, root / "floor" / f"{FLOOR_MODULE}.py")
     compile_bytecode(root)

@@ -27,13 +27,20 @@ SCREENSHOTS = Path(__file__).with_name("screenshots")
 
 
 @pytest.fixture(scope="module")
-def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
+def dev_stack(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     ports = {name: free_port() for name in ("port", "webhook-port", "stripe-port", "aws-port")}
     args = [sys.executable, "-m", "functions.local_stack.dev"] + [f"--{name}={port}" for name, port in ports.items()]
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
     # The same import roots as `make dev` and these tests: pytest's pythonpath.
     env["PYTHONPATH"] = os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath"))
-    log = (SCREENSHOTS.parent / "dev-stack.log").open("w")
+    # One log per test module, kept after the run: a failure says what the stack printed.
+    log_path = SCREENSHOTS.parent / f"dev-stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    log = log_path.open("w")
+
+    def log_tail() -> str:
+        log.close()
+        return log_path.read_text(errors="replace")[-20000:]
+
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None
     banner: list[str] = []
@@ -41,13 +48,13 @@ def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line and process.poll() is not None:
-            raise AssertionError("make dev exited:\n" + "".join(banner))
+            raise AssertionError(f"make dev exited ({process.returncode}):\n{''.join(banner)}\nits log:\n{log_tail()}")
         banner.append(line)
         if "local billing stack ready" in line:
             break
     else:
         process.kill()
-        raise AssertionError("make dev did not become ready in 90 s")
+        raise AssertionError(f"make dev did not become ready in 90 s; its log:\n{log_tail()}")
     try:
         yield {
             "gateway": f"http://localhost:{ports['port']}",
@@ -57,17 +64,14 @@ def dev_stack(pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            # It stops its function processes, pollers and servers one by one: on a loaded CI machine
-            # that once took over 30 s.
+            # It stops its function processes, pollers and servers one by one (a few seconds).
             process.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            log.flush()
-            tail = (SCREENSHOTS.parent / "dev-stack.log").read_text(errors="replace")[-20000:]
-            raise AssertionError(f"make dev did not stop in 90 s after Ctrl-C; the end of its log:\n{tail}") from None
+            raise AssertionError(f"make dev did not stop in 90 s after Ctrl-C; the end of its log:\n{log_tail()}") from None
         finally:
             if process.poll() is None:
                 process.kill()
-            log.close()
+            log.close()  # (closing twice is harmless)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from functions.local_stack.dev import DevError, Ports, real_stripe_from_env, running_stack
 from tests.stripe_fake import TEST_API_KEY
-from tests.support.local_services import PortInUseError, free_port, price_parameters
+from tests.support.local_services import PortInUseError, ephemeral_ports, free_port, price_parameters
 
 PRICES = {"starter_base": "price_s", "pro_base": "price_p", "enterprise_base": {"lookupKey": "enterprise_monthly"}}
 
@@ -160,3 +161,16 @@ def test_a_second_ctrl_c_ends_the_stack_at_once(pytestconfig: pytest.Config) -> 
     script = "from functions.local_stack.dev import stop_on_signals\nimport os, signal, time\nstop_on_signals()\n"
     script += "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.5)\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n"
     assert run_python(script, pytestconfig).returncode == -signal.SIGINT
+
+
+def test_server_ports_lie_outside_the_range_of_outgoing_connections(tmp_path: Path) -> None:
+    # The stack's own calls open connections before its last server binds: a port from the kernel's
+    # range for those could be taken in between.
+    outgoing = ephemeral_ports()
+    ports = [free_port() for _ in range(20)]
+    assert not set(ports) & set(outgoing)
+    assert len(set(ports)) == len(ports)  # never the same twice: ports asked for together are bound later
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("20000\t40000\n")
+    assert ephemeral_ports(ranges) == range(20000, 40001)
+    assert ephemeral_ports(tmp_path / "missing") == range(32768, 61000)

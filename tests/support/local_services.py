@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import boto3
@@ -76,11 +78,38 @@ class PortInUseError(RuntimeError):
     pass
 
 
+# Where the kernel takes the local ports of outgoing connections (Linux's default range when it
+# cannot be read). A port handed out for a server must lie outside it: the stack's own calls (to
+# the embedded AWS, Stripe, the webhook) open connections from that range before its last server
+# binds, and one of them could take the port.
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_PORTS = (32768, 60999)
+SERVER_PORTS = range(10000, 32768)
+# Each port is handed out once per process: ports asked for together are bound only later.
+_handed_out: set[int] = set()
+
+
+def ephemeral_ports(source: Path = EPHEMERAL_PORTS_FILE) -> range:
+    try:
+        low, high = (int(value) for value in source.read_text().split())
+    except (OSError, ValueError):
+        low, high = DEFAULT_EPHEMERAL_PORTS
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A port free on 127.0.0.1 now, outside the range of outgoing connections' ports."""
+    outgoing = ephemeral_ports()
+    candidates = [port for port in SERVER_PORTS if port not in outgoing and port not in _handed_out]
+    for port in random.sample(candidates, min(50, len(candidates))):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise PortInUseError("no free port found for a local server")
 
 
 def check_port_free(port: int, what: str) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 from unittest.mock import patch
 
 import boto3
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 import event_sync_handler
 from tenant_billing import event_sync_logic
+from tenant_billing.queue_batch import PartialBatchResponse
 from tenant_billing.webhook_logic import Outcome
 from tests.conftest import ACCOUNT, DEAD_LETTER_QUEUE_NAME, QUEUE_NAME, QUEUE_URL, FakeLambdaContext
 from tests.support.template import create_queues_from_template, resource
@@ -149,10 +149,10 @@ def recording(run: ConsumerRun) -> Iterator[None]:
         yield
 
 
-def invoke_consumer(messages: list[dict[str, Any]], run: ConsumerRun) -> PartialItemFailureResponse:
+def invoke_consumer(messages: list[dict[str, Any]], run: ConsumerRun) -> PartialBatchResponse:
     """One invocation on these received messages; the ones it did not report are deleted."""
     with recording(run):
-        response: PartialItemFailureResponse = event_sync_handler.lambda_handler(sqs_event(messages), FakeLambdaContext())
+        response: PartialBatchResponse = event_sync_handler.lambda_handler(sqs_event(messages), FakeLambdaContext())
     run.batches += 1
     failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     client = sqs()

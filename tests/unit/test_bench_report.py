@@ -16,7 +16,7 @@ from aws_xray_sdk.core.models.trace_header import TraceHeader  # type: ignore[im
 
 from tests.bench import importtime, report, shipped
 from tests.bench.harness import round_order
-from tests.bench.report import AGAIN, FLOOR, OFF, ON, TUTORIAL
+from tests.bench.report import AGAIN, FLOOR, OFF, ON, TRACED_TUTORIAL, TUTORIAL
 from tests.bench.xray import segment_trace_id, trace_header, trace_root
 
 
@@ -31,10 +31,13 @@ def _result(**medians: float) -> dict[str, Any]:
 
 
 def test_the_ratios_are_of_the_medians() -> None:
-    ratios = report.cold_ratios(_cold(tutorial=300, floor=250, off=330, on=360, tutorial_again=306))
+    ratios = report.cold_ratios(_cold(tutorial=300, tutorial_traced=320, floor=250, off=330, on=360, tutorial_again=306))
     assert ratios == {
         "off_vs_tutorial": 1.1,
-        "on_vs_tutorial": 1.2,
+        # Tracing on against the tutorial with the same tracing, and against the untraced one.
+        "on_vs_tutorial": 1.125,
+        "on_vs_untraced_tutorial": 1.2,
+        "traced_vs_tutorial": 1.067,
         "off_vs_floor": 1.32,
         "on_vs_off": 1.091,
         "again_vs_tutorial": 1.02,
@@ -46,6 +49,7 @@ def test_the_gate_pairs_each_round_so_a_passing_load_cancels_out() -> None:
     # The second round ran while the machine was busy: both variants slower alike.
     cold = {
         TUTORIAL: {"median_ms": 200, "samples_ms": [200, 600, 210]},
+        TRACED_TUTORIAL: {"median_ms": 200, "samples_ms": [200, 600, 210]},
         OFF: {"median_ms": 231, "samples_ms": [220, 660, 231]},
         ON: {"median_ms": 240, "samples_ms": [240, 720, 230]},
     }
@@ -78,24 +82,36 @@ def test_the_gate_fails_only_beyond_the_noise_margin() -> None:
 def test_each_function_is_held_to_its_tutorial_in_both_tracing_modes(
     off: float, on: float, off_met: bool, on_met: bool, target_met: bool
 ) -> None:
-    gate_off, gate_on, target, floor = report.cold_targets("status", _result(tutorial=300, floor=250, off=off, on=on))
-    # Enforced tracing off; tracing on is reported until the product meets it.
+    result = _result(tutorial=300, tutorial_traced=300, floor=250, off=off, on=on)
+    gate_off, gate_on, target, floor = report.cold_targets("status", result)
     assert (gate_off.met, gate_off.enforced) == (off_met, True)
-    assert (gate_on.met, gate_on.enforced) == (on_met, False)
+    assert (gate_on.met, gate_on.enforced) == (on_met, True)
     assert (target.met, target.enforced) == (target_met, False)
     assert floor.enforced is False
     assert "tracing off" in gate_off.name and "tracing on" in gate_on.name
 
 
+def test_tracing_on_is_held_to_the_traced_tutorial() -> None:
+    # 1.3x the untraced tutorial, 0.98x the tutorial traced with the X-Ray SDK: met.
+    result = _result(tutorial=300, tutorial_traced=400, floor=250, off=290, on=392)
+    _, gate_on, target, _ = report.cold_targets("status", result)
+    assert gate_on.met and target.met
+    assert "tracing on 0.98x (392 ms vs tutorial, tracing on 400 ms)" in target.detail
+    assert result["cold_ratios"]["on_vs_untraced_tutorial"] == 1.307
+    # Without the traced tutorial's cold starts, tracing on is not measured: missed.
+    _, gate_on, target, _ = report.cold_targets("status", _result(tutorial=300, floor=250, off=290, on=290))
+    assert not gate_on.met and not target.met
+
+
 def test_the_stretch_and_the_floor_targets() -> None:
-    *_, target, floor = report.cold_targets("status", _result(tutorial=300, floor=230, off=235, on=240))
+    *_, target, floor = report.cold_targets("status", _result(tutorial=300, tutorial_traced=300, floor=230, off=235, on=240))
     assert target.met and target.detail.endswith("stretch met")
     assert floor.met and floor.detail == "1.02x (235 ms vs 230 ms)"
     # The same 1.07x: over status's 1.05x, within a Stripe function's 1.10x.
-    *_, status_floor = report.cold_targets("status", _result(tutorial=300, floor=230, off=245, on=250))
-    *_, checkout_floor = report.cold_targets("checkout", _result(tutorial=300, floor=230, off=245, on=250))
+    *_, status_floor = report.cold_targets("status", _result(tutorial=300, tutorial_traced=300, floor=230, off=245, on=250))
+    *_, checkout_floor = report.cold_targets("checkout", _result(tutorial=300, tutorial_traced=300, floor=230, off=245, on=250))
     assert (status_floor.met, checkout_floor.met) == (False, True)
-    *_, slower, _ = report.cold_targets("status", _result(tutorial=300, floor=230, off=250, on=270))
+    *_, slower, _ = report.cold_targets("status", _result(tutorial=300, tutorial_traced=300, floor=230, off=250, on=270))
     assert slower.met and slower.detail.endswith("stretch missed")
     assert set(report.FLOOR_TARGETS) == {"status", "checkout", "portal", "ingest", "consumer"}
 
@@ -106,10 +122,14 @@ def test_a_function_without_a_traced_run_misses_the_traced_targets() -> None:
 
 
 def test_the_traced_run_must_have_sent_segments() -> None:
-    assert report.xray_target({"status": {"xray_packets": [3, 4]}, "ingest": {"xray_packets": [2]}}).met
-    missed = report.xray_target({"status": {"xray_packets": [3, 0]}, "ingest": {"xray_packets": [2]}})
+    traced = {"xray_packets": [3, 4], "tutorial_xray_packets": [2, 2]}
+    assert report.xray_target({"status": traced, "ingest": {"xray_packets": [2], "tutorial_xray_packets": [1]}}).met
+    missed = report.xray_target({"status": {**traced, "xray_packets": [3, 0]}})
     assert (missed.met, missed.enforced) == (False, True)
     assert not report.xray_target({"status": {"xray_packets": []}}).met
+    # A traced tutorial that sent nothing was not traced: its comparison would be against nothing.
+    untraced_tutorial = report.xray_target({"status": {**traced, "tutorial_xray_packets": [2, 0]}})
+    assert not untraced_tutorial.met and "status (tutorial) 0-2" in untraced_tutorial.detail
 
 
 def test_a_round_keeps_each_function_together_and_rotates_the_order() -> None:

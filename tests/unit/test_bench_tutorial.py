@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -139,3 +142,25 @@ def test_the_tutorial_handlers_refuse_what_the_functions_refuse(tutorials: Tutor
     assert tutorials.call("portal", api_event("POST", "/billing/portal", org_id=ORG, role="admin"))["statusCode"] == 409
     never = response_json(tutorials.call("status", api_event("GET", "/billing/status", org_id=ORG, role="member")))
     assert never["subscription"] is None
+
+
+# A traced tutorial's first lines in Lambda: what the X-Ray SDK patched once the handler was imported.
+# Run in the function's folder: `python -c` imports from the working directory, as Lambda from its code folder.
+PATCHED_AFTER_IMPORT = """
+import traced_app
+from aws_xray_sdk.core.patcher import _PATCHED_MODULES
+print(sorted(_PATCHED_MODULES), traced_app.lambda_handler.__module__)
+"""
+
+
+@pytest.mark.parametrize(("handler_imports", "patched"), [("boto3", "botocore"), ("boto3, stripe", "botocore requests")])
+def test_the_traced_tutorial_patches_what_the_product_traces(tmp_path: Path, handler_imports: str, patched: str) -> None:
+    shutil.copy2(shipped.TUTORIAL_SOURCES / "traced.py", tmp_path / f"{shipped.TRACED_TUTORIAL_MODULE}.py")
+    (tmp_path / f"{shipped.TUTORIAL_MODULE}.py").write_text(
+        f"import {handler_imports}\n\ndef lambda_handler(event, context):\n    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PATCHED_AFTER_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("] ")[0] + "]" == repr(patched.split())
+    assert done.stdout.split("] ")[1].strip() == shipped.TUTORIAL_MODULE

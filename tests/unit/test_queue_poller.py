@@ -1,6 +1,6 @@
 """`make dev`'s SQS event source mapping (queue_poller) and the emulator's EventBridge delivery,
 against an in-process SQS (moto) and a stand-in consumer written to the contract of
-`event_sync_handler.lambda_handler`: an SQS batch event in, Powertools' partial batch response out,
+`event_sync_handler.lambda_handler`: an SQS batch event in, its partial batch response out,
 each message either a queued webhook body (the Stripe event) or the EventBridge event Stripe's
 destination emits (its `detail` the Stripe event)."""
 

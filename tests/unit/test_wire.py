@@ -127,7 +127,15 @@ def test_every_field_has_a_type_wire_handles(model: type[Any]) -> None:
 HANDLER_MODULES = handler_modules()
 # What a handler's cold start must not pay for: pydantic, Powertools' API resolver (and the asyncio
 # its AppSync resolver imports), boto3 (botocore is the floor), the X-Ray SDK when tracing is off.
-NOT_ON_THE_REQUEST_PATH = ["pydantic", "aws_lambda_powertools.event_handler", "boto3", "asyncio", "aws_xray_sdk.core"]
+NOT_ON_THE_REQUEST_PATH = [
+    "pydantic",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.data_classes",
+    "boto3",
+    "asyncio",
+    "aws_xray_sdk.core",
+]
 # The Stripe SDK imports asyncio (for its async HTTP clients): the functions that call Stripe pay for
 # it whatever handler they have.
 ALLOWED = {

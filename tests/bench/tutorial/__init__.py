@@ -10,6 +10,7 @@ function folder (`<name>/app.py`, handler `app.lambda_handler`, as `sam init` wr
 
 They make the same calls as the product's functions for the benchmark's requests (the same table
 layout, see tenant_billing/items.py), and nothing more: no validation framework, no structured
-logging, metrics or tracing in code (Lambda's active tracing is outside the code), no OpenAPI.
-They import nothing of ours: the table keys and the plans are written inline.
+logging or metrics, no OpenAPI. They import nothing of ours: the table keys and the plans are
+written inline. With tracing on they run instrumented as the X-Ray SDK's guide shows (traced.py:
+the same libraries patched as the product traces), so both sides send the same kind of trace.
 """
