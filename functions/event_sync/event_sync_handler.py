@@ -16,7 +16,7 @@ from tenant_billing.catalog import get_catalog
 from tenant_billing.event_queue import get_event_queue
 from tenant_billing.event_sync_logic import BatchSync, read_pacer, sync_message
 from tenant_billing.observability import logger, metrics, tracer
-from tenant_billing.queue_batch import PartialBatchResponse, QueueMessage, partial_batch_response
+from tenant_billing.queue_batch import PartialBatchResponse, QueueMessage, partial_batch_response, queue_records
 from tenant_billing.repositories import get_webhook_repository
 from tenant_billing.settings import get_settings
 from tenant_billing.snapstart import prime_on_snapshot
@@ -34,7 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
     batch = BatchSync(
         get_webhook_repository(), get_stripe, settings, get_catalog(), read_pacer(settings.consumer_reads_per_second)
     )
-    records = event.get("Records", [])
+    records = queue_records(event)
     batch.prefetch(str(record.get("body", "")) for record in records)
     queue = get_event_queue()
 

@@ -268,8 +268,9 @@ def stop_on_signals() -> threading.Event:
     function processes exit when their stdin closes)."""
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
-        signal.signal(signum, signal.SIG_DFL)
+    def on_signal(_signum: int, _frame: object) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -81,6 +81,10 @@ def main() -> int:
 
         request = json.loads(sys.stdin.buffer.readline())
         context = ProbeContext(function_name)
+        # As the Lambda runtime does per invocation (tests.bench.xray.INVOCATION_TRACE_VARIABLE).
+        trace_id = os.environ.pop("BENCH_INVOCATION_TRACE_ID", None)
+        if trace_id is not None:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
         response = handler(request["event"], context)
         first = time.perf_counter()
         status = response.get("statusCode") if isinstance(response, dict) else None

@@ -98,6 +98,17 @@ class XRayDaemon:
         self._socket.close()
 
 
+# Lambda sets _X_AMZN_TRACE_ID for each invocation, not during init (the X-Ray SDK drops what a
+# module does at import). The probe gets the header in this variable and sets _X_AMZN_TRACE_ID
+# from it just before it invokes the handler.
+INVOCATION_TRACE_VARIABLE = "BENCH_INVOCATION_TRACE_ID"
+
+
 def traced_environment(daemon_address: str, header: str) -> dict[str, str]:
-    """The variables Lambda adds for an actively traced invocation (LAMBDA_TASK_ROOT aside)."""
-    return {"_X_AMZN_TRACE_ID": header, "AWS_XRAY_DAEMON_ADDRESS": daemon_address, "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR"}
+    """The variables Lambda adds for an actively traced function (LAMBDA_TASK_ROOT aside), the
+    invocation's trace header for the probe to set when it invokes."""
+    return {
+        INVOCATION_TRACE_VARIABLE: header,
+        "AWS_XRAY_DAEMON_ADDRESS": daemon_address,
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }

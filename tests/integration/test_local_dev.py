@@ -18,6 +18,7 @@ import pytest
 
 from functions.local_stack.dev import DevError, Ports, real_stripe_from_env, running_stack
 from tests.stripe_fake import TEST_API_KEY
+from tests.support import local_services
 from tests.support.local_services import PortInUseError, ephemeral_ports, free_port, price_parameters
 
 PRICES = {"starter_base": "price_s", "pro_base": "price_p", "enterprise_base": {"lookupKey": "enterprise_monthly"}}
@@ -142,7 +143,7 @@ threading.Thread(target=interrupt_from_here).start()
 wait_until_set(stop)
 print("stopping", flush=True)
 assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
-assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # whichever signal comes second ends it
 """
 
 
@@ -174,3 +175,9 @@ def test_server_ports_lie_outside_the_range_of_outgoing_connections(tmp_path: Pa
     ranges.write_text("20000\t40000\n")
     assert ephemeral_ports(ranges) == range(20000, 40001)
     assert ephemeral_ports(tmp_path / "missing") == range(32768, 61000)
+
+
+def test_a_machine_with_every_port_outgoing_still_gets_distinct_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_services, "ephemeral_ports", lambda: range(1024, 65536))
+    ports = [free_port() for _ in range(5)]
+    assert len(set(ports)) == 5

@@ -153,12 +153,17 @@ print(sorted(_PATCHED_MODULES), traced_app.lambda_handler.__module__)
 """
 
 
-@pytest.mark.parametrize(("handler_imports", "patched"), [("boto3", "botocore"), ("boto3, stripe", "botocore requests")])
-def test_the_traced_tutorial_patches_what_the_product_traces(tmp_path: Path, handler_imports: str, patched: str) -> None:
+@pytest.mark.parametrize(
+    ("module_level", "patched"),
+    [
+        ("import boto3", "botocore"),
+        ("import boto3, stripe", "botocore"),  # the webhook: Stripe's signature check only, no API call
+        ("import boto3, stripe\nstripe.api_key = 'sk_test_x'", "botocore requests"),
+    ],
+)
+def test_the_traced_tutorial_patches_what_the_product_traces(tmp_path: Path, module_level: str, patched: str) -> None:
     shutil.copy2(shipped.TUTORIAL_SOURCES / "traced.py", tmp_path / f"{shipped.TRACED_TUTORIAL_MODULE}.py")
-    (tmp_path / f"{shipped.TUTORIAL_MODULE}.py").write_text(
-        f"import {handler_imports}\n\ndef lambda_handler(event, context):\n    pass\n"
-    )
+    (tmp_path / f"{shipped.TUTORIAL_MODULE}.py").write_text(f"{module_level}\n\ndef lambda_handler(event, context):\n    pass\n")
     done = subprocess.run(
         [sys.executable, "-c", PATCHED_AFTER_IMPORT], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
     )

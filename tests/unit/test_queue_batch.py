@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.queue_batch import QueueMessage, partial_batch_response, read_message
+from tenant_billing.queue_batch import QueueMessage, partial_batch_response, queue_records, read_message
 
 
 def _record(message_id: str, body: str = "{}", receive_count: str = "1") -> dict[str, Any]:
@@ -38,13 +38,24 @@ def test_the_records_run_in_order_and_the_failed_ones_are_named() -> None:
     assert handled == ["m1", "m2", "m3", "m4"]
 
 
-def test_every_record_failing_is_a_partial_failure_like_any_other() -> None:
+def test_every_record_failing_is_a_partial_failure_like_any_other(caplog: pytest.LogCaptureFixture) -> None:
     def fail(message: QueueMessage) -> None:
-        raise RuntimeError("Stripe is down")
+        raise RecursionError("an error nobody expected")
 
     response = partial_batch_response([_record("m1"), _record("m2")], fail)
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
+    # Each failure logged with its traceback, whatever the handler itself logged.
+    assert [(record.getMessage(), record.exc_info is not None) for record in caplog.records] == [
+        ("message left on the queue", True)
+    ] * 2
     assert partial_batch_response([], fail) == {"batchItemFailures": []}
+
+
+def test_an_event_that_is_not_from_a_queue_fails_the_invocation() -> None:
+    assert queue_records({"Records": [_record("m1")]}) == [_record("m1")]
+    for event in ({}, {"Records": None}, {"Records": {"messageId": "m1"}}):
+        with pytest.raises(ValueError, match="not an SQS event"):
+            queue_records(event)
 
 
 def test_an_unreadable_record_fails_alone_and_is_never_handled(caplog: pytest.LogCaptureFixture) -> None:

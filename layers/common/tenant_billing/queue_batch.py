@@ -42,6 +42,14 @@ def read_message(record: Mapping[str, Any]) -> QueueMessage:
     )
 
 
+def queue_records(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The records of an SQS event (ValueError when it is not one: the invocation fails, loudly)."""
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise ValueError("not an SQS event: it has no Records list")
+    return records
+
+
 def partial_batch_response(
     records: Iterable[Mapping[str, Any]], handle: Callable[[QueueMessage], object]
 ) -> PartialBatchResponse:
@@ -60,6 +68,8 @@ def partial_batch_response(
             continue
         try:
             handle(message)
-        except Exception:  # reported, not raised: the handler logged it, the next records still run
+        except Exception:  # reported, not raised: the next records still run
+            # With its traceback, whatever the handler logged: an error it did not expect says where.
+            logger.warning("message left on the queue", extra={"message_id": message_id}, exc_info=True)
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}

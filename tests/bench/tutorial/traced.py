@@ -4,7 +4,8 @@ benchmark lays this module out as traced_app.py beside each tutorial's app.py (h
 traced_app.lambda_handler): the tutorials' tracing-on cold starts.
 
 It patches what the product traces and no more: botocore, and requests (the Stripe SDK's HTTP
-client) when the handler uses Stripe. patch_all() would import every library the SDK knows.
+client) when the handler calls Stripe's API (it set its key; the webhook only verifies
+signatures). patch_all() would import every library the SDK knows.
 """
 
 import sys
@@ -16,7 +17,7 @@ patch(("botocore",))
 # After the patch, so its clients are traced; app.py is the tutorial beside it in the benchmark's layout.
 from app import lambda_handler  # type: ignore[import-not-found]  # noqa: E402
 
-if "stripe" in sys.modules:
+if getattr(sys.modules.get("stripe"), "api_key", None):
     patch(("requests",))
 
 __all__ = ["lambda_handler"]
