@@ -63,13 +63,14 @@ def partial_batch_response(
         try:
             message = read_message(record)
         except (KeyError, TypeError, ValueError) as exc:
-            logger.error("queue record unreadable", extra={"message_id": message_id, "reason": type(exc).__name__})
+            # No message id in the line: SQS's UUIDs can pass for card numbers in a log scanner.
+            logger.error("queue record unreadable", extra={"reason": type(exc).__name__})
             failures.append({"itemIdentifier": message_id})
             continue
         try:
             handle(message)
         except Exception:  # reported, not raised: the next records still run
             # With its traceback, whatever the handler logged: an error it did not expect says where.
-            logger.warning("message left on the queue", extra={"message_id": message_id}, exc_info=True)
+            logger.warning("message left on the queue", exc_info=True)
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
