@@ -339,9 +339,9 @@ class Bench:
         if variant in (TUTORIAL, AGAIN, TRACED_TUTORIAL):
             folder = self.layout.tutorial_dir(name)
             env = self._env(name, folder, product=False)
-            if variant == TRACED_TUTORIAL:
-                env |= self._traced_environment(trace)
             traced = variant == TRACED_TUTORIAL
+            if traced:
+                env |= self._traced_environment(trace)
             return ProbeSpec(label, tutorial_args(function, traced=traced), env, str(folder), python_args)
         if variant == FLOOR:
             folder = self.layout.floor_dir
