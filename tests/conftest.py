@@ -135,8 +135,9 @@ def pytest_runtest_makereport(
 def log_capture(
     request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> Iterator[LogCapture]:
-    """Across the whole suite: fails a test whose logs hold a Stripe key, a webhook secret, a card
-    number or a webhook body it delivered (tests.support.webhook_events registers those).
+    """Across the whole suite: fails a test whose logs hold a Stripe key, a webhook secret, a bearer
+    URL (Checkout, portal, hosted invoice), a card number or a webhook body it delivered
+    (tests.support.webhook_events registers those).
 
     Powertools writes to the stdout it saw at import, which capsys never sees: LogCapture points
     Powertools' own handler at a buffer for the test. (Not checked when the test already failed:

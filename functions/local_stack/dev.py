@@ -82,10 +82,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Ports, str]:
     """(the ports, how the emulator delivers its events)."""
     env = os.environ
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # 3000-3003: none is another local tool's default (LocalStack's 4566, stripe-mock's 12111).
     parser.add_argument("--port", type=int, default=int(env.get("DEV_PORT", 3000)), help="API gateway and demo page (DEV_PORT)")
-    parser.add_argument("--webhook-port", type=int, default=int(env.get("DEV_WEBHOOK_PORT", 3001)), help="webhook Function URL")
-    parser.add_argument("--stripe-port", type=int, default=int(env.get("DEV_STRIPE_PORT", 12111)), help="Stripe emulator")
-    parser.add_argument("--aws-port", type=int, default=int(env.get("DEV_AWS_PORT", 4566)), help="embedded AWS (moto)")
+    parser.add_argument(
+        "--webhook-port", type=int, default=int(env.get("DEV_WEBHOOK_PORT", 3001)), help="webhook Function URL (DEV_WEBHOOK_PORT)"
+    )
+    parser.add_argument(
+        "--stripe-port", type=int, default=int(env.get("DEV_STRIPE_PORT", 3002)), help="Stripe emulator (DEV_STRIPE_PORT)"
+    )
+    parser.add_argument(
+        "--aws-port", type=int, default=int(env.get("DEV_AWS_PORT", 3003)), help="embedded AWS, moto (DEV_AWS_PORT)"
+    )
     parser.add_argument(
         "--stripe-delivery",
         choices=DELIVERIES,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import cast
 from urllib.parse import unquote, urlsplit
 
@@ -19,19 +19,19 @@ from functions.local_stack.emulator_responses import EarlyResponse, Response, ge
 from functions.local_stack.emulator_state import StripeEmulator
 from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, INVOICE_PATH, PORTAL_PATH, THREE_D_SECURE_PATH
 from functions.local_stack.page_forms import parse_form
+from functions.local_stack.quiet_server import QuietThreadingHTTPServer
 from functions.local_stack.webhook_delivery import MAX_HOLD_SECONDS
 from tests.stripe_fake import SimulatedConnectionError
 
 MAX_FORM_BYTES = 64 * 1024
 
 
-class EmulatorServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that also carries its emulator (`server.emulator.deliveries`).
+class EmulatorServer(QuietThreadingHTTPServer):
+    """The local stack's server that also carries its emulator (`server.emulator.deliveries`).
 
     shutdown() also stops the emulator's webhook worker.
     """
 
-    daemon_threads = True
     emulator: StripeEmulator
 
     def shutdown(self) -> None:

@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from functions.local_stack.dev_tokens import TokenError, Verifier, gateway_claims
 from functions.local_stack.function_process import FunctionProcess
+from functions.local_stack.quiet_server import QuietThreadingHTTPServer
 from functions.local_stack.template_model import ApiSpec, LocalStack
 from tests.support.generate_openapi import OPENAPI_PATH
 
@@ -246,7 +247,7 @@ class FunctionUrl:
         return lambda_result_to_http(self.process.invoke(function_url_event(method, path, query, headers, body, source_ip)))
 
 
-def serve(target: ApiGateway | FunctionUrl, host: str, port: int, name: str) -> ThreadingHTTPServer:
+def serve(target: ApiGateway | FunctionUrl, host: str, port: int, name: str) -> QuietThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Separate header and body writes: without this, Nagle's algorithm stalls each response ~40 ms.
@@ -285,7 +286,6 @@ def serve(target: ApiGateway | FunctionUrl, host: str, port: int, name: str) -> 
             if not self.path.startswith(("/static/", "/dev/", "/favicon")):
                 sys.stderr.write(f"[{name}] {self.command} {urlsplit(self.path).path} -> {args[1] if len(args) > 1 else ''}\n")
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = QuietThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name=f"local-{name}", daemon=True).start()
     return server

@@ -26,52 +26,89 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).with_name("screenshots")
 
 
-@pytest.fixture(scope="module")
-def dev_stack(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    ports = {name: free_port() for name in ("port", "webhook-port", "stripe-port", "aws-port")}
-    args = [sys.executable, "-m", "functions.local_stack.dev"] + [f"--{name}={port}" for name, port in ports.items()]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
-    # The same import roots as `make dev` and these tests: pytest's pythonpath.
-    env["PYTHONPATH"] = os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath"))
-    # One log per test module, kept after the run: a failure says what the stack printed.
-    log_path = SCREENSHOTS.parent / f"dev-stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
-    log = log_path.open("w")
+class DevStack:
+    """`make dev` in its own process group, as a terminal runs it: Ctrl-C reaches every process of it."""
 
-    def log_tail() -> str:
-        log.close()
-        return log_path.read_text(errors="replace")[-20000:]
+    def __init__(self, pytestconfig: pytest.Config, ports: dict[str, int], log_path: Path) -> None:
+        self.ports = ports
+        self.log_path = log_path
+        args = [sys.executable, "-m", "functions.local_stack.dev"] + [f"--{name}={port}" for name, port in ports.items()]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
+        # The same import roots as `make dev` and these tests: pytest's pythonpath.
+        env["PYTHONPATH"] = os.pathsep.join(str(root) for root in pytestconfig.getini("pythonpath"))
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True
+        )
+        self.banner = self._wait_until_ready()
 
-    process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert process.stdout is not None
-    banner: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError(f"make dev exited ({process.returncode}):\n{''.join(banner)}\nits log:\n{log_tail()}")
-        banner.append(line)
-        if "local billing stack ready" in line:
-            break
-    else:
-        process.kill()
-        raise AssertionError(f"make dev did not become ready in 90 s; its log:\n{log_tail()}")
-    try:
-        yield {
-            "gateway": f"http://localhost:{ports['port']}",
-            "stripe": f"http://127.0.0.1:{ports['stripe-port']}",  # the emulator: /v1 API and /_emulator hooks
-            "banner": "".join(banner),
+    def log_text(self) -> str:
+        self._log.close()
+        return self.log_path.read_text(errors="replace")
+
+    def _wait_until_ready(self) -> str:
+        assert self.process.stdout is not None
+        banner: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                raise AssertionError(
+                    f"make dev exited ({self.process.returncode}):\n{''.join(banner)}\nits log:\n{self.log_text()[-20000:]}"
+                )
+            banner.append(line)
+            if "local billing stack ready" in line:
+                return "".join(banner)
+        self.process.kill()
+        raise AssertionError(f"make dev did not become ready in 90 s; its log:\n{self.log_text()[-20000:]}")
+
+    def urls(self) -> dict[str, Any]:
+        return {
+            "gateway": f"http://localhost:{self.ports['port']}",
+            "stripe": f"http://127.0.0.1:{self.ports['stripe-port']}",  # the emulator: /v1 API and /_emulator hooks
+            "webhook": f"http://127.0.0.1:{self.ports['webhook-port']}",
+            "banner": self.banner,
         }
-    finally:
-        process.send_signal(signal.SIGINT)
+
+    def ctrl_c(self) -> str:
+        """Ctrl-C as a terminal sends it (to the whole process group); wait for the stop; what the
+        stack printed from then on."""
+        self._log.flush()
+        stopping_at = self.log_path.stat().st_size
+        os.killpg(self.process.pid, signal.SIGINT)
         try:
             # It stops its function processes, pollers and servers one by one (a few seconds).
-            process.wait(timeout=90)
+            self.process.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"make dev did not stop in 90 s after Ctrl-C; the end of its log:\n{log_tail()}") from None
+            raise AssertionError(
+                f"make dev did not stop in 90 s after Ctrl-C; the end of its log:\n{self.log_text()[-20000:]}"
+            ) from None
         finally:
-            if process.poll() is None:
-                process.kill()
-            log.close()  # (closing twice is harmless)
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self._log.close()  # (closing twice is harmless)
+        return self.log_path.read_bytes()[stopping_at:].decode("utf-8", "replace")
+
+
+def dev_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("port", "webhook-port", "stripe-port", "aws-port")}
+
+
+def assert_stopped_cleanly(log: str) -> None:
+    """What the terminal shows after Ctrl-C: no traceback, no KeyboardInterrupt from any process."""
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-5000:]
+
+
+@pytest.fixture(scope="module")
+def dev_stack(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    # One log per test module, kept after the run: a failure says what the stack printed.
+    log_path = SCREENSHOTS.parent / f"dev-stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    stack = DevStack(pytestconfig, dev_ports(), log_path)
+    try:
+        yield stack.urls()
+    finally:
+        log = stack.ctrl_c()
+    assert_stopped_cleanly(log)
 
 
 @pytest.fixture(scope="module")

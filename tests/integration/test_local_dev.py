@@ -1,8 +1,10 @@
 """`make dev`'s own choices: real Stripe only in test mode and only when fully configured, a
-clear error when a port is taken, and Ctrl-C stopping it whichever thread the kernel hands it to."""
+clear error when a port is taken (and none when it was only just freed), quiet servers, and Ctrl-C
+stopping it whichever thread the kernel hands it to."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -10,13 +12,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from functions.local_stack.dev import DevError, Ports, real_stripe_from_env, running_stack
+from functions.local_stack.dev import DevError, Ports, parse_args, real_stripe_from_env, running_stack
+from functions.local_stack.quiet_server import QuietThreadingHTTPServer
 from tests.stripe_fake import TEST_API_KEY
 from tests.support import local_services
 from tests.support.local_services import PortInUseError, ephemeral_ports, free_port, price_parameters
@@ -70,6 +76,21 @@ def test_real_stripe_refuses_live_keys_and_half_configurations(
         real_stripe_from_env()
 
 
+def test_the_default_ports_are_no_other_local_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DEV_PORT", "DEV_WEBHOOK_PORT", "DEV_STRIPE_PORT", "DEV_AWS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    ports, delivery = parse_args([])
+    assert (ports.gateway, ports.webhook, ports.stripe, ports.aws, delivery) == (3000, 3001, 3002, 3003, "webhook")
+    assert not {4566, 4510, 12111, 12112, 8000} & {
+        ports.gateway,
+        ports.webhook,
+        ports.stripe,
+        ports.aws,
+    }  # LocalStack, stripe-mock, DynamoDB Local
+    monkeypatch.setenv("DEV_AWS_PORT", "4999")
+    assert parse_args(["--stripe-port", "5000"])[0] == Ports(3000, 3001, 5000, 4999)
+
+
 def test_a_taken_port_is_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -81,6 +102,56 @@ def test_a_taken_port_is_a_clear_error() -> None:
             running_stack(ports, io.StringIO()),
         ):
             pass
+
+
+def test_a_port_a_stopped_stack_left_in_time_wait_is_free_at_once() -> None:
+    """A restart right after webhook traffic: the stopped servers' side of each closed connection
+    waits a minute in TIME_WAIT on their port. The servers bind with SO_REUSEADDR, so the check does too."""
+    port = free_port()
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            served, _ = listener.accept()
+            served.close()  # the server closes first, as an HTTP server does: its end waits in TIME_WAIT
+            assert client.recv(1) == b""
+    with socket.socket() as plain, pytest.raises(OSError, match="in use"):
+        plain.bind(("127.0.0.1", port))  # the state the old check refused
+    local_services.check_port_free(port, "API gateway")
+    with socket.socket() as listening:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", port))
+        listening.listen()
+        with pytest.raises(PortInUseError):
+            local_services.check_port_free(port, "API gateway")
+
+
+class _Answers(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/gone":
+            raise BrokenPipeError(32, "Broken pipe")  # what writing to a closed tab raises
+        raise ValueError("a real fault")
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_a_client_gone_mid_answer_is_no_traceback_but_a_fault_still_is(capsys: pytest.CaptureFixture[str]) -> None:
+    server = QuietThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        for path in ("/gone", "/fault"):
+            with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+                opener.open(base + path, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert err.count("Traceback") == 1
+    assert "ValueError: a real fault" in err and "BrokenPipeError" not in err
 
 
 def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytest.CaptureFixture[str]) -> None:

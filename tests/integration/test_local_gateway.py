@@ -187,6 +187,7 @@ def gateway(tmp_path: Any) -> tuple[ApiGateway, Any]:
             "StripeSecret": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s",
             "StripeEventsQueue": "http://127.0.0.1:1/000000000000/q",
             "CommonLayer": "l",
+            "EntitlementsEventBus": "bus",
         },
     )
     key = load_signing_key(tmp_path / "key.pem")

@@ -34,6 +34,7 @@ LOCAL_REGION = "us-east-1"
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"
 LOCAL_TABLE = "billing-local"
 LOCAL_SECRET_NAME = "billing/stripe-local"
+LOCAL_EVENT_BUS = "billing-entitlements-local"
 # The one template parameter that gives the catalog's prices their Stripe prices.
 PRICES_PARAMETER = "StripePrices"
 
@@ -120,7 +121,10 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, what: str) -> None:
+    """Refuse a port something listens on. With SO_REUSEADDR, as the servers themselves bind: the
+    TIME_WAIT connections a stopped stack leaves for a minute do not count as in use."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -140,7 +144,12 @@ class LocalServices:
 
     def stack_resources(self) -> dict[str, str]:
         """What !Ref (and !GetAtt …Arn) of the template's resources stands for locally."""
-        resources = {"BillingTable": LOCAL_TABLE, "StripeSecret": self.secret_arn, "CommonLayer": "local-layer"}
+        resources = {
+            "BillingTable": LOCAL_TABLE,
+            "StripeSecret": self.secret_arn,
+            "CommonLayer": "local-layer",
+            "EntitlementsEventBus": LOCAL_EVENT_BUS,
+        }
         for name, queue in self.queues.items():
             resources |= {name: queue.url, f"{name}.Arn": queue.arn}
         return resources
@@ -181,7 +190,7 @@ def add_local_prices(fake: FakeStripe) -> FakeStripe:
 
 @contextmanager
 def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalServices]:
-    """moto in server mode with the table, the queues and the Stripe secret created from template.yaml."""
+    """moto in server mode with the table, the queues, the entitlements bus and the Stripe secret created from template.yaml."""
     aws_port = aws_port or free_port()
     check_port_free(aws_port, "embedded AWS")
     # The embedded AWS answers quietly: one access-log line per call would drown everything else.
@@ -195,6 +204,7 @@ def embedded_aws(target: StripeTarget, *, aws_port: int = 0) -> Iterator[LocalSe
         urllib.request.build_opener(urllib.request.ProxyHandler({})).open(reset, timeout=10).close()
         create_table_from_template(services.aws_client("dynamodb"), LOCAL_TABLE)
         services.queues = create_queues_from_template(services.aws_client("sqs"))
+        services.aws_client("events").create_event_bus(Name=LOCAL_EVENT_BUS)
         secret = {"STRIPE_SECRET_KEY": target.secret_key, "STRIPE_WEBHOOK_SECRET": target.webhook_secret}
         secret_resource = resource("StripeSecret")["Properties"]
         services.secret_arn = services.aws_client("secretsmanager").create_secret(

@@ -20,7 +20,16 @@ import pytest
 
 from tests.stripe_fake import TEST_API_KEY
 
-FORBIDDEN_SUBSTRINGS = (TEST_API_KEY, "sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_")
+# Bearer URLs: whoever holds one pays, manages the subscription or reads the invoice (Checkout,
+# the Customer Portal, hosted invoices and their PDFs, 3-D Secure pages), as Stripe and the fake form them.
+BEARER_URL_PREFIXES = (
+    "checkout.stripe.com/c/pay/",
+    "billing.stripe.com/p/session/",
+    "invoice.stripe.com/i/",
+    "pay.stripe.com/invoice/",
+    "hooks.stripe.com/",
+)
+FORBIDDEN_SUBSTRINGS = (TEST_API_KEY, "sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_", *BEARER_URL_PREFIXES)
 # 13 to 19 digits, optionally separated by single spaces or dashes (4242 4242 4242 4242, 4242-4242-...).
 CARD_NUMBER = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 # A whole Stripe event or its data object, in JSON or in Python's repr.

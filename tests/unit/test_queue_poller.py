@@ -158,7 +158,7 @@ def test_the_templates_queues_are_created_as_defined(sqs: Any) -> None:
 
 def test_the_local_stack_knows_the_rules_queue_and_feeds_each_sqs_consumer() -> None:
     mapping = load_template()["Resources"]["EventSyncFunction"]["Properties"]["Events"]["StripeEvents"]["Properties"]
-    resources = {"BillingTable": "t", "StripeSecret": "arn:secret", "CommonLayer": "layer"}
+    resources = {"BillingTable": "t", "StripeSecret": "arn:secret", "CommonLayer": "layer", "EntitlementsEventBus": "bus"}
     resources |= {"StripeEventsQueue": "http://sqs/queue", "StripeEventsQueue.Arn": "arn:aws:sqs:us-east-1:1:queue"}
     stack = load_local_stack({"JwtIssuer": "https://issuer", "JwtAudience": "aud", "AppBaseUrl": "http://app"}, resources)
     assert stack.rule_queues == {"StripeEventsRule": "StripeEventsQueue"}

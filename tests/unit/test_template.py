@@ -184,7 +184,7 @@ EXPECTED_ACTIONS = {
         "secretsmanager:GetSecretValue",
     },
 }
-BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
+BUS_ARN = {"Fn::GetAtt": "EntitlementsEventBus.Arn"}
 
 
 @pytest.mark.parametrize("logical_id", sorted(EXPECTED_ACTIONS))
@@ -245,7 +245,15 @@ def test_reconciliation_runs_on_a_schedule_parameter() -> None:
 
 
 def test_outputs() -> None:
-    assert set(load_template()["Outputs"]) == {"ApiUrl", "StripeWebhookUrl", "BillingTableName", "StripeSecretArn"}
+    assert set(load_template()["Outputs"]) == {
+        "ApiUrl",
+        "StripeWebhookUrl",
+        "BillingTableName",
+        "StripeSecretArn",
+        "EntitlementsEventBusName",
+        "AlarmNotificationTopic",
+        "DashboardUrl",
+    }
 
 
 def checkov_skips() -> dict[str, str]:
