@@ -20,13 +20,16 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # pytest's pythonpath in pyproject.toml, the one list of function folders (after the venv exists).
 APP_PYTHONPATH = $(shell $(BIN)/python -c 'import tomllib; print(":".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["pytest"]["ini_options"]["pythonpath"]))')
 
-.PHONY: help install dev token openapi test lint typecheck pytest validate build post-build aws-data bytecode bench bench-short bench-storm clean
+.PHONY: help install dev token admin-show admin-resync admin-replay admin-problems admin-reconcile catalog-bootstrap openapi test lint typecheck pytest validate build post-build aws-data bytecode bench bench-short bench-storm clean
 
 help:
 	@echo "make dev       run the product locally: demo page, API, webhook, embedded AWS, Stripe emulator"
 	@echo "make token     mint a development token (ORG=org_acme ROLE=admin)"
 	@echo "make test      ruff, mypy, pytest (unit, integration, e2e), sam validate --lint, cfn-lint, checkov"
 	@echo "make openapi   regenerate functions/openapi.json (the API the functions serve) from the handlers"
+	@echo "make admin-show ORG=org_demo | admin-resync ORG=... | admin-replay EVENT=evt_... | admin-problems | admin-reconcile"
+	@echo "              operator commands against make dev (python -m functions.admin --stack NAME ... for a deployed stack)"
+	@echo "make catalog-bootstrap   create or update the catalog's Stripe products and prices (STRIPE_SECRET_KEY; LIVE=1)"
 	@echo "make bench     cold starts, warm latency vs the floor, calls/request, memory, throughput, sizes, renewal storm"
 	@echo "make build     sam build (arm64, python3.13), then trim botocore's data and compile the built code to bytecode"
 	@echo "make clean     remove virtual environments and build output"
@@ -66,6 +69,25 @@ ROLE ?= admin
 token: $(BIN)/.installed
 	@PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m functions.local_stack.dev_tokens --org $(ORG) --role $(ROLE)
 
+# Operator commands against `make dev` (python -m functions.admin; add --stack NAME for a deployed stack).
+EVENT ?=
+ADMIN = PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m functions.admin
+admin-show: $(BIN)/.installed
+	@$(ADMIN) show $(ORG)
+admin-resync: $(BIN)/.installed
+	@$(ADMIN) resync $(ORG)
+admin-replay: $(BIN)/.installed
+	@test -n "$(EVENT)" || { echo "usage: make admin-replay EVENT=evt_..." >&2; exit 2; }
+	@$(ADMIN) replay $(EVENT)
+admin-problems: $(BIN)/.installed
+	@$(ADMIN) problems
+admin-reconcile: $(BIN)/.installed
+	@$(ADMIN) reconcile
+# The catalog's Stripe products and prices (the key in STRIPE_SECRET_KEY; LIVE=1 for a live key;
+# API_BASE=http://127.0.0.1:3002 for make dev's emulator, with STRIPE_SECRET_KEY=sk_test_fake_0123456789).
+catalog-bootstrap: $(BIN)/.installed
+	@$(ADMIN) bootstrap-catalog $(if $(LIVE),--live) $(if $(API_BASE),--api-base $(API_BASE))
+
 openapi: $(BIN)/.installed
 	PYTHONPATH=$(APP_PYTHONPATH) $(BIN)/python -m tests.support.generate_openapi
 
@@ -81,6 +103,7 @@ pytest: $(BIN)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
 
 validate: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(SAM) validate --lint
+	$(SAM_VENV)/bin/python -P tests/support/lint_deployed_template.py
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --config-file .ci/checkov.yaml --file template.yaml --quiet --compact --skip-download
 

@@ -18,6 +18,7 @@ from functions.local_stack.emulator_log import log
 from functions.local_stack.emulator_responses import EarlyResponse, Response, get_or_post, json_value, message, post_only
 from functions.local_stack.emulator_state import StripeEmulator
 from functions.local_stack.hosted_page_layout import CHECKOUT_PATH, INVOICE_PATH, PORTAL_PATH, THREE_D_SECURE_PATH
+from functions.local_stack.invoice_page import invoice_pdf
 from functions.local_stack.page_forms import parse_form
 from functions.local_stack.quiet_server import QuietThreadingHTTPServer
 from functions.local_stack.webhook_delivery import MAX_HOLD_SECONDS
@@ -49,8 +50,17 @@ def _loggable(path: str) -> str:
     return path if path.startswith(("/_emulator/", "/v1/")) else "(a page)"
 
 
+def _invoice_pdf(emulator: StripeEmulator, token: str) -> Response:
+    """The invoice's PDF (`invoice_pdf`): shown in the browser, as Stripe's opens."""
+    view = emulator.invoice_view(token)
+    if view is None:
+        return message(404, "Invoice not found", "This invoice link is invalid.")
+    headers = {"Content-Type": "application/pdf", "Content-Disposition": "inline", "Cache-Control": "no-store"}
+    return 200, headers, invoice_pdf(view[0])
+
+
 def _hosted_page(emulator: StripeEmulator, method: str, path: str, body: bytes) -> Response | None:
-    """The Checkout, portal or hosted invoice page (or action) at `path`, or None when there is none."""
+    """The Checkout, portal or hosted invoice page (or action, or PDF) at `path`, or None when there is none."""
     if not path.startswith((CHECKOUT_PATH, PORTAL_PATH, INVOICE_PATH)):
         return None
     segments = [unquote(segment) for segment in path.strip("/").split("/")]
@@ -80,6 +90,8 @@ def _hosted_page(emulator: StripeEmulator, method: str, path: str, body: bytes) 
                 lambda: payment_requests.show_invoice(emulator, token),
                 lambda: payment_requests.pay_invoice(emulator, token, form()),
             )
+        case ["i", token, "pdf"] if method in ("GET", "HEAD"):
+            return _invoice_pdf(emulator, token)
         case ["i", token, "3ds"]:
             return get_or_post(
                 method,

@@ -27,6 +27,7 @@ class FunctionProcess:
             **extra_env,
             "PYTHONPATH": os.pathsep.join([spec.code_dir, str(REPO_ROOT / "layers" / "common"), str(REPO_ROOT)]),
             "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+            "LOCAL_FUNCTION_TIMEOUT": str(spec.timeout),
             "PYTHONUNBUFFERED": "1",
         }
         self._lock = threading.Lock()  # one request at a time

@@ -140,6 +140,10 @@ def lambda_result_to_http(result: dict[str, Any]) -> Response:
     return int(response["statusCode"]), headers, raw
 
 
+# POST {gateway}/_local/invoke/<logical id>: a function invoked directly, as `aws lambda invoke` does.
+LOCAL_INVOKE_PREFIX = "/_local/invoke/"
+
+
 @dataclass
 class ApiGateway:
     """The HTTP API: template.yaml's routes behind its JWT authorizer and CORS, and the demo page."""
@@ -217,7 +221,29 @@ class ApiGateway:
                 return 200, {"content-type": content_type, "cache-control": "no-cache"}, target.read_bytes()
         return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
 
+    def invoke(self, logical_id: str, headers: Mapping[str, str], body: bytes) -> Response:
+        """The local stand-in for `lambda:InvokeFunction` (what `python -m functions.admin` calls), only
+        for the functions a person or a schedule invokes: the API's go through the authorizer, and a
+        made-up queue or stream record would be a forged event. Never from a web page: a request
+        with an Origin is refused, and only JSON is taken (a form post cannot send it cross-origin)."""
+        function = self.stack.functions.get(logical_id)
+        if function is None or not function.directly_invoked:
+            return 404, {"content-type": "application/json"}, b'{"message":"no such directly invoked function"}'
+        lowered = _lower_headers(headers)
+        if "origin" in lowered:
+            return 403, {"content-type": "application/json"}, b'{"message":"not from a browser"}'
+        if lowered.get("content-type", "").split(";")[0].strip() != "application/json":
+            return 415, {"content-type": "application/json"}, b'{"message":"the payload must be application/json"}'
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"content-type": "application/json"}, b'{"message":"the payload is not JSON"}'
+        result = self.processes[logical_id].invoke(payload)
+        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, source_ip: str) -> Response:
+        if method == "POST" and path.startswith(LOCAL_INVOKE_PREFIX):
+            return self.invoke(path.removeprefix(LOCAL_INVOKE_PREFIX), headers, body)
         function = self.stack.route(method, path)
         if method == "OPTIONS" and _lower_headers(headers).get("access-control-request-method"):
             return self.preflight(headers)

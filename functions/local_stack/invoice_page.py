@@ -1,4 +1,5 @@
-"""Stripe's hosted invoice page: what is owed and why, and (while open) how to pay it."""
+"""Stripe's hosted invoice page: what is owed and why, and (while open) how to pay it; and the
+invoice's PDF (`invoice_pdf`), the same invoice as a one-page document."""
 
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ INVOICE_CARDS_HINT = (
 )
 
 
+def _line_period(line: Obj) -> str:
+    """The line's period as "April 1, 2026 - May 1, 2026" (with an en dash), or "" for a line of a moment."""
+    period = line.get("period") or {}
+    if period.get("start") and period.get("end") and period["start"] != period["end"]:
+        return f"{format_date(int(period['start']))} \N{EN DASH} {format_date(int(period['end']))}"
+    return ""
+
+
 def _lines(invoice: Obj) -> str:
     currency = str(invoice["currency"])
     rows = []
     for line in invoice["lines"]["data"]:
-        period = line.get("period") or {}
-        when = ""
-        if period.get("start") and period.get("end") and period["start"] != period["end"]:
-            when = f"{format_date(int(period['start']))} \N{EN DASH} {format_date(int(period['end']))}"
+        when = _line_period(line)
         rows.append(
             f'<li class="invoice-line"><div><span class="description">{e(line["description"])}</span>'
             f'<small class="period">{e(when)}</small></div><span class="amount">'
@@ -103,3 +109,55 @@ def invoice_page(
 {pay}
 </main>"""
     return document(f"Invoice {invoice.get('number') or ''}", body)
+
+
+def _pdf_string(text: str) -> bytes:
+    """A PDF string literal's bytes in WinAnsi, the font's encoding below (what it lacks becomes "?")."""
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return b"(" + escaped.encode("cp1252", errors="replace") + b")"
+
+
+def _pdf(title: str, lines: list[str]) -> bytes:
+    """A one-page PDF of a title and lines of text in Helvetica: the least a PDF viewer opens
+    (catalog, page tree, page, font, content stream, cross-reference table)."""
+    content = b"BT /F1 16 Tf 56 740 Td " + _pdf_string(title) + b" Tj /F1 11 Tf 16 TL 0 -8 Td"
+    content += b"".join(b" " + _pdf_string(line) + b" '" for line in lines) + b" ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n%b\nendstream" % (len(content), content),
+    ]
+    document = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(document))
+        document += b"%d 0 obj\n%b\nendobj\n" % (number, body)
+    xref_at = len(document)
+    document += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    document += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return document + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref_at)
+
+
+def invoice_pdf(invoice: Obj) -> bytes:
+    """What the hosted page shows, as Stripe's invoice PDF has it: who bills whom, each line, the totals."""
+    currency = str(invoice["currency"])
+    issued = (invoice.get("status_transitions") or {}).get("finalized_at") or invoice["created"]
+    lines = [
+        str(invoice.get("account_name") or ""),
+        f"Billed to {invoice.get('customer_email') or invoice['customer']}",
+        f"Date of issue: {format_date(int(issued))}",
+        f"Status: {str(invoice['status']).title()}",
+        "",
+    ]
+    for line in invoice["lines"]["data"]:
+        lines.append(f"{line['description']}: {format_amount(int(line['amount']), currency)}")
+        if when := _line_period(line):
+            lines.append(f"    {when}")
+    lines += [
+        "",
+        f"Amount due: {format_amount(int(invoice['amount_due']), currency)}",
+        f"Amount paid: {format_amount(int(invoice['amount_paid']), currency)}",
+    ]
+    return _pdf(f"Invoice {invoice.get('number') or ''}", lines)

@@ -10,6 +10,7 @@ One HTTP server (127.0.0.1 by default) serves
 - `/i/{token}`: the hosted invoice page of each finalized invoice (`hosted_invoice_url`): the invoice,
   a Pay button (saved card) and a card form; a card that needs 3-D Secure goes through the challenge
   at `/i/{token}/3ds` (Complete pays it, applying a pending update; Fail leaves it open);
+- `/i/{token}/pdf`: the invoice's PDF (`invoice_pdf`), a one-page document of the same invoice;
 - `/3d_secure_2/hosted?payment_intent=...&payment_intent_client_secret=...[&return_url=...]`: the
   challenge of a PaymentIntent in `requires_action` (its `next_action.use_stripe_sdk.stripe_js`), what
   Stripe.js shows when a frontend confirms the payment in place; it redirects to `return_url` with
@@ -64,8 +65,8 @@ def serve_emulator(
     """Serve `fake` (API, hosted pages, webhooks) in a daemon thread: (server, base URL).
 
     Stop with server.shutdown() and server.server_close(). The fake's URL bases should point at
-    `{base}/c/pay/`, `{base}/p/session/`, `{base}/i/` and `{base}/` (hooks, for 3-D Secure):
-    start_emulator does that for you.
+    `{base}/c/pay/`, `{base}/p/session/`, `{base}/i/` (hosted invoices and their PDFs) and `{base}/`
+    (hooks, for 3-D Secure): start_emulator does that for you.
     """
     server, base_url = _bind(host, port)
     _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
@@ -80,8 +81,8 @@ def start_emulator(
     port: int = 0,
     fake: FakeStripe | None = None,
 ) -> tuple[EmulatorServer, str, FakeStripe]:
-    """Bind, point the fake's Checkout, portal, hosted invoice and 3-D Secure URLs at this server
-    (creating the fake if none), serve."""
+    """Bind, point the fake's Checkout, portal, hosted invoice, invoice PDF and 3-D Secure URLs at
+    this server (creating the fake if none), serve."""
     server, base_url = _bind(host, port)
     try:
         if fake is None:
@@ -90,6 +91,7 @@ def start_emulator(
             fake.checkout_url_base = f"{base_url}{CHECKOUT_PATH}"
             fake.portal_url_base = f"{base_url}{PORTAL_PATH}"
             fake.invoice_url_base = f"{base_url}{INVOICE_PATH}"
+            fake.invoice_pdf_url_base = f"{base_url}{INVOICE_PATH}"
             fake.hooks_url_base = f"{base_url}/"
         _start(server, StripeEmulator(fake, webhook_url=webhook_url, webhook_secret=webhook_secret, base_url=base_url))
     except BaseException:

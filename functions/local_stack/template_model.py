@@ -32,6 +32,10 @@ class FunctionSpec:
     routes: tuple[tuple[str, str], ...] = ()
     function_url: bool = False
     queues: tuple[QueueSource, ...] = ()
+    # Seconds (the function's Timeout, else Globals'): what its context's remaining time counts down from.
+    timeout: int = 3
+    # Invoked by a person or a schedule (no API route, URL, queue or stream): what `lambda invoke` may call.
+    directly_invoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,9 @@ def load_local_stack(overrides: Mapping[str, str], resources: Mapping[str, str])
             routes=routes,
             function_url="FunctionUrlConfig" in properties,
             queues=_queue_sources(properties.get("Events", {})),
+            timeout=int(properties.get("Timeout", function_globals.get("Timeout", 3))),
+            directly_invoked="FunctionUrlConfig" not in properties
+            and all(event["Type"] == "Schedule" for event in properties.get("Events", {}).values()),
         )
     (api_resource,) = [res for res in template["Resources"].values() if res["Type"] == "AWS::Serverless::HttpApi"]
     api_properties = resolve(api_resource["Properties"], parameters, resources)

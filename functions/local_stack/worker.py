@@ -51,7 +51,7 @@ def main() -> None:
                 function_name=function_name,
                 memory_limit_in_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")),
                 aws_request_id=request["request_id"],
-                deadline=time.monotonic() + float(os.environ.get("LOCAL_FUNCTION_TIMEOUT", "15")),
+                deadline=time.monotonic() + float(os.environ["LOCAL_FUNCTION_TIMEOUT"]),
                 invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}",
             )
             reply: dict[str, Any] = {"response": handler(request["event"], context)}

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,6 +47,12 @@ def shot(page: Page, name: str) -> None:
 def use_token(page: Page, label: str) -> None:
     page.select_option("#token-select", value=CALLERS[label])
     page.click("#refresh")
+
+
+def page_date(timestamp: int) -> str:
+    """A timestamp as the demo page writes dates: "January 1, 2027" (UTC)."""
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return f"{moment:%B} {moment.day}, {moment.year}"
 
 
 def record_status_history(context: BrowserContext) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import billing_admin_handler
 import checkout_handler
 import entitlement_events_handler
 import event_sync_handler
@@ -132,7 +133,7 @@ def test_function_handlers_in_the_template_match_these_modules() -> None:
     handlers = set(handler_modules())
     modules = {m.__name__ for m in (status_handler, checkout_handler, portal_handler, subscription_handler, invoices_handler,
                                     stripe_webhook_handler, reconcile_handler, entitlement_events_handler,
-                                    sync_handler, event_sync_handler)}  # fmt: skip
+                                    sync_handler, event_sync_handler, billing_admin_handler)}  # fmt: skip
     assert handlers == modules
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import billing_admin_handler
 import checkout_handler
 import portal_handler
 import reconcile_handler
@@ -191,3 +192,21 @@ def test_reconciliation_with_a_repair_and_a_duplicate(stripe_fake: FakeStripe) -
         result = reconcile_handler.lambda_handler({}, FakeLambdaContext(remaining_ms=900_000))
         assert (result["repaired"], result["duplicates"]) == (1, 1)
     assert actions <= allowed("BillingReconcileFunction"), actions
+
+
+def test_operator_commands(stripe_fake: FakeStripe) -> None:
+    subscribed = subscribe(stripe_fake, deliver_with=webhook_status)
+    (deleted,) = [
+        event for event in stripe_fake.cancel_subscription(subscribed.subscription_id) if event["type"].endswith(".deleted")
+    ]
+    with aws_actions() as actions:
+        for command in (
+            {"command": "show", "orgId": "org_demo"},
+            {"command": "replay", "eventId": deleted["id"]},
+            {"command": "replay", "eventId": deleted["id"]},  # the duplicate: its marker read alone
+            {"command": "resync", "orgId": "org_demo"},
+            {"command": "problems"},
+        ):
+            assert "result" in billing_admin_handler.lambda_handler(command, FakeLambdaContext()), command
+    # Exactly what it is granted, beside the secret: nothing missing, nothing to spare.
+    assert actions == allowed("BillingAdminFunction") - {"secretsmanager:GetSecretValue"}, actions

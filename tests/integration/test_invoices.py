@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 import invoices_handler
+import subscription_handler
 from tenant_billing.catalog import get_catalog
 from tenant_billing.invoices_logic import encode_cursor
+from tenant_billing.status_logic import iso_timestamp
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import call, subscribe
+from tests.support.flows import call, subscribe, webhook_status
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -41,6 +43,32 @@ def test_members_see_the_invoices_with_their_links(stripe_fake: FakeStripe) -> N
     assert first["hostedInvoiceUrl"].startswith("https://") and first["invoicePdf"].startswith("https://")
     assert first["periodStart"] and first["periodEnd"] and first["created"]
     assert body["nextCursor"] is None
+
+
+def item_period(fake: FakeStripe, subscription_id: str) -> tuple[str | None, str | None]:
+    item = fake.subscriptions[subscription_id]["items"]["data"][0]
+    return iso_timestamp(item["current_period_start"]), iso_timestamp(item["current_period_end"])
+
+
+def test_each_invoice_has_the_service_period_it_bills(stripe_fake: FakeStripe) -> None:
+    subscription_id = subscribe(stripe_fake, sites=2, deliver_with=webhook_status).subscription_id
+    first_period = item_period(stripe_fake, subscription_id)
+    change = api_event("POST", "/billing/subscription", org_id="org_demo", role="admin", body={"plan": "enterprise"})
+    assert call(subscription_handler, change)[0] == 200  # invoiced at once: prorations only
+    stripe_fake.renew_subscription(subscription_id)
+    renewed_period = item_period(stripe_fake, subscription_id)
+
+    status, body = invoices()
+    assert status == 200
+    renewal, proration, first = body["invoices"]
+    assert (first["periodStart"], first["periodEnd"]) == first_period
+    # The prorations bill from the change to the end of the period it was made in.
+    assert first_period[0] <= proration["periodStart"] < proration["periodEnd"] == first_period[1]
+    assert (renewal["periodStart"], renewal["periodEnd"]) == renewed_period != first_period
+    # Not Stripe's invoice-level period: on the first invoice a moment, on a renewal the period that ended.
+    raw_first, raw_renewal = stripe_fake.invoices[first["id"]], stripe_fake.invoices[renewal["id"]]
+    assert raw_first["period_start"] == raw_first["period_end"]
+    assert (iso_timestamp(raw_renewal["period_start"]), iso_timestamp(raw_renewal["period_end"])) == first_period
 
 
 def test_pages_follow_the_cursor(stripe_fake: FakeStripe) -> None:

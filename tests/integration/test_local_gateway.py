@@ -247,3 +247,28 @@ def test_the_demo_page_and_the_openapi_document_are_served(tmp_path: Any) -> Non
     assert b"/static/app.js" in body
     # The document is not among the demo page's static files any more.
     assert api.handle("GET", "/static/openapi.json", "", {}, b"", "127.0.0.1")[0] == 404
+
+
+def test_the_local_invoke_runs_only_what_a_person_or_a_schedule_invokes_and_never_from_a_page(tmp_path: Any) -> None:
+    api, _ = gateway(tmp_path)
+    directly = {logical_id for logical_id, function in api.stack.functions.items() if function.directly_invoked}
+    assert directly == {"BillingAdminFunction", "BillingReconcileFunction"}
+    json_headers = {"Content-Type": "application/json"}
+    # An API function (its authorizer would be skipped), the queue's consumer and the stream's
+    # publisher (a made-up record would be a forged event), the webhook: none exists here.
+    for logical_id in (
+        "BillingCheckoutFunction",
+        "EventSyncFunction",
+        "EntitlementEventsFunction",
+        "StripeWebhookFunction",
+        "Nope",
+    ):
+        status, _, _ = api.handle("POST", f"/_local/invoke/{logical_id}", "", json_headers, b"{}", "127.0.0.1")
+        assert status == 404, logical_id
+    # A web page in the developer's browser: refused whatever it sends, before the function runs.
+    page = {"Content-Type": "application/json", "Origin": "https://evil.example"}
+    assert api.handle("POST", "/_local/invoke/BillingAdminFunction", "", page, b'{"command": "problems"}', "127.0.0.1")[0] == 403
+    form = {"Content-Type": "text/plain"}
+    assert api.handle("POST", "/_local/invoke/BillingAdminFunction", "", form, b'{"command": "problems"}', "127.0.0.1")[0] == 415
+    assert api.handle("POST", "/_local/invoke/BillingAdminFunction", "", json_headers, b"{not json", "127.0.0.1")[0] == 400
+    assert all(process._process is None for process in api.processes.values()), "no function process was started"

@@ -19,6 +19,8 @@ from tests.stripe_fake.store import SessionPrivate, previous_attributes
 type Handler = Callable[[dict[str, Raw], tuple[str, ...]], tuple[int, Obj]]
 
 MAX_LINE_ITEMS = 20
+# A price recurs at most every three years.
+MAX_INTERVAL_COUNT = {"day": 3 * 365, "week": 156, "month": 36, "year": 3}
 
 
 def _missing(param: str, message: str | None = None) -> ParamError:
@@ -35,6 +37,9 @@ class Api(Lifecycle):
             "_create_checkout_session",
             "_create_portal_session",
             "_create_invoice_preview",
+            "_create_product",
+            "_update_product",
+            "_create_price",
         }
     )
 
@@ -63,8 +68,11 @@ class Api(Lifecycle):
             ("GET", r"/v1/invoice_payments/([^/]+)", self._retrieve_invoice_payment),
             ("GET", r"/v1/payment_intents/([^/]+)", self._retrieve_payment_intent),
             ("GET", r"/v1/prices", self._list_prices),
+            ("POST", r"/v1/prices", self._create_price),
             ("GET", r"/v1/prices/([^/]+)", self._retrieve_price),
+            ("POST", r"/v1/products", self._create_product),
             ("GET", r"/v1/products/([^/]+)", self._retrieve_product),
+            ("POST", r"/v1/products/([^/]+)", self._update_product),
             ("GET", r"/v1/events", self._list_events),
             ("GET", r"/v1/events/([^/]+)", self._retrieve_event),
         ]
@@ -678,12 +686,103 @@ class Api(Lifecycle):
             raise resource_missing("price", ids[0], param="id", status=404)
         return 200, self._expanded(price, params.get("expand"))
 
+    def _create_price(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        """A price; its lookup key must be free unless `transfer_lookup_key` takes it from the
+        price holding it (which keeps everything else, `active` included)."""
+        params = validate_params(schemas.PRICE_CREATE, raw)
+        recurring: dict[str, Any] | None = params.get("recurring")
+        for param, value, implemented in (
+            ("billing_scheme", params.get("billing_scheme"), "per_unit"),
+            ("recurring[usage_type]", (recurring or {}).get("usage_type"), "licensed"),
+        ):
+            if value not in (None, implemented):
+                raise ParamError(
+                    f"The Stripe fake only implements {param}={implemented}, not {value}; it exists in the real API. "
+                    "Extend tests/stripe_fake if you need it.",
+                    param=param,
+                    code="parameter_unsupported_by_fake",
+                )
+        if not re.fullmatch(r"[a-z]{3}", params["currency"]):
+            raise ParamError(f"Invalid currency: {params['currency']}.", param="currency")
+        if "unit_amount" not in params:
+            raise _missing("unit_amount", "One of `unit_amount`, `unit_amount_decimal` or `custom_unit_amount` is required.")
+        if recurring is not None and recurring.get("interval_count", 1) > MAX_INTERVAL_COUNT[recurring["interval"]]:
+            raise ParamError(
+                "Invalid recurring[interval_count]: the maximum interval is three years (3 years, 36 months or 156 weeks).",
+                param="recurring[interval_count]",
+            )
+        if "product" not in params:
+            raise _missing("product")
+        if params["product"] not in self.products:
+            raise resource_missing("product", params["product"], param="product")
+        lookup_key: str | None = params.get("lookup_key")
+        holder = next((price for price in self.prices.values() if lookup_key and price["lookup_key"] == lookup_key), None)
+        if holder is not None and not params.get("transfer_lookup_key", False):
+            raise StripeAPIError(400, f"A price (`{holder['id']}`) already uses that lookup key.", param="lookup_key")
+
+        price = objects.price(
+            self.new_id("price_"),
+            product_id=params["product"],
+            unit_amount=params["unit_amount"],
+            currency=params["currency"],
+            interval=recurring["interval"] if recurring else None,
+            interval_count=recurring.get("interval_count", 1) if recurring else 1,
+            active=params.get("active", True),
+            created=self.now(),
+            lookup_key=lookup_key,
+            nickname=params.get("nickname"),
+        )
+        price["metadata"] = apply_metadata({}, params.get("metadata", {}))
+        price["tax_behavior"] = params.get("tax_behavior", "unspecified")
+        if holder is not None:
+            # Replaced whole, not changed in place (see _ADDS_OR_REPLACES_ONLY).
+            released = {**holder, "lookup_key": None}
+            self.prices[holder["id"]] = released
+            self._emit("price.updated", released, {"lookup_key": lookup_key})
+        self.prices[price["id"]] = price
+        self._register(price["id"])
+        self._emit("price.created", price)
+        return 200, self._expanded(price, params.get("expand"))
+
+    def _set_product_fields(self, product: Obj, params: dict[str, Any]) -> None:
+        for name in ("name", "active"):
+            if name in params:
+                product[name] = params[name]
+        if "metadata" in params:
+            product["metadata"] = apply_metadata(product["metadata"], params["metadata"])
+
+    def _create_product(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.PRODUCT_CREATE, raw)
+        product_id = params.get("id") or self.new_id("prod_", 14)
+        if product_id in self.products:
+            raise StripeAPIError(400, "Product already exists.", code="resource_already_exists", param="id")
+        product = objects.product(product_id, params["name"], self.now(), None)
+        self._set_product_fields(product, params)
+        self.products[product_id] = product
+        self._register(product_id)
+        self._emit("product.created", product)
+        return 200, self._expanded(product, params.get("expand"))
+
+    def _existing_product(self, product_id: str) -> Obj:
+        product = self.products.get(product_id)
+        if product is None:
+            raise resource_missing("product", product_id, param="id", status=404)
+        return product
+
     def _retrieve_product(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         params = validate_params(schemas.RETRIEVE, raw)
-        product = self.products.get(ids[0])
-        if product is None:
-            raise resource_missing("product", ids[0], param="id", status=404)
-        return 200, self._expanded(product, params.get("expand"))
+        return 200, self._expanded(self._existing_product(ids[0]), params.get("expand"))
+
+    def _update_product(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
+        params = validate_params(schemas.PRODUCT_UPDATE, raw)
+        product = self._existing_product(ids[0])
+        updated = copy.deepcopy(product)
+        self._set_product_fields(updated, params)
+        if updated != product:
+            updated["updated"] = self.now()
+            self._emit("product.updated", updated, previous_attributes(product, updated))
+        self.products[ids[0]] = updated
+        return 200, self._expanded(updated, params.get("expand"))
 
     def _retrieve_event(self, raw: dict[str, Raw], ids: tuple[str, ...]) -> tuple[int, Obj]:
         validate_params(schemas.RETRIEVE, raw)

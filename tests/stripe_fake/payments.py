@@ -203,7 +203,7 @@ class Payments(Store):
         invoice["status"] = "open"
         invoice["number"] = f"{customer['invoice_prefix']}-{sequence:04d}"
         invoice["hosted_invoice_url"] = f"{self.invoice_url_base}{token}"
-        invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_fake/{token}/pdf"
+        invoice["invoice_pdf"] = f"{self.invoice_pdf_url_base}{token}/pdf"
         invoice["effective_at"] = self.now()
         invoice["status_transitions"]["finalized_at"] = self.now()
         # The balance is used up (or, for a negative total, credited to the customer) at finalization.

@@ -259,7 +259,59 @@ SUBSCRIPTION_LIST = Obj(
     }
 )  # fmt: skip
 
+# --- products -------------------------------------------------------------------------------------
+
+_PRODUCT_FIELDS: dict[str, Node] = {
+    "name": Str(),
+    "active": Bool(),
+    "metadata": Metadata(),
+    "expand": EXPAND,
+    **unsupported(
+        "description", "images", "marketing_features", "package_dimensions", "shippable", "statement_descriptor",
+        "tax_code", "tax_details", "unit_label", "url",
+    ),
+}  # fmt: skip
+
+# POST /v1/products: `id` is ours to choose (unique among the account's products).
+PRODUCT_CREATE = Obj(
+    {**_PRODUCT_FIELDS, "id": Str(), **unsupported("default_price_data", "type")},
+    required=frozenset({"name"}),
+)
+# POST /v1/products/{id}
+PRODUCT_UPDATE = Obj({**_PRODUCT_FIELDS, **unsupported("default_price")})
+
 # --- prices ---------------------------------------------------------------------------------------
+
+# POST /v1/prices. A price's amount, currency and recurrence cannot be changed afterwards.
+PRICE_CREATE = Obj(
+    {
+        "currency": Str(),
+        "unit_amount": Int(minimum=0),
+        "product": Str(),
+        "recurring": Obj(
+            {
+                "interval": Str(enum=("day", "month", "week", "year")),
+                "interval_count": Int(minimum=1),
+                "usage_type": Str(enum=("licensed", "metered")),
+                **unsupported("meter", "trial_period_days"),
+            },
+            required=frozenset({"interval"}),
+        ),
+        "billing_scheme": Str(enum=("per_unit", "tiered")),
+        "lookup_key": Str(max_length=200),
+        "transfer_lookup_key": Bool(),
+        "active": Bool(),
+        "nickname": Str(),
+        "metadata": Metadata(),
+        "tax_behavior": Str(enum=("exclusive", "inclusive", "unspecified")),
+        "expand": EXPAND,
+        **unsupported(
+            "currency_options", "custom_unit_amount", "product_data", "tiers", "tiers_mode", "transform_quantity",
+            "unit_amount_decimal",
+        ),
+    },
+    required=frozenset({"currency"}),
+)  # fmt: skip
 
 # GET /v1/prices
 PRICE_LIST = Obj(

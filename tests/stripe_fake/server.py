@@ -49,7 +49,8 @@ def serve_in_thread(fake: FakeStripe, host: str = "127.0.0.1", port: int = 0) ->
     """Start serving `fake` in a daemon thread; returns the server (call shutdown() and server_close()) and its base URL."""
     server = ThreadingHTTPServer((host, port), make_handler(fake))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="fake-stripe-server", daemon=True)
+    # A short poll interval makes shutdown() quick (tests start and stop many servers).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-stripe-server", daemon=True)
     thread.start()
     bound_host, bound_port = server.server_address[0], server.server_address[1]
     return server, f"http://{bound_host!s}:{bound_port}"

@@ -84,6 +84,7 @@ class Store:
         checkout_url_base: str = "https://checkout.stripe.com/c/pay/",
         portal_url_base: str = "https://billing.stripe.com/p/session/",
         invoice_url_base: str = "https://invoice.stripe.com/i/acct_fake/",
+        invoice_pdf_url_base: str = "https://pay.stripe.com/invoice/acct_fake/",
         hooks_url_base: str = "https://hooks.stripe.com/",
         default_portal_configuration: bool = True,
         seed: int | None = None,
@@ -91,8 +92,10 @@ class Store:
         self.api_keys = frozenset(api_keys)
         self.checkout_url_base = checkout_url_base
         self.portal_url_base = portal_url_base
-        # hosted_invoice_url = invoice_url_base + token; 3-D Secure pages (next_action) under hooks_url_base.
+        # hosted_invoice_url = invoice_url_base + token, invoice_pdf = invoice_pdf_url_base + token + "/pdf";
+        # 3-D Secure pages (next_action) under hooks_url_base.
         self.invoice_url_base = invoice_url_base
+        self.invoice_pdf_url_base = invoice_pdf_url_base
         self.hooks_url_base = hooks_url_base
         self._clock = clock
         self._clock_offset = 0

@@ -27,6 +27,7 @@ from tenant_billing.stripe_port import (
     SubscriptionItem,
     UnknownStartingPoint,
 )
+from tenant_billing.webhook_logic import StripeEvent
 
 PERIOD_END = 1_800_000_000
 Payment = Literal["succeeded", "requires_action", "declined"]
@@ -45,6 +46,7 @@ class MemoryStripe:
         self.subscriptions: dict[str, Subscription] = {}
         self.invoices: dict[str, Invoice] = {}
         self.payments: dict[str, PaymentAttempt] = {}
+        self.events: dict[str, StripeEvent] = {}
         self.next_payment: Payment = "succeeded"
         self.now = 1_770_000_000
         self.calls: list[str] = []
@@ -140,6 +142,10 @@ class MemoryStripe:
     def find_subscription(self, subscription_id: str) -> Subscription | None:
         self.calls.append("subscriptions.retrieve")
         return self.subscriptions.get(subscription_id)
+
+    def retrieve_event(self, event_id: str) -> StripeEvent | None:
+        self.calls.append("events.retrieve")
+        return self.events.get(event_id)
 
     def subscription_with_invoice(self, subscription_id: str) -> Subscription:
         self.calls.append("subscriptions.retrieve")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tenant_billing.catalog import CATALOG_PATH, BasePrice, SitePrice, get_catalog, parse_catalog
+from tenant_billing.catalog import CATALOG_PATH, BasePrice, LimitName, SitePrice, get_catalog, parse_catalog
 from tenant_billing.errors import ConfigurationError
 
 
@@ -25,6 +25,29 @@ def test_the_shipped_catalog_is_valid_and_matches_the_pricing() -> None:
     }
     assert amounts == {"starter": (2900, None), "pro": (7900, 1900), "enterprise": (19900, 900)}
     assert catalog.base_price_names() == ["starter_base", "pro_base", "enterprise_base"]
+
+
+def test_every_feature_and_limit_of_the_shipped_catalog_has_a_display_name() -> None:
+    catalog = get_catalog()
+    used_features = {feature for plan in catalog.plans.values() for feature in plan.features}
+    used_limits = {limit for plan in catalog.plans.values() for limit in plan.limits}
+    assert used_features <= set(catalog.feature_names) and used_limits <= set(catalog.limit_names)
+    assert catalog.feature_names["page_builder"] == "Page builder"
+    assert catalog.limit_names["storage_gb"] == LimitName(name="Storage", unit="GB")
+    assert catalog.limit_names["sites"] == LimitName(name="Sites", unit=None)
+
+
+def test_an_operator_adds_a_feature_and_a_limit_as_data() -> None:
+    doc = shipped()
+    doc["features"]["live_chat"] = "Live chat"
+    doc["limits"]["seats"] = {"name": "Team seats"}
+    doc["plans"]["enterprise"]["features"].append("live_chat")
+    doc["plans"]["enterprise"]["limits"]["seats"] = 25
+    catalog = parse_catalog(json.dumps(doc))
+    assert catalog.feature_names["live_chat"] == "Live chat" and catalog.limit_names["seats"].name == "Team seats"
+    # A display name no plan uses yet is allowed: a feature can be named before a plan sells it.
+    doc["features"]["video_hosting"] = "Video hosting"
+    assert "video_hosting" in parse_catalog(json.dumps(doc)).feature_names
 
 
 def test_price_index_maps_configured_ids_to_plan_and_kind() -> None:
@@ -143,6 +166,8 @@ RULES: list[tuple[tuple[str | int, ...], object, str]] = [
     (("currency",), DELETE, "currency: required"),
     (("fallbackPlan",), DELETE, "fallbackPlan: required"),
     (("maxSiteQuantity",), DELETE, "maxSiteQuantity: required"),
+    (("features",), DELETE, "features: required"),
+    (("limits",), DELETE, "limits: required"),
     (("plans",), DELETE, "plans: required"),
     ((*PRO, "name"), DELETE, "plans.pro.name: required"),
     ((*PRO, "basePrice"), DELETE, "plans.pro.basePrice: required"),
@@ -163,6 +188,19 @@ RULES: list[tuple[tuple[str | int, ...], object, str]] = [
     (("plans",), {}, "plans: must hold at least one plan"),
     (("plans",), [], "plans: must be an object, not an array"),
     (PRO, None, "plans.pro: must be an object, not null"),
+    # Display names: every feature and limit a plan uses has one.
+    (("features",), [], "features: must be an object, not an array"),
+    (("features", "crm"), "", "features.crm: must not be empty"),
+    (("features", "crm"), None, "features.crm: must be a string, not null"),
+    (("features", "analytics"), DELETE, "plans.pro.features[3]: 'analytics' has no display name in features"),
+    (("limits",), ["sites"], "limits: must be an object, not an array"),
+    (("limits", "sites"), "Sites", "limits.sites: must be an object, not a string"),
+    (("limits", "sites", "name"), DELETE, "limits.sites.name: required"),
+    (("limits", "sites", "name"), "", "limits.sites.name: must not be empty"),
+    (("limits", "sites", "label"), "Sites", "limits.sites.label: unknown field"),
+    (("limits", "storage_gb", "unit"), "", "limits.storage_gb.unit: must not be empty"),
+    (("limits", "storage_gb", "unit"), 1, "limits.storage_gb.unit: must be a string, not an integer"),
+    (("limits", "storage_gb"), DELETE, "plans.starter.limits.storage_gb: 'storage_gb' has no display name in limits"),
     # A plan.
     ((*PRO, "name"), "", "plans.pro.name: must not be empty"),
     ((*PRO, "name"), 7, "plans.pro.name: must be a string, not an integer"),

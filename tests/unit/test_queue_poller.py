@@ -166,6 +166,12 @@ def test_the_local_stack_knows_the_rules_queue_and_feeds_each_sqs_consumer() -> 
     assert function.logical_id == "EventSyncFunction" and function.handler_module == "event_sync_handler"
     assert source == QueueSource("StripeEventsQueue", batch_size=mapping["BatchSize"], report_batch_item_failures=True)
     assert function.environment["EVENTS_QUEUE_URL"] == "http://sqs/queue"
+    # Each function counts its remaining time down from its own Timeout, as in Lambda.
+    template = load_template()
+    for logical_id, spec in stack.functions.items():
+        declared = template["Resources"][logical_id]["Properties"].get("Timeout", template["Globals"]["Function"]["Timeout"])
+        assert spec.timeout == declared, logical_id
+    assert stack.functions["BillingReconcileFunction"].timeout == 900
 
 
 def test_message_attributes_are_spelled_as_lambda_spells_them(sqs: Any) -> None:

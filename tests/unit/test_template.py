@@ -176,6 +176,13 @@ EXPECTED_ACTIONS = {
     "BillingSyncFunction": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "secretsmanager:GetSecretValue"},
     "BillingInvoicesFunction": {"dynamodb:Query", "secretsmanager:GetSecretValue"},
     "EntitlementEventsFunction": {"events:PutEvents"},
+    "BillingAdminFunction": {
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "secretsmanager:GetSecretValue",
+    },
     "BillingReconcileFunction": {
         "dynamodb:BatchGetItem",
         "dynamodb:Scan",
@@ -184,7 +191,7 @@ EXPECTED_ACTIONS = {
         "secretsmanager:GetSecretValue",
     },
 }
-BUS_ARN = {"Fn::GetAtt": "EntitlementsEventBus.Arn"}
+BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-entitlements"}
 
 
 @pytest.mark.parametrize("logical_id", sorted(EXPECTED_ACTIONS))
@@ -253,6 +260,7 @@ def test_outputs() -> None:
         "EntitlementsEventBusName",
         "AlarmNotificationTopic",
         "DashboardUrl",
+        "BillingAdminFunctionName",
     }
 
 

@@ -148,6 +148,7 @@ ALLOWED = {
         "invoices_handler",
         "event_sync_handler",
         "reconcile_handler",
+        "billing_admin_handler",
     )
 }
 

@@ -13,7 +13,10 @@
 //     hosted invoice page (card, 3-D Secure), and ask the backend to read Stripe when the user comes back,
 //   - renderStatus(): a pending change is shown as pending, never as granted; a scheduled cancellation
 //     (`cancelAt`, however it was set) as "Cancels on",
-//   - loadInvoices():      paging with the opaque `nextCursor`.
+//   - loadInvoices():      paging with the opaque `nextCursor`,
+//   - isBillingAdmin() / applyRole(): members are not offered what only billing admins may do (display
+//     only: the API checks the role of every call),
+//   - featureItems() / limitItems(): the catalog's display names, never its raw keys.
 // Everything that comes from /dev/*.json (the callers' tokens, the plan catalog file) is the local
 // gateway's convenience: a real frontend gets its token from its identity provider.
 
@@ -47,12 +50,19 @@ const PAYMENT_TEXT = {
 const PAYMENT_POLL_MS = 3000;
 const PAYMENT_WATCH_MS = 5 * 60_000;
 const LIVE_HINT = "Change your plan under Change plan, or in Manage subscription";
+// What the status calls the fallback plan's entitlements when no subscription pays for a plan.
+const FREE_TIER = "Free";
+// Where the token names the caller's role, and the roles that manage billing: the template's defaults
+// (RoleClaim, AdminRoles). Read for display only: the API authorizes every call from the verified token.
+const ROLE_CLAIM = "org_role";
+const ADMIN_ROLES = new Set(["owner", "admin"]);
 const CALLER_KEY = "billing-demo.caller"; // localStorage: the label of the chosen caller
 
 const state = {
   apiBase: "", // "" means same origin
   tokens: [], // [{label, orgId, role, token}]
   token: null, // the selected caller's JWT
+  admin: false, // its role claim names a billing admin (display only)
   catalog: null, // /dev/plans.json
   status: null, // the last GET /billing/status answer, null while unknown
   statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
@@ -97,7 +107,8 @@ class ApiError extends Error {
  *
  * The caller's JWT goes in `Authorization: Bearer <token>`. The organization and the role come
  * from that token only (never send an org id): API Gateway's authorizer verifies it, and the
- * backend decides who may do what, so the page never hides an action by role.
+ * backend decides who may do what. The page hides admin actions from members (applyRole), but a
+ * member's call to an admin route still answers 403 forbidden.
  * Anything but a 2xx rejects with an ApiError.
  */
 async function callApi(path, { method = "GET", body } = {}) {
@@ -227,14 +238,18 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Features by the catalog's display names (`features` in plans.json); the key stays in data-feature. */
 function featureItems(features) {
-  return features.map((feature) => el("li", { "data-feature": feature, text: feature }));
+  return features.map((feature) => el("li", { "data-feature": feature, text: state.catalog.features[feature] ?? feature }));
 }
 
+/** Limits by the catalog's display names and units (`limits` in plans.json): "Storage 10 GB". */
 function limitItems(limits, suffixes = {}) {
-  return Object.entries(limits).map(([name, value]) =>
-    el("div", {}, el("dt", { text: name }), el("dd", { "data-limit": name, text: `${value}${suffixes[name] ?? ""}` })),
-  );
+  return Object.entries(limits).map(([key, value]) => {
+    const { name = key, unit } = state.catalog.limits[key] ?? {};
+    const amount = unit ? `${value} ${unit}` : String(value);
+    return el("div", {}, el("dt", { text: name }), el("dd", { "data-limit": key, text: `${amount}${suffixes[key] ?? ""}` }));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,6 +312,7 @@ function renderStatus() {
   if (!status) {
     planEl.textContent = $("status-state").textContent = $("limit-sites").textContent = "—";
     planEl.dataset.plan = "";
+    $("free-tier-note").hidden = true;
     $("period").textContent = "";
     $("features").replaceChildren();
     $("limits").replaceChildren();
@@ -305,9 +321,12 @@ function renderStatus() {
   }
   const sub = status.subscription;
   const current = entitledPlan(status);
-  const name = state.catalog.plans[current.key]?.name ?? current.key;
-  planEl.textContent = current.fallback ? `${name} (free fallback)` : name;
-  planEl.dataset.plan = current.key;
+  // The free tier has the fallback plan's entitlements at no charge: it is not that plan, which is also sold.
+  planEl.textContent = current.fallback ? FREE_TIER : planName(current.key);
+  planEl.dataset.plan = current.key; // whose features and limits apply: the fallback plan's on the free tier
+  const freeNote = $("free-tier-note");
+  freeNote.hidden = !current.fallback;
+  freeNote.textContent = current.fallback ? freeTierText(sub) : "";
   $("status-state").textContent = sub ? sub.status : "none"; // Stripe's own status string
   $("limit-sites").textContent = status.entitlement.limits.sites ?? "—";
 
@@ -334,21 +353,27 @@ function renderStatus() {
   updateActions();
 }
 
+/** On the free tier: that no subscription pays for a plan, or why the subscription's plan does not apply. */
+function freeTierText(sub) {
+  if (!isLive(sub)) return "No paid subscription: the free features and limits below apply, at no charge.";
+  return `The ${planName(sub.plan)} subscription is ${sub.status}: the free features and limits below apply until it is active again.`;
+}
+
 /** Show/hide and enable/disable the buttons and mark the current plan, from the last status. */
 function updateActions() {
   const status = state.status;
   const sub = status?.subscription;
   const live = isLive(sub);
-  const currentKey = $("status-plan").dataset.plan;
+  // Only the plan of a live subscription is current: the free tier is no plan's card.
+  const subscribedKey = live ? sub.plan : null;
   for (const card of document.querySelectorAll("#plans .plan")) {
-    card.classList.toggle("current", card.dataset.plan === currentKey);
+    card.classList.toggle("current", card.dataset.plan === subscribedKey);
     card.querySelector(".choose-plan").disabled = state.busy || live;
     card.querySelector(".choose-hint").hidden = !live;
   }
   $("manage-subscription").disabled = state.busy || !status?.hasStripeCustomer;
 
-  // Cancel while it runs, resume while a cancellation is pending. Shown to every role, like the
-  // rest of the page: the backend decides who may do it.
+  // Cancel while it runs, resume while a cancellation is pending (admins only: see applyRole).
   const cancelling = live && isCancelling(sub);
   $("cancel-at-period-end").hidden = $("cancel-now").hidden = !live || cancelling;
   $("resume").hidden = !cancelling;
@@ -402,7 +427,7 @@ function invoiceRow(invoice) {
   const period = start === end ? day(start) : `${day(start)} – ${day(end)}`;
   return el("tr", { class: "invoice", "data-invoice": invoice.id },
     el("td", { text: invoice.number ?? invoice.id }),
-    el("td", { text: period }),
+    el("td", { class: "invoice-period", text: period }),
     el("td", {}, el("span", { class: "invoice-status", "data-status": invoice.status ?? "", text: invoice.status ?? "—" })),
     el("td", { class: "amount", text: money(invoice.amountDue, invoice.currency, true) }),
     el("td", { class: "amount", text: money(invoice.amountPaid, invoice.currency, true) }),
@@ -441,7 +466,7 @@ function planCard(key, plan) {
       type: "number", class: "site-quantity", id: `sites-${key}`,
       min: "0", max: String(max), step: "1", value: "0", inputmode: "numeric",
     });
-    const total = el("p", { class: "plan-total", "aria-live": "polite" });
+    const total = el("p", { class: "plan-total admin-only", "aria-live": "polite" });
     const updateTotal = () => {
       const n = siteQuantity(quantity);
       const valid = Number.isInteger(n) && n >= 0 && n <= max;
@@ -452,12 +477,14 @@ function planCard(key, plan) {
     };
     quantity.addEventListener("input", updateTotal);
     updateTotal();
-    card.append(el("div", { class: "field" }, el("label", { for: quantity.id, text: "Extra sites" }), quantity), total);
+    card.append(el("div", { class: "field admin-only" }, el("label", { for: quantity.id, text: "Extra sites" }), quantity), total);
   }
 
-  const hint = el("p", { class: "choose-hint", id: `plan-${key}-hint`, text: LIVE_HINT });
+  const hint = el("p", { class: "choose-hint admin-only", id: `plan-${key}-hint`, text: LIVE_HINT });
   hint.hidden = true;
-  const button = el("button", { type: "button", class: "choose-plan", "aria-describedby": hint.id, text: `Choose ${plan.name}` });
+  const button = el("button", {
+    type: "button", class: "choose-plan admin-only", "aria-describedby": hint.id, text: `Choose ${plan.name}`,
+  });
   button.addEventListener("click", () => startCheckout(key, quantity, button));
   card.append(button, hint);
   return card;
@@ -732,9 +759,36 @@ async function loadInvoices(more = false) {
   }
 }
 
+/**
+ * Whether a token's role claim names a billing admin. The payload is decoded, not verified: this only
+ * decides what the page offers. Identity providers send the role as a string or a list.
+ */
+function isBillingAdmin(token) {
+  try {
+    const base64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
+    const role = claims[ROLE_CLAIM];
+    return (Array.isArray(role) ? role : [role]).some((r) => ADMIN_ROLES.has(r));
+  } catch {
+    return false; // not a JWT: offer nothing the API would refuse
+  }
+}
+
+/**
+ * Members see the plan, the invoices and the plans, not the actions only billing admins may take
+ * (checkout, portal, plan change, cancel, resume): CSS hides every `.admin-only` control while
+ * <body> lacks data-billing-admin. Display only: the API still answers a member's call with 403.
+ */
+function applyRole() {
+  document.body.toggleAttribute("data-billing-admin", state.admin);
+  $("member-note").hidden = state.admin;
+}
+
 function selectCaller(index) {
   const caller = state.tokens[index] ?? state.tokens[0];
   state.token = caller.token;
+  state.admin = isBillingAdmin(caller.token);
+  applyRole();
   try {
     localStorage.setItem(CALLER_KEY, caller.label);
   } catch {

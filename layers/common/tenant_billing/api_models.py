@@ -83,8 +83,10 @@ class InvoiceView:
     amount_due: int = field(metadata=api("amountDue"))
     amount_paid: int = field(metadata=api("amountPaid"))
     currency: str
-    period_start: str | None = field(metadata=api("periodStart"))
-    period_end: str | None = field(metadata=api("periodEnd"))
+    period_start: str | None = field(
+        metadata=api("periodStart", description="start of the service period the invoice bills (its subscription lines' period)")
+    )
+    period_end: str | None = field(metadata=api("periodEnd", description="end of that service period"))
     created: str | None
     hosted_invoice_url: str | None = field(metadata=api("hostedInvoiceUrl"))
     invoice_pdf: str | None = field(metadata=api("invoicePdf"))

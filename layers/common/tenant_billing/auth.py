@@ -50,6 +50,11 @@ def _roles(value: Any) -> frozenset[str]:
     return frozenset(role for role in parsed if isinstance(role, str)) if isinstance(parsed, list) else frozenset()
 
 
+def is_org_id(value: str) -> bool:
+    """An organization id as the tenant claim carries one."""
+    return bool(_ORG_ID.fullmatch(value))
+
+
 def caller_from_event(event: Mapping[str, Any], settings: Settings) -> Caller:
     claims = _claims(event)
     org_id = claims.get(settings.TENANT_CLAIM)

@@ -3,6 +3,8 @@
 The catalog names each of its prices ("pro_base") rather than holding Stripe's ids: the
 STRIPE_PRICES variable (template parameter `StripePrices`) gives each name its Stripe price, so one
 catalog serves test mode, live mode and the local emulator, and a plan is added by data alone.
+Its `features` and `limits` give each feature and limit key its display name (a limit also its
+unit) for pages; a plan that uses a key without one is refused, so a new feature is data too.
 
 Only the standard library: this module is on every request path, and pydantic would add tens of
 milliseconds to each cold start. `parse_catalog` checks the JSON and builds frozen dataclasses.
@@ -50,11 +52,21 @@ class Plan:
 
 
 @frozen(kw_only=True)
+class LimitName:
+    name: str
+    # What the limit counts in ("GB"); None for a plain count ("Sites").
+    unit: str | None = None
+
+
+@frozen(kw_only=True)
 class Catalog:
     comment: str | None = None
     currency: str
     fallback_plan: str
     max_site_quantity: int
+    # What pages show for each feature and limit key (the keys are what entitlements carry).
+    feature_names: dict[str, str]
+    limit_names: dict[str, LimitName]
     # In catalog order: the order plans are listed and their prices are matched in.
     plans: dict[str, Plan]
 
@@ -203,13 +215,46 @@ def _plan(raw: object, path: str) -> Plan:
     return Plan(name=name, base_price=base_price, site_price=site_price, trial_days=trial_days, features=features, limits=limits)
 
 
+def _feature_names(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise _Invalid(f"features: must be an object, not {_kind(raw)}")
+    return {key: _string(name, _at("features", key), min_length=1) for key, name in raw.items()}
+
+
+def _limit_names(raw: object) -> dict[str, LimitName]:
+    if not isinstance(raw, dict):
+        raise _Invalid(f"limits: must be an object, not {_kind(raw)}")
+    names = {}
+    for key, value in raw.items():
+        path = _at("limits", key)
+        doc = _object(value, path, ("name",), ("unit",))
+        raw_unit = doc.get("unit")
+        unit = None if raw_unit is None else _string(raw_unit, f"{path}.unit", min_length=1)
+        names[key] = LimitName(name=_string(doc["name"], f"{path}.name", min_length=1), unit=unit)
+    return names
+
+
+def _require_display_names(plans: dict[str, Plan], feature_names: dict[str, str], limit_names: dict[str, LimitName]) -> None:
+    """Every feature and limit a plan uses has a display name, so a page never shows a raw key."""
+    for plan_id, plan in plans.items():
+        path = _at("plans", plan_id)
+        for i, feature in enumerate(plan.features):
+            if feature not in feature_names:
+                raise _Invalid(f"{_at(f'{path}.features', i)}: {feature!r} has no display name in features")
+        for limit in plan.limits:
+            if limit not in limit_names:
+                raise _Invalid(f"{_at(f'{path}.limits', limit)}: {limit!r} has no display name in limits")
+
+
 def _catalog(raw: object) -> Catalog:
-    doc = _object(raw, "", ("currency", "fallbackPlan", "maxSiteQuantity", "plans"), ("$comment",))
+    doc = _object(raw, "", ("currency", "fallbackPlan", "maxSiteQuantity", "features", "limits", "plans"), ("$comment",))
     raw_comment = doc.get("$comment")
     comment = None if raw_comment is None else _string(raw_comment, "$comment")
     currency = _matching(doc["currency"], "currency", r"^[a-z]{3}$", "a currency code (three lowercase letters)")
     fallback_plan = _string(doc["fallbackPlan"], "fallbackPlan")
     max_site_quantity = _integer(doc["maxSiteQuantity"], "maxSiteQuantity", ge=0, le=10_000)
+    feature_names = _feature_names(doc["features"])
+    limit_names = _limit_names(doc["limits"])
 
     raw_plans = doc["plans"]
     if not isinstance(raw_plans, dict):
@@ -220,8 +265,15 @@ def _catalog(raw: object) -> Catalog:
 
     if fallback_plan not in plans:
         raise _Invalid(f"fallbackPlan: {fallback_plan!r} is not a plan ({', '.join(plans)})")
+    _require_display_names(plans, feature_names, limit_names)
     catalog = Catalog(
-        comment=comment, currency=currency, fallback_plan=fallback_plan, max_site_quantity=max_site_quantity, plans=plans
+        comment=comment,
+        currency=currency,
+        fallback_plan=fallback_plan,
+        max_site_quantity=max_site_quantity,
+        feature_names=feature_names,
+        limit_names=limit_names,
+        plans=plans,
     )
     # STRIPE_PRICES gives each name one Stripe price, so a name may belong to one plan price only.
     first: dict[str, str] = {}

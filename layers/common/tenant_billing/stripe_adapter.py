@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
     from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem, SessionCreateParamsSubscriptionData
 
+    from tenant_billing.webhook_logic import StripeEvent
+
 from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfiguredError, StripeUnavailableError
 from tenant_billing.observability import logger, metrics, trace_library
 from tenant_billing.settings import get_settings
@@ -225,6 +227,19 @@ class StripeAdapter:
                 if exc.code == "resource_missing":
                     return None
                 raise
+
+    def retrieve_event(self, event_id: str) -> StripeEvent | None:
+        # Operators only (a replayed event): the webhook reader is not loaded on any request path.
+        from tenant_billing.webhook_logic import read_event_document
+
+        with stripe_errors("events.retrieve"):
+            try:
+                document = self.client.v1.events.retrieve(event_id).to_dict()
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "resource_missing":
+                    return None
+                raise
+        return read_event_document(document)
 
     def subscription_with_invoice(self, subscription_id: str) -> Subscription:
         with stripe_errors("subscriptions.retrieve"):

@@ -64,10 +64,33 @@ def _read_pending_update(value: Any) -> PendingUpdate | None:
     return PendingUpdate(tuple(items), _optional_int(pending.get("expires_at")))
 
 
+def _bills_a_subscription_period(line: Mapping[str, Any]) -> bool:
+    """A line of a subscription item's own price for a period, not a proration or a one-off item."""
+    parent = as_mapping(line.get("parent"))
+    details = as_mapping(parent.get("subscription_item_details"))
+    return parent.get("type") == "subscription_item_details" and details.get("proration") is False
+
+
+def _service_period(invoice: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The span its subscription lines bill for; on an invoice without any (prorations only), its lines' span.
+
+    Not the invoice's own period_start/period_end: they bound when invoice items could be added, and a
+    renewal's are the period that just ended. `lines` holds the first few lines only, pending prorations
+    first: an invoice with more prorations than that falls back to its listed lines' span.
+    """
+    lines = _list_data(invoice.get("lines"))
+    billed = [line for line in lines if _bills_a_subscription_period(line)] or lines
+    periods = [as_mapping(line.get("period")) for line in billed]
+    starts = [start for period in periods if (start := _optional_int(period.get("start"))) is not None]
+    ends = [end for period in periods if (end := _optional_int(period.get("end"))) is not None]
+    return (min(starts) if starts else None), (max(ends) if ends else None)
+
+
 def read_invoice(invoice: Mapping[str, Any]) -> Invoice:
     # Since API 2025-03-31.basil invoices link their subscription through `parent`.
     parent = as_mapping(invoice.get("parent"))
     details = as_mapping(parent.get("subscription_details")) if parent.get("type") == "subscription_details" else {}
+    service_start, service_end = _service_period(invoice)
     return Invoice(
         id=id_of(invoice.get("id")) or "",
         status=_optional_str(invoice.get("status")),
@@ -77,8 +100,8 @@ def read_invoice(invoice: Mapping[str, Any]) -> Invoice:
         amount_paid=_int(invoice.get("amount_paid")),
         total=_int(invoice.get("total")),
         currency=str(invoice.get("currency") or ""),
-        period_start=_optional_int(invoice.get("period_start")),
-        period_end=_optional_int(invoice.get("period_end")),
+        service_start=service_start,
+        service_end=service_end,
         created=_optional_int(invoice.get("created")),
         invoice_pdf=invoice.get("invoice_pdf"),
         customer_id=id_of(invoice.get("customer")),

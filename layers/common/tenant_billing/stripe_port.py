@@ -9,9 +9,12 @@ StripeUnavailableError) for Stripe's failures, plus the two exceptions below whe
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tenant_billing.records import frozen
+
+if TYPE_CHECKING:
+    from tenant_billing.webhook_logic import StripeEvent
 
 # How a change of items is prorated: invoiced and charged at once, or not at all.
 ProrationBehavior = Literal["always_invoice", "none"]
@@ -59,8 +62,9 @@ class Invoice:
     amount_paid: int = 0
     total: int = 0
     currency: str = ""
-    period_start: int | None = None
-    period_end: int | None = None
+    # What the invoice bills for: its subscription lines' period (not the invoice's own period_start/end).
+    service_start: int | None = None
+    service_end: int | None = None
     created: int | None = None
     invoice_pdf: str | None = None
     customer_id: str | None = None
@@ -208,4 +212,9 @@ class StripePort(Hashable, Protocol):
 
     def price_ids_by_lookup_key(self, lookup_keys: Sequence[str]) -> Mapping[str, str]:
         """{lookup key: price id} for at most ten lookup keys (unknown ones are left out)."""
+        ...
+
+    def retrieve_event(self, event_id: str) -> StripeEvent | None:
+        """The event as the Events API has it (what a webhook delivers); None when Stripe has no
+        such event for our key (or no longer: it keeps them 30 days)."""
         ...
