@@ -94,7 +94,10 @@ def test_warmers_run_before_the_snapshot_without_credentials_and_restore_renews_
     pooled.connection_from_url("https://dynamodb.us-east-1.amazonaws.com")
     assert len(pooled.pools) == 1
     assert aws_clients._session().get_credentials() is not None  # the chain is back after priming
-    stripe_credentials._cache["arn"] = (float("inf"), stripe_credentials.StripeCredentials("sk_test_x", ("whsec_x",)))
+    stripe_credentials._cache[("arn", "STRIPE_SECRET_KEY")] = (
+        float("inf"),
+        stripe_credentials.StripeCredentials("sk_test_x", ("whsec_x",)),
+    )
     stripe_adapter._adapter_for_key("sk_test_x")
     random.seed(1234)
     snapshot_state = random.getstate()

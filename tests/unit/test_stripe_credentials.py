@@ -86,6 +86,33 @@ def test_empty_values_are_credentials_without_a_key(put_secret: SecretWriter) ->
     assert get_stripe_credentials() == StripeCredentials("", ())
 
 
+RESTRICTED_KEY = "rk_test_unit_checkout_group_1234"
+
+
+def test_a_function_uses_its_groups_restricted_key_when_the_secret_has_one(
+    put_secret: SecretWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_secret({"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_SECRET_KEY_CHECKOUT": RESTRICTED_KEY, "STRIPE_WEBHOOK_SECRET": ""})
+    assert get_stripe_credentials().secret_key == SECRET_KEY  # no STRIPE_KEY_NAME: the shared key
+    monkeypatch.setenv("STRIPE_KEY_NAME", "STRIPE_SECRET_KEY_CHECKOUT")
+    reset_caches()
+    assert get_stripe_credentials().secret_key == RESTRICTED_KEY
+    monkeypatch.setenv("STRIPE_KEY_NAME", "STRIPE_SECRET_KEY_PORTAL")  # a group without its own key
+    reset_caches()
+    assert get_stripe_credentials().secret_key == SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    "name", ["stripe_secret_key", "STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY_", "STRIPE_SECRET_KEY_checkout"]
+)
+def test_a_key_name_that_is_not_a_stripe_key_entry_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    from tenant_billing.errors import ConfigurationError
+    from tenant_billing.settings import Settings
+
+    with pytest.raises(ConfigurationError, match="STRIPE_KEY_NAME: must be STRIPE_SECRET_KEY or STRIPE_SECRET_KEY_<GROUP>"):
+        Settings.from_environ({"TABLE_NAME": "t", "STRIPE_KEY_NAME": name})
+
+
 def test_no_secret_arn_is_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SECRET_ARN", "")
     reset_caches()

@@ -127,3 +127,19 @@ def test_every_function_logs_to_its_own_log_group_with_retention() -> None:
     assert "LoggingConfig" not in load_template()["Globals"]["Function"]
     for logical_id, log_group in log_groups.items():
         assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical_id
+
+
+def test_each_function_that_calls_stripe_names_its_groups_key_and_the_readme_documents_each() -> None:
+    from tests.support.template import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    names = {}
+    for logical_id in secret_readers():
+        variables = resource(logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+        names[logical_id] = variables.get("STRIPE_KEY_NAME")
+    # The webhook calls no Stripe API: it reads only the signing secret.
+    assert names.pop("StripeWebhookFunction") is None
+    for logical_id, name in names.items():
+        assert re.fullmatch(r"STRIPE_SECRET_KEY_[A-Z]+", name or ""), logical_id
+        assert f"`{name}`" in readme, f"the README's restricted key table lacks {name}"
+    assert names["EventSyncFunction"] == names["BillingReconcileFunction"] == names["BillingSyncFunction"]

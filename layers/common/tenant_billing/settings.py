@@ -93,6 +93,16 @@ def _text(*, min_length: int = 0, max_length: int | None = None) -> Mapping[str,
     return _var(parse)
 
 
+SHARED_KEY_NAME = "STRIPE_SECRET_KEY"
+_KEY_NAME = re.compile(r"STRIPE_SECRET_KEY(_[A-Z]+)?")
+
+
+def _key_name(value: str) -> str:
+    if not _KEY_NAME.fullmatch(value):
+        raise ValueError("must be STRIPE_SECRET_KEY or STRIPE_SECRET_KEY_<GROUP> (capital letters)")
+    return value
+
+
 def _base_url(value: str) -> str:
     if value and not value.startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
@@ -182,6 +192,9 @@ class Settings:
     # The secret's ARN, never its value. Empty means billing is not configured yet.
     STRIPE_SECRET_ARN: str = field(default="", metadata=_text())
     STRIPE_SECRET_MAX_AGE_SECONDS: int = field(default=300, metadata=_integer(ge=0, le=86_400))
+    # The secret's entry with this function's own (restricted) key, e.g. STRIPE_SECRET_KEY_CHECKOUT;
+    # when the secret has no such entry, its STRIPE_SECRET_KEY (README, "A restricted key").
+    STRIPE_KEY_NAME: str = field(default=SHARED_KEY_NAME, metadata=_var(_key_name))
     # A Stripe-compatible server (the local emulator); unset means api.stripe.com.
     STRIPE_API_BASE: str = field(default="", metadata=_var(_base_url))
     STRIPE_MAX_NETWORK_RETRIES: int = field(default=2, metadata=_integer(ge=0, le=5))

@@ -2,7 +2,10 @@
 cached per execution environment for STRIPE_SECRET_MAX_AGE_SECONDS (so a rotated value is picked up).
 
 The secret's SecretString is JSON: {"STRIPE_SECRET_KEY": "sk_...", "STRIPE_WEBHOOK_SECRET":
-"whsec_a[,whsec_b]"} (several webhook secrets while one is being rolled). Values never reach a log.
+"whsec_a[,whsec_b]"} (several webhook secrets while one is being rolled), and optionally a
+restricted key per function group under the name the function's STRIPE_KEY_NAME gives
+("STRIPE_SECRET_KEY_CHECKOUT": "rk_..."): a function uses its group's key when the secret has one,
+else STRIPE_SECRET_KEY. Values never reach a log.
 
 One GetSecretValue call, not Powertools Parameters: its module imports boto3, s3transfer and
 multiprocessing (about 37 ms of a cold start) to do the same.
@@ -18,7 +21,7 @@ from typing import Any
 from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfiguredError, TransientStoreError
 from tenant_billing.observability import logger
 from tenant_billing.records import frozen
-from tenant_billing.settings import get_settings
+from tenant_billing.settings import SHARED_KEY_NAME, get_settings
 
 # Secrets Manager answers that an operator must fix; anything else (throttling, 5xx, timeouts)
 # is transient and the caller should retry.
@@ -33,8 +36,8 @@ class StripeCredentials:
     webhook_secrets: tuple[str, ...] = field(repr=False)
 
 
-# The secret's ARN -> (time.monotonic() deadline, its credentials). Only valid secrets are kept.
-_cache: dict[str, tuple[float, StripeCredentials]] = {}
+# (the secret's ARN, the key's name) -> (time.monotonic() deadline, its credentials). Only valid secrets are kept.
+_cache: dict[tuple[str, str], tuple[float, StripeCredentials]] = {}
 
 
 def forget_stripe_credentials() -> None:
@@ -65,7 +68,7 @@ def _read_secret(secret_id: str) -> str | bytes:
     return response["SecretBinary"]
 
 
-def _parse(value: str | bytes) -> StripeCredentials:
+def _parse(value: str | bytes, key_name: str) -> StripeCredentials:
     try:
         document: Any = json.loads(value.decode("utf-8") if isinstance(value, bytes) else value)
     except ValueError:  # not JSON, or binary that is not UTF-8 (UnicodeDecodeError is a ValueError)
@@ -73,7 +76,7 @@ def _parse(value: str | bytes) -> StripeCredentials:
     if not isinstance(document, dict):
         logger.error("the Stripe secret is not a JSON object")
         raise BillingMisconfiguredError("billing is misconfigured")
-    secret_key = str(document.get("STRIPE_SECRET_KEY") or "").strip()
+    secret_key = str(document.get(key_name) or document.get(SHARED_KEY_NAME) or "").strip()
     webhook = str(document.get("STRIPE_WEBHOOK_SECRET") or "")
     return StripeCredentials(
         secret_key=secret_key,
@@ -87,13 +90,14 @@ def get_stripe_credentials() -> StripeCredentials:
     secret_id = settings.STRIPE_SECRET_ARN
     if not secret_id:
         raise BillingNotConfiguredError("billing is not configured")
-    cached = _cache.get(secret_id)
+    cache_key = (secret_id, settings.STRIPE_KEY_NAME)
+    cached = _cache.get(cache_key)
     if cached is not None and monotonic() < cached[0]:
         return cached[1]
-    credentials = _parse(_read_secret(secret_id))
+    credentials = _parse(_read_secret(secret_id), settings.STRIPE_KEY_NAME)
     max_age = settings.STRIPE_SECRET_MAX_AGE_SECONDS
     if max_age > 0:
-        _cache[secret_id] = (monotonic() + max_age, credentials)
+        _cache[cache_key] = (monotonic() + max_age, credentials)
     else:
-        _cache.pop(secret_id, None)
+        _cache.pop(cache_key, None)
     return credentials
