@@ -13,8 +13,10 @@ Prices recur monthly, licensed, per unit: the catalog gives no interval.
 
 A price's amount, currency and recurrence cannot be changed in Stripe. When the price holding the
 lookup key differs from the catalog (or is archived, or not on its product), a new price takes the
-lookup key over (`transfer_lookup_key`); the old one is otherwise left as it is, so subscribers on it
-keep what they pay until moved. A product's name is updated in place (and an archived one reactivated).
+lookup key over (`transfer_lookup_key`); the old one is otherwise left as it is. Not while the old
+price has live subscriptions: the functions know a plan only by the prices StripePrices resolves to,
+so its subscribers would lose their plan while still paying (the run refuses, before any write).
+A product's name is updated in place (and an archived one reactivated).
 
 StripePrices is printed in its lookup-key form, which never changes: a price replaced later carries
 its lookup key with it, so no redeploy is needed (functions resolve lookup keys once per execution
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from tenant_billing.catalog import Catalog, PriceKind, get_catalog
+from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import ConfigurationError
 from tenant_billing.stripe_adapter import STRIPE_API_VERSION
 from tenant_billing.stripe_prices import LOOKUP_KEYS_PER_REQUEST
@@ -113,16 +116,47 @@ def stripe_prices_parameter(catalog: Catalog) -> dict[str, dict[str, str]]:
     return {price.name: {"lookupKey": price.lookup_key} for price in catalog_prices(catalog)}
 
 
+class PriceInUseError(Exception):
+    """A price the catalog would replace still has live subscriptions (nothing was written)."""
+
+
 def bootstrap_catalog(client: stripe.StripeClient, catalog: Catalog) -> list[Outcome]:
     """Make Stripe hold the catalog's products and prices; what was done to each, in catalog order.
-    A Stripe error stops the run; the next run picks up where it stopped."""
+    A Stripe error stops the run; the next run picks up where it stopped. PriceInUseError, before
+    any write, when a price to replace still has live subscriptions."""
     wanted = catalog_prices(catalog)
     holders = _prices_by_lookup_key(client, [price.lookup_key for price in wanted])
+    _refuse_to_replace_subscribed_prices(client, wanted, holders)
     outcomes: list[Outcome] = []
     for price in wanted:
         outcomes.append(_sync_product(client, price))
         outcomes.append(_sync_price(client, price, holders.get(price.lookup_key)))
     return outcomes
+
+
+def _refuse_to_replace_subscribed_prices(
+    client: stripe.StripeClient, wanted: list[CatalogPrice], holders: dict[str, stripe.Price]
+) -> None:
+    """The functions know a plan only by the prices StripePrices resolves to: once a new price takes
+    the lookup key, subscribers still on the old one would be entitled to the fallback plan while
+    paying for theirs. Until they are moved (or the catalog keeps its amount), nothing is replaced."""
+    in_use = []
+    for price in wanted:
+        holder = holders.get(price.lookup_key)
+        if holder is None or not holder.active or not _differences(holder, price):
+            continue
+        # Without `status`, Stripe lists every subscription but the canceled ones.
+        page = client.v1.subscriptions.list(params={"price": holder.id, "limit": 100})
+        live = [s.id for s in page.data if s.status not in ENDED_STATUSES]
+        if live:
+            more = "+" if page.has_more else ""
+            in_use.append(f"{price.name}: {holder.id} has {len(live)}{more} live subscription(s), e.g. {live[0]}")
+    if in_use:
+        raise PriceInUseError(
+            "a new price would take the lookup key, and subscribers still on the old one would lose their plan: "
+            + "; ".join(in_use)
+            + ". Move them to a price the catalog sells, or keep the catalog's amount. Nothing was changed."
+        )
 
 
 def _prices_by_lookup_key(client: stripe.StripeClient, lookup_keys: list[str]) -> dict[str, stripe.Price]:
@@ -204,7 +238,7 @@ def _sync_price(client: stripe.StripeClient, wanted: CatalogPrice, holder: strip
     if not differences:
         return Outcome("price", wanted.name, holder.id, "unchanged", sells)
     created = client.v1.prices.create(params={**params, "transfer_lookup_key": True})
-    left = "stays active: its subscribers keep what they pay until moved" if holder.active else "stays archived"
+    left = "stays active (it had no live subscription)" if holder.active else "stays archived"
     detail = f"{sells}; took the lookup key from {holder.id} ({', '.join(differences)}), which {left}"
     return Outcome("price", wanted.name, created.id, "replaced", detail)
 
@@ -296,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = bootstrap_catalog(client, catalog)
     except stripe.StripeError as exc:
         print(f"bootstrap-catalog: {_stripe_failure(exc, api_key)}", file=sys.stderr)
+        return 1
+    except PriceInUseError as exc:
+        print(f"bootstrap-catalog: {exc}", file=sys.stderr)
         return 1
     print(report(outcomes, catalog, "live mode" if live else "test mode", args.api_base))
     return 0

@@ -39,6 +39,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info(
             "operator command", extra={"command": command.command, "org_id": command.org_id, "event_id": command.event_id}
         )
+        # How often operators step in (each command is also its log line above).
+        metrics.add_metric(name="OperatorCommand", unit="Count", value=1)
         return {"result": run(command)}
     except BillingError as exc:
         logger.warning("operator command refused or failed", extra={"error_code": exc.code})

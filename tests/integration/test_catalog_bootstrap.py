@@ -162,7 +162,7 @@ def test_a_second_run_writes_nothing_and_prints_the_same_stripe_prices(
     assert "unchanged" in second.out
 
 
-def test_a_changed_amount_moves_the_lookup_key_to_a_new_price_and_keeps_the_old_one_active(
+def test_a_changed_amount_of_an_unsubscribed_price_moves_the_lookup_key_to_a_new_price(
     fake: FakeStripe,
     base_url: str,
     run: Callable[..., Run],
@@ -180,14 +180,14 @@ def test_a_changed_amount_moves_the_lookup_key_to_a_new_price_and_keeps_the_old_
     assert (create.params["lookup_key"], create.params["transfer_lookup_key"]) == ("pro_site", "true")
     new = holder_of(fake, "pro_site")
     assert (new["unit_amount"], new["product"], new["active"]) == (2100, "plan_pro_site", True)
-    # The old price is left as it was, but for its lookup key: its subscribers keep paying 1900.
+    # The old price is left as it was, but for its lookup key.
     old = fake.prices[old_id]
     assert (old["active"], old["unit_amount"], old["lookup_key"]) == (True, 1900, None)
     # The StripePrices value is unchanged: no redeploy needed.
     assert result.stripe_prices == first.stripe_prices
     (line,) = [line for line in result.out.splitlines() if new["id"] in line]
     assert old_id in line
-    assert "stays active" in line
+    assert "stays active (it had no live subscription)" in line
     assert "1900" in line
     assert "2100" in line
     assert "redeploy" in result.out
@@ -195,6 +195,46 @@ def test_a_changed_amount_moves_the_lookup_key_to_a_new_price_and_keeps_the_old_
     fake.reset_requests()
     assert run("--api-base", base_url).code == 0
     assert writes(fake) == []
+
+
+def test_a_changed_amount_of_a_price_with_live_subscribers_changes_nothing_and_names_them(
+    fake: FakeStripe,
+    client: stripe.StripeClient,
+    base_url: str,
+    run: Callable[..., Run],
+    edit_catalog: Callable[[Callable[[dict[str, Any]], object]], Catalog],
+) -> None:
+    """The attack: moving the lookup key away from a price people pay for would leave them paying Pro
+    while the functions, which know Pro only by the price the key resolves to, grant the fallback."""
+    run("--api-base", base_url)
+    old = holder_of(fake, "pro_base")
+    customer = client.v1.customers.create(params={"email": "payer@example.com"}).id
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer": customer,
+            "line_items": [{"price": old["id"], "quantity": 1}],
+            "success_url": "https://app.example/ok",
+        }
+    )
+    (subscription_id,) = {
+        event["data"]["object"]["id"]
+        for event in fake.complete_checkout(session.id)
+        if event["type"].startswith("customer.subscription.")
+    }
+    edit_catalog(lambda doc: doc["plans"]["pro"]["basePrice"].update(unitAmount=8900))
+    fake.reset_requests()
+
+    result = run("--api-base", base_url)
+    assert result.code == 1
+    assert writes(fake) == []
+    assert f"pro_base: {old['id']} has 1 live subscription(s), e.g. {subscription_id}" in result.err
+    assert "Nothing was changed" in result.err
+    assert holder_of(fake, "pro_base")["id"] == old["id"]
+    # Once the subscription has ended, the price may be replaced.
+    fake.cancel_subscription(subscription_id)
+    assert run("--api-base", base_url).code == 0
+    assert holder_of(fake, "pro_base")["unit_amount"] == 8900
 
 
 def test_a_renamed_plan_renames_its_products_in_place(

@@ -121,6 +121,15 @@ def test_invalid_catalogs_are_rejected(mutate: Any) -> None:
         parse_catalog(json.dumps(doc))
 
 
+@pytest.mark.parametrize("key", ["pro bad/x", "Pro", "1pro", ""])
+def test_a_plan_key_that_cannot_be_a_stripe_product_id_part_is_rejected(key: str) -> None:
+    doc = shipped()
+    doc["plans"][key] = doc["plans"].pop("enterprise")
+    with pytest.raises(ConfigurationError) as raised:
+        parse_catalog(json.dumps(doc))
+    assert str(raised.value).startswith(f"invalid plan catalog: plans.{key}: {key!r} is not a plan key")
+
+
 def test_malformed_json_is_rejected() -> None:
     with pytest.raises(ConfigurationError):
         parse_catalog(b"{not json")

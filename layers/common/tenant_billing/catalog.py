@@ -261,6 +261,9 @@ def _catalog(raw: object) -> Catalog:
         raise _Invalid(f"plans: must be an object, not {_kind(raw_plans)}")
     if not raw_plans:
         raise _Invalid("plans: must hold at least one plan")
+    for plan_id in raw_plans:
+        # A plan key is stored, shown and part of its Stripe product ids (plan_<key>_base).
+        _matching(plan_id, _at("plans", plan_id), PRICE_NAME_PATTERN, "a plan key (a-z, then up to 63 of a-z, 0-9 and _)")
     plans = {plan_id: _plan(plan, _at("plans", plan_id)) for plan_id, plan in raw_plans.items()}
 
     if fallback_plan not in plans:
