@@ -222,7 +222,8 @@ def running_stack(ports: Ports, out: Any = sys.stdout, *, stripe_delivery: str =
         key = load_signing_key()
         verifier = Verifier(key.public_key(), LOCAL_ISSUER, (LOCAL_AUDIENCE,))
         tokens = _demo_tokens(key)
-        gateway = ApiGateway(template_stack, processes, verifier, lambda: {"tokens": tokens, "apiBase": ""}, CATALOG_PATH)
+        page_config = {"tokens": tokens, "apiBase": "", **_role_settings(template_stack)}
+        gateway = ApiGateway(template_stack, processes, verifier, lambda: page_config, CATALOG_PATH)
         _serve(stack, gateway, ports.gateway, "api")
         (webhook_function,) = template_stack.url_functions()
         _serve(stack, FunctionUrl(processes[webhook_function.logical_id]), ports.webhook, "webhook")
@@ -238,6 +239,14 @@ def running_stack(ports: Ports, out: Any = sys.stdout, *, stripe_delivery: str =
         }
         print_banner(info, out)
         yield info
+
+
+def _role_settings(template_stack: LocalStack) -> dict[str, Any]:
+    """Where the token names the caller's role and which roles manage billing, as the functions read
+    them (RoleClaim, AdminRoles): the demo page offers admin actions by them (display only)."""
+    environment = next(iter(template_stack.functions.values())).environment
+    roles = [role.strip() for role in environment["ADMIN_ROLES"].split(",") if role.strip()]
+    return {"roleClaim": environment["ROLE_CLAIM"], "adminRoles": roles}
 
 
 def print_banner(info: dict[str, Any], out: Any) -> None:

@@ -170,6 +170,10 @@ def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytes
         with opener.open(f"{stripe}/_emulator/deliveries", timeout=10) as response:
             (delivery,) = json.loads(response.read())
         assert (delivery["type"], delivery["pending"], delivery["attempts"]) == ("customer.created", True, 0)
+        # The demo page offers admin actions by the stack's own RoleClaim and AdminRoles (display only).
+        with opener.open(f"{info['gateway']}/dev/config.json", timeout=10) as response:
+            page_config = json.loads(response.read())
+        assert (page_config["roleClaim"], page_config["adminRoles"]) == ("org_role", ["owner", "admin"])
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 10
     err = capsys.readouterr().err

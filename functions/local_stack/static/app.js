@@ -52,10 +52,11 @@ const PAYMENT_WATCH_MS = 5 * 60_000;
 const LIVE_HINT = "Change your plan under Change plan, or in Manage subscription";
 // What the status calls the fallback plan's entitlements when no subscription pays for a plan.
 const FREE_TIER = "Free";
-// Where the token names the caller's role, and the roles that manage billing: the template's defaults
-// (RoleClaim, AdminRoles). Read for display only: the API authorizes every call from the verified token.
-const ROLE_CLAIM = "org_role";
-const ADMIN_ROLES = new Set(["owner", "admin"]);
+// Where the token names the caller's role, and the roles that manage billing (RoleClaim, AdminRoles):
+// /dev/config.json gives the stack's, these are the template's defaults. Read for display only: the
+// API authorizes every call from the verified token.
+const DEFAULT_ROLE_CLAIM = "org_role";
+const DEFAULT_ADMIN_ROLES = ["owner", "admin"];
 const CALLER_KEY = "billing-demo.caller"; // localStorage: the label of the chosen caller
 
 const state = {
@@ -63,6 +64,8 @@ const state = {
   tokens: [], // [{label, orgId, role, token}]
   token: null, // the selected caller's JWT
   admin: false, // its role claim names a billing admin (display only)
+  roleClaim: DEFAULT_ROLE_CLAIM,
+  adminRoles: new Set(DEFAULT_ADMIN_ROLES),
   catalog: null, // /dev/plans.json
   status: null, // the last GET /billing/status answer, null while unknown
   statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
@@ -356,6 +359,8 @@ function renderStatus() {
 /** On the free tier: that no subscription pays for a plan, or why the subscription's plan does not apply. */
 function freeTierText(sub) {
   if (!isLive(sub)) return "No paid subscription: the free features and limits below apply, at no charge.";
+  // A price the catalog does not know (the backend's alarm UnknownSubscriptionPrice): nothing names its plan.
+  if (!sub.plan) return "The subscription's price is not one of this catalog's plans: the free features and limits below apply until billing support fixes it.";
   return `The ${planName(sub.plan)} subscription is ${sub.status}: the free features and limits below apply until it is active again.`;
 }
 
@@ -767,8 +772,8 @@ function isBillingAdmin(token) {
   try {
     const base64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
     const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
-    const role = claims[ROLE_CLAIM];
-    return (Array.isArray(role) ? role : [role]).some((r) => ADMIN_ROLES.has(r));
+    const role = claims[state.roleClaim];
+    return (Array.isArray(role) ? role : [role]).some((r) => state.adminRoles.has(r));
   } catch {
     return false; // not a JWT: offer nothing the API would refuse
   }
@@ -904,6 +909,8 @@ async function init() {
   }
   state.apiBase = (config.apiBase ?? "").replace(/\/$/, "");
   state.tokens = config.tokens ?? [];
+  state.roleClaim = config.roleClaim ?? DEFAULT_ROLE_CLAIM;
+  state.adminRoles = new Set(config.adminRoles ?? DEFAULT_ADMIN_ROLES);
   renderPlans();
   if (state.tokens.length === 0) {
     showError(new ApiError(0, "no_callers", "/dev/config.json lists no tokens"));
