@@ -37,7 +37,7 @@ from functions.local_stack.gateway import ApiGateway, FunctionUrl, serve
 from functions.local_stack.queue_poller import QueuePoller
 from functions.local_stack.template_model import LocalStack, load_local_stack
 from tenant_billing.catalog import CATALOG_PATH, get_catalog
-from tenant_billing.settings import parse_prices
+from tenant_billing.settings import Settings, parse_prices
 from tests.support.local_services import (
     LOCAL_TABLE,
     LOCAL_WEBHOOK_SECRET,
@@ -244,9 +244,8 @@ def running_stack(ports: Ports, out: Any = sys.stdout, *, stripe_delivery: str =
 def _role_settings(template_stack: LocalStack) -> dict[str, Any]:
     """Where the token names the caller's role and which roles manage billing, as the functions read
     them (RoleClaim, AdminRoles): the demo page offers admin actions by them (display only)."""
-    environment = next(iter(template_stack.functions.values())).environment
-    roles = [role.strip() for role in environment["ADMIN_ROLES"].split(",") if role.strip()]
-    return {"roleClaim": environment["ROLE_CLAIM"], "adminRoles": roles}
+    settings = Settings.from_environ(next(iter(template_stack.functions.values())).environment)
+    return {"roleClaim": settings.ROLE_CLAIM, "adminRoles": sorted(settings.ADMIN_ROLES)}
 
 
 def print_banner(info: dict[str, Any], out: Any) -> None:

@@ -173,7 +173,7 @@ def test_the_stack_stops_at_once_and_quietly_with_webhooks_pending(capsys: pytes
         # The demo page offers admin actions by the stack's own RoleClaim and AdminRoles (display only).
         with opener.open(f"{info['gateway']}/dev/config.json", timeout=10) as response:
             page_config = json.loads(response.read())
-        assert (page_config["roleClaim"], page_config["adminRoles"]) == ("org_role", ["owner", "admin"])
+        assert (page_config["roleClaim"], page_config["adminRoles"]) == ("org_role", ["admin", "owner"])
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 10
     err = capsys.readouterr().err

@@ -58,7 +58,7 @@ def is_org_id(value: str) -> bool:
 def caller_from_event(event: Mapping[str, Any], settings: Settings) -> Caller:
     claims = _claims(event)
     org_id = claims.get(settings.TENANT_CLAIM)
-    if not isinstance(org_id, str) or not _ORG_ID.fullmatch(org_id):
+    if not isinstance(org_id, str) or not is_org_id(org_id):
         raise UnauthorizedError("the token carries no valid organization claim")
     roles = _roles(claims.get(settings.ROLE_CLAIM))
     return Caller(org_id=org_id, roles=roles, is_billing_admin=bool(roles & settings.ADMIN_ROLES))

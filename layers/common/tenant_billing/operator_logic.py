@@ -17,6 +17,7 @@ from dataclasses import field
 from typing import Any, Protocol
 
 from tenant_billing.catalog import Catalog
+from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingError, InvalidRequestError
 from tenant_billing.event_sync_logic import BatchSync
 from tenant_billing.items import EntitlementRecord, SubscriptionRecord
@@ -27,12 +28,12 @@ from tenant_billing.records import frozen, record_fields
 from tenant_billing.settings import Settings
 from tenant_billing.stripe_port import StripePort, Subscription
 from tenant_billing.subscription_store import confirm_superseded
+from tenant_billing.subscription_sync import current_period_end
 from tenant_billing.webhook_logic import HANDLED_EVENTS, Outcome
 from tenant_billing.wire import api
 
 # Subscription items read per Scan page when listing problems.
 PROBLEM_SCAN_PAGE = 500
-ENDED = frozenset({"canceled", "incomplete_expired"})
 
 
 COMMANDS = ("show", "resync", "replay", "problems")
@@ -79,7 +80,7 @@ def stripe_view(subscription: Subscription) -> dict[str, Any]:
         "subscription_id": subscription.id,
         "status": subscription.status,
         "items": [{"price_id": item.price_id, "quantity": item.quantity} for item in subscription.items],
-        "current_period_end": max((item.current_period_end or 0 for item in subscription.items), default=0) or None,
+        "current_period_end": current_period_end(subscription.items),
         "cancel_at_period_end": subscription.cancel_at_period_end,
         "cancel_at": subscription.cancel_at,
         "created": subscription.created,
@@ -90,7 +91,7 @@ def stripe_view(subscription: Subscription) -> dict[str, Any]:
 def differences(stored: SubscriptionRecord | None, in_stripe: list[Subscription]) -> list[str]:
     """What an operator should look at: where the table and Stripe disagree."""
     found = []
-    live = [subscription for subscription in in_stripe if subscription.status not in ENDED]
+    live = [subscription for subscription in in_stripe if subscription.status not in ENDED_STATUSES]
     by_id = {subscription.id: subscription for subscription in in_stripe}
     if stored is None:
         if live:
@@ -114,17 +115,17 @@ def differences(stored: SubscriptionRecord | None, in_stripe: list[Subscription]
 def show_org(org_id: str, store: OrgBillingStore, stripe_factory: Callable[[], StripePort]) -> dict[str, Any]:
     """The organization's stored billing and its Stripe customer's subscriptions, side by side."""
     billing = store.get_org_billing(org_id)
-    customer = billing.customer
+    customer_id = billing.customer.customer_id if billing.customer is not None and billing.customer.is_linked else None
     answer: dict[str, Any] = {
         "org_id": org_id,
-        "customer_id": customer.customer_id if customer is not None and customer.is_linked else None,
+        "customer_id": customer_id,
         "stored": {"subscription": record_view(billing.subscription), "entitlement": record_view(billing.entitlement)},
         "stripe": None,
         "differences": [],
     }
-    if customer is None or not customer.is_linked:
+    if customer_id is None:
         return answer
-    in_stripe = read_customer_subscriptions(stripe_factory(), customer.customer_id)
+    in_stripe = read_customer_subscriptions(stripe_factory(), customer_id)
     answer["stripe"] = {"subscriptions": [stripe_view(subscription) for subscription in in_stripe]}
     answer["differences"] = differences(billing.subscription, in_stripe)
     return answer

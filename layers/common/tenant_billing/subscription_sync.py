@@ -63,7 +63,7 @@ def _pending_items(items: Sequence[SubscriptionItem], pending: PendingUpdate) ->
     return merged + list(by_id.values())
 
 
-def _current_period_end(items: Sequence[SubscriptionItem]) -> int | None:
+def current_period_end(items: Sequence[SubscriptionItem]) -> int | None:
     ends = [item.current_period_end for item in items if item.current_period_end is not None]
     return max(ends) if ends else None
 
@@ -93,7 +93,7 @@ def synced_state(
         status=status,
         plan=plan,
         site_quantity=quantity,
-        current_period_end=_current_period_end(items),
+        current_period_end=current_period_end(items),
         cancel_at_period_end=subscription.cancel_at_period_end,
         created=subscription.created,
         read_at_ns=read_at_ns,
