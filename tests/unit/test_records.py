@@ -76,3 +76,53 @@ def test_threads_instantiating_a_new_record_together_all_get_one() -> None:
     for thread in threads:
         thread.join()
     assert len(made) == 8 and all(instance == made[0] for instance in made)
+
+
+def test_the_generic_methods_do_what_the_dataclass_would() -> None:
+    @frozen
+    class Counts:
+        name: str
+        limit: int = 1
+        counts: dict[str, int] = field(default_factory=dict, hash=False)
+        secret: str = field(default="s", repr=False, compare=False)
+
+    first, second = Counts("a"), Counts("a")
+    # A fresh default per instance, as default_factory gives.
+    assert first.counts == {} and first.counts is not second.counts
+    assert first == Counts("a", 1, {}, "other") and first != Counts("a", 2)
+    assert hash(first) == hash(Counts("a", 1, {"x": 1}))  # counts is not hashed
+    assert "secret" not in repr(first) and repr(first).endswith("Counts(name='a', limit=1, counts={})")
+    match Counts("b", 3):
+        case Counts(name, limit):
+            assert (name, limit) == ("b", 3)
+    with pytest.raises(TypeError, match="missing required arguments: 'name'"):
+        Counts()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'other'"):
+        Counts("a", other=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'name'"):
+        Counts("a", name="b")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes 4 positional arguments but 5 were given"):
+        Counts("a", 1, {}, "s", 5)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del first.name
+    assert first.__eq__(("a", 1, {}, "s")) is NotImplemented and Counts.__doc__ == "Counts(name, limit, counts, secret)"
+
+
+def test_a_positional_field_without_default_after_one_with_is_refused_on_build() -> None:
+    @frozen
+    class Misordered:
+        limit: int = 1
+        name: str  # type: ignore[misc]
+
+    with pytest.raises(TypeError, match="non-default argument 'name' follows default argument 'limit'"):
+        record_fields(Misordered)
+
+
+def test_building_a_record_writes_no_source() -> None:
+    """What made records cheap: dataclass is asked for no generated method (each one is source it
+    compiles at runtime, which no bytecode cache saves)."""
+    _, child = declare()
+    record_fields(child)
+    params = child.__dataclass_params__  # type: ignore[attr-defined]
+    assert (params.init, params.repr, params.eq, params.frozen) == (False, False, False, False)
+    assert vars(child)["__init__"].__module__ == "tenant_billing.records"

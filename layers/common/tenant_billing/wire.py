@@ -17,7 +17,7 @@ import typing
 from typing import Any
 
 from tenant_billing.errors import InvalidRequestError
-from tenant_billing.records import is_record, record_fields
+from tenant_billing.records import frozen, is_record, record_fields
 
 # The field name may be the caller's own (an unknown field): it is kept bounded.
 MAX_FIELD_NAME = 128
@@ -40,7 +40,7 @@ def api(
     return {key: value for key, value in metadata.items() if value is not None}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class WireField:
     name: str
     wire_name: str
