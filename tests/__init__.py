@@ -2,8 +2,8 @@
 
 import os
 
-# Powertools reads these when Logger, Metrics and Tracer are created, which is when a handler
-# module (or the layer's observability module) is first imported: set them before anything is.
+# Powertools reads these when Logger, Metrics and Tracer are created (on first use, tenant_billing.observability):
+# set them before anything is imported.
 POWERTOOLS_ENV = {
     "POWERTOOLS_SERVICE_NAME": "billing",
     "POWERTOOLS_METRICS_NAMESPACE": "SaaSBillingTest",

@@ -9,9 +9,14 @@ from dataclasses import dataclass
 import pytest
 
 from tenant_billing.catalog import get_catalog
+from tenant_billing.observability import logger
 from tenant_billing.settings import get_settings
 from tests import POWERTOOLS_ENV
 from tests.support.logscan import LogCapture, clear_sensitive, scan, sensitive_texts
+
+# Powertools' Logger is created on first use and its handler keeps the stdout it saw then: created
+# now, that is the session's, never a test's capsys (closed when its test ends).
+logger.powertools()
 
 TABLE_NAME = "billing-test"
 SECRET_NAME = "billing/stripe-test"
@@ -139,7 +144,7 @@ def log_capture(
     URL (Checkout, portal, hosted invoice), a card number or a webhook body it delivered
     (tests.support.webhook_events registers those).
 
-    Powertools writes to the stdout it saw at import, which capsys never sees: LogCapture points
+    Powertools writes to the stdout it saw when created (above), which capsys never sees: LogCapture points
     Powertools' own handler at a buffer for the test. (Not checked when the test already failed:
     its own report says why.)"""
     clear_sensitive()

@@ -62,28 +62,6 @@ def test_prices_left_out_are_not_configured(monkeypatch: pytest.MonkeyPatch) -> 
     assert "pro_site" not in get_settings().STRIPE_PRICES
 
 
-def test_tracing_off_uses_the_noop_provider_and_on_uses_xray() -> None:
-    import subprocess
-    import sys
-
-    from tests.support.template import REPO_ROOT
-
-    code = (
-        "import sys\n"
-        "from tenant_billing.observability import tracer\n"
-        "print(type(tracer.provider).__name__, 'aws_xray_sdk.core' in sys.modules)\n"
-    )
-    base = {"PYTHONPATH": str(REPO_ROOT / "layers/common"), "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"}
-    off = {**base, "POWERTOOLS_TRACE_DISABLED": "true"}
-    on = {**base, "LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}
-    results = [
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
-        for env in (off, on)
-    ]
-    assert results[0] == ["NoopTracingProvider", "False"]
-    assert results[1][1] == "True" and results[1][0] != "NoopTracingProvider"
-
-
 def test_prices_are_one_json_object_of_ids_and_lookup_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     configure_prices(monkeypatch, {"pro_base": {"lookupKey": "pro_monthly"}})
     prices = get_settings().STRIPE_PRICES

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tenant_billing import aws_clients, snapstart, stripe_adapter, stripe_credentials
+from tenant_billing import aws_clients, observability, snapstart, stripe_adapter, stripe_credentials
 from tenant_billing.catalog import get_catalog
 from tenant_billing.settings import get_settings
 from tests.support.template import REPO_ROOT, handler_modules, load_template, resources_of_type
@@ -61,7 +61,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRuntimeHooks]:
 
 
 def test_warmers_run_before_the_snapshot_without_credentials_and_restore_renews_the_environment(
-    runtime: FakeRuntimeHooks,
+    runtime: FakeRuntimeHooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[str] = []
     seen_credentials: list[object] = []
@@ -76,8 +76,11 @@ def test_warmers_run_before_the_snapshot_without_credentials_and_restore_renews_
     assert ran == []  # registered, not run: Lambda runs the hooks
     assert (len(runtime.before), len(runtime.after)) == (1, 1)
 
+    monkeypatch.setattr(observability, "metrics", observability.LazyMetrics())
     runtime.snapshot()
     assert ran == ["clients", "last"]
+    # Powertools, created on first use, is in the snapshot too.
+    assert observability.logger.created and observability.metrics.created
     assert get_settings.cache_info().currsize == get_catalog.cache_info().currsize == 1
     # No credential was looked up for the snapshot, and none is cached in it.
     assert seen_credentials == [None]

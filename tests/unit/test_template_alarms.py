@@ -26,7 +26,8 @@ TOPIC = {"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTop
 def emitted_metric_names() -> set[str]:
     """Every name an `add_metric(name=...)` call of the shipped code can emit."""
     names: set[str] = set()
-    for path in SOURCES:
+    # observability's stand-in forwards the other modules' calls to Powertools.
+    for path in (source for source in SOURCES if source.name != "observability.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_metric"):
                 continue

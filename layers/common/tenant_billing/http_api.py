@@ -19,12 +19,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from tenant_billing.auth import Caller, Role, authorize, caller_from_event
 from tenant_billing.errors import BillingError, InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from tenant_billing.http_responses import internal_error, proxy_response, refused, route_not_found
-from tenant_billing.observability import logger, metrics, tracer
+from tenant_billing.observability import API_GATEWAY_HTTP_REQUEST_ID, logger, metrics, tracer
 from tenant_billing.records import frozen
 from tenant_billing.settings import get_settings
 from tenant_billing.wire import read_model, resolve_models, to_wire
@@ -171,7 +169,7 @@ def api_lambda_handler(api: BillingApi) -> LambdaHandler:
     """The Lambda entry point of an API function: Powertools' logging, tracing and metrics around
     `api.handle`."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+    @logger.inject_lambda_context(correlation_id_path=API_GATEWAY_HTTP_REQUEST_ID, clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -5,8 +5,9 @@ snapshot of the execution environment, and resumes every new environment of that
 A handler calls prime_on_snapshot(...) at module level with its warmers (the imports are done by
 then):
 
-- before the snapshot, the warmers run (create the AWS clients, load the settings and the catalog),
-  so the snapshot holds botocore's loaded models and endpoint data. No credential is read into it:
+- before the snapshot, Powertools' objects are created and the warmers run (create the AWS
+  clients, load the settings and the catalog), so the snapshot holds Powertools and botocore's
+  loaded models and endpoint data. No credential is read into it:
   the warmers run with botocore's credential chain emptied, and the clients they created (which
   could not sign) are dropped afterwards; the Stripe secret is only ever read by a request.
 - after a restore, what must be unique or fresh in each environment is renewed: `random` is
@@ -56,10 +57,11 @@ def prime_on_snapshot(*warmers: "Callable[[], object]") -> None:
 
 
 def _prime(warmers: "tuple[Callable[[], object], ...]") -> None:
-    from tenant_billing.observability import logger
+    from tenant_billing.observability import logger, prime
 
     with _CredentialsOff():
-        for warmer in warmers:
+        # Powertools first: the observability objects are created on first use (observability).
+        for warmer in (prime, *warmers):
             try:
                 warmer()
             except Exception as exc:  # priming is an optimisation: the request path creates what failed
