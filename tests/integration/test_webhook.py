@@ -17,7 +17,7 @@ import checkout_handler
 import stripe_webhook_handler
 from tests.stripe_fake import FakeStripe
 from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
-from tests.support.flows import WEBHOOK_SECRET, call, deliver, status_of, subscribe
+from tests.support.flows import WEBHOOK_SECRET, call, deliver, ingest, status_of, subscribe
 from tests.support.queue import drain, return_failed_now
 from tests.support.webhook_events import delivery_body, function_url_event, signed_delivery
 
@@ -201,6 +201,26 @@ def test_other_types_are_ignored(event_type: str, table_items: Items) -> None:
     }
     assert deliver(stripe_event) == (200, {"received": True, "outcome": "ignored"})
     assert table_items() == []
+
+
+def test_a_queued_delivery_adds_no_metric_of_ours_an_ignored_one_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    """Queued deliveries are counted by the queue (the dashboard reads SQS's NumberOfMessagesSent)."""
+    queued = {
+        "id": "evt_counted",
+        "object": "event",
+        "type": "invoice.paid",
+        "data": {"object": {"id": "in_1", "customer": "cus_1"}},
+    }
+    ignored = {**queued, "id": "evt_other", "type": "charge.succeeded"}
+
+    def metrics_of(stripe_event: dict[str, Any]) -> list[str]:
+        capsys.readouterr()
+        assert ingest(stripe_event)[0] == 200
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+        return [metric["Name"] for line in lines for block in line["_aws"]["CloudWatchMetrics"] for metric in block["Metrics"]]
+
+    assert metrics_of(queued) == []
+    assert metrics_of(ignored) == ["Webhook_ignored"]
 
 
 def test_only_post(table_items: Items) -> None:

@@ -65,7 +65,7 @@ def test_the_code_emits_its_metrics_under_the_namespace_and_service_the_alarms_w
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
     service = variables["POWERTOOLS_SERVICE_NAME"]
     names = emitted_metric_names()
-    assert {"WebhookRejected", "Webhook_queued", "ReconcileRepaired", "DuplicateSubscription"} <= names
+    assert {"WebhookRejected", "Webhook_ignored", "ReconcileRepaired", "DuplicateSubscription"} <= names
     watched = [metric for alarm in alarms().values() for metric in alarm_metrics(alarm) if metric["Namespace"] == NAMESPACE]
     assert watched
     for metric in watched:
