@@ -162,3 +162,25 @@ def test_tracing_is_on_exactly_where_powertools_would_trace(environment: dict[st
         monkeypatch.setenv(name, value)
     assert tracing_disabled() == bool(Tracer._is_tracer_disabled())
     assert LazyTracer().enabled is not tracing_disabled()
+
+
+def test_threads_logging_their_first_line_together_create_one_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import threading
+
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "billing-threads")
+    lazy = LazyLogger()
+    barrier = threading.Barrier(8)
+    created: list[object] = []
+
+    def first_line() -> None:
+        barrier.wait()
+        created.append(lazy.powertools())
+
+    threads = [threading.Thread(target=first_line) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(logger) for logger in created}) == 1
+    assert len(logging.getLogger("billing-threads").handlers) == 1

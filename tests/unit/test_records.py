@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import field
+from typing import Any
 
 import pytest
 
@@ -126,3 +128,71 @@ def test_building_a_record_writes_no_source() -> None:
     params = child.__dataclass_params__  # type: ignore[attr-defined]
     assert (params.init, params.repr, params.eq, params.frozen) == (False, False, False, False)
     assert vars(child)["__init__"].__module__ == "tenant_billing.records"
+
+
+def test_a_record_cannot_define_what_its_generic_constructor_would_skip() -> None:
+    with pytest.raises(TypeError, match="cannot define"):
+
+        @frozen
+        class Checked:
+            amount: int
+
+            def __post_init__(self) -> None:
+                raise ValueError
+
+    @frozen
+    class Computed:
+        amount: int
+        label: str = field(init=False, default="x")
+
+    with pytest.raises(TypeError, match="init=False"):
+        record_fields(Computed)
+
+
+def test_a_method_the_record_defines_itself_stays() -> None:
+    @frozen
+    class Shown:
+        amount: int
+
+        def __repr__(self) -> str:
+            return "shown"
+
+    assert repr(Shown(1)) == "shown" and Shown(1) == Shown(1)
+
+
+def test_every_record_of_the_package_builds() -> None:
+    """Declaration errors (a field order, a mutable default) surface when a class is first used:
+    this finds them for every record before a request does."""
+    import importlib
+    import pkgutil
+
+    import tenant_billing
+
+    modules = [importlib.import_module(f"tenant_billing.{info.name}") for info in pkgutil.iter_modules(tenant_billing.__path__)]
+    records = {value for module in modules for value in vars(module).values() if isinstance(value, type) and is_record(value)}
+    assert len(records) > 50
+    for record in records:
+        assert record_fields(record) == dataclasses.fields(record)
+
+
+def test_a_thread_never_gets_a_half_built_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, child = declare()
+    real = dataclasses.dataclass
+    building = threading.Event()
+
+    def slow(cls: type, **options: Any) -> Any:
+        built: Any = real(cls, **options)
+        if cls is child:
+            building.set()
+            time.sleep(0.1)  # a thread switch while the class is being built
+        return built
+
+    monkeypatch.setattr(dataclasses, "dataclass", slow)
+    first: list[object] = []
+    builder = threading.Thread(target=lambda: first.append(child(name="pro", amount=2)))
+    builder.start()
+    building.wait()
+    meanwhile = child(name="pro", amount=2)  # while the other thread is building the class
+    builder.join()
+    # Every field set on the instance itself (a default is also a class attribute, which would hide a miss).
+    assert vars(meanwhile) == vars(first[0]) == {"name": "pro", "amount": 2, "limit": "sites"}

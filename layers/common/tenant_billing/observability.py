@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ API_GATEWAY_HTTP_REQUEST_ID = "requestContext.requestId"
 # function never uses; Stripe's HTTP library is patched when a Stripe client is built (`trace_library`).
 TRACED_AT_START = ("botocore",)
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+# Two threads logging their first line together must not both set Powertools up (two handlers).
+_CREATING = threading.RLock()
 
 Handler = Callable[[Any, Any], Any]
 
@@ -80,13 +83,15 @@ class LazyLogger:
 
     def powertools(self) -> Logger:
         if self._logger is None:
-            from aws_lambda_powertools import Logger
+            with _CREATING:
+                if self._logger is None:
+                    from aws_lambda_powertools import Logger
 
-            logger = Logger()
-            if self._invocation is not None:
-                _inject(logger, self._invocation)
-            logger.append_keys(**self._keys)
-            self._logger, self._keys = logger, {}
+                    logger = Logger()
+                    if self._invocation is not None:
+                        _inject(logger, self._invocation)
+                    logger.append_keys(**self._keys)
+                    self._logger, self._keys = logger, {}
         return self._logger
 
     # stacklevel: the caller's line, not this stand-in's, is the log line's location.
@@ -168,9 +173,11 @@ class LazyMetrics:
 
     def powertools(self) -> Metrics:
         if self._metrics is None:
-            from aws_lambda_powertools import Metrics
+            with _CREATING:
+                if self._metrics is None:
+                    from aws_lambda_powertools import Metrics
 
-            self._metrics = Metrics()
+                    self._metrics = Metrics()
         return self._metrics
 
     def add_metric(self, name: str, unit: str, value: float) -> None:
@@ -215,9 +222,11 @@ class LazyTracer:
 
     def powertools(self) -> Tracer:
         if self._tracer is None:
-            from aws_lambda_powertools import Tracer
+            with _CREATING:
+                if self._tracer is None:
+                    from aws_lambda_powertools import Tracer
 
-            self._tracer = Tracer(patch_modules=TRACED_AT_START)
+                    self._tracer = Tracer(patch_modules=TRACED_AT_START)
         return self._tracer
 
     def capture_lambda_handler(self, handler: Handler) -> Handler:

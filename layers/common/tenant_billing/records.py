@@ -22,6 +22,8 @@ from typing import Any, NoReturn, dataclass_transform, overload
 _OPTIONS = "__record_options__"
 # Per built class: (field names, positional field names, {name: (default, factory)}).
 _LAYOUT = "__record_layout__"
+# What a record cannot define: the generic constructor would not call it.
+_CONSTRUCTORS = frozenset({"__init__", "__post_init__"})
 # Two threads may instantiate a record for the first time together (the local stack's servers).
 _BUILDING = threading.RLock()
 
@@ -39,6 +41,8 @@ def frozen(cls: type[Any] | None = None, /, *, kw_only: bool = False) -> Any:
     """`@dataclass(frozen=True)` (with `kw_only`), processed when first used."""
 
     def declare(declared: type[Any]) -> type[Any]:
+        if defined := _CONSTRUCTORS & vars(declared).keys():
+            raise TypeError(f"{declared.__name__}: a record's fields are its constructor; it cannot define {sorted(defined)}")
         setattr(declared, _OPTIONS, {"kw_only": kw_only})
         # Replaced by the record's own __init__ when the class is built.
         declared.__init__ = _build_then_init
@@ -48,34 +52,40 @@ def frozen(cls: type[Any] | None = None, /, *, kw_only: bool = False) -> Any:
 
 
 def _build_then_init(self: Any, *args: Any, **kwargs: Any) -> None:
-    cls = type(self)
-    for klass in reversed(cls.__mro__):
+    for klass in reversed(type(self).__mro__):
         build_record(klass)
-    cls.__init__(self, *args, **kwargs)
+    # Not type(self).__init__: a plain subclass's own __init__ would run twice.
+    _record_init(self, *args, **kwargs)
+
+
+def _is_built(cls: type[Any]) -> bool:
+    # Set last, once everything else is: a thread that sees it sees a finished class.
+    return vars(cls).get("__init__") is _record_init
 
 
 def build_record[Cls: type[Any]](cls: Cls) -> Cls:
     """The record class processed into its dataclass (its record bases first); once."""
-    if _OPTIONS not in vars(cls) or "__dataclass_fields__" in vars(cls):
+    if _OPTIONS not in vars(cls) or _is_built(cls):
         return cls
     with _BUILDING:
-        if "__dataclass_fields__" in vars(cls):
+        if _is_built(cls):
             return cls
         for base in reversed(cls.__mro__[1:]):
             build_record(base)
-        del cls.__init__
         # dataclass documents an undocumented class by its signature (inspect: slow); ours is its fields.
         undocumented = not cls.__doc__
         cls.__doc__ = cls.__doc__ or cls.__name__
         dataclasses.dataclass(cls, init=False, repr=False, eq=False, kw_only=vars(cls)[_OPTIONS]["kw_only"])
-        _add_methods(cls)
         if undocumented:
-            cls.__doc__ = f"{cls.__name__}({', '.join(getattr(cls, _LAYOUT)[0])})"
+            cls.__doc__ = f"{cls.__name__}({', '.join(field.name for field in dataclasses.fields(cls))})"
+        _add_methods(cls)
     return cls
 
 
 def _add_methods(cls: type[Any]) -> None:
     fields = dataclasses.fields(cls)
+    if computed := [field.name for field in fields if not field.init]:
+        raise TypeError(f"{cls.__name__}: every field of a record is an argument; init=False on {computed}")
     names = tuple(field.name for field in fields)
     positional = tuple(field.name for field in fields if not field.kw_only)
     defaults = {
@@ -91,7 +101,6 @@ def _add_methods(cls: type[Any]) -> None:
     compared = tuple(field.name for field in fields if field.compare)
     hashed = tuple(field.name for field in fields if (field.compare if field.hash is None else field.hash))
     methods = {
-        "__init__": _record_init,
         "__repr__": _record_repr,
         "__eq__": _record_eq,
         "__hash__": _record_hash,
@@ -103,7 +112,9 @@ def _add_methods(cls: type[Any]) -> None:
         "__record_shown__": tuple(field.name for field in fields if field.repr),
     }
     for name, method in methods.items():
-        setattr(cls, name, method)
+        if name not in vars(cls):  # as dataclass, a method the class defines itself stays
+            setattr(cls, name, method)
+    cls.__init__ = _record_init
 
 
 def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
