@@ -38,8 +38,18 @@ class FunctionProcess:
     def _start(self) -> subprocess.Popen[str]:
         module = "functions.local_stack.worker"
         args = [sys.executable, "-m", module, self.spec.handler_module, self.spec.handler_name, self.spec.logical_id]
+        # A process group of its own: a Ctrl-C in the terminal reaches the whole foreground group,
+        # and a worker started at that moment (a webhook delivery) would die in its interpreter's
+        # start-up with a traceback. The stack stops its workers itself (stop), after its servers
+        # and pollers, so none restarts them in between; a worker whose stack died ends at stdin's EOF.
         return subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self._env, cwd=self.spec.code_dir
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self._env,
+            cwd=self.spec.code_dir,
+            process_group=0,
         )
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -35,9 +34,7 @@ class LocalContext:
 
 
 def main() -> None:
-    # A Ctrl-C in the terminal reaches the whole process group: the stack stops its function
-    # processes itself, after its servers and pollers, so none restarts them in between.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # In a process group of its own (function_process): the terminal's Ctrl-C is the stack's to handle.
     module_name, handler_name, function_name = sys.argv[1], sys.argv[2], sys.argv[3]
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

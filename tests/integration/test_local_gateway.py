@@ -272,3 +272,19 @@ def test_the_local_invoke_runs_only_what_a_person_or_a_schedule_invokes_and_neve
     assert api.handle("POST", "/_local/invoke/BillingAdminFunction", "", form, b'{"command": "problems"}', "127.0.0.1")[0] == 415
     assert api.handle("POST", "/_local/invoke/BillingAdminFunction", "", json_headers, b"{not json", "127.0.0.1")[0] == 400
     assert all(process._process is None for process in api.processes.values()), "no function process was started"
+
+
+def test_a_function_process_is_out_of_reach_of_the_terminals_ctrl_c(tmp_path: Any) -> None:
+    """The terminal's Ctrl-C goes to the stack's process group; a worker starting then (a webhook
+    delivery) would die in its interpreter's start-up with a traceback. Workers have their own
+    group, and the stack stops them."""
+    import os
+    import signal
+
+    api, _ = gateway(tmp_path)
+    process = api.processes["StripeWebhookFunction"]
+    process.invoke({"requestContext": {"http": {"method": "GET"}}})
+    worker = process._process
+    assert worker is not None and os.getpgid(worker.pid) == worker.pid != os.getpgid(0)
+    process.stop()
+    assert worker.poll() is not None and worker.returncode == -signal.SIGTERM
