@@ -3,13 +3,16 @@
     read -rsp 'Stripe secret key: ' STRIPE_SECRET_KEY && export STRIPE_SECRET_KEY
     PYTHONPATH=layers/common .venv/bin/python -m functions.admin.catalog_bootstrap [--live] [--api-base URL]
 
-Every catalog price has its own product and one recurring price, found again by names derived from
-the catalog, so a second run changes nothing:
+Every plan has a product for its base price and one for its per-site add-on; each catalog price (of
+every version and interval) is one recurring price of its product, found again by names derived
+from the catalog, so a second run changes nothing:
 - the product's id is `plan_<plan key>_<kind>` (`plan_pro_base`, `plan_pro_site`; the two suffixes
   keep any two plan keys apart), its name the plan's ("Pro", "Pro extra site" for the per-site add-on);
 - the price's lookup key is the catalog's price name (`pro_base`), unique in the catalog and in Stripe;
-- metadata names the catalog plan and price (`catalog_plan`, `catalog_kind`, `catalog_price`).
-Prices recur monthly, licensed, per unit: the catalog gives no interval.
+- metadata names the catalog plan, version and price (`catalog_plan`, `catalog_kind`,
+  `catalog_version`, `catalog_price`).
+Prices recur every month or every year (the catalog's interval), licensed, per unit. A new plan
+version's prices are new names, so they are created beside the old ones, which keep their subscribers.
 
 A price's amount, currency and recurrence cannot be changed in Stripe. When the price holding the
 lookup key differs from the catalog (or is archived, or not on its product), a new price takes the
@@ -52,18 +55,20 @@ KEY_VARIABLE = "STRIPE_SECRET_KEY"
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 # Where the key may go over plain http: this machine (the emulator), never the network.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-# Every price bills each unit of its quantity once a month.
-INTERVAL, INTERVAL_COUNT, USAGE_TYPE = "month", 1, "licensed"
+# Every price bills each unit of its quantity once per interval.
+INTERVAL_COUNT, USAGE_TYPE = 1, "licensed"
 
 Action = Literal["created", "updated", "replaced", "unchanged"]
 
 
 @dataclass(frozen=True)
-class CatalogPrice:
+class WantedPrice:
     """One price of plans.json as Stripe should hold it, with the product it belongs to."""
 
     plan_id: str
     kind: PriceKind
+    version: int
+    interval: str
     name: str
     unit_amount: int
     currency: str
@@ -83,7 +88,7 @@ class CatalogPrice:
 
     @property
     def price_metadata(self) -> dict[str, str]:
-        return {"catalog_plan": self.plan_id, "catalog_price": self.name}
+        return {"catalog_plan": self.plan_id, "catalog_version": str(self.version), "catalog_price": self.name}
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,19 @@ class Outcome:
     detail: str
 
 
-def catalog_prices(catalog: Catalog) -> list[CatalogPrice]:
+def catalog_prices(catalog: Catalog) -> list[WantedPrice]:
     return [
-        CatalogPrice(
-            plan_id=plan_id,
-            kind=kind,
-            name=price.name,
-            unit_amount=price.unit_amount,
+        WantedPrice(
+            plan_id=entry.ref.plan,
+            kind=entry.ref.kind,
+            version=entry.ref.version,
+            interval=entry.ref.interval,
+            name=entry.price.name,
+            unit_amount=entry.price.unit_amount,
             currency=catalog.currency,
-            product_name=catalog.plans[plan_id].name + (" extra site" if kind == "site" else ""),
+            product_name=catalog.plans[entry.ref.plan].name + (" extra site" if entry.ref.kind == "site" else ""),
         )
-        for plan_id, kind, price in catalog.prices()
+        for entry in catalog.prices()
     ]
 
 
@@ -128,14 +135,18 @@ def bootstrap_catalog(client: stripe.StripeClient, catalog: Catalog) -> list[Out
     holders = _prices_by_lookup_key(client, [price.lookup_key for price in wanted])
     _refuse_to_replace_subscribed_prices(client, wanted, holders)
     outcomes: list[Outcome] = []
+    synced_products: set[str] = set()
     for price in wanted:
-        outcomes.append(_sync_product(client, price))
+        # A plan's versions and intervals are prices of one product each for base and add-on.
+        if price.product_id not in synced_products:
+            outcomes.append(_sync_product(client, price))
+            synced_products.add(price.product_id)
         outcomes.append(_sync_price(client, price, holders.get(price.lookup_key)))
     return outcomes
 
 
 def _refuse_to_replace_subscribed_prices(
-    client: stripe.StripeClient, wanted: list[CatalogPrice], holders: dict[str, stripe.Price]
+    client: stripe.StripeClient, wanted: list[WantedPrice], holders: dict[str, stripe.Price]
 ) -> None:
     """The functions know a plan only by the prices StripePrices resolves to: once a new price takes
     the lookup key, subscribers still on the old one would be entitled to the fallback plan while
@@ -169,7 +180,7 @@ def _prices_by_lookup_key(client: stripe.StripeClient, lookup_keys: list[str]) -
     return found
 
 
-def _sync_product(client: stripe.StripeClient, wanted: CatalogPrice) -> Outcome:
+def _sync_product(client: stripe.StripeClient, wanted: WantedPrice) -> Outcome:
     try:
         product = client.v1.products.retrieve(wanted.product_id)
     except stripe.InvalidRequestError as exc:
@@ -202,7 +213,7 @@ def _recurrence(interval: str, interval_count: int, usage_type: str) -> str:
     return f"every {interval_count} {interval}, {usage_type}"
 
 
-def _differences(price: stripe.Price, wanted: CatalogPrice) -> list[str]:
+def _differences(price: stripe.Price, wanted: WantedPrice) -> list[str]:
     """How the price holding the lookup key differs from what the catalog sells; none means keep it.
     (A tiered or custom-amount price has no unit amount, so it differs in that.)"""
     product_id = price.product if isinstance(price.product, str) else price.product.id
@@ -214,20 +225,20 @@ def _differences(price: stripe.Price, wanted: CatalogPrice) -> list[str]:
         (
             "recurrence",
             _recurrence(recurring.interval, recurring.interval_count, recurring.usage_type) if recurring else "one-time",
-            _recurrence(INTERVAL, INTERVAL_COUNT, USAGE_TYPE),
+            _recurrence(wanted.interval, INTERVAL_COUNT, USAGE_TYPE),
         ),
     ]
     differences = [f"{what} {have} -> {want}" for what, have, want in found if have != want]
     return differences + ([] if price.active else ["archived"])
 
 
-def _sync_price(client: stripe.StripeClient, wanted: CatalogPrice, holder: stripe.Price | None) -> Outcome:
-    sells = f"{wanted.unit_amount} {wanted.currency} a {INTERVAL}, lookup key {wanted.lookup_key}"
+def _sync_price(client: stripe.StripeClient, wanted: WantedPrice, holder: stripe.Price | None) -> Outcome:
+    sells = f"{wanted.unit_amount} {wanted.currency} a {wanted.interval}, lookup key {wanted.lookup_key}"
     params: PriceCreateParams = {
         "product": wanted.product_id,
         "currency": wanted.currency,
         "unit_amount": wanted.unit_amount,
-        "recurring": {"interval": INTERVAL, "interval_count": INTERVAL_COUNT, "usage_type": USAGE_TYPE},
+        "recurring": {"interval": wanted.interval, "interval_count": INTERVAL_COUNT, "usage_type": USAGE_TYPE},
         "billing_scheme": "per_unit",
         "lookup_key": wanted.lookup_key,
         "metadata": wanted.price_metadata,

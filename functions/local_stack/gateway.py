@@ -25,8 +25,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from functions.local_stack.dev_tokens import TokenError, Verifier, gateway_claims
 from functions.local_stack.function_process import FunctionProcess
+from functions.local_stack.page_catalog import page_catalog
 from functions.local_stack.quiet_server import QuietThreadingHTTPServer
 from functions.local_stack.template_model import ApiSpec, LocalStack
+from tenant_billing.catalog import parse_catalog
 from tests.support.generate_openapi import OPENAPI_PATH
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -209,7 +211,9 @@ class ApiGateway:
         if path == "/dev/config.json":
             return 200, {"content-type": "application/json", "cache-control": "no-store"}, json.dumps(self.dev_config()).encode()
         if path == "/dev/plans.json":
-            return 200, {"content-type": "application/json"}, self.catalog_path.read_bytes()
+            # Read on every request: an edited plans.json shows at the next reload.
+            view = page_catalog(parse_catalog(self.catalog_path.read_bytes()))
+            return 200, {"content-type": "application/json"}, json.dumps(view).encode()
         if path == "/openapi.json":
             return 200, {"content-type": "application/json", "cache-control": "no-cache"}, OPENAPI_PATH.read_bytes()
         if path == "/" or path == "/app" or path.startswith("/app/"):

@@ -95,7 +95,7 @@ def seed_orgs(services: LocalServices, count: int) -> list[StormOrg]:
     client = make_stripe_client(fake, max_network_retries=0)
     catalog = get_catalog()
     prices = local_prices(catalog)
-    plans = [plan_id for plan_id, plan in catalog.plans.items() if plan.site_price]
+    plans = [plan_id for plan_id, plan in catalog.plans.items() if plan.current.site_limit]
     orgs: list[StormOrg] = []
     with _clock_paused(fake):
         for index in range(count):
@@ -122,11 +122,11 @@ def _subscribe(fake: FakeStripe, client: Any, index: int, plans: list[str], pric
 
     catalog = get_catalog()
     org_id = f"{ORG_PREFIX}{index}"
-    plan = catalog.plans[plans[index % len(plans)]]
+    monthly = catalog.plans[plans[index % len(plans)]].current.prices["month"]
     sites = index % 4
-    line_items: list[dict[str, Any]] = [{"price": prices[plan.base_price.name].price_id, "quantity": 1}]
-    if sites and plan.site_price:
-        line_items.append({"price": prices[plan.site_price.name].price_id, "quantity": sites})
+    line_items: list[dict[str, Any]] = [{"price": prices[monthly.base.name].price_id, "quantity": 1}]
+    if sites and monthly.site:
+        line_items.append({"price": prices[monthly.site.name].price_id, "quantity": sites})
     metadata = {"organization_id": org_id}
     params: Any = {"metadata": metadata}
     customer = client.v1.customers.create(params=params)

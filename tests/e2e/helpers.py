@@ -158,9 +158,10 @@ def change_card_in_portal(page: Page, card: str) -> None:
     expect(page.locator("#status-state")).to_have_text("active")
 
 
-def preview_and_confirm(page: Page, plan: str, sites: int) -> int:
+def preview_and_confirm(page: Page, plan: str, sites: int, interval: str = "month") -> int:
     """Preview a change on the demo page, confirm it; returns the previewed amount due now, in cents."""
     page.select_option("#change-plan-select", plan)
+    page.select_option("#change-interval", interval)
     if page.locator("#change-sites").is_enabled():
         page.fill("#change-sites", str(sites))
     page.click("#preview-change")
@@ -173,8 +174,8 @@ def preview_and_confirm(page: Page, plan: str, sites: int) -> int:
     # The preview's quote and nothing the server should price itself (no amount, no prorationDate).
     body = sent.value.post_data_json
     assert isinstance(body, dict)
-    assert sorted(body) == ["plan", "previewId", "siteQuantity"], sorted(body)
-    assert (body["plan"], body["siteQuantity"]) == (plan, sites)
+    assert sorted(body) == ["interval", "plan", "previewId", "siteQuantity"], sorted(body)
+    assert (body["plan"], body["siteQuantity"], body["interval"]) == (plan, sites, interval)
     return round(float(due_now.replace(",", "")) * 100)
 
 

@@ -32,12 +32,12 @@ def test_without_a_subscription_the_page_shows_the_free_tier_by_display_names(pa
     expect(fallback).to_have_text(f"Choose {catalog.plans[catalog.fallback_plan].name}")
 
     # Features and limits by the catalog's display names (and units), in the status and on every plan card.
-    expect(page.locator("#features li")).to_have_count(len(catalog.plans[catalog.fallback_plan].features))
+    expect(page.locator("#features li")).to_have_count(len(catalog.plans[catalog.fallback_plan].current.features))
     for item in page.locator("#features li, #plans li").all():
         expect(item).to_have_text(catalog.feature_names[str(item.get_attribute("data-feature"))])
     storage = catalog.limit_names["storage_gb"]
     expect(page.locator('#limits dd[data-limit="storage_gb"]')).to_have_text(
-        f"{catalog.plans[catalog.fallback_plan].limits['storage_gb']} {storage.unit}"
+        f"{catalog.plans[catalog.fallback_plan].current.limits['storage_gb']} {storage.unit}"
     )
     expect(page.locator("#limits dt").first).to_have_text(catalog.limit_names["sites"].name)
     for key in (*catalog.feature_names, *catalog.limit_names):

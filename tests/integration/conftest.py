@@ -59,10 +59,17 @@ def stripe_secret(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def add_catalog_prices(fake: FakeStripe, catalog: Catalog, prices: Mapping[str, str]) -> FakeStripe:
     """The catalog's prices in the fake, at the catalog's amounts, under the ids `prices` gives them."""
-    for _, _, price in catalog.prices():
+    for entry in catalog.prices():
+        price = entry.price
         if price.name in prices and prices[price.name] not in fake.prices:
             product = price.name.replace("_", " ").title()
-            fake.add_price(prices[price.name], product_name=product, unit_amount=price.unit_amount, currency=catalog.currency)
+            fake.add_price(
+                prices[price.name],
+                product_name=product,
+                unit_amount=price.unit_amount,
+                currency=catalog.currency,
+                interval=entry.ref.interval,
+            )
     return fake
 
 

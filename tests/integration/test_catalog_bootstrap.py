@@ -110,7 +110,8 @@ def test_the_first_run_creates_every_product_and_price_of_the_catalog(
 
     catalog = get_catalog()
     created: dict[str, str] = {}
-    for plan_id, kind, price in catalog.prices():
+    for entry in catalog.prices():
+        plan_id, kind, price = entry.ref.plan, entry.ref.kind, entry.price
         plan_name = catalog.plans[plan_id].name
         product = fake.products[product_id(plan_id, kind)]
         assert (product["name"], product["active"]) == (plan_name if kind == "base" else f"{plan_name} extra site", True)
@@ -127,10 +128,27 @@ def test_the_first_run_creates_every_product_and_price_of_the_catalog(
             "active": True,
         }
         recurring = stripe_price["recurring"]
-        assert (recurring["interval"], recurring["interval_count"], recurring["usage_type"]) == ("month", 1, "licensed")
-        assert stripe_price["metadata"] == {"catalog_plan": plan_id, "catalog_price": price.name}
+        assert (recurring["interval"], recurring["interval_count"], recurring["usage_type"]) == (
+            entry.ref.interval,
+            1,
+            "licensed",
+        )
+        assert stripe_price["metadata"] == {
+            "catalog_plan": plan_id,
+            "catalog_version": str(entry.ref.version),
+            "catalog_price": price.name,
+        }
         created[price.name] = stripe_price["id"]
-    assert len(fake.products) == len(fake.prices) == len(catalog.prices())
+    # One product per plan for its base prices and one for its add-on's, whatever the versions and intervals.
+    assert len(fake.prices) == len(catalog.prices())
+    assert sorted(fake.products) == sorted({product_id(entry.ref.plan, entry.ref.kind) for entry in catalog.prices()})
+    assert {
+        holder_of(fake, "pro_base_yearly")["recurring"]["interval"],
+        holder_of(fake, "pro_base")["recurring"]["interval"],
+    } == {
+        "year",
+        "month",
+    }
 
     # The printed StripePrices is what the functions read, and resolves to exactly these prices.
     prices = parse_prices(result.stripe_prices)
@@ -154,8 +172,10 @@ def test_a_second_run_writes_nothing_and_prints_the_same_stripe_prices(
     assert writes(fake) == []
     # One read per product and one prices.list for every ten lookup keys.
     catalog = get_catalog()
+    products = {product_id(entry.ref.plan, entry.ref.kind) for entry in catalog.prices()}
+    lists = -(-len(catalog.prices()) // 10)
     assert Counter((request.method, request.path) for request in fake.requests) == Counter(
-        [("GET", "/v1/prices")] + [("GET", f"/v1/products/{product_id(plan_id, kind)}") for plan_id, kind, _ in catalog.prices()]
+        [("GET", "/v1/prices")] * lists + [("GET", f"/v1/products/{product}") for product in products]
     )
     assert second.stripe_prices == first.stripe_prices
     assert "created" not in second.out
@@ -170,7 +190,7 @@ def test_a_changed_amount_of_an_unsubscribed_price_moves_the_lookup_key_to_a_new
 ) -> None:
     first = run("--api-base", base_url)
     old_id = holder_of(fake, "pro_site")["id"]
-    edit_catalog(lambda doc: doc["plans"]["pro"]["sitePrice"].update(unitAmount=2100))
+    edit_catalog(lambda doc: doc["plans"]["pro"]["versions"]["1"]["prices"]["month"]["site"].update(unitAmount=2100))
     fake.reset_requests()
 
     result = run("--api-base", base_url)
@@ -222,7 +242,7 @@ def test_a_changed_amount_of_a_price_with_live_subscribers_changes_nothing_and_n
         for event in fake.complete_checkout(session.id)
         if event["type"].startswith("customer.subscription.")
     }
-    edit_catalog(lambda doc: doc["plans"]["pro"]["basePrice"].update(unitAmount=8900))
+    edit_catalog(lambda doc: doc["plans"]["pro"]["versions"]["1"]["prices"]["month"]["base"].update(unitAmount=8900))
     fake.reset_requests()
 
     result = run("--api-base", base_url)
@@ -285,7 +305,7 @@ def test_a_price_holding_the_lookup_key_that_the_catalog_would_not_sell_is_repla
 ) -> None:
     # Made by hand in the Dashboard with the catalog's lookup key: what the catalog sells but for one thing.
     catalog = get_catalog()
-    pro_base = catalog.plans["pro"].base_price
+    pro_base = catalog.plans["pro"].current.prices["month"].base
     fields: dict[str, Any] = {
         "product_id": "plan_pro_base",
         "product_name": "Pro",
@@ -314,21 +334,21 @@ def test_a_price_holding_the_lookup_key_that_the_catalog_would_not_sell_is_repla
 
 def test_an_interrupted_run_is_finished_by_the_next_one(fake: FakeStripe) -> None:
     catalog = get_catalog()
-    done, (stopped_plan, stopped_kind, _) = catalog.prices()[:2], catalog.prices()[2]
+    # The starter plan's two prices (monthly and yearly, one product), then Pro's base product.
+    done, stopped = catalog.prices()[:2], catalog.prices()[2]
+    assert {product_id(entry.ref.plan, entry.ref.kind) for entry in done} == {"plan_starter_base"}
     client = make_stripe_client(fake, max_network_retries=0)
-    # The third product's read gets no answer: the run stops there.
-    fake.fail_next(1, connection_error=True, path_prefix=f"/v1/products/{product_id(stopped_plan, stopped_kind)}")
+    # The second product's read gets no answer: the run stops there.
+    fake.fail_next(1, connection_error=True, path_prefix=f"/v1/products/{product_id(stopped.ref.plan, stopped.ref.kind)}")
     with pytest.raises(stripe.APIConnectionError):
         bootstrap_catalog(client, catalog)
-    assert sorted(fake.products) == sorted(product_id(plan_id, kind) for plan_id, kind, _ in done)
+    assert sorted(fake.products) == ["plan_starter_base"] and len(fake.prices) == 2
 
     outcomes = bootstrap_catalog(client, catalog)
-    assert len(fake.products) == len(fake.prices) == len(catalog.prices())
+    assert len(fake.prices) == len(catalog.prices())
     actions = [(outcome.name, outcome.action) for outcome in outcomes]
-    assert actions[:4] == [
-        pair for plan_id, kind, price in done for pair in ((product_id(plan_id, kind), "unchanged"), (price.name, "unchanged"))
-    ]
-    assert {action for _, action in actions[4:]} == {"created"}
+    assert actions[:3] == [("plan_starter_base", "unchanged")] + [(entry.price.name, "unchanged") for entry in done]
+    assert {action for _, action in actions[3:]} == {"created"}
 
 
 # --- the command line -----------------------------------------------------------------------------
@@ -346,7 +366,7 @@ def test_a_live_key_is_refused_without_any_request(fake: FakeStripe, base_url: s
 def test_live_mode_needs_live(fake: FakeStripe, base_url: str, run: Callable[..., Run]) -> None:
     result = run("--live", "--api-base", base_url, key=LIVE_KEY)
     assert result.code == 0, result.err
-    assert len(fake.products) == len(get_catalog().prices())
+    assert len(fake.prices) == len(get_catalog().prices())
     assert "live mode" in result.out
     assert LIVE_KEY not in result.out + result.err
 
@@ -396,3 +416,27 @@ def test_an_unreachable_api_is_a_message_not_a_traceback(run: Callable[..., Run]
     assert result.code == 1
     assert "Stripe could not be reached" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_yearly_catalog_price_held_by_a_monthly_stripe_price_is_replaced_by_a_yearly_one(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    # Made by hand with the yearly price's lookup key but billing every month: a yearly checkout
+    # would sell a year's amount every month. The run gives the lookup key to a yearly price.
+    catalog = get_catalog()
+    yearly = catalog.plans["pro"].current.prices["year"].base
+    fake.add_price(
+        "price_monthly_by_mistake",
+        lookup_key=yearly.name,
+        product_id="plan_pro_base",
+        product_name="Pro",
+        unit_amount=yearly.unit_amount,
+        currency=catalog.currency,
+        interval="month",
+    )
+    outcomes = bootstrap_catalog(client, catalog)
+    holder = holder_of(fake, yearly.name)
+    assert (holder["recurring"]["interval"], holder["unit_amount"]) == ("year", yearly.unit_amount)
+    (outcome,) = [outcome for outcome in outcomes if outcome.kind == "price" and outcome.name == yearly.name]
+    assert outcome.action == "replaced"
+    assert "recurrence every 1 month, licensed -> every 1 year, licensed" in outcome.detail

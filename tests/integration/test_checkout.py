@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 import checkout_handler
+from tenant_billing.catalog import Trial
 from tests.conftest import TEST_PRICES, FakeLambdaContext, configure_prices
 from tests.stripe_fake import TEST_API_KEY, FakeStripe
 from tests.support.api_events import api_event, load_event, response_json
@@ -250,7 +251,7 @@ def test_a_catalog_trial_applies_to_the_first_subscription_only(monkeypatch: pyt
     from tenant_billing.catalog import get_catalog
 
     catalog = get_catalog()
-    pro = replace(catalog.plans["pro"], trial_days=14)
+    pro = replace(catalog.plans["pro"], trial=Trial(days=14))
     with_trial = replace(catalog, plans={**catalog.plans, "pro": pro})
     monkeypatch.setattr(checkout_handler, "get_catalog", lambda: with_trial)
     assert checkout({"plan": "pro"})[0] == 200

@@ -27,7 +27,14 @@ from tests.stripe_fake import TEST_API_KEY
 from tests.support import local_services
 from tests.support.local_services import PortInUseError, ephemeral_ports, free_port, price_parameters
 
-PRICES = {"starter_base": "price_s", "pro_base": "price_p", "enterprise_base": {"lookupKey": "enterprise_monthly"}}
+PRICES = {
+    "starter_base": "price_s",
+    "pro_base": "price_p",
+    "enterprise_base": {"lookupKey": "enterprise_monthly"},
+    "starter_base_yearly": "price_sy",
+    "pro_base_yearly": "price_py",
+    "enterprise_base_yearly": {"lookupKey": "enterprise_yearly"},
+}
 
 
 @pytest.fixture(autouse=True)

@@ -23,13 +23,22 @@ from tests.support.flows import call, deliver, open_session_id, status_of
 
 pytestmark = pytest.mark.usefixtures("billing")
 
+TEAM_FEATURES = ["page_builder", "media_library", "seo_toolkit", "analytics"]
 TEAM = {
     "name": "Team",
-    "basePrice": {"name": "team_base", "unitAmount": 4900},
-    "sitePrice": {"name": "team_site", "unitAmount": 1500, "limit": "sites"},
-    "trialDays": None,
-    "features": ["page_builder", "media_library", "seo_toolkit", "analytics"],
-    "limits": {"sites": 3, "pages_per_site": 50, "storage_gb": 5},
+    "currentVersion": 1,
+    "versions": {
+        "1": {
+            "prices": {
+                "month": {
+                    "base": {"name": "team_base", "unitAmount": 4900},
+                    "site": {"name": "team_site", "unitAmount": 1500, "limit": "sites"},
+                }
+            },
+            "features": TEAM_FEATURES,
+            "limits": {"sites": 3, "pages_per_site": 50, "storage_gb": 5},
+        }
+    },
 }
 TEAM_PRICES = {"team_base": "price_team_base", "team_site": "price_team_site"}
 
@@ -80,7 +89,7 @@ def test_a_plan_added_by_data_only_runs_end_to_end(stripe_fake: FakeStripe) -> N
     subscription_id = stripe_fake.checkout_sessions[session_id]["subscription"]
     body = status_of()
     assert (body["subscription"]["plan"], body["subscription"]["siteQuantity"]) == ("team", 2)
-    assert body["entitlement"]["features"] == TEAM["features"]
+    assert body["entitlement"]["features"] == TEAM_FEATURES
     assert body["entitlement"]["limits"] == {"sites": 5, "pages_per_site": 50, "storage_gb": 5}
 
     # Preview, then the change it quotes (previewId): more team sites, charged exactly the preview.
@@ -163,7 +172,9 @@ def test_more_than_ten_lookup_keys_take_one_request_per_ten(
 ) -> None:
     doc = json.loads(catalog_module.CATALOG_PATH.read_text())
     for n in range(12):
-        doc["plans"][f"extra{n}"] = TEAM | {"basePrice": {"name": f"extra{n}_base", "unitAmount": 100 + n}, "sitePrice": None}
+        prices = {"month": {"base": {"name": f"extra{n}_base", "unitAmount": 100 + n}}}
+        version = {"prices": prices, "features": TEAM_FEATURES, "limits": {"sites": 1}}
+        doc["plans"][f"extra{n}"] = {"name": f"Extra {n}", "currentVersion": 1, "versions": {"1": version}}
     path = tmp_path / "plans.json"
     path.write_text(json.dumps(doc))
     monkeypatch.setattr(catalog_module, "CATALOG_PATH", path)

@@ -15,6 +15,7 @@ import pytest
 
 import checkout_handler
 import stripe_webhook_handler
+from tenant_billing.catalog import Trial
 from tests.stripe_fake import FakeStripe
 from tests.support.aws_calls import atomic_dynamodb_requests, count_dynamodb_calls
 from tests.support.flows import WEBHOOK_SECRET, call, deliver, ingest, status_of, subscribe
@@ -42,6 +43,9 @@ def test_checkout_then_events_show_the_paid_plan(stripe_fake: FakeStripe) -> Non
         "plan": "pro",
         "status": "active",
         "siteQuantity": 3,
+        "interval": "month",
+        "planVersion": 1,
+        "trialEnd": None,
         "currentPeriodEnd": sub_item_period_end(stripe_fake, subscription_id),
         "cancelAtPeriodEnd": False,
         "cancelAt": None,
@@ -146,7 +150,7 @@ def test_trial_will_end_is_recorded_without_a_state_change(
     from tenant_billing.catalog import get_catalog
 
     catalog = get_catalog()
-    with_trial = replace(catalog, plans={**catalog.plans, "pro": replace(catalog.plans["pro"], trial_days=14)})
+    with_trial = replace(catalog, plans={**catalog.plans, "pro": replace(catalog.plans["pro"], trial=Trial(days=14))})
     monkeypatch.setattr(checkout_handler, "get_catalog", lambda: with_trial)
     subscribed = subscribe(stripe_fake)
     subscription_id, events = subscribed.subscription_id, subscribed.events

@@ -45,18 +45,20 @@ class LocalPrice:
     product_name: str
     unit_amount: int
     currency: str
+    interval: str
 
 
 def local_prices(catalog: Catalog) -> dict[str, LocalPrice]:
     """Every catalog price, by name, as the emulator holds it: its own id, the catalog's amount."""
     return {
-        price.name: LocalPrice(
-            f"price_local_{price.name}",
-            catalog.plans[plan_id].name + (" extra site" if kind == "site" else ""),
-            price.unit_amount,
+        entry.price.name: LocalPrice(
+            f"price_local_{entry.price.name}",
+            catalog.plans[entry.ref.plan].name + (" extra site" if entry.ref.kind == "site" else ""),
+            entry.price.unit_amount,
             catalog.currency,
+            entry.ref.interval,
         )
-        for plan_id, kind, price in catalog.prices()
+        for entry in catalog.prices()
     }
 
 
@@ -183,7 +185,11 @@ def add_local_prices(fake: FakeStripe) -> FakeStripe:
     for price in local_prices(get_catalog()).values():
         if price.price_id not in fake.prices:
             fake.add_price(
-                price.price_id, product_name=price.product_name, unit_amount=price.unit_amount, currency=price.currency
+                price.price_id,
+                product_name=price.product_name,
+                unit_amount=price.unit_amount,
+                currency=price.currency,
+                interval=price.interval,
             )
     return fake
 

@@ -37,6 +37,8 @@ def store_subscription(
         cancel_at_period_end=cancel_at_period_end,
         created=1770000000,
         read_at_ns=time.time_ns(),
+        plan_version=1,
+        interval="month",
     )
     derived = derive_entitlement(get_catalog(), plan, status, site_quantity)
     entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits, int(time.time()))

@@ -48,7 +48,7 @@ def repository() -> Iterator[Stores]:
 @pytest.fixture
 def stripe() -> MemoryStripe:
     """The Stripe port in memory, holding the catalog's prices at the catalog's amounts."""
-    return MemoryStripe({TEST_PRICES[price.name]: price.unit_amount for _, _, price in get_catalog().prices()})
+    return MemoryStripe({TEST_PRICES[entry.price.name]: entry.price.unit_amount for entry in get_catalog().prices()})
 
 
 @pytest.fixture

@@ -57,8 +57,15 @@ class Tutorials:
 def tutorials(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tutorials]:
     fake = FakeStripe()
     catalog = get_catalog()
-    for _, _, price in catalog.prices():
-        fake.add_price(TEST_PRICES[price.name], product_name=price.name, unit_amount=price.unit_amount, currency=catalog.currency)
+    for entry in catalog.prices():
+        price = entry.price
+        fake.add_price(
+            TEST_PRICES[price.name],
+            product_name=price.name,
+            unit_amount=price.unit_amount,
+            currency=catalog.currency,
+            interval=entry.ref.interval,
+        )
     # The tutorials use Stripe's global configuration: restored after the test.
     monkeypatch.setattr(stripe, "default_http_client", FakeStripeHTTPClient(fake))
     monkeypatch.setattr(stripe, "api_key", None)

@@ -9,7 +9,7 @@ import pytest
 
 from tenant_billing.api_models import CheckoutRequest
 from tenant_billing.auth import Caller
-from tenant_billing.catalog import Catalog, get_catalog
+from tenant_billing.catalog import Catalog, Trial, get_catalog
 from tenant_billing.checkout_logic import create_checkout
 from tenant_billing.errors import BillingMisconfiguredError, ConflictError
 from tenant_billing.settings import get_settings
@@ -80,7 +80,7 @@ def test_a_subscription_stripe_has_is_refused_and_stored(stripe: MemoryStripe, r
 
 def test_no_trial_after_a_canceled_subscription(stripe: MemoryStripe, repository: Stores) -> None:
     catalog = get_catalog()
-    pro = replace(catalog.plans["pro"], trial_days=14)
+    pro = replace(catalog.plans["pro"], trial=Trial(days=14))
     catalog = replace(catalog, plans={**catalog.plans, "pro": pro})
     checkout(stripe, repository, catalog)
     assert next(iter(stripe.sessions.values()))[1].trial_period_days == 14

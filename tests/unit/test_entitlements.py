@@ -69,4 +69,4 @@ def test_past_due_can_be_configured_to_the_fallback() -> None:
 
 def test_derivation_does_not_mutate_the_catalog() -> None:
     derive_entitlement(get_catalog(), "pro", "active", 50)
-    assert get_catalog().plans["pro"].limits["sites"] == 2
+    assert get_catalog().plans["pro"].current.limits["sites"] == 2

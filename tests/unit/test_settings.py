@@ -110,7 +110,10 @@ def test_lookup_keys_count_as_configured_without_the_stripe_sdk() -> None:
         "from tenant_billing.status_logic import is_billing_configured\n"
         "print(is_billing_configured(get_settings(), get_catalog()), 'stripe' in sys.modules)\n"
     )
-    prices = '{"starter_base": {"lookupKey": "s"}, "pro_base": {"lookupKey": "p"}, "enterprise_base": "price_e"}'
+    prices = (
+        '{"starter_base": {"lookupKey": "s"}, "pro_base": {"lookupKey": "p"}, "enterprise_base": "price_e", '
+        '"starter_base_yearly": {"lookupKey": "sy"}, "pro_base_yearly": "price_py", "enterprise_base_yearly": "price_ey"}'
+    )
     env = {
         "PYTHONPATH": str(REPO_ROOT / "layers/common"),
         "PATH": "/usr/bin:/bin",

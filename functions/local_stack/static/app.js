@@ -67,10 +67,11 @@ const state = {
   roleClaim: DEFAULT_ROLE_CLAIM,
   adminRoles: new Set(DEFAULT_ADMIN_ROLES),
   catalog: null, // /dev/plans.json
+  interval: "month", // the plans' monthly/yearly switch: what a checkout buys
   status: null, // the last GET /billing/status answer, null while unknown
   statusSeq: 0, // only the newest status request may render (the caller can change meanwhile)
   busy: false, // a checkout, portal or subscription request is in flight (or the browser is leaving for Stripe)
-  // The last successful preview: {key: "plan:siteQuantity", previewId}. Only that change may be confirmed,
+  // The last successful preview: {key: "plan:siteQuantity:interval", previewId}. Only that change may be confirmed,
   // and it is confirmed with that quote (the server's proration moment and amount, never the page's).
   preview: null,
   // The invoice a change waits for or is blocked by: {code, change, pending, watching, until}, null when none.
@@ -268,19 +269,31 @@ const cancelDate = (sub) => sub.cancelAt ?? (sub.cancelAtPeriodEnd ? sub.current
 /** Nothing waits for a payment: no pending change, no unpaid invoice holding the subscription. */
 const paymentSettled = (sub) => !sub?.pendingChange && !OUTSTANDING_STATUSES.has(sub?.status);
 
-/** What the catalog lists a plan with `sites` extra sites for, per month (to say upgrade or downgrade). */
-function monthlyPrice(planKey, sites) {
-  const plan = state.catalog.plans[planKey];
-  return plan ? plan.basePrice.unitAmount + sites * (plan.sitePrice?.unitAmount ?? 0) : 0;
+/** What the catalog lists a plan with `sites` extra sites for at an interval (minor units). */
+function listPrice(planKey, sites, interval = "month") {
+  const prices = state.catalog.plans[planKey]?.prices[interval];
+  return prices ? prices.base + sites * (prices.site ?? 0) : 0;
 }
+
+/** The same per month (a yearly price counts a twelfth), to say upgrade or downgrade. */
+const monthlyPrice = (planKey, sites, interval = "month") => listPrice(planKey, sites, interval) / (interval === "year" ? 12 : 1);
+
+/** What paying yearly saves on a plan with `sites` extra sites, against twelve monthly invoices (0: none). */
+function yearlySaving(planKey, sites) {
+  const yearly = listPrice(planKey, sites, "year");
+  return yearly ? Math.max(0, 12 * listPrice(planKey, sites) - yearly) : 0;
+}
+
+/** The interval a checkout of the plan bills at: the switch's, where the plan offers it. */
+const intervalFor = (planKey) => (state.catalog.plans[planKey]?.prices[state.interval] ? state.interval : "month");
 
 const planName = (key) => state.catalog.plans[key]?.name ?? key;
 const sitesText = (n) => (n > 0 ? ` with ${n} extra site${n === 1 ? "" : "s"}` : "");
 
 /** "Upgrade to Enterprise with 4 extra sites pending payment: ..." (granted only once paid). */
 function pendingText(sub, pending) {
-  const before = monthlyPrice(sub.plan, sub.siteQuantity);
-  const after = monthlyPrice(pending.plan, pending.siteQuantity);
+  const before = monthlyPrice(sub.plan, sub.siteQuantity, sub.interval ?? "month");
+  const after = monthlyPrice(pending.plan, pending.siteQuantity, sub.interval ?? "month");
   const kind = after > before ? "Upgrade" : after < before ? "Downgrade" : "Change";
   const lapses = pending.expiresAt ? `; Stripe drops it on ${formatDate(pending.expiresAt)} if it is still unpaid` : "";
   return (
@@ -300,7 +313,9 @@ function entitledPlan(status) {
   const plan = sub && plans[sub.plan];
   const granted = plan && (isPaid(sub) || sub.status === "past_due");
   const sameFeatures = (a, b) => a.length === b.length && a.every((f) => b.includes(f));
-  if (granted && sameFeatures(status.entitlement.features, plan.features)) return { key: sub.plan, fallback: false };
+  // A grandfathered subscriber has the features of its own version, not the current one's.
+  const features = plan?.versions[String(sub.planVersion)]?.features ?? plan?.features;
+  if (granted && sameFeatures(status.entitlement.features, features)) return { key: sub.plan, fallback: false };
   return { key: fallbackPlan, fallback: true };
 }
 
@@ -336,8 +351,10 @@ function renderStatus() {
   let period = "";
   if (isLive(sub)) {
     const cancelsOn = cancelDate(sub);
-    if (cancelsOn) period = `Cancels on ${formatDate(cancelsOn)}`;
-    else if (sub.currentPeriodEnd) period = `Renews on ${formatDate(sub.currentPeriodEnd)}`;
+    const billed = sub.interval === "year" ? " (billed yearly)" : ""; // monthly is the default: no note
+    if (sub.status === "trialing" && sub.trialEnd) period = `Trial ends on ${formatDate(sub.trialEnd)}`;
+    else if (cancelsOn) period = `Cancels on ${formatDate(cancelsOn)}`;
+    else if (sub.currentPeriodEnd) period = `Renews on ${formatDate(sub.currentPeriodEnd)}${billed}`;
   }
   $("period").textContent = period;
   // A change waiting for its invoice grants nothing: the plan, features and limits above are what is paid.
@@ -391,6 +408,7 @@ function updateActions() {
 function fillChangeForm(sub) {
   $("change-plan-select").value = sub.plan;
   $("change-sites").value = String(sub.siteQuantity);
+  $("change-interval").value = sub.interval ?? "month";
   syncSitesInput();
   clearPreview();
 }
@@ -398,16 +416,16 @@ function fillChangeForm(sub) {
 /** Plans without a per-site add-on take no sites: 0, disabled. */
 function syncSitesInput() {
   const input = $("change-sites");
-  const hasSites = Boolean(state.catalog.plans[$("change-plan-select").value]?.sitePrice);
+  const hasSites = Boolean(state.catalog.plans[$("change-plan-select").value]?.siteLimit);
   input.disabled = !hasSites;
   if (!hasSites) input.value = "0";
 }
 
 /** The change the form describes, and its key (what a preview was for). */
 function wantedChange() {
-  return { plan: $("change-plan-select").value, siteQuantity: siteQuantity($("change-sites")) };
+  return { plan: $("change-plan-select").value, siteQuantity: siteQuantity($("change-sites")), interval: $("change-interval").value };
 }
-const changeKey = (change) => `${change.plan}:${change.siteQuantity}`;
+const changeKey = (change) => `${change.plan}:${change.siteQuantity}:${change.interval}`;
 
 function clearPreview() {
   state.preview = null; // any edit needs a new preview (a new quote) before it can be confirmed
@@ -442,6 +460,13 @@ function invoiceRow(invoice) {
 
 function renderPlans() {
   const { plans, maxSiteQuantity } = state.catalog;
+  const offersYearly = Object.values(plans).some((plan) => plan.prices.year);
+  $("interval-switch").hidden = !offersYearly;
+  const best = Math.max(0, ...Object.keys(plans).map((key) => {
+    const monthly = 12 * listPrice(key, 0);
+    return monthly ? Math.round((100 * yearlySaving(key, 0)) / monthly) : 0;
+  }));
+  $("yearly-saving").textContent = best > 0 ? `Save up to ${best}%` : "";
   $("plans").replaceChildren(...Object.entries(plans).map(([key, plan]) => planCard(key, plan)));
   $("change-plan-select").replaceChildren(...Object.entries(plans).map(([key, plan]) => new Option(plan.name, key)));
   $("change-sites").max = String(maxSiteQuantity);
@@ -453,11 +478,20 @@ function planCard(key, plan) {
     el("div", { class: "plan-head" },
       el("h3", { id: `plan-${key}-name`, text: plan.name }),
       el("span", { class: "current-badge", text: "Current plan" })),
-    el("p", { class: "plan-price", text: `${money(plan.basePrice.unitAmount)} / month` }),
   );
-  const siteLimit = plan.sitePrice?.limit;
-  if (plan.sitePrice) {
-    card.append(el("p", { class: "site-price", text: `+ ${money(plan.sitePrice.unitAmount)} / month per extra site` }));
+  const interval = intervalFor(key);
+  const prices = plan.prices[interval];
+  card.append(el("p", { class: "plan-price", "data-interval": interval, text: `${money(prices.base)} / ${interval}` }));
+  if (state.interval === "year" && interval === "month") card.append(el("p", { class: "muted plan-interval-note", text: "Billed monthly only" }));
+  const saving = interval === "year" ? yearlySaving(key, 0) : 0;
+  if (saving > 0) card.append(el("p", { class: "plan-saving", text: `Save ${money(saving)} a year` }));
+  if (plan.trial) {
+    const cardNote = plan.trial.cardLess ? "no card needed" : "card required";
+    card.append(el("p", { class: "plan-trial", text: `${plan.trial.days}-day free trial, ${cardNote}` }));
+  }
+  const siteLimit = plan.siteLimit;
+  if (prices.site !== null) {
+    card.append(el("p", { class: "site-price", text: `+ ${money(prices.site)} / ${interval} per extra site` }));
   }
   card.append(
     el("ul", { class: "tags" }, ...featureItems(plan.features)),
@@ -465,7 +499,7 @@ function planCard(key, plan) {
   );
 
   let quantity = null;
-  if (plan.sitePrice) {
+  if (prices.site !== null) {
     const max = state.catalog.maxSiteQuantity;
     quantity = el("input", {
       type: "number", class: "site-quantity", id: `sites-${key}`,
@@ -477,7 +511,7 @@ function planCard(key, plan) {
       const valid = Number.isInteger(n) && n >= 0 && n <= max;
       quantity.setAttribute("aria-invalid", String(!valid));
       total.textContent = valid
-        ? `Total: ${money(plan.basePrice.unitAmount + n * plan.sitePrice.unitAmount)} / month`
+        ? `Total: ${money(listPrice(key, n, interval))} / ${interval}`
         : `Enter 0 to ${max} extra sites`;
     };
     quantity.addEventListener("input", updateTotal);
@@ -573,7 +607,7 @@ async function goToStripe(button, path, body, quantityInput = null) {
 }
 
 function startCheckout(planKey, quantityInput, button) {
-  const body = { plan: planKey };
+  const body = { plan: planKey, interval: intervalFor(planKey) };
   if (quantityInput) body.siteQuantity = siteQuantity(quantityInput);
   return goToStripe(button, "/billing/checkout", body, quantityInput);
 }
@@ -616,7 +650,7 @@ async function runAction(button, action, change = null) {
 function previewChange() {
   const wanted = wantedChange();
   return runAction($("preview-change"), async () => {
-    const query = new URLSearchParams({ plan: wanted.plan, siteQuantity: String(wanted.siteQuantity) });
+    const query = new URLSearchParams({ plan: wanted.plan, siteQuantity: String(wanted.siteQuantity), interval: wanted.interval });
     const preview = await callApi(`/billing/subscription/preview?${query}`);
     if (changeKey(wanted) !== changeKey(wantedChange())) return; // edited meanwhile: stale
     state.preview = { key: changeKey(wanted), previewId: preview.previewId };
@@ -639,7 +673,7 @@ function confirmChange() {
   const wanted = wantedChange();
   const preview = state.preview;
   if (preview?.key !== changeKey(wanted)) return; // the button is disabled then
-  const body = { plan: wanted.plan, siteQuantity: wanted.siteQuantity, previewId: preview.previewId };
+  const body = { plan: wanted.plan, siteQuantity: wanted.siteQuantity, interval: wanted.interval, previewId: preview.previewId };
   return runAction(
     $("confirm-change"),
     async () => {
@@ -876,10 +910,19 @@ async function init() {
     clearPreview();
     updateActions();
   });
-  $("change-sites").addEventListener("input", () => {
-    clearPreview();
-    updateActions();
-  });
+  for (const id of ["change-sites", "change-interval"]) {
+    $(id).addEventListener("input", () => {
+      clearPreview();
+      updateActions();
+    });
+  }
+  for (const radio of document.querySelectorAll('input[name="interval"]')) {
+    radio.addEventListener("change", () => {
+      state.interval = radio.value;
+      renderPlans();
+      updateActions(); // the new cards' buttons follow the subscription as before
+    });
+  }
   $("token-select").addEventListener("change", (event) => {
     selectCaller(Number(event.target.value));
     clearError();

@@ -9,6 +9,7 @@ the tests check that `wire` accepts and refuses exactly what that pydantic model
 from __future__ import annotations
 
 from dataclasses import field
+from typing import Literal
 
 from tenant_billing.records import frozen
 from tenant_billing.wire import api
@@ -30,6 +31,14 @@ class SubscriptionView:
     plan: str | None
     status: str
     site_quantity: int = field(metadata=api("siteQuantity"))
+    interval: str | None = field(default=None, metadata=api(description="month or year; null when the prices are unknown"))
+    plan_version: int | None = field(
+        default=None,
+        metadata=api(
+            "planVersion", description="the catalog version of the plan's prices: an older one keeps its features and limits"
+        ),
+    )
+    trial_end: str | None = field(default=None, metadata=api("trialEnd", description="while trialing: when the trial ends"))
     current_period_end: str | None = field(metadata=api("currentPeriodEnd"))
     cancel_at_period_end: bool = field(metadata=api("cancelAtPeriodEnd"))
     cancel_at: str | None = field(
@@ -61,6 +70,8 @@ class UrlResponse:
 class ChangePreviewResponse:
     plan: str
     site_quantity: int = field(metadata=api("siteQuantity"))
+    interval: str
+    plan_version: int = field(metadata=api("planVersion"))
     currency: str
     # Minor units (cents), as Stripe reports them.
     amount_due_now: int = field(metadata=api("amountDueNow"))
@@ -131,6 +142,9 @@ class PlanSelection:
 
     plan: str = field(metadata=api(max_length=64))
     site_quantity: int = field(default=0, metadata=api("siteQuantity"))
+    interval: Literal["month", "year"] = field(
+        default="month", metadata=api(description="how often the plan bills: monthly, or yearly where the plan offers it")
+    )
 
 
 # Checkout takes exactly a plan selection.

@@ -25,8 +25,15 @@ from tenant_billing.records import frozen
 CATALOG_PATH = Path(__file__).with_name("plans.json")
 
 PriceKind = Literal["base", "site"]
+# How often a price bills: what checkout, preview and change take as `interval`.
+Interval = Literal["month", "year"]
+INTERVALS: tuple[Interval, ...] = ("month", "year")
+DEFAULT_INTERVAL: Interval = "month"
 # A price name: what STRIPE_PRICES keys its Stripe prices by.
 PRICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+# What Stripe does at a card-less trial's end when no payment method was added (trial_settings).
+MissingPaymentMethod = Literal["cancel", "pause"]
+TrialPaymentMethod = Literal["always", "if_required"]
 
 
 @frozen(kw_only=True)
@@ -42,13 +49,60 @@ class SitePrice(BasePrice):
 
 
 @frozen(kw_only=True)
-class Plan:
-    name: str
-    base_price: BasePrice
-    site_price: SitePrice | None = None
-    trial_days: int | None = None
+class IntervalPrices:
+    """What one version of a plan costs at one billing interval."""
+
+    base: BasePrice
+    site: SitePrice | None = None
+
+
+@frozen(kw_only=True)
+class PlanVersion:
+    """A plan as sold from one date: its prices by interval, and what a subscriber to them gets.
+    A subscription keeps its version's features and limits until it is moved to another."""
+
+    version: int
+    # By interval, month first: every version bills monthly, yearly when it offers it.
+    prices: dict[str, IntervalPrices]
     features: tuple[str, ...]
     limits: dict[str, int]
+
+    def at(self, interval: str) -> IntervalPrices | None:
+        return self.prices.get(interval)
+
+    @property
+    def site_limit(self) -> str | None:
+        """The limit the per-site add-on raises (the same at every interval), or None without one."""
+        site = self.prices[DEFAULT_INTERVAL].site
+        return site.limit if site is not None else None
+
+
+@frozen(kw_only=True)
+class Trial:
+    days: int
+    # if_required: Checkout asks for no card when nothing is due (the trial), so the trial starts card-less.
+    payment_method: TrialPaymentMethod = "always"
+    # What Stripe does at the end of a trial that still has no payment method (if_required only).
+    without_payment_method: MissingPaymentMethod | None = None
+
+    @property
+    def card_less(self) -> bool:
+        return self.payment_method == "if_required"
+
+
+@frozen(kw_only=True)
+class Plan:
+    name: str
+    current_version: int
+    # By version number, oldest first.
+    versions: dict[int, PlanVersion]
+    # Offered once per organization, with the plan's current version.
+    trial: Trial | None = None
+
+    @property
+    def current(self) -> PlanVersion:
+        """What new checkouts buy."""
+        return self.versions[self.current_version]
 
 
 @frozen(kw_only=True)
@@ -56,6 +110,22 @@ class LimitName:
     name: str
     # What the limit counts in ("GB"); None for a plain count ("Sites").
     unit: str | None = None
+
+
+@frozen
+class PriceRef:
+    """Which catalog price a Stripe price is: its plan, version, billing interval and kind."""
+
+    plan: str
+    kind: PriceKind
+    version: int = 1
+    interval: str = DEFAULT_INTERVAL
+
+
+@frozen
+class CatalogPrice:
+    ref: PriceRef
+    price: BasePrice
 
 
 @frozen(kw_only=True)
@@ -73,40 +143,45 @@ class Catalog:
     def plan(self, plan_id: str) -> Plan | None:
         return self.plans.get(plan_id)
 
-    def monthly_value(self, plan_id: str | None, site_quantity: int) -> int:
-        """What a plan with its add-ons lists for, from the catalog's amounts; -1 for no known plan."""
+    def version(self, plan_id: str | None, version: int | None) -> PlanVersion | None:
+        """The plan's version, or None for an unknown plan or version."""
         plan = self.plans.get(plan_id) if plan_id else None
-        if plan is None:
-            return -1
-        sites = plan.site_price.unit_amount * site_quantity if plan.site_price else 0
-        return plan.base_price.unit_amount + sites
+        return plan.versions.get(version) if plan is not None and version is not None else None
 
-    def prices(self) -> list[tuple[str, PriceKind, BasePrice]]:
-        """Every price of the catalog as (plan id, kind, price), in catalog order."""
-        found: list[tuple[str, PriceKind, BasePrice]] = []
+    def monthly_value(self, plan_id: str | None, site_quantity: int, version: int | None = None, interval: str = "month") -> int:
+        """What a plan version (the current one by default) with its add-ons lists for a month, from
+        the catalog's amounts (a yearly price counts a twelfth); -1 for no known plan or price."""
+        plan = self.plans.get(plan_id) if plan_id else None
+        found = self.version(plan_id, plan.current_version if version is None else version) if plan else None
+        prices = found.at(interval) if found is not None else None
+        if prices is None:
+            return -1
+        sites = prices.site.unit_amount * site_quantity if prices.site else 0
+        total = prices.base.unit_amount + sites
+        return total // 12 if interval == "year" else total
+
+    def prices(self) -> list[CatalogPrice]:
+        """Every price of the catalog, in catalog order (plan, version, interval, base then site)."""
+        found: list[CatalogPrice] = []
         for plan_id, plan in self.plans.items():
-            found.append((plan_id, "base", plan.base_price))
-            if plan.site_price:
-                found.append((plan_id, "site", plan.site_price))
+            for number, version in plan.versions.items():
+                for interval, prices in version.prices.items():
+                    found.append(CatalogPrice(PriceRef(plan_id, "base", number, interval), prices.base))
+                    if prices.site:
+                        found.append(CatalogPrice(PriceRef(plan_id, "site", number, interval), prices.site))
         return found
 
     def price_names(self) -> list[str]:
-        return [price.name for _, _, price in self.prices()]
+        return [entry.price.name for entry in self.prices()]
 
     def base_price_names(self) -> list[str]:
-        return [plan.base_price.name for plan in self.plans.values()]
+        """The base price of every version at every interval: what billing needs configured, so that
+        no subscriber of an older version or of a yearly price is ever unknown."""
+        return [entry.price.name for entry in self.prices() if entry.ref.kind == "base"]
 
     def price_index(self, price_ids: Mapping[str, str]) -> dict[str, PriceRef]:
-        """Map configured Stripe price ids to (plan, kind), given {price name: price id}."""
-        return {
-            price_ids[price.name]: PriceRef(plan_id, kind) for plan_id, kind, price in self.prices() if price_ids.get(price.name)
-        }
-
-
-@frozen
-class PriceRef:
-    plan: str
-    kind: PriceKind
+        """Map configured Stripe price ids to their catalog price, given {price name: price id}."""
+        return {price_ids[entry.price.name]: entry.ref for entry in self.prices() if price_ids.get(entry.price.name)}
 
 
 class _Invalid(ValueError):
@@ -189,14 +264,33 @@ def _site_price(raw: object, path: str) -> SitePrice:
     return SitePrice(name=name, unit_amount=unit_amount, limit=_string(doc.get("limit", "sites"), f"{path}.limit"))
 
 
-def _plan(raw: object, path: str) -> Plan:
-    doc = _object(raw, path, ("name", "basePrice", "features", "limits"), ("sitePrice", "trialDays"))
-    name = _string(doc["name"], f"{path}.name", min_length=1)
-    base_price = _base_price(doc["basePrice"], f"{path}.basePrice")
-    raw_site = doc.get("sitePrice")
-    site_price = None if raw_site is None else _site_price(raw_site, f"{path}.sitePrice")
-    raw_trial = doc.get("trialDays")
-    trial_days = None if raw_trial is None else _integer(raw_trial, f"{path}.trialDays", ge=1, le=730)
+def _interval_prices(raw: object, path: str) -> IntervalPrices:
+    doc = _object(raw, path, ("base",), ("site",))
+    raw_site = doc.get("site")
+    site = None if raw_site is None else _site_price(raw_site, f"{path}.site")
+    return IntervalPrices(base=_base_price(doc["base"], f"{path}.base"), site=site)
+
+
+def _version_prices(raw: object, path: str) -> dict[str, IntervalPrices]:
+    doc = _object(raw, path, (), INTERVALS)
+    if DEFAULT_INTERVAL not in doc:
+        raise _Invalid(f"{_at(path, DEFAULT_INTERVAL)}: required (every version has a monthly base price)")
+    prices: dict[str, IntervalPrices] = {
+        interval: _interval_prices(doc[interval], _at(path, interval)) for interval in INTERVALS if interval in doc
+    }
+    # Stripe bills every item of a subscription at one interval: the add-on is sold at each or at none.
+    monthly_site = prices[DEFAULT_INTERVAL].site
+    for interval, found in prices.items():
+        if (found.site is None) != (monthly_site is None):
+            raise _Invalid(f"{_at(path, interval)}.site: a version sells its per-site add-on at every interval or at none")
+        if found.site is not None and monthly_site is not None and found.site.limit != monthly_site.limit:
+            raise _Invalid(f"{_at(path, interval)}.site.limit: must be {monthly_site.limit!r}, the limit of the monthly add-on")
+    return prices
+
+
+def _version(raw: object, path: str, number: int) -> PlanVersion:
+    doc = _object(raw, path, ("prices", "features", "limits"))
+    prices = _version_prices(doc["prices"], f"{path}.prices")
 
     raw_features = doc["features"]
     if not isinstance(raw_features, list):
@@ -209,10 +303,59 @@ def _plan(raw: object, path: str) -> Plan:
     if not isinstance(raw_limits, dict):
         raise _Invalid(f"{path}.limits: must be an object, not {_kind(raw_limits)}")
     limits = {key: _integer(value, _at(f"{path}.limits", key), ge=0) for key, value in raw_limits.items()}
-    if site_price is not None and site_price.limit not in limits:
-        raise _Invalid(f"{path}.sitePrice.limit: {site_price.limit!r} is not one of this plan's limits ({', '.join(limits)})")
+    version = PlanVersion(version=number, prices=prices, features=features, limits=limits)
+    if version.site_limit is not None and version.site_limit not in limits:
+        raise _Invalid(
+            f"{path}.prices.month.site.limit: {version.site_limit!r} is not one of this version's limits ({', '.join(limits)})"
+        )
+    return version
 
-    return Plan(name=name, base_price=base_price, site_price=site_price, trial_days=trial_days, features=features, limits=limits)
+
+def _trial(raw: object, path: str) -> Trial:
+    doc = _object(raw, path, ("days",), ("paymentMethod", "withoutPaymentMethod"))
+    days = _integer(doc["days"], f"{path}.days", ge=1, le=730)
+    payment_method: TrialPaymentMethod
+    match doc.get("paymentMethod", "always"):
+        case "always" | "if_required" as payment_method:
+            pass
+        case other:
+            raise _Invalid(f"{path}.paymentMethod: {other!r} is not always or if_required")
+    ending: MissingPaymentMethod | None
+    match doc.get("withoutPaymentMethod"):
+        case None:
+            if payment_method == "if_required":
+                raise _Invalid(
+                    f"{path}.withoutPaymentMethod: required for a card-less trial: what Stripe does when it ends "
+                    "without a card (cancel or pause)"
+                )
+            ending = None
+        case "cancel" | "pause" as ending:
+            if payment_method == "always":
+                raise _Invalid(f"{path}.withoutPaymentMethod: only for a card-less trial (paymentMethod if_required)")
+        case other:
+            raise _Invalid(f"{path}.withoutPaymentMethod: {other!r} is not cancel or pause")
+    return Trial(days=days, payment_method=payment_method, without_payment_method=ending)
+
+
+def _plan(raw: object, path: str) -> Plan:
+    doc = _object(raw, path, ("name", "currentVersion", "versions"), ("trial",))
+    name = _string(doc["name"], f"{path}.name", min_length=1)
+    raw_versions = doc["versions"]
+    if not isinstance(raw_versions, dict) or not raw_versions:
+        raise _Invalid(f"{path}.versions: must be an object holding at least one version")
+    versions: dict[int, PlanVersion] = {}
+    for key, raw_version in raw_versions.items():
+        # A version is stored and shown as its number: "1", "2", ... (no "01": one spelling each).
+        _matching(key, _at(f"{path}.versions", key), r"^[1-9][0-9]{0,5}$", "a version number (1, 2, ...)")
+        versions[int(key)] = _version(raw_version, _at(f"{path}.versions", key), int(key))
+    if list(versions) != sorted(versions):
+        raise _Invalid(f"{path}.versions: must be listed oldest first (by version number)")
+    current = _integer(doc["currentVersion"], f"{path}.currentVersion", ge=1)
+    if current not in versions:
+        raise _Invalid(f"{path}.currentVersion: {current} is not one of its versions ({', '.join(map(str, versions))})")
+    raw_trial = doc.get("trial")
+    trial = None if raw_trial is None else _trial(raw_trial, f"{path}.trial")
+    return Plan(name=name, current_version=current, versions=versions, trial=trial)
 
 
 def _feature_names(raw: object) -> dict[str, str]:
@@ -235,15 +378,32 @@ def _limit_names(raw: object) -> dict[str, LimitName]:
 
 
 def _require_display_names(plans: dict[str, Plan], feature_names: dict[str, str], limit_names: dict[str, LimitName]) -> None:
-    """Every feature and limit a plan uses has a display name, so a page never shows a raw key."""
+    """Every feature and limit a version uses has a display name, so a page never shows a raw key."""
     for plan_id, plan in plans.items():
-        path = _at("plans", plan_id)
-        for i, feature in enumerate(plan.features):
-            if feature not in feature_names:
-                raise _Invalid(f"{_at(f'{path}.features', i)}: {feature!r} has no display name in features")
-        for limit in plan.limits:
-            if limit not in limit_names:
-                raise _Invalid(f"{_at(f'{path}.limits', limit)}: {limit!r} has no display name in limits")
+        for number, version in plan.versions.items():
+            path = f"plans.{plan_id}.versions.{number}"
+            for i, feature in enumerate(version.features):
+                if feature not in feature_names:
+                    raise _Invalid(f"{_at(f'{path}.features', i)}: {feature!r} has no display name in features")
+            for limit in version.limits:
+                if limit not in limit_names:
+                    raise _Invalid(f"{_at(f'{path}.limits', limit)}: {limit!r} has no display name in limits")
+
+
+def _price_path(entry: CatalogPrice) -> str:
+    ref = entry.ref
+    return f"plans.{ref.plan}.versions.{ref.version}.prices.{ref.interval}.{ref.kind}"
+
+
+def _require_unique_price_names(catalog: Catalog) -> None:
+    """STRIPE_PRICES gives each name one Stripe price, so a name belongs to one plan price only: a
+    name reused by another plan or version would sell one price as two things."""
+    first: dict[str, str] = {}
+    for entry in catalog.prices():
+        path = _price_path(entry)
+        if entry.price.name in first:
+            raise _Invalid(f"{path}.name: {entry.price.name!r} is already the name of {first[entry.price.name]}")
+        first[entry.price.name] = path
 
 
 def _catalog(raw: object) -> Catalog:
@@ -278,21 +438,27 @@ def _catalog(raw: object) -> Catalog:
         limit_names=limit_names,
         plans=plans,
     )
-    # STRIPE_PRICES gives each name one Stripe price, so a name may belong to one plan price only.
-    first: dict[str, str] = {}
-    for plan_id, kind, price in catalog.prices():
-        path = f"plans.{plan_id}.{kind}Price"
-        if price.name in first:
-            raise _Invalid(f"{path}.name: {price.name!r} is already the name of {first[price.name]}")
-        first[price.name] = path
+    _require_unique_price_names(catalog)
     return catalog
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """JSON keeps the last of two equal keys: a plan or version written twice would silently lose one."""
+    doc: dict[str, object] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise _Invalid(f"{key!r} appears twice in one object")
+        doc[key] = value
+    return doc
 
 
 def parse_catalog(raw: str | bytes) -> Catalog:
     """The catalog from its JSON. The error names the first field at fault by its path in the
     document (`plans.pro.basePrice.unitAmount`) and says what it should be."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
+    except _Invalid as exc:
+        raise ConfigurationError(f"invalid plan catalog: {exc}") from None
     except ValueError as exc:
         raise ConfigurationError(f"invalid plan catalog: not JSON: {exc}") from None
     try:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
 from tenant_billing.auth import Caller
-from tenant_billing.catalog import Catalog, Plan
+from tenant_billing.catalog import DEFAULT_INTERVAL, Catalog, Plan
 from tenant_billing.entitlements import ENDED_STATUSES
 from tenant_billing.errors import BillingNotConfiguredError, ConflictError, InvalidRequestError, StripeUnavailableError
 from tenant_billing.items import CustomerLink, OrgBilling
@@ -39,6 +39,8 @@ class LineItems:
     site_quantity: int
     # The plan's per-site price even at quantity 0 (a plan change may keep an emptied site item).
     plan_site_price_id: str | None = None
+    version: int = 1
+    interval: str = DEFAULT_INTERVAL
 
 
 @frozen
@@ -51,6 +53,8 @@ class PriceSelection:
     site_quantity: int
     # The plan's per-site price name even at quantity 0 (when configured).
     plan_site_price: str | None = None
+    version: int = 1
+    interval: str = DEFAULT_INTERVAL
 
     def line_items(self, prices: Mapping[str, str]) -> LineItems:
         """The Stripe price ids, from {price name: price id} (`stripe_prices.price_ids`)."""
@@ -60,11 +64,17 @@ class PriceSelection:
         site_price_id = prices.get(self.site_price) if self.site_price else None
         plan_site_price_id = prices.get(self.plan_site_price) if self.plan_site_price else None
         quantity = self.site_quantity if site_price_id else 0
-        return LineItems(self.plan_id, base_price_id, site_price_id, quantity, plan_site_price_id)
+        return LineItems(self.plan_id, base_price_id, site_price_id, quantity, plan_site_price_id, self.version, self.interval)
 
 
-def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: Settings) -> PriceSelection:
-    """Plan and quantity rules that need the catalog and the configured prices."""
+def validate_plan_selection(
+    request: PlanSelection, catalog: Catalog, settings: Settings, keep_version: int | None = None
+) -> PriceSelection:
+    """Plan, interval and quantity rules that need the catalog and the configured prices.
+
+    The prices are the plan's current version's, or `keep_version`'s when that version of the plan
+    sells the interval: a subscriber who only changes sites or interval keeps the version they have.
+    """
     plan: Plan | None = catalog.plan(request.plan)
     if plan is None:
         raise InvalidRequestError(f"unknown plan; choose one of: {', '.join(catalog.plans)}", field="plan", code="unknown_plan")
@@ -73,15 +83,32 @@ def validate_plan_selection(request: PlanSelection, catalog: Catalog, settings: 
         raise InvalidRequestError(
             f"siteQuantity must be between 0 and {catalog.max_site_quantity}", field="siteQuantity", code="invalid_site_quantity"
         )
+    kept = plan.versions.get(keep_version) if keep_version is not None else None
+    version = kept if kept is not None and kept.at(request.interval) is not None else plan.current
+    prices = version.at(request.interval)
+    if prices is None:
+        raise InvalidRequestError(
+            f"the {request.plan} plan is not sold {request.interval}ly; choose one of: {', '.join(version.prices)}",
+            field="interval",
+            code="interval_unavailable",
+        )
     configured = settings.STRIPE_PRICES
-    site_price = plan.site_price.name if plan.site_price and plan.site_price.name in configured else None
+    site_price = prices.site.name if prices.site and prices.site.name in configured else None
     if quantity > 0 and not site_price:
         raise InvalidRequestError(
             f"the {request.plan} plan has no per-site add-on", field="siteQuantity", code="site_addon_unavailable"
         )
-    if plan.base_price.name not in configured:
+    if prices.base.name not in configured:
         raise BillingNotConfiguredError("billing is not configured")
-    return PriceSelection(request.plan, plan.base_price.name, site_price if quantity > 0 else None, quantity, site_price)
+    return PriceSelection(
+        request.plan,
+        prices.base.name,
+        site_price if quantity > 0 else None,
+        quantity,
+        site_price,
+        version.version,
+        request.interval,
+    )
 
 
 def require_configured(settings: Settings, catalog: Catalog) -> None:
@@ -119,6 +146,7 @@ def ensure_customer(org_id: str, billing: OrgBilling, repository: CheckoutReposi
 def new_checkout_session(
     org_id: str, customer_id: str, items: LineItems, plan: Plan, settings: Settings, first_subscription: bool
 ) -> NewCheckoutSession:
+    trial = plan.trial if first_subscription else None
     line_items = [(items.base_price_id, 1)]
     if items.site_price_id and items.site_quantity > 0:
         line_items.append((items.site_price_id, items.site_quantity))
@@ -130,7 +158,8 @@ def new_checkout_session(
         success_url=settings.success_url,
         cancel_url=settings.cancel_url,
         # A trial only for an organization's first subscription, never again after a cancel.
-        trial_period_days=plan.trial_days if plan.trial_days and first_subscription else None,
+        trial_period_days=trial.days if trial else None,
+        trial_without_payment_method=trial.without_payment_method if trial and trial.card_less else None,
         allow_promotion_codes=settings.ALLOW_PROMOTION_CODES,
         automatic_tax=settings.AUTOMATIC_TAX,
     )

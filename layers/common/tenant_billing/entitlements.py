@@ -39,19 +39,23 @@ def derive_entitlement(
     status: str | None,
     site_quantity: int = 0,
     past_due_policy: PastDuePolicy = "plan",
+    version: int | None = None,
 ) -> Entitlement:
-    """The plan's features and limits when the status pays for them, otherwise the fallback plan's.
+    """The features and limits of the plan's version (the current one when None) when the status
+    pays for them, otherwise the fallback plan's current version's.
 
-    An unknown plan also gets the fallback: access is never granted for a price we do not know.
-    Site add-ons raise the plan's add-on limit by one each, only on plans that sell them.
+    A subscriber of an older version keeps that version's features and limits (grandfathered). An
+    unknown plan or version also gets the fallback: access is never granted for a price we do not
+    know. Site add-ons raise the version's add-on limit by one each, only where it sells them.
     """
     plan = catalog.plan(plan_id) if plan_id else None
-    if plan is None or not is_entitled_status(status, past_due_policy):
+    found = plan.versions.get(plan.current_version if version is None else version) if plan is not None else None
+    if found is None or not is_entitled_status(status, past_due_policy):
         plan_id = catalog.fallback_plan
-        plan = catalog.plans[plan_id]
+        found = catalog.plans[plan_id].current
         site_quantity = 0
-    limits = dict(plan.limits)
-    if plan.site_price is not None and site_quantity > 0:
-        limits[plan.site_price.limit] += site_quantity
+    limits = dict(found.limits)
+    if found.site_limit is not None and site_quantity > 0:
+        limits[found.site_limit] += site_quantity
     assert plan_id is not None
-    return Entitlement(plan=plan_id, features=plan.features, limits=limits)
+    return Entitlement(plan=plan_id, features=found.features, limits=limits)

@@ -35,6 +35,9 @@ def subscription_to_item(record: SubscriptionRecord) -> AttributeMap:
         "pending_plan": record.pending_plan and string(record.pending_plan),
         "cancel_at": record.cancel_at is not None and number(record.cancel_at),
         "pending_expires_at": record.pending_expires_at is not None and number(record.pending_expires_at),
+        "plan_version": record.plan_version is not None and number(record.plan_version),
+        "billing_interval": record.interval and string(record.interval),
+        "trial_end": record.trial_end is not None and number(record.trial_end),
     }
     item.update({name: value for name, value in optional.items() if value})
     if record.current_period_end is not None:
@@ -60,6 +63,9 @@ def subscription_from_item(org_id: str, item: AttributeMap) -> SubscriptionRecor
         pending_plan=read_str(item, "pending_plan") or None,
         pending_site_quantity=read_int(item, "pending_site_quantity") or 0,
         pending_expires_at=read_int(item, "pending_expires_at"),
+        plan_version=read_int(item, "plan_version"),
+        interval=read_str(item, "billing_interval") or None,
+        trial_end=read_int(item, "trial_end"),
     )
 
 

@@ -88,6 +88,11 @@ class SubscriptionRecord:
     pending_plan: str | None = None
     pending_site_quantity: int = 0
     pending_expires_at: int | None = None
+    # The catalog version and billing interval of the subscription's prices (None: prices unknown).
+    plan_version: int | None = None
+    interval: str | None = None
+    # When the trial ends (Stripe's trial_end), while the subscription is trialing.
+    trial_end: int | None = None
 
 
 @frozen

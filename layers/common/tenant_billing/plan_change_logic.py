@@ -39,6 +39,7 @@ from tenant_billing.repositories import PlanChangeRepository
 from tenant_billing.settings import Settings
 from tenant_billing.status_logic import iso_timestamp
 from tenant_billing.stripe_port import (
+    Invoice,
     ItemChange,
     PaymentBehavior,
     PaymentDeclined,
@@ -95,9 +96,9 @@ def _plan_change(
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
 ) -> tuple[PlannedChange, StripePort]:
-    selection = validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
+    selection = validate_plan_selection(request, catalog, settings, keep_version=_kept_version(record, request))
     stripe = stripe_factory()
     prices = price_ids(settings, stripe)
     wanted = selection.line_items(prices)
@@ -105,6 +106,12 @@ def _plan_change(
     current = stripe.subscription_with_invoice(record.subscription_id)
     changes = item_changes(current.items, wanted, catalog.price_index(prices))
     return PlannedChange(record, wanted, changes, current, read_at_ns), stripe
+
+
+def _kept_version(record: SubscriptionRecord, request: PlanSelection) -> int | None:
+    """A subscriber who stays on their plan keeps its version (grandfathered prices and all); a new
+    plan is bought at its current version."""
+    return record.plan_version if record.plan == request.plan else None
 
 
 def _no_change() -> InvalidRequestError:
@@ -137,6 +144,7 @@ def preview_change(
         subscription_id=plan.record.subscription_id,
         plan=plan.wanted.plan_id,
         site_quantity=plan.wanted.site_quantity,
+        interval=plan.wanted.interval,
         proration_date=proration_date,
         amount_due_now=due_now.amount_due,
         currency=due_now.currency,
@@ -147,14 +155,25 @@ def preview_change(
     return ChangePreviewResponse(
         plan=quote.plan,
         site_quantity=quote.site_quantity,
+        interval=quote.interval,
+        plan_version=plan.wanted.version,
         currency=quote.currency,
         amount_due_now=quote.amount_due_now,
         next_invoice_total=next_invoice.total,
-        next_invoice_date=iso_timestamp(plan.record.current_period_end),
+        next_invoice_date=iso_timestamp(_next_invoice_date(plan, due_now)),
         proration_date=proration_date,
         preview_id=quote.preview_id,
         expires_at=iso_timestamp(quote.expires_at) or "",
     )
+
+
+def _next_invoice_date(plan: PlannedChange, due_now: Invoice) -> int | None:
+    """When the next regular invoice comes: the period end, unless the interval changes, which
+    restarts the billing period now (Stripe resets the billing anchor): then the end of the period
+    the change's invoice bills."""
+    if plan.record.interval is not None and plan.record.interval != plan.wanted.interval:
+        return due_now.service_end
+    return plan.record.current_period_end
 
 
 def change_subscription(
@@ -167,7 +186,8 @@ def change_subscription(
 ) -> BillingStatusResponse:
     """Swap the base price and add, update or remove the per-site item, prorated and charged now;
     applied by Stripe only once paid."""
-    # Everything that refuses a bad request comes before the lock: a refusal writes nothing.
+    # Everything that refuses a bad request comes before the lock: a refusal writes nothing. (The
+    # prices of a kept older version are chosen, and checked again, once the subscription is read.)
     validate_plan_selection(request, catalog, settings)
     require_configured(settings, catalog)
     quote = _accepted_quote(caller, request, repository) if request.preview_id is not None else None
@@ -196,6 +216,7 @@ def _accepted_quote(caller: Caller, request: PlanChange, repository: PlanChangeR
         subscription_id=record.subscription_id,
         plan=request.plan,
         site_quantity=request.site_quantity,
+        interval=request.interval,
         now=int(time.time()),
     )
 
@@ -227,7 +248,8 @@ def _change(
 ) -> BillingStatusResponse:
     plan, stripe = _plan_change(caller, request, repository, settings, catalog, stripe_factory)
     if not plan.changes:
-        if (plan.record.plan, plan.record.site_quantity) != (plan.wanted.plan_id, plan.wanted.site_quantity):
+        stored = (plan.record.plan, plan.record.site_quantity, plan.record.interval, plan.record.plan_version)
+        if stored != (plan.wanted.plan_id, plan.wanted.site_quantity, plan.wanted.interval, plan.wanted.version):
             # Stripe already has this change (an earlier attempt whose answer was lost) but the
             # table does not yet: store what Stripe says, and the retry succeeds.
             return store_and_answer(plan.record, plan.current, plan.read_at_ns, repository, settings, catalog, stripe)

@@ -26,6 +26,7 @@ class Quote:
     subscription_id: str
     plan: str
     site_quantity: int
+    interval: str
     # The moment Stripe prorated the preview at; the change is prorated at the same moment.
     proration_date: int
     amount_due_now: int
@@ -57,7 +58,9 @@ def check_preview_id(preview_id: str) -> None:
         raise _invalid("previewId is not one this API issued; preview the change again")
 
 
-def accept_quote(quote: Quote | None, *, org_id: str, subscription_id: str, plan: str, site_quantity: int, now: int) -> Quote:
+def accept_quote(
+    quote: Quote | None, *, org_id: str, subscription_id: str, plan: str, site_quantity: int, interval: str, now: int
+) -> Quote:
     """The quote, when it was issued to this organization for exactly this change of its stored
     subscription and has not expired; otherwise 400 invalid_preview (before anything reaches Stripe)."""
     if quote is None or quote.org_id != org_id:
@@ -65,8 +68,8 @@ def accept_quote(quote: Quote | None, *, org_id: str, subscription_id: str, plan
         raise _invalid("previewId is unknown; preview the change again")
     if now >= quote.expires_at:
         raise _invalid("the preview expired; preview the change again")
-    if (quote.plan, quote.site_quantity) != (plan, site_quantity):
-        raise _invalid("the preview was for another plan or site quantity")
+    if (quote.plan, quote.site_quantity, quote.interval) != (plan, site_quantity, interval):
+        raise _invalid("the preview was for another plan, site quantity or interval")
     if quote.subscription_id != subscription_id:
         raise _invalid("the subscription changed since the preview; preview the change again")
     return quote

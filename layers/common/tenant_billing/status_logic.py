@@ -35,7 +35,7 @@ def status_response(
     if entitlement is not None:
         features, limits = list(entitlement.features), dict(entitlement.limits)
     else:
-        fallback = catalog.plans[catalog.fallback_plan]
+        fallback = catalog.plans[catalog.fallback_plan].current
         features, limits = list(fallback.features), dict(fallback.limits)
     return BillingStatusResponse(
         configured=configured,
@@ -43,6 +43,9 @@ def status_response(
             plan=subscription.plan,
             status=subscription.status,
             site_quantity=subscription.site_quantity,
+            interval=subscription.interval,
+            plan_version=subscription.plan_version,
+            trial_end=iso_timestamp(subscription.trial_end),
             current_period_end=iso_timestamp(subscription.current_period_end),
             cancel_at_period_end=subscription.cancel_at_period_end,
             cancel_at=iso_timestamp(subscription.cancel_at),

@@ -143,6 +143,10 @@ def _checkout_session_params(session: NewCheckoutSession) -> SessionCreateParams
     subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
     if session.trial_period_days:
         subscription_data["trial_period_days"] = session.trial_period_days
+        if session.trial_without_payment_method is not None:
+            subscription_data["trial_settings"] = {
+                "end_behavior": {"missing_payment_method": session.trial_without_payment_method}
+            }
     params: SessionCreateParams = {
         "mode": "subscription",
         "customer": session.customer_id,
@@ -153,6 +157,9 @@ def _checkout_session_params(session: NewCheckoutSession) -> SessionCreateParams
         "success_url": session.success_url,
         "cancel_url": session.cancel_url,
     }
+    if session.trial_without_payment_method is not None:
+        # Nothing is due while the trial lasts: Checkout asks for no card.
+        params["payment_method_collection"] = "if_required"
     if session.allow_promotion_codes:
         params["allow_promotion_codes"] = True
     if session.automatic_tax:

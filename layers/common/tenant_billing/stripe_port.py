@@ -119,6 +119,9 @@ class NewCheckoutSession:
     success_url: str
     cancel_url: str
     trial_period_days: int | None = None
+    # A card-less trial: Checkout collects no card, and this is what Stripe does at the trial's end
+    # when none was added since (trial_settings.end_behavior.missing_payment_method).
+    trial_without_payment_method: Literal["cancel", "pause"] | None = None
     allow_promotion_codes: bool = False
     automatic_tax: bool = False
 

@@ -24,6 +24,9 @@ _COMPARED_FIELDS = (
     "pending_plan",
     "pending_site_quantity",
     "other_live_ids",
+    "plan_version",
+    "interval",
+    "trial_end",
 )
 
 
@@ -35,24 +38,41 @@ class SyncedState:
     unknown_prices: tuple[str, ...]
 
 
-def plan_and_quantity(
-    items: Sequence[SubscriptionItem], index: Mapping[str, PriceRef]
-) -> tuple[str | None, int, tuple[str, ...]]:
-    """The base item's price gives the plan; that plan's per-site item gives siteQuantity.
+@frozen
+class PlanItems:
+    """What a subscription's items are in catalog terms."""
 
-    Anything else (a price we do not know, a second base price, another plan's add-on) is
-    reported as unknown and grants nothing.
-    """
+    # The base item's catalog price (plan, version, interval); None when not exactly one is known.
+    base: PriceRef | None
+    site_quantity: int
+    # Price ids that grant nothing: not in the catalog, a second base price, another plan's or
+    # version's add-on.
+    unknown: tuple[str, ...]
+
+    @property
+    def plan(self) -> str | None:
+        return self.base.plan if self.base is not None else None
+
+
+def plan_items(items: Sequence[SubscriptionItem], index: Mapping[str, PriceRef]) -> PlanItems:
+    """The base item's price gives the plan, its version and interval; the per-site item of that
+    same plan version gives siteQuantity. Anything else is reported as unknown and grants nothing."""
     refs = [(item, index.get(item.price_id)) for item in items]
-    bases = sorted({ref.plan for _, ref in refs if ref and ref.kind == "base"})
-    plan = bases[0] if len(bases) == 1 else None
-    quantity = sum(item.quantity for item, ref in refs if ref and ref.kind == "site" and ref.plan == plan)
+    bases = sorted({ref for _, ref in refs if ref and ref.kind == "base"}, key=lambda ref: (ref.plan, ref.version, ref.interval))
+    base = bases[0] if len(bases) == 1 else None
+
+    def add_on(ref: PriceRef | None) -> bool:
+        return (
+            ref is not None and base is not None and ref.kind == "site" and (ref.plan, ref.version) == (base.plan, base.version)
+        )
+
+    quantity = sum(item.quantity for item, ref in refs if add_on(ref))
     unknown = tuple(
         item.price_id
         for item, ref in refs
-        if ref is None or (ref.kind == "site" and ref.plan != plan) or (ref.kind == "base" and plan is None)
+        if ref is None or (ref.kind == "site" and not add_on(ref)) or (ref.kind == "base" and base is None)
     )
-    return plan, quantity if plan else 0, unknown
+    return PlanItems(base, quantity if base else 0, unknown)
 
 
 def _pending_items(items: Sequence[SubscriptionItem], pending: PendingUpdate) -> list[SubscriptionItem]:
@@ -80,11 +100,13 @@ def synced_state(
 ) -> SyncedState:
     items = subscription.items
     index = catalog.price_index(price_ids)
-    plan, quantity, unknown = plan_and_quantity(items, index)
+    found = plan_items(items, index)
+    plan, quantity, unknown = found.plan, found.site_quantity, found.unknown
     pending = subscription.pending_update
     pending_plan, pending_quantity = None, 0
     if pending is not None:
-        pending_plan, pending_quantity, _ = plan_and_quantity(_pending_items(items, pending), index)
+        pending_found = plan_items(_pending_items(items, pending), index)
+        pending_plan, pending_quantity = pending_found.plan, pending_found.site_quantity
     status = subscription.status
     record = SubscriptionRecord(
         org_id=org_id,
@@ -103,8 +125,12 @@ def synced_state(
         pending_plan=pending_plan,
         pending_site_quantity=pending_quantity,
         pending_expires_at=pending.expires_at if pending is not None else None,
+        plan_version=found.base.version if found.base else None,
+        interval=found.base.interval if found.base else None,
+        trial_end=subscription.trial_end if status == "trialing" else None,
     )
-    derived = derive_entitlement(catalog, plan, status, quantity, past_due_policy)
+    # Without a known base price the plan is None: the fallback, never "the current version".
+    derived = derive_entitlement(catalog, plan, status, quantity, past_due_policy, version=record.plan_version)
     entitlement = EntitlementRecord(org_id, derived.plan, status, derived.features, derived.limits, now)
     return SyncedState(record, entitlement, unknown)
 
@@ -126,12 +152,14 @@ def choose_subscription(
 
     def rank(subscription: Subscription) -> tuple[bool, bool, bool, int, int, str]:
         status = subscription.status
-        plan, quantity, _ = plan_and_quantity(subscription.items, index)
+        found = plan_items(subscription.items, index)
+        base = found.base
+        value = catalog.monthly_value(base.plan, found.site_quantity, base.version, base.interval) if base else -1
         return (
             is_entitled_status(status, past_due_policy),
             status in PAID_STATUSES,
             status not in ENDED_STATUSES,
-            catalog.monthly_value(plan, quantity),
+            value,
             subscription.created,
             subscription.id,
         )

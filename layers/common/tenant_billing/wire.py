@@ -134,7 +134,15 @@ def _read_value(field: WireField, value: Any, query: bool) -> Any:
         if "max_length" in metadata and len(value) > metadata["max_length"]:
             raise _invalid(field, f"String should have at most {metadata['max_length']} characters")
         return value
-    raise TypeError(f"{field.name}: requests take str, int and bool fields, not {kind!r}")
+    if typing.get_origin(kind) is typing.Literal:
+        choices = typing.get_args(kind)
+        if type(value) is not str or value not in choices:
+            # pydantic's words: "Input should be 'month' or 'year'".
+            quoted = [repr(choice) for choice in choices]
+            listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+            raise _invalid(field, f"Input should be {listed}")
+        return value
+    raise TypeError(f"{field.name}: requests take str, int, bool and Literal[str, ...] fields, not {kind!r}")
 
 
 def _query_integer(text: str) -> int | None:
