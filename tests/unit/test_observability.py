@@ -73,7 +73,8 @@ def test_a_request_that_logs_and_measures_nothing_with_tracing_off_never_imports
 def test_with_tracing_on_the_first_call_creates_powertools_tracer_with_the_xray_sdk() -> None:
     code = (
         HANDLER
-        + "print(loaded()); handler({}, Context()); print(loaded(), type(tracer._tracer).__name__, tracer._tracer.disabled)"
+        + "print(loaded()); handler({}, Context()); created = tracer._tracer.value\n"
+        + "print(loaded(), type(created).__name__, created.disabled)"
     )
     # Lambda's environment: the X-Ray SDK then sends to the daemon's address (UDP, nothing listens).
     lambda_env = {

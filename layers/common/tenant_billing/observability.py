@@ -69,30 +69,45 @@ class _ColdStart:
 _cold_start = _ColdStart()
 
 
+class _OnFirstUse[T]:
+    """A Powertools object made by `create` on the first `get`, once, whichever threads ask together."""
+
+    def __init__(self, create: Callable[[], T]) -> None:
+        self._create = create
+        self.value: T | None = None
+
+    def get(self) -> T:
+        if self.value is None:
+            with _CREATING:
+                if self.value is None:
+                    self.value = self._create()
+        return self.value
+
+
 class LazyLogger:
     """Powertools' Logger, created on the first log line (or any attribute not defined here)."""
 
     def __init__(self) -> None:
-        self._logger: Logger | None = None
+        self._logger = _OnFirstUse(self._create)
         self._keys: dict[str, object] = {}
         self._invocation: _Invocation | None = None
 
     @property
     def created(self) -> bool:
-        return self._logger is not None
+        return self._logger.value is not None
 
     def powertools(self) -> Logger:
-        if self._logger is None:
-            with _CREATING:
-                if self._logger is None:
-                    from aws_lambda_powertools import Logger
+        return self._logger.get()
 
-                    logger = Logger()
-                    if self._invocation is not None:
-                        _inject(logger, self._invocation)
-                    logger.append_keys(**self._keys)
-                    self._logger, self._keys = logger, {}
-        return self._logger
+    def _create(self) -> Logger:
+        from aws_lambda_powertools import Logger
+
+        logger = Logger()
+        if self._invocation is not None:
+            _inject(logger, self._invocation)
+        logger.append_keys(**self._keys)
+        self._keys = {}
+        return logger
 
     # stacklevel: the caller's line, not this stand-in's, is the log line's location.
     def info(self, msg: object, *args: Any, stacklevel: int = 2, **kwargs: Any) -> None:
@@ -108,17 +123,17 @@ class LazyLogger:
         self.powertools().exception(msg, *args, stacklevel=stacklevel + 1, **kwargs)
 
     def append_keys(self, **keys: object) -> None:
-        if self._logger is None:
+        if (logger := self._logger.value) is None:
             self._keys.update(keys)
         else:
-            self._logger.append_keys(**keys)
+            logger.append_keys(**keys)
 
     def remove_keys(self, keys: Iterable[str]) -> None:
-        if self._logger is None:
+        if (logger := self._logger.value) is None:
             for key in keys:
                 self._keys.pop(key, None)
         else:
-            self._logger.remove_keys(keys)
+            logger.remove_keys(keys)
 
     def inject_lambda_context(
         self, correlation_id_path: str | None = None, clear_state: bool = False
@@ -130,12 +145,12 @@ class LazyLogger:
             @functools.wraps(handler)
             def injected(event: Any, context: Any) -> Any:
                 invocation = _Invocation(event, context, correlation_id_path, clear_state, _cold_start.take())
-                if self._logger is None:
+                if (logger := self._logger.value) is None:
                     if clear_state:
                         self._keys = {}
                     self._invocation = invocation
                 else:
-                    _inject(self._logger, invocation)
+                    _inject(logger, invocation)
                 return handler(event, context)
 
             return injected
@@ -165,20 +180,14 @@ class LazyMetrics:
     """Powertools' Metrics, created on the first metric added (or any attribute not defined here)."""
 
     def __init__(self) -> None:
-        self._metrics: Metrics | None = None
+        self._metrics = _OnFirstUse(_create_metrics)
 
     @property
     def created(self) -> bool:
-        return self._metrics is not None
+        return self._metrics.value is not None
 
     def powertools(self) -> Metrics:
-        if self._metrics is None:
-            with _CREATING:
-                if self._metrics is None:
-                    from aws_lambda_powertools import Metrics
-
-                    self._metrics = Metrics()
-        return self._metrics
+        return self._metrics.get()
 
     def add_metric(self, name: str, unit: str, value: float) -> None:
         self.powertools().add_metric(name=name, unit=unit, value=value)
@@ -191,13 +200,25 @@ class LazyMetrics:
             try:
                 return handler(event, context)
             finally:
-                if self._metrics is not None:
-                    self._metrics.flush_metrics()
+                if (metrics := self._metrics.value) is not None:
+                    metrics.flush_metrics()
 
         return flushed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.powertools(), name)
+
+
+def _create_metrics() -> Metrics:
+    from aws_lambda_powertools import Metrics
+
+    return Metrics()
+
+
+def _create_tracer() -> Tracer:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(patch_modules=TRACED_AT_START)
 
 
 def tracing_disabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -212,7 +233,7 @@ class LazyTracer:
 
     def __init__(self) -> None:
         self._enabled: bool | None = None
-        self._tracer: Tracer | None = None
+        self._tracer = _OnFirstUse(_create_tracer)
 
     @property
     def enabled(self) -> bool:
@@ -221,13 +242,7 @@ class LazyTracer:
         return self._enabled
 
     def powertools(self) -> Tracer:
-        if self._tracer is None:
-            with _CREATING:
-                if self._tracer is None:
-                    from aws_lambda_powertools import Tracer
-
-                    self._tracer = Tracer(patch_modules=TRACED_AT_START)
-        return self._tracer
+        return self._tracer.get()
 
     def capture_lambda_handler(self, handler: Handler) -> Handler:
         return self._traced(handler, lambda: self.powertools().capture_lambda_handler(handler))
