@@ -54,15 +54,26 @@ def _summary(emulator: StripeEmulator, session: Obj, line_items: list[Obj], subs
 </div></section>"""
 
 
-def _card_form(session_id: str, email: str, form: Mapping[str, str], error: str | None) -> str:
+def card_optional(session: Obj) -> bool:
+    """Checkout asks for no card when the session collects one only if required and nothing is due
+    (a card-less trial): the card may still be given."""
+    return session.get("payment_method_collection") == "if_required" and int(session.get("amount_total") or 0) == 0
+
+
+def _card_form(session: Obj, email: str, form: Mapping[str, str], error: str | None) -> str:
     """The right half: the card form, filled with what was typed before (after an error)."""
+    session_id = str(session["id"])
+    optional = card_optional(session)
+    heading = "Start your free trial" if optional else "Pay with card"
+    card_label = 'Card information <span class="muted">(optional: nothing is due now)</span>' if optional else "Card information"
+    submit = "Start trial" if optional else "Subscribe"
     return f"""<section class="pay">
-<h1>Pay with card</h1>
+<h1>{heading}</h1>
 {error_block(error)}
 <form method="post" action="{e(CHECKOUT_PATH + session_id)}" autocomplete="off">
 <label for="email">Email <span class="muted">(optional)</span></label>
 <input id="email" name="email" type="email" value="{e(email)}" placeholder="you@example.com">
-<label for="card-number">Card information</label>
+<label for="card-number">{card_label}</label>
 <div class="card-group">
 <input id="card-number" name="card_number" inputmode="numeric" placeholder="4242 4242 4242 4242"
  value="{e(form.get("card_number", ""))}">
@@ -72,7 +83,7 @@ def _card_form(session_id: str, email: str, form: Mapping[str, str], error: str 
 </div></div>
 <label for="name">Cardholder name <span class="muted">(optional)</span></label>
 <input id="name" name="name" value="{e(form.get("name", ""))}" placeholder="Full name on card">
-<button id="pay" class="primary" type="submit">Subscribe</button>
+<button id="pay" class="primary" type="submit">{submit}</button>
 <p class="hint" id="test-cards">{e(TEST_CARDS_HINT)}</p>
 </form>
 </section>"""
@@ -90,7 +101,7 @@ def checkout_page(
     form = form or {}
     email = form.get("email", session.get("customer_email") or emulator.customer_email(session) or "")
     summary = _summary(emulator, session, line_items, subscription_data)
-    body = f'<div class="checkout">\n{summary}\n{_card_form(str(session["id"]), email, form, error)}\n</div>'
+    body = f'<div class="checkout">\n{summary}\n{_card_form(session, email, form, error)}\n</div>'
     headline = emulator.product_name(line_items[0]["price"]) if line_items else "your plan"
     return document(f"Subscribe to {headline}", body)
 

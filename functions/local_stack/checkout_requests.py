@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from functions.local_stack import emulator_responses as respond
-from functions.local_stack.checkout_pages import AUTHENTICATION_FAILED, CHALLENGE_ACTIONS, challenge_page, checkout_page
+from functions.local_stack.checkout_pages import (
+    AUTHENTICATION_FAILED,
+    CHALLENGE_ACTIONS,
+    card_optional,
+    challenge_page,
+    checkout_page,
+)
 from functions.local_stack.emulator_state import CardPayment, CheckoutView, StripeEmulator
 from functions.local_stack.hosted_page_layout import CHECKOUT_PATH
 from functions.local_stack.page_forms import card_number
@@ -56,8 +62,9 @@ def show_checkout(emulator: StripeEmulator, session_id: str) -> respond.Response
 def pay_checkout(emulator: StripeEmulator, session_id: str, form: dict[str, str]) -> respond.Response:
     view = _payable_view(emulator, session_id)
     card = card_number(form)
-    if not card:
+    if not card and not card_optional(view[0]):
         return respond.html_page(400, checkout_page(emulator, *view, error="Your card number is incomplete.", form=form))
+    # No card: a card-less trial starts without one.
     payment = CardPayment(card, form.get("email", "").strip() or None, form.get("name", "").strip() or None)
     if card in THREE_D_SECURE_CARDS:
         # The issuer wants the cardholder to authenticate first: nothing is charged until then.
@@ -69,7 +76,7 @@ def pay_checkout(emulator: StripeEmulator, session_id: str, form: dict[str, str]
 def _complete(emulator: StripeEmulator, view: CheckoutView, payment: CardPayment, form: Mapping[str, str]) -> respond.Response:
     session_id = str(view[0]["id"])
     try:
-        emulator.fake.complete_checkout(session_id, payment.card, email=payment.email, name=payment.name)
+        emulator.fake.complete_checkout(session_id, payment.card or None, email=payment.email, name=payment.name)
     except CardDeclined:
         return respond.html_page(402, checkout_page(emulator, *view, error="Your card was declined.", form=form))
     except FakeStripeError:

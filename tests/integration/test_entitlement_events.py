@@ -54,7 +54,7 @@ def queue_url(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     events.create_event_bus(Name=BUS_NAME)
     url: str = sqs.create_queue(QueueName="entitlement-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": [SOURCE], "detail-type": ["EntitlementsChanged"]}
+    pattern = {"source": [SOURCE], "detail-type": ["EntitlementsChanged", "TrialEnding"]}
     events.put_rule(Name="entitlements", EventBusName=BUS_NAME, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="entitlements", EventBusName=BUS_NAME, Targets=[{"Id": "queue", "Arn": arn}])
     return url

@@ -131,6 +131,20 @@ def test_a_grandfathered_subscriber_who_changes_plan_buys_the_new_plan_current_v
     assert (body["subscription"]["planVersion"], body["entitlement"]["limits"]["storage_gb"]) == (2, V2_STORAGE)
 
 
+def test_a_preview_priced_before_a_new_version_was_deployed_does_not_buy_the_new_prices(
+    stripe_fake: FakeStripe, publish_catalog: Callable[[Callable[[dict[str, Any]], None]], None]
+) -> None:
+    subscribed = subscribe(stripe_fake, plan="starter", sites=0, deliver_with=webhook_status)
+    query = {"rawQueryString": "plan=pro&siteQuantity=1", "queryStringParameters": {"plan": "pro", "siteQuantity": "1"}}
+    status, preview = call(subscription_handler, {**api_event("GET", "/billing/subscription/preview"), **query})
+    assert (status, preview["planVersion"]) == (200, 1)
+    publish_catalog(pro_version_2)  # deployed while the customer reads the preview
+    status, body = change({"plan": "pro", "siteQuantity": 1, "previewId": preview["previewId"]})
+    assert (status, body["error"]["code"], body["error"]["field"]) == (400, "invalid_preview", "previewId")
+    assert "prices changed" in body["error"]["message"]
+    assert items_of(stripe_fake, subscribed.subscription_id) == [(TEST_PRICES["starter_base"], 1)]
+
+
 def test_an_interval_the_version_does_not_sell_is_refused_with_its_field(
     stripe_fake: FakeStripe, publish_catalog: Callable[[Callable[[dict[str, Any]], None]], None]
 ) -> None:

@@ -81,7 +81,7 @@ def test_without_an_interval_checkout_sells_the_monthly_prices(stripe_fake: Fake
         ({"plan": "pro", "interval": "week"}, "invalid_field", "interval"),
         ({"plan": "pro", "interval": "YEAR"}, "invalid_field", "interval"),
         ({"plan": "pro", "interval": 12}, "invalid_field", "interval"),
-        ({"plan": "pro", "interval": None}, "invalid_field", "interval"),
+        ({"plan": "pro", "interval": ""}, "invalid_field", "interval"),
     ],
 )
 def test_an_interval_that_is_not_month_or_year_is_refused_and_changes_nothing(
@@ -138,9 +138,28 @@ def test_an_interval_change_without_a_preview_is_prorated_now_and_stored(stripe_
     assert status == 200, body
     assert (body["subscription"]["interval"], body["subscription"]["siteQuantity"]) == ("year", 1)
     # Back to monthly: also a new period, the unused year credited.
-    status, body = request("POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 1})
+    status, body = request("POST", "/billing/subscription", body={"plan": "enterprise", "siteQuantity": 1, "interval": "month"})
     assert status == 200, body
     assert body["subscription"]["interval"] == "month"
+
+
+def test_a_change_that_names_no_interval_keeps_the_subscriptions(stripe_fake: FakeStripe) -> None:
+    # An older client sends {plan, siteQuantity} only: a yearly subscriber adding a site stays yearly.
+    status, _ = call(
+        checkout_handler, api_event("POST", "/billing/checkout", body={"plan": "pro", "siteQuantity": 1, "interval": "year"})
+    )
+    assert status == 200
+    for stripe_event in stripe_fake.complete_checkout(open_session_id(stripe_fake, "org_demo")):
+        assert deliver(stripe_event)[0] == 200
+    (subscription_id,) = stripe_fake.subscriptions
+    status, preview = request("GET", "/billing/subscription/preview", query="plan=pro&siteQuantity=2")
+    assert (status, preview["interval"]) == (200, "year")
+    status, body = request(
+        "POST", "/billing/subscription", body={"plan": "pro", "siteQuantity": 2, "previewId": preview["previewId"]}
+    )
+    assert status == 200, body
+    assert body["subscription"]["interval"] == "year"
+    assert items_of(stripe_fake, subscription_id) == [(TEST_PRICES["pro_base_yearly"], 1), (TEST_PRICES["pro_site_yearly"], 2)]
 
 
 def test_a_preview_for_one_interval_does_not_buy_the_other(stripe_fake: FakeStripe) -> None:

@@ -89,7 +89,7 @@ class Lifecycle(Payments):
     def complete_checkout(
         self,
         session_id: str,
-        card_number: str = "4242424242424242",
+        card_number: str | None = "4242424242424242",
         *,
         email: str | None = None,
         name: str | None = None,
@@ -101,6 +101,10 @@ class Lifecycle(Payments):
         unknown card raises CardDeclined and changes nothing; so does 4000 0000 0000 0341 when the
         first invoice has an amount due (it attaches, but every charge is declined: with a trial, it
         gets through Checkout and the first charge after the trial fails).
+
+        `card_number=None`: the customer gives no card, which Checkout allows only when the session
+        was created with payment_method_collection=if_required and nothing is due (a trial): the
+        subscription then has no payment method, and its trial ends as trial_settings says.
         """
         with self._collect() as batch:
             session = self.checkout_sessions.get(session_id)
@@ -110,7 +114,13 @@ class Lifecycle(Payments):
                 raise FakeStripeError(f"Checkout Session {session_id} has expired (expires_at {session['expires_at']})")
             if session["status"] != "open":
                 raise FakeStripeError(f"Checkout Session {session_id} is already {session['status']}")
-            card = normalize_card(card_number)
+            card_less = card_number is None
+            if card_less and not (session["payment_method_collection"] == "if_required" and session["amount_total"] == 0):
+                raise FakeStripeError(
+                    f"Checkout Session {session_id} collects a payment method: it was created with "
+                    f"payment_method_collection={session['payment_method_collection']} and {session['amount_total']} due"
+                )
+            card = normalize_card(card_number or "4242424242424242")
             if card in DECLINE_CARDS:
                 raise CardDeclined(card, DECLINE_CARDS[card])
             if card not in SUCCESS_CARDS:
@@ -140,7 +150,11 @@ class Lifecycle(Payments):
                 if customer != previous:
                     self._emit("customer.updated", customer, previous_attributes(previous, customer))
 
-            payment_method = self._new_payment_method(card, customer_id=customer["id"], email=customer["email"], name=name)
+            payment_method = (
+                None
+                if card_less
+                else self._new_payment_method(card, customer_id=customer["id"], email=customer["email"], name=name)
+            )
 
             subscription_data = private.subscription_data
             subscription_id = self.new_id("sub_")
@@ -175,7 +189,10 @@ class Lifecycle(Payments):
                 description=subscription_data.get("description"),
                 trial=trial,
                 billing_cycle_anchor=period[1] if trial else now,
-                default_payment_method=payment_method["id"],
+                default_payment_method=payment_method["id"] if payment_method else None,
+                missing_payment_method=(subscription_data.get("trial_settings") or {})
+                .get("end_behavior", {})
+                .get("missing_payment_method", "create_invoice"),
             )
             self.subscriptions[subscription_id] = subscription
             self._register(subscription_id)
@@ -189,7 +206,7 @@ class Lifecycle(Payments):
             invoice = self._open_invoice(
                 subscription, billing_reason="subscription_create", period=(now, now), charges=charges, emits=emits
             )
-            if invoice["status"] == "open":
+            if invoice["status"] == "open" and payment_method is not None:
                 # On-session, with the challenge (if any) passed on the Checkout page.
                 outcome = self._attempt_payment(
                     invoice, emits, payment_method=payment_method["id"], off_session=False, authenticated=True
@@ -305,6 +322,9 @@ class Lifecycle(Payments):
             cancel_at = subscription["cancel_at"]
             if subscription["cancel_at_period_end"] or (cancel_at is not None and cancel_at <= period_end):
                 self._end_subscription(subscription, ended_at=cancel_at or period_end)
+                return batch
+            card_less_trial = subscription["status"] == "trialing" and self._default_payment_method(subscription) is None
+            if card_less_trial and self._end_trial_without_payment_method(subscription, period_end):
                 return batch
             previous = copy.deepcopy(subscription)
             old_period, new_period = self._advance_period(subscription)
@@ -572,6 +592,22 @@ class Lifecycle(Payments):
         for item in subscription["items"]["data"]:
             item["current_period_start"], item["current_period_end"] = new_period
         return old_period, new_period
+
+    def _end_trial_without_payment_method(self, subscription: Obj, trial_end: int) -> bool:
+        """A trial ends and no payment method was added: trial_settings.end_behavior decides. cancel:
+        the subscription ends at the trial's end; pause: it is paused (nothing invoiced) until resumed;
+        create_invoice (Stripe's default): False, the first invoice is made and its payment fails."""
+        behavior = subscription["trial_settings"]["end_behavior"]["missing_payment_method"]
+        if behavior == "cancel":
+            self._end_subscription(subscription, ended_at=trial_end)
+            return True
+        if behavior == "pause":
+            previous = copy.deepcopy(subscription)
+            subscription["status"] = "paused"
+            self._emit("customer.subscription.paused", subscription)
+            self._emit("customer.subscription.updated", subscription, previous_attributes(previous, subscription))
+            return True
+        return False
 
     def _cancel_now(self, subscription: Obj, *, details: dict[str, Any] | None = None) -> None:
         if subscription.get("pending_update") is not None:

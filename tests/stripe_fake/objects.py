@@ -360,6 +360,7 @@ def subscription(
     trial: tuple[int, int] | None,
     billing_cycle_anchor: int,
     default_payment_method: str | None,
+    missing_payment_method: str = "create_invoice",
 ) -> Obj:
     return {
         "id": subscription_id,
@@ -413,7 +414,7 @@ def subscription(
         "test_clock": None,
         "transfer_data": None,
         "trial_end": trial[1] if trial else None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": {"end_behavior": {"missing_payment_method": missing_payment_method}},
         "trial_start": trial[0] if trial else None,
     }
 

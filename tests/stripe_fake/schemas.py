@@ -83,10 +83,19 @@ _SUBSCRIPTION_DATA = Obj(
         "trial_period_days": Int(minimum=1, maximum=730),
         "trial_end": Int(),
         "description": Str(max_length=500),
+        "trial_settings": Obj(
+            {
+                "end_behavior": Obj(
+                    {"missing_payment_method": Str(enum=("cancel", "create_invoice", "pause"))},
+                    required=frozenset({"missing_payment_method"}),
+                )
+            },
+            required=frozenset({"end_behavior"}),
+        ),
         **unsupported(
             "application_fee_percent", "billing_cycle_anchor", "billing_cycle_anchor_config", "billing_mode",
             "default_tax_rates", "invoice_settings", "on_behalf_of", "pending_invoice_item_interval",
-            "proration_behavior", "transfer_data", "trial_settings",
+            "proration_behavior", "transfer_data",
         ),
     }
 )  # fmt: skip

@@ -143,6 +143,12 @@ class MemoryStripe:
         self.calls.append("subscriptions.retrieve")
         return self.subscriptions.get(subscription_id)
 
+    def find_subscription_with_payment_method(self, subscription_id: str) -> Subscription | None:
+        self.calls.append("subscriptions.retrieve")
+        found = self.subscriptions.get(subscription_id)
+        # In memory every subscription's customer has a card: Checkout took one.
+        return replace(found, has_payment_method=True) if found is not None else None
+
     def retrieve_event(self, event_id: str) -> StripeEvent | None:
         self.calls.append("events.retrieve")
         return self.events.get(event_id)

@@ -46,7 +46,8 @@ def test_bodies_and_query_parameters_come_from_the_models() -> None:
     assert checkout["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PlanSelection"}
     plan_selection = document["components"]["schemas"]["PlanSelection"]
     assert set(plan_selection["properties"]) == {"plan", "siteQuantity", "interval"}
-    assert plan_selection["properties"]["interval"]["enum"] == ["month", "year"]
+    interval = plan_selection["properties"]["interval"]
+    assert [option.get("enum") for option in interval["anyOf"]] == [["month", "year"], None]
     assert plan_selection.get("additionalProperties") is False
     preview = document["paths"]["/billing/subscription/preview"]["get"]
     assert {parameter["name"] for parameter in preview["parameters"]} == {"plan", "siteQuantity", "interval"}

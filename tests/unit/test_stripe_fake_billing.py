@@ -701,6 +701,82 @@ def test_a_card_that_declines_every_charge_gets_through_checkout_only_without_a_
     assert fake.subscriptions[subscription_id]["status"] == "past_due"
 
 
+def card_less_trial(client: stripe.StripeClient, missing_payment_method: str | None) -> Any:
+    customer: Any = client.v1.customers.create(params={"email": "t@example.com"})
+    subscription_data: dict[str, Any] = {"trial_period_days": 14}
+    if missing_payment_method is not None:
+        subscription_data["trial_settings"] = {"end_behavior": {"missing_payment_method": missing_payment_method}}
+    params: Any = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": "price_pro_base", "quantity": 1}],
+        "success_url": "https://app.example.com/billing/success",
+        "payment_method_collection": "if_required",
+        "subscription_data": subscription_data,
+    }
+    return client.v1.checkout.sessions.create(params=params)
+
+
+def test_checkout_completes_without_a_card_only_when_it_collects_one_if_required_and_nothing_is_due(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    customer: Any = client.v1.customers.create(params={"email": "c@example.com"})
+    base: Any = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": "price_pro_base", "quantity": 1}],
+        "success_url": "https://app.example.com/billing/success",
+    }
+    variants: list[Any] = [
+        base,  # the default: always collect
+        {**base, "payment_method_collection": "if_required"},  # something is due: a card is required
+        {**base, "subscription_data": {"trial_period_days": 7}},  # a trial, but collection is "always"
+    ]
+    for params in variants:
+        session: Any = client.v1.checkout.sessions.create(params=params)
+        before = state_of(fake)
+        with pytest.raises(FakeStripeError, match="collects a payment method"):
+            fake.complete_checkout(session.id, None)
+        assert state_of(fake) == before
+
+    session = card_less_trial(client, "cancel")
+    events = fake.complete_checkout(session.id, None)
+    subscription = fake.subscriptions[events[0]["data"]["object"]["id"]]
+    assert (subscription["status"], subscription["default_payment_method"]) == ("trialing", None)
+    assert subscription["trial_settings"] == {"end_behavior": {"missing_payment_method": "cancel"}}
+    assert fake.checkout_sessions[session.id]["payment_status"] == "no_payment_required"
+    assert fake.payment_methods == {}
+
+
+@pytest.mark.parametrize(
+    ("missing_payment_method", "status", "last_event"),
+    [
+        ("cancel", "canceled", "customer.subscription.deleted"),
+        ("pause", "paused", "customer.subscription.updated"),
+        (None, "past_due", "customer.subscription.updated"),  # Stripe's default: create_invoice, unpaid
+    ],
+)
+def test_a_card_less_trial_ends_as_its_trial_settings_say(
+    fake: FakeStripe, client: stripe.StripeClient, missing_payment_method: str | None, status: str, last_event: str
+) -> None:
+    session = card_less_trial(client, missing_payment_method)
+    subscription_id = fake.complete_checkout(session.id, None)[0]["data"]["object"]["id"]
+    ended = fake.renew_subscription(subscription_id)
+    assert (fake.subscriptions[subscription_id]["status"], types(ended)[-1]) == (status, last_event)
+    paid = [invoice for invoice in fake.invoices.values() if invoice["amount_paid"] > 0]
+    assert paid == []
+
+
+def test_a_card_added_during_a_card_less_trial_pays_at_its_end(fake: FakeStripe, client: stripe.StripeClient) -> None:
+    session = card_less_trial(client, "cancel")
+    subscription_id = fake.complete_checkout(session.id, None)[0]["data"]["object"]["id"]
+    fake.set_default_card(fake.subscriptions[subscription_id]["customer"], "4242 4242 4242 4242")
+    fake.renew_subscription(subscription_id)
+    assert fake.subscriptions[subscription_id]["status"] == "active"
+    (paid,) = [invoice for invoice in fake.invoices.values() if invoice["amount_paid"] > 0]
+    assert paid["amount_paid"] == fake.prices["price_pro_base"]["unit_amount"]
+
+
 def test_renewals_follow_the_card(fake: FakeStripe, client: stripe.StripeClient) -> None:
     subscription_id = pro_subscription(fake, client, card=SCA_ALWAYS)  # Checkout ran the challenge
     renewal = fake.renew_subscription(subscription_id)

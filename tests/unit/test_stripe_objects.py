@@ -12,6 +12,7 @@ from tenant_billing.stripe_objects import (
     read_invoice_payment,
     read_item,
     read_subscription,
+    read_subscription_with_payment_method,
 )
 from tenant_billing.stripe_port import PaymentAttempt, SubscriptionItem
 from tests.support.template import REPO_ROOT
@@ -105,3 +106,18 @@ def test_fields_of_the_wrong_type_read_as_absent() -> None:
     assert (subscription.id, subscription.customer_id, subscription.items, subscription.created) == ("", "", (), 0)
     assert subscription.pending_update is None
     assert read_invoice({"amount_due": "many", "parent": []}).amount_due == 0
+
+
+def test_whether_a_subscription_can_be_charged_reads_its_own_and_its_customers_payment_method() -> None:
+    def read(own: Any, customer: Any) -> bool | None:
+        subscription = {"id": "sub_1", "status": "trialing", "default_payment_method": own, "customer": customer}
+        return read_subscription_with_payment_method(subscription).has_payment_method
+
+    no_card = {"id": "cus_1", "invoice_settings": {"default_payment_method": None}, "default_source": None}
+    assert read(None, no_card) is False
+    assert read("pm_own", no_card) is True
+    assert read({"id": "pm_own", "object": "payment_method"}, no_card) is True
+    assert read(None, {**no_card, "invoice_settings": {"default_payment_method": "pm_customer"}}) is True
+    assert read(None, {**no_card, "default_source": "card_legacy"}) is True
+    # The customer not expanded (an id only) says nothing of its card: only the subscription's own counts.
+    assert read(None, "cus_1") is False

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tenant_billing.items import SK_TRIAL_ENDING_PREFIX
 from tests.support.template import REPO_ROOT, load_template, resource, resources_of_type
 
 CHECKOV_CONFIG = REPO_ROOT / ".ci" / "checkov.yaml"
@@ -238,7 +239,13 @@ def test_entitlement_changes_stream_to_the_publisher() -> None:
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["Properties"]["BisectBatchOnFunctionError"] is False
-    assert "ENTITLEMENT" in event["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"]
+    pattern = json.loads(event["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"])
+    assert pattern == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"Keys": {"sk": {"S": ["ENTITLEMENT", {"prefix": "TRIAL_ENDING#"}]}}},
+    }
+    # The prefix is the one the notices are stored under.
+    assert pattern["dynamodb"]["Keys"]["sk"]["S"][1]["prefix"] == SK_TRIAL_ENDING_PREFIX
     assert "OnFailure" in event["Properties"]["DestinationConfig"]
 
 

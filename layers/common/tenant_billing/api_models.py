@@ -142,8 +142,12 @@ class PlanSelection:
 
     plan: str = field(metadata=api(max_length=64))
     site_quantity: int = field(default=0, metadata=api("siteQuantity"))
-    interval: Literal["month", "year"] = field(
-        default="month", metadata=api(description="how often the plan bills: monthly, or yearly where the plan offers it")
+    interval: Literal["month", "year"] | None = field(
+        default=None,
+        metadata=api(
+            description="how often the plan bills, monthly or yearly where the plan offers it; left out: monthly for a "
+            "checkout, the subscription's own interval for a change"
+        ),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from tenant_billing.api_models import CheckoutRequest, PlanSelection, UrlResponse
 from tenant_billing.auth import Caller
@@ -67,14 +67,22 @@ class PriceSelection:
         return LineItems(self.plan_id, base_price_id, site_price_id, quantity, plan_site_price_id, self.version, self.interval)
 
 
-def validate_plan_selection(
-    request: PlanSelection, catalog: Catalog, settings: Settings, keep_version: int | None = None
-) -> PriceSelection:
-    """Plan, interval and quantity rules that need the catalog and the configured prices.
+def _interval_unavailable(plan_id: str, interval: str, offered: Iterable[str]) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"the {plan_id} plan is not sold {interval}ly; choose one of: {', '.join(offered)}",
+        field="interval",
+        code="interval_unavailable",
+    )
 
-    The prices are the plan's current version's, or `keep_version`'s when that version of the plan
-    sells the interval: a subscriber who only changes sites or interval keeps the version they have.
-    """
+
+def _no_site_addon(plan_id: str) -> InvalidRequestError:
+    return InvalidRequestError(f"the {plan_id} plan has no per-site add-on", field="siteQuantity", code="site_addon_unavailable")
+
+
+def check_plan_request(request: PlanSelection, catalog: Catalog, settings: Settings) -> Plan:
+    """The rules that hold whatever version the subscription has, so a request that can never be
+    sold is refused before Stripe is asked: a known plan, a quantity in range, an interval and an
+    add-on that some version of the plan sells."""
     plan: Plan | None = catalog.plan(request.plan)
     if plan is None:
         raise InvalidRequestError(f"unknown plan; choose one of: {', '.join(catalog.plans)}", field="plan", code="unknown_plan")
@@ -83,21 +91,39 @@ def validate_plan_selection(
         raise InvalidRequestError(
             f"siteQuantity must be between 0 and {catalog.max_site_quantity}", field="siteQuantity", code="invalid_site_quantity"
         )
+    sold = [prices for version in plan.versions.values() for prices in version.prices.values()]
+    if request.interval and not any(version.at(request.interval) for version in plan.versions.values()):
+        raise _interval_unavailable(request.plan, request.interval, plan.current.prices)
+    if quantity > 0 and not any(prices.site and prices.site.name in settings.STRIPE_PRICES for prices in sold):
+        raise _no_site_addon(request.plan)
+    return plan
+
+
+def validate_plan_selection(
+    request: PlanSelection,
+    catalog: Catalog,
+    settings: Settings,
+    keep_version: int | None = None,
+    current_interval: str | None = None,
+) -> PriceSelection:
+    """Plan, interval and quantity rules that need the catalog and the configured prices.
+
+    The interval is the request's, else `current_interval` (a change keeps the subscription's),
+    else monthly. The prices are the plan's current version's, or `keep_version`'s when that
+    version sells the interval: a subscriber who only changes sites or interval keeps their version.
+    """
+    plan = check_plan_request(request, catalog, settings)
+    quantity = request.site_quantity
+    interval = request.interval or current_interval or DEFAULT_INTERVAL
     kept = plan.versions.get(keep_version) if keep_version is not None else None
-    version = kept if kept is not None and kept.at(request.interval) is not None else plan.current
-    prices = version.at(request.interval)
+    version = kept if kept is not None and kept.at(interval) is not None else plan.current
+    prices = version.at(interval)
     if prices is None:
-        raise InvalidRequestError(
-            f"the {request.plan} plan is not sold {request.interval}ly; choose one of: {', '.join(version.prices)}",
-            field="interval",
-            code="interval_unavailable",
-        )
+        raise _interval_unavailable(request.plan, interval, version.prices)
     configured = settings.STRIPE_PRICES
     site_price = prices.site.name if prices.site and prices.site.name in configured else None
     if quantity > 0 and not site_price:
-        raise InvalidRequestError(
-            f"the {request.plan} plan has no per-site add-on", field="siteQuantity", code="site_addon_unavailable"
-        )
+        raise _no_site_addon(request.plan)
     if prices.base.name not in configured:
         raise BillingNotConfiguredError("billing is not configured")
     return PriceSelection(
@@ -107,7 +133,7 @@ def validate_plan_selection(
         quantity,
         site_price,
         version.version,
-        request.interval,
+        interval,
     )
 
 

@@ -13,6 +13,10 @@ sent again and what follows is not skipped. The one gap is a crash (timeout, out
 between PutEvents succeeding and the batch answer, which makes Lambda send the batch again; every
 event therefore carries `changeId`, the stream record's eventID, which is stable across retries:
 consumers that must not act twice dedupe on it.
+
+The same stream publishes `TrialEnding`: the insert of a trial's end notice (`TRIAL_ENDING#<sub id>`,
+written once per subscription when Stripe says its trial ends soon) becomes one event with the
+days left and whether a card is on file, in the same order and with the same retry rules.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tenant_billing.item_codec import entitlement_from_item
-from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT, EntitlementRecord
+from tenant_billing.item_codec import entitlement_from_item, trial_ending_from_item
+from tenant_billing.items import ORG_PREFIX, SK_ENTITLEMENT, SK_TRIAL_ENDING_PREFIX, EntitlementRecord, TrialEndingRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.records import frozen
 from tenant_billing.subscription_sync import entitlement_differs
 
 DETAIL_TYPE = "EntitlementsChanged"
+TRIAL_ENDING_DETAIL_TYPE = "TrialEnding"
 # Below this much time left in the invocation, the next PutEvents is not attempted: a timeout
 # mid-batch would make Lambda send the whole batch again, re-publishing what was already sent.
 # A PutEvents takes at most about 3 attempts x (2 s connect + 5 s read) plus backoff.
@@ -42,6 +47,10 @@ class EventsPublisher(Protocol):
 
 class StreamRecordError(ValueError):
     """A stream record that cannot be read as an entitlement change (reported, then retried)."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @frozen
@@ -63,17 +72,53 @@ class EntitlementChange:
             "features": list(self.new.features),
             "limits": dict(self.new.limits),
             "changeId": self.change_id,
-            "changedAt": self.changed_at.isoformat().replace("+00:00", "Z"),
+            "changedAt": _iso(self.changed_at),
         }
 
     def entry(self, *, bus_name: str, source: str) -> dict[str, Any]:
+        return _entry(DETAIL_TYPE, self.detail(), self.changed_at, bus_name=bus_name, source=source)
+
+    def log_keys(self) -> dict[str, Any]:
         return {
-            "EventBusName": bus_name,
-            "Source": source,
-            "DetailType": DETAIL_TYPE,
-            "Detail": json.dumps(self.detail(), separators=(",", ":")),
-            "Time": self.changed_at,
+            "old_plan": self.old.plan if self.old else None,
+            "new_plan": self.new.plan,
+            "status": self.new.status,
         }
+
+
+@frozen
+class TrialEndingNotice:
+    org_id: str
+    notice: TrialEndingRecord
+    change_id: str
+    changed_at: datetime
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "organizationId": self.org_id,
+            "subscriptionId": self.notice.subscription_id,
+            "trialEnd": _iso(datetime.fromtimestamp(self.notice.trial_end, UTC)),
+            "daysLeft": self.notice.days_left,
+            "hasPaymentMethod": self.notice.has_payment_method,
+            "changeId": self.change_id,
+            "changedAt": _iso(self.changed_at),
+        }
+
+    def entry(self, *, bus_name: str, source: str) -> dict[str, Any]:
+        return _entry(TRIAL_ENDING_DETAIL_TYPE, self.detail(), self.changed_at, bus_name=bus_name, source=source)
+
+    def log_keys(self) -> dict[str, Any]:
+        return {"days_left": self.notice.days_left, "has_payment_method": self.notice.has_payment_method}
+
+
+def _entry(detail_type: str, detail: dict[str, Any], at: datetime, *, bus_name: str, source: str) -> dict[str, Any]:
+    return {
+        "EventBusName": bus_name,
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail, separators=(",", ":")),
+        "Time": at,
+    }
 
 
 @frozen
@@ -114,18 +159,38 @@ def _changed_at(stream: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def change_from_record(record: Mapping[str, Any]) -> EntitlementChange | None:
-    """The entitlement change a stream record carries; None when there is nothing to publish:
-    a REMOVE, another item than ENTITLEMENT, or a rewrite with identical entitlements."""
+def _trial_notice(org_id: str, record: Mapping[str, Any], stream: Mapping[str, Any]) -> TrialEndingNotice | None:
+    """Published once, when the notice is stored (an INSERT): a rewrite or its expiry is no news."""
+    if record.get("eventName") != "INSERT":
+        return None
+    new_image = stream.get("NewImage")
+    if not new_image:
+        raise StreamRecordError("no NewImage: the stream must use NEW_AND_OLD_IMAGES")
+    try:
+        notice = trial_ending_from_item(org_id, dict(new_image))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StreamRecordError(f"malformed trial notice image: {type(exc).__name__}") from None
+    if not notice.subscription_id or not notice.trial_end:
+        raise StreamRecordError("trial notice image without a subscription or a trial end")
+    return TrialEndingNotice(org_id, notice, change_id=str(record.get("eventID") or ""), changed_at=_changed_at(stream))
+
+
+def change_from_record(record: Mapping[str, Any]) -> EntitlementChange | TrialEndingNotice | None:
+    """The event a stream record carries; None when there is nothing to publish: a REMOVE, another
+    item, a rewrite with identical entitlements, or a trial notice that was not just stored."""
     if record.get("eventName") not in _PUBLISHED_EVENT_NAMES:
         return None
     stream = record.get("dynamodb") or {}
     keys = stream.get("Keys") or {}
     pk = str((keys.get("pk") or {}).get("S", ""))
     sk = str((keys.get("sk") or {}).get("S", ""))
-    if sk != SK_ENTITLEMENT or not pk.startswith(ORG_PREFIX) or pk == ORG_PREFIX:
+    if not pk.startswith(ORG_PREFIX) or pk == ORG_PREFIX:
         return None
     org_id = pk.removeprefix(ORG_PREFIX)
+    if sk.startswith(SK_TRIAL_ENDING_PREFIX):
+        return _trial_notice(org_id, record, stream)
+    if sk != SK_ENTITLEMENT:
+        return None
     new_image = stream.get("NewImage")
     if not new_image:
         raise StreamRecordError("no NewImage: the stream must use NEW_AND_OLD_IMAGES")
@@ -151,7 +216,7 @@ def _sequence_number(record: Mapping[str, Any]) -> str:
     return str(sequence_number)
 
 
-def _publish(client: EventsPublisher, change: EntitlementChange, *, bus_name: str, source: str) -> str | None:
+def _publish(client: EventsPublisher, change: EntitlementChange | TrialEndingNotice, *, bus_name: str, source: str) -> str | None:
     """Send one event; None on success, otherwise the reason (an error code, never a payload)."""
     from botocore.exceptions import ClientError
 
@@ -177,7 +242,8 @@ def publish_entitlement_changes(
     remaining_ms: Callable[[], int] | None = None,
     reserve_ms: int = DEFAULT_RESERVE_MS,
 ) -> BatchOutcome:
-    """Publish one `EntitlementsChanged` per changed record, in order, stopping at the first failure.
+    """Publish one `EntitlementsChanged` per changed record (and one `TrialEnding` per stored trial
+    notice), in order, stopping at the first failure.
 
     The client comes from a factory, so a batch without a change never creates an EventBridge client.
     """
@@ -204,23 +270,20 @@ def publish_entitlement_changes(
         if publisher is None:
             publisher = client_factory()
         failure = _publish(publisher, change, bus_name=bus_name, source=source)
+        detail_type = TRIAL_ENDING_DETAIL_TYPE if isinstance(change, TrialEndingNotice) else DETAIL_TYPE
         if failure is not None:
             logger.warning(
-                "EntitlementsChanged not published; retrying from this record",
+                f"{detail_type} not published; retrying from this record",
                 extra={"org_id": change.org_id, "change_id": change.change_id, "reason": failure},
             )
             metrics.add_metric(name="EntitlementsPublishFailed", unit="Count", value=1)
             return stop(sequence_number)
         published += 1
-        metrics.add_metric(name="EntitlementsChangedPublished", unit="Count", value=1)
+        if isinstance(change, TrialEndingNotice):
+            metrics.add_metric(name="TrialEndingPublished", unit="Count", value=1)
+        else:
+            metrics.add_metric(name="EntitlementsChangedPublished", unit="Count", value=1)
         logger.info(
-            "EntitlementsChanged published",
-            extra={
-                "org_id": change.org_id,
-                "change_id": change.change_id,
-                "old_plan": change.old.plan if change.old else None,
-                "new_plan": change.new.plan,
-                "status": change.new.status,
-            },
+            f"{detail_type} published", extra={"org_id": change.org_id, "change_id": change.change_id, **change.log_keys()}
         )
     return BatchOutcome(published, skipped, None)

@@ -26,14 +26,14 @@ from typing import Protocol
 
 from tenant_billing.catalog import Catalog
 from tenant_billing.errors import BillingError
-from tenant_billing.items import SubscriptionRecord
+from tenant_billing.items import SubscriptionRecord, TrialEndingRecord
 from tenant_billing.observability import logger, metrics
 from tenant_billing.org_billing_store import SaveOutcome
 from tenant_billing.org_sync import SyncResult, sync_org
 from tenant_billing.queued_events import QueuedEventError, read_queued_event
 from tenant_billing.repositories import WebhookRepository
 from tenant_billing.settings import Settings
-from tenant_billing.stripe_objects import read_checkout_session, read_subscription
+from tenant_billing.stripe_objects import read_checkout_session
 from tenant_billing.stripe_port import StripePort
 from tenant_billing.subscription_store import EVENT_MARKER_TTL_SECONDS, confirm_superseded
 from tenant_billing.webhook_event_store import EventLookup
@@ -195,11 +195,7 @@ class BatchSync:
             return Outcome.NOT_OURS
         expires_at = int(time.time()) + EVENT_MARKER_TTL_SECONDS
         if event.type == TRIAL_WILL_END:
-            if self.repository.mark_event(event.id, event.type, expires_at):
-                metrics.add_metric(name="TrialWillEnd", unit="Count", value=1)
-                logger.info("trial ends soon", extra={**log_keys, "trial_end": read_subscription(event.object).trial_end})
-                return Outcome.RECORDED
-            return Outcome.DUPLICATE
+            return self._trial_ending(event, org_id, target.subscription_id, expires_at)
         if (failure := self.failed.get(target.customer_id)) is not None:
             # Stripe or the table failed for this customer in this batch: no second try now.
             raise failure
@@ -213,6 +209,30 @@ class BatchSync:
             metrics.add_metric(name="EventCoalesced", unit="Count", value=1)
             return Outcome.SYNCED if self.repository.mark_event(event.id, event.type, expires_at) else Outcome.DUPLICATE
         return self._sync(event, org_id, target.customer_id, target.subscription_id)
+
+    def _trial_ending(self, event: StripeEvent, org_id: str, subscription_id: str, expires_at: int) -> Outcome:
+        """Stripe's reminder, three days before a trial ends: a `TrialEnding` notice (once per trial)
+        with the days left and whether a card is on file, read from Stripe now rather than from the
+        event (a card added since counts). A trial already over or canceled gets no notice."""
+        self.pacer.wait()
+        subscription = self.stripe_factory().find_subscription_with_payment_method(subscription_id)
+        if subscription is not None and subscription.status == "trialing" and subscription.trial_end is not None:
+            seconds_left = max(0, subscription.trial_end - int(time.time()))
+            notice = TrialEndingRecord(
+                org_id=org_id,
+                subscription_id=subscription_id,
+                trial_end=subscription.trial_end,
+                days_left=-(-seconds_left // 86400),
+                has_payment_method=bool(subscription.has_payment_method),
+                event_id=event.id,
+            )
+            if self.repository.record_trial_ending(notice):
+                metrics.add_metric(name="TrialEnding", unit="Count", value=1)
+                logger.info(
+                    "trial ends soon",
+                    extra={"event_id": event.id, "days_left": notice.days_left, "has_payment_method": notice.has_payment_method},
+                )
+        return Outcome.RECORDED if self.repository.mark_event(event.id, event.type, expires_at) else Outcome.DUPLICATE
 
     def _sync(self, event: StripeEvent, org_id: str, customer_id: str, subscription_id: str) -> Outcome:
         self.pacer.wait()

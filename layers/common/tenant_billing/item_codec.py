@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from tenant_billing.dynamo import AttributeMap, number, read_bool, read_int, read_str, read_str_list, string
-from tenant_billing.items import SK_ENTITLEMENT, SK_SUBSCRIPTION, CustomerLink, EntitlementRecord, SubscriptionRecord, org_pk
+from tenant_billing.items import (
+    SK_ENTITLEMENT,
+    SK_SUBSCRIPTION,
+    SK_TRIAL_ENDING_PREFIX,
+    TTL_ATTRIBUTE,
+    CustomerLink,
+    EntitlementRecord,
+    SubscriptionRecord,
+    TrialEndingRecord,
+    org_pk,
+)
+
+# A trial's end notice is kept a month past the trial's end, then DynamoDB deletes it.
+TRIAL_NOTICE_TTL_SECONDS = 30 * 86400
 
 
 def customer_from_item(org_id: str, item: AttributeMap) -> CustomerLink:
@@ -91,4 +104,29 @@ def entitlement_from_item(org_id: str, item: AttributeMap) -> EntitlementRecord:
         features=read_str_list(item, "features"),
         limits={name: int(value["N"]) for name, value in item.get("limits", {}).get("M", {}).items()},
         updated_at=read_int(item, "updated_at") or 0,
+    )
+
+
+def trial_ending_to_item(record: TrialEndingRecord) -> AttributeMap:
+    return {
+        "pk": string(org_pk(record.org_id)),
+        # One per trial: a trial Stripe extends ends again, and is announced again.
+        "sk": string(f"{SK_TRIAL_ENDING_PREFIX}{record.subscription_id}#{record.trial_end}"),
+        "subscription_id": string(record.subscription_id),
+        "trial_end": number(record.trial_end),
+        "days_left": number(record.days_left),
+        "has_payment_method": {"BOOL": record.has_payment_method},
+        "event_id": string(record.event_id),
+        TTL_ATTRIBUTE: number(record.trial_end + TRIAL_NOTICE_TTL_SECONDS),
+    }
+
+
+def trial_ending_from_item(org_id: str, item: AttributeMap) -> TrialEndingRecord:
+    return TrialEndingRecord(
+        org_id=org_id,
+        subscription_id=read_str(item, "subscription_id"),
+        trial_end=read_int(item, "trial_end") or 0,
+        days_left=read_int(item, "days_left") or 0,
+        has_payment_method=read_bool(item, "has_payment_method"),
+        event_id=read_str(item, "event_id"),
     )

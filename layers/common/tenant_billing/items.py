@@ -10,6 +10,7 @@ Layout (every item of one organization shares its partition, so one Query reads 
 | ORG#<org id>        | CHECKOUT       | the one Checkout Session that may still be paid |
 | ORG#<org id>        | SYNC           | when the last on-demand sync read Stripe        |
 | ORG#<org id>        | CHANGE_LOCK    | a plan change in flight (one at a time)         |
+| ORG#<org id>        | TRIAL_ENDING#<sub id>#<trial end> | a trial's end notice (published once) |
 | QUOTE#<preview id>  | QUOTE          | what a preview priced (expires by TTL)          |
 | CUSTOMER#<cus id>   | ORG            | reverse link: Stripe customer -> organization   |
 | EVENT#<evt id>      | EVENT          | a processed webhook event (expires by TTL)      |
@@ -34,6 +35,7 @@ SK_CHANGE_LOCK = "CHANGE_LOCK"
 SK_QUOTE = "QUOTE"
 SK_ORG = "ORG"
 SK_EVENT = "EVENT"
+SK_TRIAL_ENDING_PREFIX = "TRIAL_ENDING#"
 TTL_ATTRIBUTE = "expires_at"
 
 
@@ -111,6 +113,21 @@ class CheckoutRecord:
 
     org_id: str
     session_id: str
+
+
+@frozen
+class TrialEndingRecord:
+    """Stripe's notice that a trial ends soon, stored once per trial (subscription and end); the table's stream
+    publishes it as a `TrialEnding` event so the product can remind the customer."""
+
+    org_id: str
+    subscription_id: str
+    trial_end: int
+    days_left: int
+    # Whether Stripe can charge the subscription when the trial ends (a card on file).
+    has_payment_method: bool
+    # The Stripe event that told us.
+    event_id: str
 
 
 @frozen

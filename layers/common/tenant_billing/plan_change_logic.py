@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from tenant_billing.api_models import BillingStatusResponse, ChangePreviewResponse, PlanChange, PlanSelection
 from tenant_billing.auth import Caller
-from tenant_billing.catalog import Catalog
-from tenant_billing.checkout_logic import LineItems, require_configured, validate_plan_selection
+from tenant_billing.catalog import DEFAULT_INTERVAL, Catalog
+from tenant_billing.checkout_logic import LineItems, check_plan_request, require_configured, validate_plan_selection
 from tenant_billing.errors import ConflictError, InvalidRequestError, PaymentLinks, PaymentRequiredError, TransientStoreError
 from tenant_billing.item_changes import item_changes
 from tenant_billing.items import SubscriptionRecord
@@ -29,6 +29,7 @@ from tenant_billing.quotes import (
     QUOTE_TTL_SECONDS,
     Quote,
     accept_quote,
+    changes_fingerprint,
     check_preview_id,
     check_quote_items,
     items_fingerprint,
@@ -49,6 +50,7 @@ from tenant_billing.stripe_port import (
 )
 from tenant_billing.stripe_prices import price_ids
 from tenant_billing.subscription_logic import live_subscription, store_and_answer
+from tenant_billing.subscription_sync import plan_items
 
 # Proration is invoiced and charged at once, so "amount due now" is what the customer pays now.
 PRORATION_BEHAVIOR: ProrationBehavior = "always_invoice"
@@ -68,6 +70,8 @@ class PlannedChange:
     # Stripe's subscription as read just now (with its latest invoice), and when that read started.
     current: Subscription
     read_at_ns: int
+    # The billing interval of the subscription's prices in Stripe (None: not catalog prices).
+    current_interval: str | None = None
 
 
 def _refuse_if_outstanding(current: Subscription, stripe: StripePort) -> None:
@@ -96,22 +100,28 @@ def _plan_change(
     catalog: Catalog,
     stripe_factory: Callable[[], StripePort],
 ) -> tuple[PlannedChange, StripePort]:
+    check_plan_request(request, catalog, settings)
     require_configured(settings, catalog)
     record = live_subscription(repository, caller.org_id)
-    selection = validate_plan_selection(request, catalog, settings, keep_version=_kept_version(record, request))
     stripe = stripe_factory()
     prices = price_ids(settings, stripe)
-    wanted = selection.line_items(prices)
+    index = catalog.price_index(prices)
     read_at_ns = time.time_ns()
     current = stripe.subscription_with_invoice(record.subscription_id)
-    changes = item_changes(current.items, wanted, catalog.price_index(prices))
-    return PlannedChange(record, wanted, changes, current, read_at_ns), stripe
-
-
-def _kept_version(record: SubscriptionRecord, request: PlanSelection) -> int | None:
-    """A subscriber who stays on their plan keeps its version (grandfathered prices and all); a new
-    plan is bought at its current version."""
-    return record.plan_version if record.plan == request.plan else None
+    # The version and interval the subscription has in Stripe (not as last stored: a migration or a
+    # change elsewhere may not have reached the table yet).
+    base = plan_items(current.items, index).base
+    selection = validate_plan_selection(
+        request,
+        catalog,
+        settings,
+        keep_version=base.version if base is not None and base.plan == request.plan else None,
+        current_interval=base.interval if base is not None else None,
+    )
+    wanted = selection.line_items(prices)
+    changes = item_changes(current.items, wanted, index)
+    interval = base.interval if base is not None else None
+    return PlannedChange(record, wanted, changes, current, read_at_ns, interval), stripe
 
 
 def _no_change() -> InvalidRequestError:
@@ -145,6 +155,8 @@ def preview_change(
         plan=plan.wanted.plan_id,
         site_quantity=plan.wanted.site_quantity,
         interval=plan.wanted.interval,
+        plan_version=plan.wanted.version,
+        changes_fingerprint=changes_fingerprint(plan.changes),
         proration_date=proration_date,
         amount_due_now=due_now.amount_due,
         currency=due_now.currency,
@@ -171,7 +183,7 @@ def _next_invoice_date(plan: PlannedChange, due_now: Invoice) -> int | None:
     """When the next regular invoice comes: the period end, unless the interval changes, which
     restarts the billing period now (Stripe resets the billing anchor): then the end of the period
     the change's invoice bills."""
-    if plan.record.interval is not None and plan.record.interval != plan.wanted.interval:
+    if plan.current_interval is not None and plan.current_interval != plan.wanted.interval:
         return due_now.service_end
     return plan.record.current_period_end
 
@@ -186,9 +198,9 @@ def change_subscription(
 ) -> BillingStatusResponse:
     """Swap the base price and add, update or remove the per-site item, prorated and charged now;
     applied by Stripe only once paid."""
-    # Everything that refuses a bad request comes before the lock: a refusal writes nothing. (The
-    # prices of a kept older version are chosen, and checked again, once the subscription is read.)
-    validate_plan_selection(request, catalog, settings)
+    # What refuses a bad request comes before the lock: a refusal writes nothing. (Interval and
+    # add-on depend on the version the subscription has in Stripe: checked once it is read.)
+    check_plan_request(request, catalog, settings)
     require_configured(settings, catalog)
     quote = _accepted_quote(caller, request, repository) if request.preview_id is not None else None
     owner = secrets.token_urlsafe(12)
@@ -216,7 +228,8 @@ def _accepted_quote(caller: Caller, request: PlanChange, repository: PlanChangeR
         subscription_id=record.subscription_id,
         plan=request.plan,
         site_quantity=request.site_quantity,
-        interval=request.interval,
+        # Left out, the interval is the subscription's, as the preview resolved it.
+        interval=request.interval or record.interval or DEFAULT_INTERVAL,
         now=int(time.time()),
     )
 
@@ -256,7 +269,7 @@ def _change(
         raise _no_change()
     _refuse_if_outstanding(plan.current, stripe)
     if quote is not None:
-        check_quote_items(quote, _fingerprint(plan.current))
+        check_quote_items(quote, _fingerprint(plan.current), changes_fingerprint(plan.changes))
         if not repository.consume_quote(quote.preview_id):
             raise InvalidRequestError(
                 "the preview was used already; preview the change again", field="previewId", code="invalid_preview"

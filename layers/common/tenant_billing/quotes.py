@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from tenant_billing.errors import InvalidRequestError
 from tenant_billing.records import frozen
-from tenant_billing.stripe_port import SubscriptionItem
+from tenant_billing.stripe_port import ItemChange, SubscriptionItem
 
 QUOTE_TTL_SECONDS = 600
 _PREVIEW_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -27,6 +27,10 @@ class Quote:
     plan: str
     site_quantity: int
     interval: str
+    # The catalog version priced, and a digest of the item changes priced (price ids, quantities):
+    # a change that would apply other prices (a new catalog version deployed meanwhile) is refused.
+    plan_version: int
+    changes_fingerprint: str
     # The moment Stripe prorated the preview at; the change is prorated at the same moment.
     proration_date: int
     amount_due_now: int
@@ -45,6 +49,13 @@ def items_fingerprint(items: Iterable[SubscriptionItem], latest_invoice: str) ->
     """A digest of the subscription's items (id, price, quantity) and its latest invoice: equal only
     while nothing was invoiced since and Stripe would prorate a change of them the same way."""
     rows = [*sorted(f"{item.id}|{item.price_id}|{item.quantity}" for item in items), latest_invoice]
+    digest = hashlib.sha256("\n".join(rows).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def changes_fingerprint(changes: Iterable[ItemChange]) -> str:
+    """A digest of the item changes a preview priced: the change must apply exactly these."""
+    rows = sorted(f"{change.item_id}|{change.price}|{change.quantity}|{change.deleted}" for change in changes)
     digest = hashlib.sha256("\n".join(rows).encode()).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
@@ -75,7 +86,10 @@ def accept_quote(
     return quote
 
 
-def check_quote_items(quote: Quote, fingerprint: str) -> None:
-    """The subscription's items as Stripe has them now must be those the preview priced."""
+def check_quote_items(quote: Quote, fingerprint: str, changes: str) -> None:
+    """The subscription's items as Stripe has them now must be those the preview priced, and the
+    change must apply the prices it priced."""
     if quote.items_fingerprint != fingerprint:
         raise _invalid("the subscription changed since the preview; preview the change again")
+    if quote.changes_fingerprint != changes:
+        raise _invalid("the plan's prices changed since the preview; preview the change again")

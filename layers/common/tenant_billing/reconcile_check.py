@@ -30,7 +30,9 @@ class GrantPolicy:
         """Whether the stored entitlement differs from what the stored subscription grants today."""
         if record is None or entitlement is None:
             return False
-        derived = derive_entitlement(self.catalog, record.plan, record.status, record.site_quantity, self.past_due)
+        derived = derive_entitlement(
+            self.catalog, record.plan, record.status, record.site_quantity, self.past_due, version=record.plan_version
+        )
         expected = EntitlementRecord(record.org_id, derived.plan, record.status, derived.features, derived.limits)
         return entitlement_differs(entitlement, expected)
 

@@ -33,7 +33,13 @@ from tenant_billing.errors import BillingMisconfiguredError, BillingNotConfigure
 from tenant_billing.observability import logger, metrics, trace_library
 from tenant_billing.settings import get_settings
 from tenant_billing.stripe_credentials import get_stripe_credentials
-from tenant_billing.stripe_objects import read_checkout_session, read_invoice, read_invoice_payment, read_subscription
+from tenant_billing.stripe_objects import (
+    read_checkout_session,
+    read_invoice,
+    read_invoice_payment,
+    read_subscription,
+    read_subscription_with_payment_method,
+)
 from tenant_billing.stripe_port import (
     CheckoutSession,
     Invoice,
@@ -247,6 +253,16 @@ class StripeAdapter:
                     return None
                 raise
         return read_event_document(document)
+
+    def find_subscription_with_payment_method(self, subscription_id: str) -> Subscription | None:
+        with stripe_errors("subscriptions.retrieve"):
+            try:
+                found = self.client.v1.subscriptions.retrieve(subscription_id, params={"expand": ["customer"]})
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "resource_missing":
+                    return None
+                raise
+        return read_subscription_with_payment_method(found.to_dict())
 
     def subscription_with_invoice(self, subscription_id: str) -> Subscription:
         with stripe_errors("subscriptions.retrieve"):

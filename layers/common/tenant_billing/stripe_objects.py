@@ -7,6 +7,7 @@ so the webhook's parsing and the pure logic stay free of it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tenant_billing.stripe_port import CheckoutSession, Invoice, PaymentAttempt, PendingUpdate, Subscription, SubscriptionItem
@@ -124,6 +125,19 @@ def read_subscription(subscription: Mapping[str, Any]) -> Subscription:
         latest_invoice=read_invoice(latest) if isinstance(latest, Mapping) else None,
         trial_end=_optional_int(subscription.get("trial_end")),
     )
+
+
+def read_subscription_with_payment_method(subscription: Mapping[str, Any]) -> Subscription:
+    """A subscription read with its customer expanded: whether Stripe can charge it (its own default
+    payment method, else the customer's invoice default or default source)."""
+    customer = as_mapping(subscription.get("customer"))
+    invoice_settings = as_mapping(customer.get("invoice_settings"))
+    sources = (
+        subscription.get("default_payment_method"),
+        invoice_settings.get("default_payment_method"),
+        customer.get("default_source"),
+    )
+    return replace(read_subscription(subscription), has_payment_method=any(id_of(source) for source in sources))
 
 
 def read_checkout_session(session: Mapping[str, Any]) -> CheckoutSession:

@@ -85,6 +85,9 @@ class Subscription:
     latest_invoice_id: str | None = None
     latest_invoice: Invoice | None = None
     trial_end: int | None = None
+    # Whether Stripe can charge it: a default payment method of its own or of its customer. Known
+    # only when the customer was read with it (`find_subscription_with_payment_method`).
+    has_payment_method: bool | None = None
 
 
 @frozen
@@ -171,6 +174,10 @@ class StripePort(Hashable, Protocol):
 
     def find_subscription(self, subscription_id: str) -> Subscription | None:
         """None when Stripe has no such subscription for our key."""
+        ...
+
+    def find_subscription_with_payment_method(self, subscription_id: str) -> Subscription | None:
+        """The subscription with `has_payment_method` known; None when Stripe has no such subscription."""
         ...
 
     def subscription_with_invoice(self, subscription_id: str) -> Subscription:

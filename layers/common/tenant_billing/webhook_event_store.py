@@ -7,7 +7,8 @@ from collections.abc import Collection
 from typing import Protocol
 
 from tenant_billing.dynamo import AttributeMap, DynamoTable, number, read_str, string
-from tenant_billing.items import SK_EVENT, SK_ORG, TTL_ATTRIBUTE, customer_pk, event_pk
+from tenant_billing.item_codec import trial_ending_to_item
+from tenant_billing.items import SK_EVENT, SK_ORG, TTL_ATTRIBUTE, TrialEndingRecord, customer_pk, event_pk
 from tenant_billing.records import frozen
 
 
@@ -24,6 +25,8 @@ class WebhookEventStore(Protocol):
     def lookup_events(self, events: Collection[tuple[str, str]]) -> dict[str, EventLookup]: ...
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool: ...
+
+    def record_trial_ending(self, notice: TrialEndingRecord) -> bool: ...
 
 
 def event_marker_item(event_id: str, event_type: str, expires_at: int) -> AttributeMap:
@@ -63,6 +66,13 @@ class DynamoWebhookEventStore(DynamoTable):
             event_id: EventLookup(event_pk(event_id) in seen, orgs.get(customer_pk(customer_id)) or None)
             for event_id, customer_id in events
         }
+
+    def record_trial_ending(self, notice: TrialEndingRecord) -> bool:
+        """Store a trial's end notice once per trial (the stream publishes it); False when one was
+        stored already, by this event or another about the same trial end."""
+        return self.write_if(
+            self.client.put_item, Item=trial_ending_to_item(notice), ConditionExpression="attribute_not_exists(pk)"
+        )
 
     def mark_event(self, event_id: str, event_type: str, expires_at: int) -> bool:
         """Record an event that changes no state; False when it was already recorded."""
