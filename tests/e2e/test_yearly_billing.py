@@ -9,6 +9,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import (
+    item_amounts,
     org_subscriptions,
     paid_invoices,
     preview_and_confirm,
@@ -21,10 +22,6 @@ from tests.e2e.helpers import (
 
 PRO_YEARLY_1_SITE = {79000: 1, 19000: 1}  # the yearly base and per-site prices (cents) -> quantity
 STARTER_YEARLY = {29000: 1}
-
-
-def item_amounts(subscription: dict[str, Any]) -> dict[int, int]:
-    return {int(item["price"]["unit_amount"]): int(item["quantity"]) for item in subscription["items"]["data"]}
 
 
 def intervals(subscription: dict[str, Any]) -> set[str]:

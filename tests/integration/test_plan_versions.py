@@ -21,7 +21,7 @@ from tests.conftest import TEST_PRICES, configure_prices
 from tests.integration.conftest import add_catalog_prices
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, open_session_id, status_of, subscribe, webhook_status
+from tests.support.flows import call, deliver, items_of, open_session_id, status_of, subscribe, webhook_status
 
 pytestmark = pytest.mark.usefixtures("billing")
 
@@ -70,10 +70,6 @@ def publish_catalog(
 
 def change(body: dict[str, Any], org_id: str = "org_demo") -> tuple[int, Any]:
     return call(subscription_handler, api_event("POST", "/billing/subscription", org_id=org_id, body=body))
-
-
-def items_of(fake: FakeStripe, subscription_id: str) -> list[tuple[str, int]]:
-    return sorted((item["price"]["id"], item["quantity"]) for item in fake.subscriptions[subscription_id]["items"]["data"])
 
 
 def test_a_price_change_keeps_existing_subscribers_on_their_version_and_sells_the_new_one(

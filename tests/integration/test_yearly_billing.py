@@ -14,7 +14,7 @@ import subscription_handler
 from tests.conftest import TEST_PRICES
 from tests.stripe_fake import FakeStripe
 from tests.support.api_events import api_event
-from tests.support.flows import call, deliver, open_session_id, status_of, subscribe, webhook_status
+from tests.support.flows import call, deliver, items_of, open_session_id, status_of, subscribe, webhook_status
 
 pytestmark = pytest.mark.usefixtures("billing")
 YEAR = 365 * 86400
@@ -26,10 +26,6 @@ def request(method: str, path: str, *, body: Any = None, query: str = "") -> tup
         event["rawQueryString"] = query
         event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
     return call(subscription_handler, event)
-
-
-def items_of(fake: FakeStripe, subscription_id: str) -> list[tuple[str, int]]:
-    return sorted((item["price"]["id"], item["quantity"]) for item in fake.subscriptions[subscription_id]["items"]["data"])
 
 
 def deliver_new(fake: FakeStripe, since: int) -> None:

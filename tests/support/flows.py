@@ -55,6 +55,11 @@ def open_session_id(fake: FakeStripe, org_id: str) -> str:
     return session_id
 
 
+def items_of(fake: FakeStripe, subscription_id: str) -> list[tuple[str, int]]:
+    """The subscription's items in the fake as (price id, quantity), sorted."""
+    return sorted((item["price"]["id"], item["quantity"]) for item in fake.subscriptions[subscription_id]["items"]["data"])
+
+
 def webhook_status(stripe_event: dict[str, Any]) -> int:
     """Deliver one Stripe event with this suite's secret: the webhook's HTTP status."""
     return deliver(stripe_event)[0]
